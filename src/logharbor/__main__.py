@@ -1,0 +1,3 @@
+from logharbor.cli import main
+
+main()

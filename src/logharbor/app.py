@@ -1,0 +1,67 @@
+"""The ASGI application: ``create_app(settings)`` builds it, with no side effects at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from logharbor import __version__
+from logharbor.auth import routes as auth_routes
+from logharbor.common import handlers
+from logharbor.common.limits import BodySizeLimit
+from logharbor.db.engine import Database, make_engine
+from logharbor.health import router as health_router
+from logharbor.prompts.routes import router as prompts_router
+from logharbor.settings import Settings
+from logharbor.traffic.routes import router as traffic_router
+
+DESCRIPTION = """
+Self-hosted logs for **HTTP traffic** (Arkyn Logs compatible) and **prompt test logs**
+(PromptCrafter compatible). One account and one token work on both APIs.
+
+Authenticate with `Authorization: Bearer <token>` from `POST /auth/login` or `POST /user/auth`.
+Traffic writes also accept a traffic source's ingest key (`lhk_...`).
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    settings = settings.model_copy(update={"secret_key": settings.resolved_secret_key()})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(
+            settings.resolved_database_url(),
+            pool_size=settings.db_pool_size,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        )
+        app.state.db = Database(engine)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="LogHarbor",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    handlers.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.include_router(health_router)
+    app.include_router(auth_routes.promptcrafter)
+    app.include_router(auth_routes.arkyn)
+    app.include_router(traffic_router)
+    app.include_router(prompts_router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` workers: settings come from the environment."""
+    logging.basicConfig(level=logging.INFO)
+    return create_app(Settings())

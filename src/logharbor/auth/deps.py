@@ -1,0 +1,104 @@
+"""Who is calling: the one Bearer-token dependency every route uses.
+
+A token is either a user's JWT (works on every route of both families) or a traffic source's
+ingest key (``lhk_...``; may only write traffic to that source). The principal is resolved once
+per request, before the body is parsed (see ``common.routing``), and kept in the request state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
+
+from logharbor.auth import queries
+from logharbor.auth.tokens import hash_ingest_key, is_ingest_key, user_id_from_token
+from logharbor.common import routing
+from logharbor.common.errors import Forbidden, MissingToken, Unauthorized
+from logharbor.db.engine import Database
+from logharbor.settings import Settings
+
+# Only for the OpenAPI docs ("Authorize" button); the parsing below is our own because the
+# Arkyn family also accepts a bare token without the "Bearer " prefix.
+bearer_scheme = HTTPBearer(auto_error=False, description="A user token or an ingest key")
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    # Set when the caller is an ingest key: the only traffic source it may write to.
+    ingest_source_id: str | None = None
+
+    @property
+    def is_ingest_key(self) -> bool:
+        return self.ingest_source_id is not None
+
+
+def get_db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+Db = Annotated[Database, Depends(get_db)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+def _bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if header is None or not header.strip():
+        raise MissingToken()
+    scheme, _, rest = header.strip().partition(" ")
+    token = rest.strip() if scheme.lower() == "bearer" else header.strip()
+    if not token or token == "null":
+        raise Unauthorized()
+    return token
+
+
+def resolve_principal(request: Request) -> Principal:
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    token = _bearer_token(request)
+    db = get_db(request)
+    if is_ingest_key(token):
+        with db.read() as conn:
+            key = queries.active_ingest_key(conn, hash_ingest_key(token))
+        if key is None:
+            raise Unauthorized("Invalid or revoked ingest key")
+        principal = Principal(user_id=key["owner_id"], ingest_source_id=key["traffic_source_id"])
+    else:
+        user_id = user_id_from_token(token, get_settings(request).secret_key)
+        with db.read() as conn:
+            if not queries.user_exists(conn, user_id):
+                raise Unauthorized()
+        principal = Principal(user_id=user_id)
+    request.state.principal = principal
+    return principal
+
+
+def authenticated(
+    request: Request, _doc: Annotated[object, Depends(bearer_scheme)] = None
+) -> Principal:
+    return resolve_principal(request)
+
+
+def user_only(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+    if principal.is_ingest_key:
+        raise Forbidden("Ingest keys can only write traffic; use a user token")
+    return principal
+
+
+routing.AUTHENTICATORS.add(authenticated)
+routing.PRE_AUTHENTICATE.append(resolve_principal)
+
+# Any caller with a valid token: a user, or an ingest key (routes must check its source).
+CurrentPrincipal = Annotated[Principal, Depends(authenticated)]
+# A logged-in user; ingest keys are refused.
+CurrentUser = Annotated[Principal, Depends(user_only)]

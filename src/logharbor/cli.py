@@ -1,0 +1,117 @@
+"""The ``logharbor`` command: serve, manage users, migrate the database."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from logharbor.settings import Settings
+
+app = typer.Typer(help="LogHarbor: self-hosted HTTP traffic and prompt logs.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(db_app, name="db")
+
+
+def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+    from logharbor.db.engine import make_engine
+
+    return make_engine(settings.resolved_database_url())
+
+
+def _database(settings: Settings):  # type: ignore[no-untyped-def]
+    from logharbor.db.engine import Database
+
+    return Database(_engine(settings))
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply pending migrations."""
+    from logharbor.db import migrate
+
+    settings = Settings()
+    engine = _engine(settings)
+    migrate.upgrade(engine, revision)
+    typer.echo(f"database at revision {migrate.current_revision(engine)}")
+    engine.dispose()
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's schema revision."""
+    from logharbor.db import migrate
+
+    engine = _engine(Settings())
+    typer.echo(migrate.current_revision(engine) or "empty")
+    engine.dispose()
+
+
+@user_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Option(help="Login email")],
+    name: Annotated[str, typer.Option(help="Display name")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, help="At least 10 chars")],
+) -> None:
+    """Create a user (works even when open sign-up is disabled)."""
+    from logharbor.auth import queries
+    from logharbor.auth.passwords import hash_password
+    from logharbor.auth.schemas import EMAIL_RE, PASSWORD_MIN
+    from logharbor.common.errors import Conflict
+
+    if not EMAIL_RE.match(email):
+        raise typer.BadParameter("not a valid email address", param_hint="--email")
+    if len(password) < PASSWORD_MIN:
+        raise typer.BadParameter(
+            f"must be at least {PASSWORD_MIN} characters", param_hint="--password"
+        )
+    db = _database(Settings())
+    try:
+        with db.write() as conn:
+            user = queries.create_user(
+                conn, email=email, name=name, password_hash=hash_password(password)
+            )
+    except Conflict:
+        typer.echo(f"error: a user with email {email} already exists", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    typer.echo(f"created user {user['id']} <{user['email']}>")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
+) -> None:
+    """Apply pending migrations, then serve the API, its docs (/docs) and the web UI."""
+    import uvicorn
+
+    from logharbor.db import migrate
+
+    settings = Settings()
+    # Resolve the secret once here so that every worker reads the same generated key.
+    os.environ.setdefault("LOGHARBOR_SECRET_KEY", settings.resolved_secret_key())
+    if migrate_first:
+        engine = _engine(settings)
+        migrate.upgrade(engine)
+        engine.dispose()
+    typer.echo(f"LogHarbor on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "logharbor.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
+    )
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Machinery every feature shares: errors, ids, timestamps, pagination, routing."""

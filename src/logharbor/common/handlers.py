@@ -1,0 +1,106 @@
+"""Exception handlers: every error leaves in its family's envelope, never as a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from logharbor.common import errors
+from logharbor.common.routing import ERROR_MESSAGES_KEY
+
+log = logging.getLogger("logharbor")
+
+_HTTP_ERRORS: dict[int, type[errors.LogHarborError]] = {
+    400: errors.BadRequest,
+    401: errors.Unauthorized,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    409: errors.Conflict,
+    413: errors.PayloadTooLarge,
+    415: errors.UnsupportedMediaType,
+    503: errors.ServiceUnavailable,
+}
+
+
+class MethodNotAllowed(errors.LogHarborError):
+    status_code = 405
+    name = "MethodNotAllowed"
+    kind = "method"
+    default_message = "Method not allowed"
+
+
+def render(request: Request, error: errors.LogHarborError) -> JSONResponse:
+    route = request.scope.get("route")
+    family = getattr(route, "error_family", None)
+    if family == "promptcrafter":
+        extra: dict[str, Any] = getattr(route, "openapi_extra", None) or {}
+        message = error.message
+        if error.generic:
+            message = extra.get(ERROR_MESSAGES_KEY, {}).get(error.kind, message)
+        return JSONResponse({"error": message}, status_code=errors.promptcrafter_status(error))
+    if family is None:
+        return JSONResponse(errors.routeless_body(error), status_code=error.status_code)
+    return JSONResponse(errors.arkyn_body(error), status_code=error.status_code)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    field_errors: dict[str, str] = {}
+    message = "Invalid input data"
+    for issue in exc.errors():
+        if issue.get("type") == "json_invalid":
+            message = "Malformed JSON body"
+            field_errors["body"] = (
+                f"Invalid JSON: {issue.get('ctx', {}).get('error', 'parse error')}"
+            )
+            continue
+        name = _field_name(tuple(issue.get("loc", ())))
+        text = str(issue.get("msg", "invalid"))
+        # pydantic prefixes messages of custom validators with "Value error, ".
+        field_errors.setdefault(name, text.removeprefix("Value error, "))
+    return render(request, errors.BadRequest(message, field_errors=field_errors, generic=True))
+
+
+async def _on_logharbor_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.LogHarborError)
+    return render(request, exc)
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404 and request.scope.get("route") is None:
+        error: errors.LogHarborError = errors.NotFound("Route not found")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed()
+    else:
+        cls = _HTTP_ERRORS.get(exc.status_code, errors.BadRequest)
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        error = cls(detail, generic=True)
+    response = render(request, error)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return render(request, errors.LogHarborError())
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(errors.LogHarborError, _on_logharbor_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(Exception, _on_unexpected)

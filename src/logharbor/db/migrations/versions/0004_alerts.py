@@ -1,0 +1,23 @@
+"""webhooks, outbox, exceptions
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-22
+
+Reserved in the chain so that features can add their schema without renumbering each other.
+"""
+
+from __future__ import annotations
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,23 @@
+"""per-minute rollups
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-22
+
+Reserved in the chain so that features can add their schema without renumbering each other.
+"""
+
+from __future__ import annotations
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,1 @@
+"""Prompt test logs: the PromptCrafter compatible API."""

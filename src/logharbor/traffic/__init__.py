@@ -1,0 +1,1 @@
+"""HTTP traffic logs: the Arkyn Logs compatible API."""
