@@ -55,7 +55,8 @@ def pg_cluster() -> Iterator[Cluster]:
     cluster = start_cluster()
     if cluster is None:
         message = (
-            "\n\n*** PostgreSQL binaries (initdb, pg_ctl) not found: PostgreSQL tests SKIPPED. ***\n"
+            "\n\n*** PostgreSQL binaries (initdb, pg_ctl) not found: "
+            "PostgreSQL tests SKIPPED. ***\n"
             "*** Install Debian's `postgresql` package to run them (CI always does). ***\n"
         )
         warnings.warn(message, stacklevel=1)

@@ -1,4 +1,4 @@
-"""Accounts shared by both families: signup/login (PromptCrafter), /user/auth and PUT /user (Arkyn)."""
+"""Accounts for both families: signup/login (PromptCrafter), /user/auth, PUT /user (Arkyn)."""
 
 from __future__ import annotations
 
