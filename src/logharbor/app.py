@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
 from logharbor import __version__
+from logharbor.alerts import service as alerts_service
+from logharbor.alerts.routes import router as alerts_router
 from logharbor.auth import routes as auth_routes
 from logharbor.common import handlers
 from logharbor.common.limits import BodySizeLimit
 from logharbor.db.engine import Database, make_engine
+from logharbor.db.writer import GroupCommitWriter
 from logharbor.health import router as health_router
 from logharbor.prompts.routes import router as prompts_router
 from logharbor.settings import Settings
+from logharbor.stats.routes import router as stats_router
 from logharbor.traffic.routes import router as traffic_router
+from logharbor.ui.routes import router as ui_router
 
 DESCRIPTION = """
 Self-hosted logs for **HTTP traffic** (Arkyn Logs compatible) and **prompt test logs**
@@ -40,7 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.db = Database(engine)
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                app.state.writer = await stack.enter_async_context(GroupCommitWriter(app.state.db))
+                await stack.enter_async_context(alerts_service.running(app))
+                yield
         finally:
             engine.dispose()
 
@@ -58,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_routes.arkyn)
     app.include_router(traffic_router)
     app.include_router(prompts_router)
+    app.include_router(stats_router)
+    app.include_router(alerts_router)
+    app.include_router(ui_router)
     return app
 
 

@@ -10,31 +10,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_MASKED_KEYS = (
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "x-api-key",
-    "api-key",
-    "apikey",
-    "api_key",
-    "x-auth-token",
-    "token",
-    "access_token",
-    "accesstoken",
-    "refresh_token",
-    "refreshtoken",
-    "id_token",
-    "password",
-    "confirmpassword",
-    "confirm_password",
-    "passwd",
-    "secret",
-    "client_secret",
-    "creditcard",
-    "credit_card",
-)
+from logharbor.collector.redaction import DEFAULT_MASKED_KEYS
 
 
 class Settings(BaseSettings):

@@ -1,0 +1,1 @@
+"""Webhooks, exception grouping and retention."""

@@ -1,0 +1,62 @@
+"""Masking of sensitive headers and body fields: one list for the collector and the server.
+
+Standard library only, because the collector imports it inside monitored apps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+MASK = "****"
+
+DEFAULT_MASKED_KEYS: tuple[str, ...] = (
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "api-key",
+    "apikey",
+    "api_key",
+    "x-auth-token",
+    "token",
+    "access_token",
+    "accesstoken",
+    "refresh_token",
+    "refreshtoken",
+    "id_token",
+    "password",
+    "confirmpassword",
+    "confirm_password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "creditcard",
+    "credit_card",
+)
+
+
+def normalize_keys(keys: Iterable[str]) -> frozenset[str]:
+    return frozenset(key.strip().lower() for key in keys if key.strip())
+
+
+def mask(value: Any, keys: frozenset[str], _depth: int = 0) -> Any:
+    """A copy of ``value`` where every dict entry whose key is in ``keys`` (any case) is masked.
+
+    Walks nested objects and arrays; strings, numbers and null pass through unchanged.
+    """
+    if _depth > 64:
+        return value
+    if isinstance(value, dict):
+        return {
+            k: (
+                MASK
+                if isinstance(k, str) and k.lower() in keys and v is not None
+                else mask(v, keys, _depth + 1)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [mask(item, keys, _depth + 1) for item in value]
+    return value

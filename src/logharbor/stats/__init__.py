@@ -1,0 +1,1 @@
+"""Per-minute rollups maintained at ingest, and the statistics API that reads them."""

@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection
+
+from logharbor.traffic.events import TrafficEvent
+
+
+def on_traffic(conn: Connection, events: Sequence[TrafficEvent]) -> None:
+    """Fold new records into the per-minute rollups (same transaction as the records)."""

@@ -1,0 +1,1 @@
+"""The web UI, server-rendered from the same queries the APIs use."""
