@@ -54,7 +54,7 @@ def test_jobs_commit_together_and_fail_alone(database_url: str) -> None:
         assert sorted(f.result(10) for f in futures) == sorted(
             f"u{n}@example.com" for n in range(8)
         )
-        with pytest.raises(Exception, match="(?i)unique|duplicate"):
+        with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
             duplicate.result(10)
         after = writer.run_sync(_insert_user("after@example.com"), timeout=10)
         assert after == "after@example.com"
