@@ -261,3 +261,128 @@ prompt_logs = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "prompt_id", "created_at"),
 )
+
+# --- stats: rollups maintained at ingest (owned by logharbor.stats; see stats/rollups.py) ------
+#
+# One row per (source, resolution, bucket, domain, pathname, method, status class). Three
+# resolutions (minute, hour, day) are written at ingest so that a 7-day query reads days plus
+# ragged hour/minute edges instead of ~10k minutes per key. The latency histogram lives in a narrow
+# side table (one row per non-empty log-scale bucket) so that an upsert can simply add counts.
+# No FK on domain/pathname: a rollup outlives its raw records (retention) and costs no extra index.
+
+
+def _rollup_key() -> list[Column[object]]:
+    return [
+        Column(
+            "traffic_source_id",
+            ID,
+            ForeignKey("traffic_sources.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("resolution", Integer, primary_key=True, autoincrement=False),  # seconds
+        Column("bucket_start", UTCDateTime, primary_key=True),
+        Column("domain_id", ID, primary_key=True),
+        Column("pathname_id", ID, primary_key=True),
+        Column("method", String(10), primary_key=True),
+        Column("status_class", Integer, primary_key=True, autoincrement=False),  # 1..5
+    ]
+
+
+traffic_rollups = Table(
+    "traffic_rollups",
+    metadata,
+    *_rollup_key(),
+    Column("count", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),  # status >= 400
+    Column("latency_sum", Float, nullable=False),  # milliseconds
+    Column("latency_min", Float, nullable=False),
+    Column("latency_max", Float, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+traffic_rollup_latency = Table(
+    "traffic_rollup_latency",
+    metadata,
+    *_rollup_key(),
+    Column("bucket", Integer, primary_key=True, autoincrement=False),  # stats.histogram index
+    Column("count", Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# --- alerts: webhooks, their outbox, exceptions (alerts/) -------------------------------------
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    _id(),
+    _fk("traffic_source_id", "traffic_sources.id"),
+    Column("type", String(10), nullable=False),  # discord | slack | webhook
+    Column("value", String(2048), nullable=False),  # the URL that receives notifications
+    Column("level", String(10), nullable=False),  # threshold: INFO | WARNING | FATAL
+    Column("pathname_prefix", String(2048), nullable=True),
+    Column("status_min", Integer, nullable=True),
+    Column("status_max", Integer, nullable=True),
+    Column("cooldown_seconds", Integer, nullable=False),
+    Column("secret", String(100), nullable=False),  # HMAC key of generic webhooks
+    # One in-flight message per webhook: a worker leases the webhook before sending.
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("claim_token", String(36), nullable=True),
+    # Cooldown: no new message before this instant; later events fold into the next one.
+    Column("next_send_at", UTCDateTime, nullable=True),
+    Column("last_delivery_status", String(20), nullable=True),
+    Column("last_delivery_error", Text, nullable=True),
+    Column("last_delivery_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "traffic_source_id"),
+)
+
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    _id(),
+    _fk("webhook_id", "webhooks.id"),
+    Column("group_key", String(64), nullable=False),
+    # Equal to group_key while the row still accepts more events of its group; NULL once a
+    # worker has taken it (NULLs never collide, so a fresh pending row can then be opened).
+    Column("pending_key", String(64), nullable=True),
+    Column("state", String(10), nullable=False),  # pending | sending | retrying | delivered | failed
+    Column("count", Integer, nullable=False),
+    Column("sample", JSONDocument, nullable=False),
+    Column("exception_id", ID, nullable=True),
+    Column("exception_state", String(10), nullable=True),  # new | reopened | open
+    Column("first_at", UTCDateTime, nullable=False),
+    Column("last_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    UniqueConstraint("webhook_id", "pending_key"),
+    Index(None, "state", "next_attempt_at"),
+)
+
+exceptions = Table(
+    "exceptions",
+    metadata,
+    _id(),
+    _fk("traffic_source_id", "traffic_sources.id"),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", String(10), nullable=False),  # open | resolved
+    Column("kind", String(10), nullable=False),  # traffic | core (of the first occurrence)
+    Column("method", String(10), nullable=False),
+    Column("route", String(2048), nullable=False),
+    Column("http_status", Integer, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("reopened_at", UTCDateTime, nullable=True),
+    Column("times_reopened", Integer, nullable=False),
+    Column("sample", JSONDocument, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("traffic_source_id", "fingerprint"),
+    Index(None, "traffic_source_id", "status", "last_seen_at"),
+)
