@@ -1,0 +1,98 @@
+"""A real LogHarbor server on a free port and Debian's Chromium, driven by Playwright.
+
+The server runs uvicorn in a thread over the per-test database (so UI tests run on SQLite and on
+PostgreSQL like every other storage test). The browser is Debian's ``/usr/bin/chromium``:
+``playwright install`` needs the internet, the packaged browser does not.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+
+from logharbor.app import create_app
+from logharbor.settings import Settings
+from ui.harness import LiveServer
+
+CHROMIUM = os.environ.get("LOGHARBOR_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+# Screenshots land here when set (the README's images come from docs/screenshots).
+SCREENSHOT_DIR_ENV = "LOGHARBOR_SCREENSHOTS"
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings), log_level="warning", access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the LogHarbor server did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveServer(url=f"http://127.0.0.1:{port}", settings=settings)
+    finally:
+        server.should_exit = True
+        thread.join()
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def playwright_driver() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver: Playwright) -> Iterator[Browser]:
+    launched = playwright_driver.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    )
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def context(browser: Browser, live_server: LiveServer) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(
+        base_url=live_server.url, viewport={"width": 1280, "height": 860}, timezone_id="Europe/Paris"
+    )
+    ctx.set_default_timeout(30_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+@pytest.fixture
+def screenshot_dir(tmp_path: Path) -> Path:
+    configured = os.environ.get(SCREENSHOT_DIR_ENV)
+    target = Path(configured) if configured else tmp_path / "screenshots"
+    target.mkdir(parents=True, exist_ok=True)
+    return target
