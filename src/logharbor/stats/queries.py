@@ -1,0 +1,231 @@
+"""Reading the rollups. Nothing here touches raw traffic rows.
+
+A time range (minute-aligned) is split into segments, each read at the coarsest resolution that
+fits it: whole days from the day rows, the ragged hours around them from the hour rows, and the
+ragged minutes at both ends from the minute rows. A 7-day query thus reads about 7 + 46 + 118
+buckets per key at worst instead of 10,080.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, case, func, select
+
+from logharbor.db.tables import domains, pathnames, traffic_rollup_latency, traffic_rollups
+from logharbor.stats.rollups import DAY, RESOLUTIONS
+
+GROUP_COLUMNS = {
+    "pathname": "pathname_id",
+    "domain": "domain_id",
+    "method": "method",
+    "status": "status_class",
+}
+
+
+def floor_epoch(epoch: int, step: int) -> int:
+    return epoch - epoch % step
+
+
+def segments(start: int, end: int, coarsest: int = DAY) -> list[tuple[int, int, int]]:
+    """Cover [start, end) (epoch seconds, minute-aligned) with (resolution, from, to) pieces."""
+    out: list[tuple[int, int, int]] = []
+
+    def cover(a: int, b: int, levels: tuple[int, ...]) -> None:
+        if a >= b:
+            return
+        step, finer = levels[-1], levels[:-1]
+        if not finer:
+            out.append((step, a, b))
+            return
+        first = -(-a // step) * step
+        last = floor_epoch(b, step)
+        if first >= last:
+            cover(a, b, finer)
+            return
+        cover(a, first, finer)
+        out.append((step, first, last))
+        cover(last, b, finer)
+
+    cover(start, end, tuple(r for r in RESOLUTIONS if r <= coarsest))
+    return out
+
+
+@dataclass
+class Figures:
+    count: int = 0
+    errors: int = 0
+    server_errors: int = 0
+    latency_sum: float = 0.0
+    latency_min: float | None = None
+    latency_max: float | None = None
+    histogram: dict[int, int] = field(default_factory=dict)
+
+    def add(self, count: int, errors: int, server_errors: int, total: float) -> None:
+        self.count += count
+        self.errors += errors
+        self.server_errors += server_errors
+        self.latency_sum += total
+
+    def widen(self, lowest: float | None, highest: float | None) -> None:
+        if lowest is not None and (self.latency_min is None or lowest < self.latency_min):
+            self.latency_min = lowest
+        if highest is not None and (self.latency_max is None or highest > self.latency_max):
+            self.latency_max = highest
+
+    def merge(self, other: Figures) -> None:
+        self.add(other.count, other.errors, other.server_errors, other.latency_sum)
+        self.widen(other.latency_min, other.latency_max)
+        for bucket, n in other.histogram.items():
+            self.histogram[bucket] = self.histogram.get(bucket, 0) + n
+
+
+@dataclass(frozen=True)
+class Filters:
+    domain_id: str | None = None
+    pathname_id: str | None = None
+    method: str | None = None
+    status_class: int | None = None
+
+
+def _where(table: Any, source_id: str, seg: tuple[int, int, int], f: Filters) -> list[Any]:
+    resolution, a, b = seg
+    c = table.c
+    clauses: list[ColumnElement[bool]] = [
+        c.traffic_source_id == source_id,
+        c.resolution == resolution,
+        c.bucket_start >= datetime.fromtimestamp(a, UTC),
+        c.bucket_start < datetime.fromtimestamp(b, UTC),
+    ]
+    if f.domain_id is not None:
+        clauses.append(c.domain_id == f.domain_id)
+    if f.pathname_id is not None:
+        clauses.append(c.pathname_id == f.pathname_id)
+    if f.method is not None:
+        clauses.append(c.method == f.method)
+    if f.status_class is not None:
+        clauses.append(c.status_class == f.status_class)
+    return clauses
+
+
+def grouped(
+    conn: Connection,
+    source_id: str,
+    start: int,
+    end: int,
+    group_by: str | None,
+    filters: Filters,
+) -> dict[Any, Figures]:
+    """Figures (with histograms) per group over [start, end); one group (None) without group_by."""
+    r, h = traffic_rollups, traffic_rollup_latency
+    groups: dict[Any, Figures] = {}
+    for seg in segments(start, end):
+        r_key = r.c[GROUP_COLUMNS[group_by]] if group_by else None
+        h_key = h.c[GROUP_COLUMNS[group_by]] if group_by else None
+        r_cols = [
+            func.sum(r.c.count),
+            func.sum(r.c.errors),
+            func.sum(_server_errors_case(r)),
+            func.sum(r.c.latency_sum),
+            func.min(r.c.latency_min),
+            func.max(r.c.latency_max),
+        ]
+        query = select(*([r_key] if r_key is not None else []), *r_cols).where(
+            *_where(r, source_id, seg, filters)
+        )
+        if r_key is not None:
+            query = query.group_by(r_key)
+        for row in conn.execute(query):
+            values = tuple(row)
+            key = values[0] if r_key is not None else None
+            count, errors, server, total, lowest, highest = values[-6:]
+            if not count:
+                continue
+            fig = groups.setdefault(key, Figures())
+            fig.add(int(count), int(errors), int(server), float(total))
+            fig.widen(lowest, highest)
+        hquery = select(
+            *([h_key] if h_key is not None else []), h.c.bucket, func.sum(h.c.count)
+        ).where(*_where(h, source_id, seg, filters))
+        hquery = hquery.group_by(*([h_key] if h_key is not None else []), h.c.bucket)
+        for row in conn.execute(hquery):
+            values = tuple(row)
+            key = values[0] if h_key is not None else None
+            bucket, n = values[-2], int(values[-1])
+            hist = groups.setdefault(key, Figures()).histogram
+            hist[bucket] = hist.get(bucket, 0) + n
+    return groups
+
+
+def _server_errors_case(table: Any) -> Any:
+    return case((table.c.status_class == 5, table.c.count), else_=0)
+
+
+def series(
+    conn: Connection,
+    source_id: str,
+    start: int,
+    end: int,
+    interval: int,
+    filters: Filters,
+) -> dict[int, Figures]:
+    """Counts per interval point (epoch seconds of the point's start), without histograms."""
+    r = traffic_rollups
+    coarsest = max(res for res in RESOLUTIONS if interval % res == 0)
+    points: dict[int, Figures] = {}
+    for seg in segments(start, end, coarsest):
+        query = (
+            select(
+                r.c.bucket_start,
+                func.sum(r.c.count),
+                func.sum(r.c.errors),
+                func.sum(_server_errors_case(r)),
+                func.sum(r.c.latency_sum),
+                func.min(r.c.latency_min),
+                func.max(r.c.latency_max),
+            )
+            .where(*_where(r, source_id, seg, filters))
+            .group_by(r.c.bucket_start)
+        )
+        for bucket_start, count, errors, server, total, lowest, highest in conn.execute(query):
+            epoch = int(bucket_start.timestamp())
+            fig = points.setdefault(floor_epoch(epoch, interval), Figures())
+            fig.add(int(count), int(errors), int(server), float(total))
+            fig.widen(lowest, highest)
+    return points
+
+
+def labels(conn: Connection, group_by: str, keys: list[Any]) -> dict[Any, dict[str, Any]]:
+    """Display fields for group keys (pathname and domain values, status class text)."""
+    if group_by == "pathname" and keys:
+        query = (
+            select(pathnames.c.id, pathnames.c.value, domains.c.id, domains.c.value)
+            .join(domains, domains.c.id == pathnames.c.domain_id)
+            .where(pathnames.c.id.in_(keys))
+        )
+        return {
+            pid: {"pathnameId": pid, "pathname": pv, "domainId": did, "domain": dv}
+            for pid, pv, did, dv in conn.execute(query)
+        }
+    if group_by == "domain" and keys:
+        query = select(domains.c.id, domains.c.value).where(domains.c.id.in_(keys))
+        return {did: {"domainId": did, "domain": dv} for did, dv in conn.execute(query)}
+    if group_by == "status":
+        return {k: {"status": f"{k}xx"} for k in keys}
+    if group_by == "method":
+        return {k: {"method": k} for k in keys}
+    return {}
+
+
+def epoch_points(start: int, end: int, interval: int) -> Iterator[int]:
+    point = floor_epoch(start, interval)
+    while point < end:
+        yield point
+        point += interval
+
+
+def to_datetime(epoch: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=epoch)

@@ -1,0 +1,200 @@
+"""Writing the rollups: fold one transaction's traffic into minute, hour and day rows.
+
+Events are aggregated in Python first, so each (key, bucket) is written once per transaction,
+with an upsert that adds to what is there (``count = count + excluded.count``). Several workers
+or hosts can therefore write the same rows: the database serialises the additions. Rows are
+written in key order so that two PostgreSQL transactions touching the same rows lock them in the
+same order and cannot deadlock.
+
+Only HTTP traffic (kind "traffic") is rolled up. Core logs (kind "core") describe an app's own
+route templates, have no domain, and are counted in their own lists; mixing them into the
+per-pathname figures would double-count requests that are also captured as traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func
+from sqlalchemy.dialects import postgresql, sqlite
+
+from logharbor.db.tables import traffic_rollup_latency, traffic_rollups
+from logharbor.stats.histogram import bucket_of
+from logharbor.traffic.events import TrafficEvent
+
+MINUTE, HOUR, DAY = 60, 3600, 86400
+RESOLUTIONS = (MINUTE, HOUR, DAY)
+KEY_COLUMNS = (
+    "traffic_source_id",
+    "resolution",
+    "bucket_start",
+    "domain_id",
+    "pathname_id",
+    "method",
+    "status_class",
+)
+
+# (source, resolution, bucket start in epoch seconds, domain, pathname, method, status class)
+Key = tuple[str, int, int, str, str, str, int]
+
+
+def status_class(status: int) -> int:
+    return min(max(status // 100, 1), 5)
+
+
+class Rollup:
+    """Aggregates of a batch of events, ready to be added to the stored rollups."""
+
+    def __init__(self) -> None:
+        # key -> [count, errors, latency_sum, latency_min, latency_max]
+        self.rows: dict[Key, list[Any]] = {}
+        self.histogram: dict[tuple[Key, int], int] = {}
+
+    def add(
+        self,
+        traffic_source_id: str,
+        domain_id: str,
+        pathname_id: str,
+        method: str,
+        status: int,
+        elapsed_ms: float,
+        created_at: datetime,
+    ) -> None:
+        epoch = int(created_at.timestamp())
+        error = 1 if status >= 400 else 0
+        cls = status_class(status)
+        bucket = bucket_of(elapsed_ms)
+        rows = self.rows
+        histogram = self.histogram
+        for resolution in RESOLUTIONS:
+            key = (
+                traffic_source_id,
+                resolution,
+                epoch - epoch % resolution,
+                domain_id,
+                pathname_id,
+                method,
+                cls,
+            )
+            row = rows.get(key)
+            if row is None:
+                rows[key] = [1, error, elapsed_ms, elapsed_ms, elapsed_ms]
+            else:
+                row[0] += 1
+                row[1] += error
+                row[2] += elapsed_ms
+                if elapsed_ms < row[3]:
+                    row[3] = elapsed_ms
+                if elapsed_ms > row[4]:
+                    row[4] = elapsed_ms
+            hkey = (key, bucket)
+            histogram[hkey] = histogram.get(hkey, 0) + 1
+
+    def add_events(self, events: Iterable[TrafficEvent]) -> None:
+        for event in events:
+            if event.kind != "traffic" or event.domain_id is None:
+                continue
+            self.add(
+                event.traffic_source_id,
+                event.domain_id,
+                event.pathname_id,
+                event.method,
+                event.status,
+                event.elapsed_time,
+                event.created_at,
+            )
+
+    def write(self, conn: Connection) -> None:
+        if not self.rows:
+            return
+        conn.execute(_rollup_upsert(conn.dialect.name), _rollup_params(self.rows))
+        conn.execute(_latency_upsert(conn.dialect.name), _latency_params(self.histogram))
+
+
+def _key_params(key: Key) -> dict[str, Any]:
+    source, resolution, start, domain_id, pathname_id, method, cls = key
+    return {
+        "traffic_source_id": source,
+        "resolution": resolution,
+        "bucket_start": datetime.fromtimestamp(start, UTC),
+        "domain_id": domain_id,
+        "pathname_id": pathname_id,
+        "method": method,
+        "status_class": cls,
+    }
+
+
+def _rollup_params(rows: dict[Key, list[Any]]) -> list[dict[str, Any]]:
+    params = []
+    for key in sorted(rows):
+        count, errors, total, lowest, highest = rows[key]
+        p = _key_params(key)
+        p.update(
+            count=count, errors=errors, latency_sum=total, latency_min=lowest, latency_max=highest
+        )
+        params.append(p)
+    return params
+
+
+def _latency_params(histogram: dict[tuple[Key, int], int]) -> list[dict[str, Any]]:
+    params = []
+    for key, bucket in sorted(histogram):
+        p = _key_params(key)
+        p.update(bucket=bucket, count=histogram[(key, bucket)])
+        params.append(p)
+    return params
+
+
+_statements: dict[tuple[str, str], Any] = {}
+
+
+def _insert(dialect: str, table: Any) -> Any:
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(dialect)
+
+
+def _rollup_upsert(dialect: str) -> Any:
+    cached = _statements.get(("rollup", dialect))
+    if cached is not None:
+        return cached
+    stmt = _insert(dialect, traffic_rollups)
+    c, ex = traffic_rollups.c, stmt.excluded
+    # Two-argument min()/max() are scalar in SQLite; PostgreSQL spells them least()/greatest().
+    smaller = func.least if dialect == "postgresql" else func.min
+    larger = func.greatest if dialect == "postgresql" else func.max
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(KEY_COLUMNS),
+        set_={
+            "count": c.count + ex.count,
+            "errors": c.errors + ex.errors,
+            "latency_sum": c.latency_sum + ex.latency_sum,
+            "latency_min": smaller(c.latency_min, ex.latency_min),
+            "latency_max": larger(c.latency_max, ex.latency_max),
+        },
+    )
+    _statements[("rollup", dialect)] = stmt
+    return stmt
+
+
+def _latency_upsert(dialect: str) -> Any:
+    cached = _statements.get(("latency", dialect))
+    if cached is not None:
+        return cached
+    stmt = _insert(dialect, traffic_rollup_latency)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[*KEY_COLUMNS, "bucket"],
+        set_={"count": traffic_rollup_latency.c.count + stmt.excluded.count},
+    )
+    _statements[("latency", dialect)] = stmt
+    return stmt
+
+
+def record(conn: Connection, events: Sequence[TrafficEvent]) -> None:
+    rollup = Rollup()
+    rollup.add_events(events)
+    rollup.write(conn)

@@ -1,0 +1,48 @@
+"""Shape of ``GET /stats/:trafficSourceId``."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from logharbor.common.timestamps import Timestamp
+
+
+class Figures(BaseModel):
+    count: int
+    errors: int = Field(description="Records with status >= 400")
+    serverErrors: int = Field(description="Records with status >= 500")
+    errorRate: float = Field(description="errors / count (0 when there is no traffic)")
+    avgLatency: float | None = Field(description="Mean elapsedTime, milliseconds")
+    minLatency: float | None = None
+    maxLatency: float | None = None
+
+
+class WithPercentiles(Figures):
+    p50: float | None = Field(description="Within ~2.2 % of the exact value (log histogram)")
+    p95: float | None
+    p99: float | None
+
+
+class Point(Figures):
+    time: Timestamp
+
+
+class Group(WithPercentiles):
+    key: str
+    pathnameId: str | None = None
+    pathname: str | None = None
+    domainId: str | None = None
+    domain: str | None = None
+    method: str | None = None
+    status: str | None = None
+
+
+class StatsOut(BaseModel):
+    trafficSourceId: str
+    startDate: Timestamp = Field(description="Effective start (floored to the minute)")
+    endDate: Timestamp = Field(description="Effective end, exclusive (rounded up to the minute)")
+    interval: str
+    groupBy: str | None
+    totals: WithPercentiles
+    series: list[Point]
+    groups: list[Group]

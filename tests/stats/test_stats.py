@@ -1,0 +1,221 @@
+"""Stats from the rollups agree with a brute-force computation over the raw rows."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from helpers import AUser
+from logharbor.common.timestamps import iso, parse_iso
+from logharbor.db.tables import http_traffic, traffic_rollups
+from logharbor.stats.histogram import MAX_RELATIVE_ERROR, bucket_of, percentiles
+
+START = datetime(2025, 7, 3, 10, 17, 23, tzinfo=UTC)
+
+
+def _raw(client: TestClient, source_id: str) -> list[dict[str, Any]]:
+    db = client.app.state.db  # type: ignore[attr-defined]
+    with db.read() as conn:
+        rows = conn.execute(
+            select(http_traffic).where(http_traffic.c.traffic_source_id == source_id)
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+def _exact(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    lat = sorted(r["elapsed_time"] for r in rows)
+    n = len(lat)
+
+    def pct(q: float) -> float | None:
+        return lat[max(1, math.ceil(q * n)) - 1] if n else None
+
+    return {
+        "count": n,
+        "errors": sum(1 for r in rows if r["status"] >= 400),
+        "serverErrors": sum(1 for r in rows if r["status"] >= 500),
+        "avgLatency": sum(lat) / n if n else None,
+        "minLatency": lat[0] if n else None,
+        "maxLatency": lat[-1] if n else None,
+        "p50": pct(0.5),
+        "p95": pct(0.95),
+        "p99": pct(0.99),
+    }
+
+
+def _assert_matches(got: dict[str, Any], want: dict[str, Any]) -> None:
+    for field in ("count", "errors", "serverErrors"):
+        assert got[field] == want[field], field
+    assert got["errorRate"] == pytest.approx(want["errors"] / want["count"] if want["count"] else 0)
+    for field in ("avgLatency", "minLatency", "maxLatency"):
+        assert got[field] == pytest.approx(want[field], rel=1e-9, abs=1e-9), field
+    for field in ("p50", "p95", "p99"):
+        if field not in got:
+            continue
+        exact, estimate = want[field], got[field]
+        if exact is None:
+            assert estimate is None
+            continue
+        # Same histogram bucket as the exact value, hence within the bucket's error.
+        if exact > 0.001:
+            assert abs(estimate - exact) <= exact * MAX_RELATIVE_ERROR + 1e-9, (field, got, want)
+        else:
+            assert estimate <= 0.001 * (1 + 2 * MAX_RELATIVE_ERROR), field
+
+
+def _key(group_by: str, row: dict[str, Any]) -> str:
+    if group_by == "status":
+        return f"{row['status'] // 100}"
+    return str(
+        row[{"pathname": "pathname_id", "domain": "domain_id", "method": "method"}[group_by]]
+    )
+
+
+@pytest.mark.parametrize("group_by", [None, "pathname", "domain", "status", "method"])
+def test_stats_agree_with_raw_rows(
+    client: TestClient, user: AUser, source: Any, group_by: str | None
+) -> None:
+    params = {"startDate": "2025-07-04T05:33:10.500Z", "endDate": "2025-07-11T03:02:00.000Z"}
+    params["interval"] = "1h"
+    if group_by:
+        params["groupBy"] = group_by
+    response = client.get(f"/stats/{source.id}", params=params, headers=user.headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    first, last = parse_iso(body["startDate"]), parse_iso(body["endDate"])
+    assert iso(first) == "2025-07-04T05:33:00.000Z"
+    assert iso(last) == "2025-07-11T03:02:00.000Z"
+    rows = [r for r in _raw(client, source.id) if first <= r["created_at"] < last]
+    assert 1000 < len(rows) < 3000
+    _assert_matches(body["totals"], _exact(rows))
+
+    # Time series: one point per hour, zero-filled, each matching the raw rows of that hour.
+    by_hour: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_hour[r["created_at"].replace(minute=0, second=0, microsecond=0)].append(r)
+    assert len(body["series"]) == 7 * 24 - 2 + 1
+    for point in body["series"]:
+        hour = parse_iso(point["time"])
+        want = _exact(by_hour.get(hour, []))
+        if want["count"]:
+            _assert_matches(point, want)
+        else:
+            assert point["count"] == 0 and point["avgLatency"] is None
+    assert sum(p["count"] for p in body["series"]) == len(rows)
+
+    if group_by is None:
+        assert body["groups"] == []
+        return
+    expected: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        expected[_key(group_by, r)].append(r)
+    assert {g["key"] for g in body["groups"]} == set(expected)
+    counts = [g["count"] for g in body["groups"]]
+    assert counts == sorted(counts, reverse=True)
+    for group in body["groups"]:
+        _assert_matches(group, _exact(expected[group["key"]]))
+        if group_by == "pathname":
+            assert group["pathname"] in ("/", "/orders", "/users/42", "/health")
+            assert group["domain"] in ("api.example.com", "cdn.example.com")
+        if group_by == "status":
+            assert group["status"] == f"{group['key']}xx"
+
+
+def test_filters_and_daily_interval(client: TestClient, user: AUser, source: Any) -> None:
+    path_id = source.pathname_ids[("api.example.com", "/orders")]
+    params = {
+        "startDate": "2025-07-03T00:00:00Z",
+        "endDate": "2025-07-13T00:00:00Z",
+        "interval": "1d",
+        "pathnameId": path_id,
+        "method": "get",
+        "status": "2XX",
+    }
+    response = client.get(f"/stats/{source.id}", params=params, headers=user.headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    rows = [
+        r
+        for r in _raw(client, source.id)
+        if r["pathname_id"] == path_id and r["method"] == "GET" and 200 <= r["status"] < 300
+    ]
+    assert rows
+    _assert_matches(body["totals"], _exact(rows))
+    assert len(body["series"]) == 10
+    assert [p["count"] for p in body["series"]] == [
+        sum(1 for r in rows if r["created_at"].date() == (START + timedelta(days=d)).date())
+        for d in range(-0, 10)
+    ]
+
+
+def test_only_rollups_are_read(client: TestClient, user: AUser, source: Any) -> None:
+    """Delete the raw rows: the statistics stay (they never scan raw traffic)."""
+    db = client.app.state.db  # type: ignore[attr-defined]
+    params = {"startDate": "2025-07-01T00:00:00Z", "endDate": "2025-07-20T00:00:00Z"}
+    before = client.get(f"/stats/{source.id}", params=params, headers=user.headers).json()
+    with db.write() as conn:
+        conn.execute(http_traffic.delete())
+    after = client.get(f"/stats/{source.id}", params=params, headers=user.headers).json()
+    assert after["totals"]["count"] == before["totals"]["count"] == 3000
+    assert after["series"] == before["series"]
+    # Minute, hour and day rows exist for the same traffic.
+    with db.read() as conn:
+        resolutions = {r for (r,) in conn.execute(select(traffic_rollups.c.resolution).distinct())}
+    assert resolutions == {60, 3600, 86400}
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"startDate": "yesterday"}, "startDate"),
+        ({"endDate": "2025-13-01T00:00:00Z"}, "endDate"),
+        ({"startDate": "2025-07-05T00:00:00Z", "endDate": "2025-07-04T00:00:00Z"}, "startDate"),
+        ({"groupBy": "user"}, "groupBy"),
+        ({"interval": "2m"}, "interval"),
+        (
+            {
+                "startDate": "2025-07-01T00:00:00Z",
+                "endDate": "2025-07-08T00:00:00Z",
+                "interval": "5m",
+            },
+            "interval",
+        ),
+        ({"method": "FETCH"}, "method"),
+        ({"status": "200"}, "status"),
+        ({"pathnameId": "nope"}, "pathnameId"),
+        ({"limit": "0"}, "limit"),
+    ],
+)
+def test_bad_parameters_are_400_with_the_field(
+    client: TestClient, user: AUser, source: Any, params: dict[str, str], field: str
+) -> None:
+    response = client.get(f"/stats/{source.id}", params=params, headers=user.headers)
+    assert response.status_code == 400, response.text
+    assert field in response.json()["fieldErrors"]
+
+
+def test_access(client: TestClient, user: AUser, make_user: Any, source: Any) -> None:
+    other = make_user()
+    assert client.get(f"/stats/{source.id}", headers=other.headers).status_code == 403
+    assert client.get(f"/stats/{source.id}").status_code == 400
+    missing = "01890000-0000-7000-8000-000000000000"
+    assert client.get(f"/stats/{missing}", headers=user.headers).status_code == 404
+    assert client.get("/stats/not-a-uuid", headers=user.headers).status_code == 400
+
+
+def test_histogram_estimates_stay_within_the_bucket_error() -> None:
+    values = [0.37 * 1.013**i for i in range(2000)]
+    counts: dict[int, int] = defaultdict(int)
+    for v in values:
+        counts[bucket_of(v)] += 1
+    for q in (0.01, 0.5, 0.9, 0.95, 0.99, 1.0):
+        exact = values[max(1, math.ceil(q * len(values))) - 1]
+        (estimate,) = percentiles(counts, [q], lowest=values[0], highest=values[-1])
+        assert estimate is not None
+        assert abs(estimate - exact) <= exact * MAX_RELATIVE_ERROR
+    assert percentiles({}, [0.5]) == [None]
