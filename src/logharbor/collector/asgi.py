@@ -1,0 +1,180 @@
+"""Pure ASGI middleware: FastAPI, Starlette, Litestar, Django (ASGI), Quart, ...
+
+It wraps ``send`` to learn the status and headers and to time the response, and (when bodies
+are captured) ``receive`` for the request body. Not ``BaseHTTPMiddleware``, which buffers
+streaming responses and breaks contextvars. The work done on the request path is a handful of
+attribute writes; turning the capture into a record happens in the collector's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from time import perf_counter
+from typing import Any
+
+from logharbor.collector.collector import Collector
+from logharbor.collector.records import Body, Exchange
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("logharbor.collector")
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024
+# Litestar writes typed templates ("/items/{item_id:int}"); the type is not part of the route.
+_PARAM_TYPE = re.compile(r"\{([^}:]+):[^}]*\}")
+
+
+def route_template(scope: Scope, root_path: str) -> str | None:
+    """The matched route's template, as the framework left it in the scope."""
+    route = scope.get("route")
+    template = getattr(route, "path", None) if route is not None else None
+    if isinstance(template, str):
+        # A route inside Mount("/api", ...) knows only its own part; the mount's part is what
+        # the routing added to root_path.
+        mounted = scope.get("root_path", "")
+        prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
+        return prefix + template
+    template = scope.get("path_template")  # Litestar
+    if isinstance(template, str):
+        return _PARAM_TYPE.sub(r"{\1}", template)
+    template = scope.get("logharbor.route")  # set by the app itself, any framework
+    return template if isinstance(template, str) else None
+
+
+class LogHarborASGIMiddleware:
+    """Records every HTTP request the wrapped app serves into ``collector``.
+
+    ``capture_bodies`` keeps request and response bodies up to ``max_body_bytes`` each.
+    ``user_id(scope)`` names the app's user (e.g. from ``scope["state"]``), called after the
+    response. Paths starting with one of ``exclude_paths`` are not recorded.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        collector: Collector,
+        *,
+        capture_bodies: bool = False,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        user_id: Callable[[Scope], str | None] | None = None,
+        exclude_paths: tuple[str, ...] | list[str] = (),
+    ) -> None:
+        self.app = app
+        self.collector = collector
+        self.capture_bodies = capture_bodies
+        self.max_body_bytes = max_body_bytes
+        self.user_id = user_id
+        self.exclude_paths = tuple(exclude_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (
+            self.exclude_paths and scope["path"].startswith(self.exclude_paths)
+        ):
+            await self.app(scope, receive, send)
+            return
+        capture = _Capture(send, self.max_body_bytes if self.capture_bodies else 0)
+        root_path = scope.get("root_path", "")
+        if self.capture_bodies:
+            request_body = Body(self.max_body_bytes)
+
+            async def receive_and_capture() -> Message:
+                message = await receive()
+                if message["type"] == "http.request":
+                    request_body.add(message.get("body", b""))
+                return message
+
+            app_receive: Receive = receive_and_capture
+        else:
+            request_body = None
+            app_receive = receive
+        started = perf_counter()
+        try:
+            await self.app(scope, app_receive, capture.send)
+        except BaseException:
+            if capture.status == 0:
+                capture.status = 500
+            raise
+        finally:
+            try:
+                self._record(scope, capture, started, root_path, request_body)
+            except Exception:
+                log.debug("LogHarbor collector error (ignored)", exc_info=True)
+
+    def _record(
+        self,
+        scope: Scope,
+        capture: _Capture,
+        started: float,
+        root_path: str,
+        request_body: Body | None,
+    ) -> None:
+        ended = capture.ended or perf_counter()
+        headers = scope["headers"]
+        host = ""
+        for name, value in headers:
+            if name == b"host":
+                host = value.decode("latin-1")
+                break
+        if not host:
+            server = scope.get("server")
+            host = f"{server[0]}:{server[1]}" if server else "unknown"
+        self.collector.record(
+            Exchange(
+                method=scope["method"],
+                scheme=scope.get("scheme", "http"),
+                host=host,
+                path=scope["path"],
+                query=scope.get("query_string", b""),
+                status=capture.status or 500,
+                elapsed_ms=(ended - started) * 1000.0,
+                request_headers=headers,
+                response_headers=capture.headers,
+                request_body=request_body,
+                response_body=capture.body,
+                route=route_template(scope, root_path),
+                user_id=self._user(scope),
+            )
+        )
+
+    def _user(self, scope: Scope) -> str | None:
+        if self.user_id is None:
+            return None
+        try:
+            value = self.user_id(scope)
+        except Exception:
+            log.debug("LogHarbor user_id callback failed (ignored)", exc_info=True)
+            return None
+        return None if value is None else str(value)
+
+
+class _Capture:
+    """What the app sent: status, headers, the body's head, and when the response ended."""
+
+    __slots__ = ("_send", "body", "ended", "headers", "status")
+
+    def __init__(self, send: Send, max_body_bytes: int) -> None:
+        self._send = send
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body = Body(max_body_bytes) if max_body_bytes else None
+        self.ended = 0.0
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.status = message["status"]
+            self.headers = message.get("headers", [])
+        elif kind == "http.response.body":
+            if self.body is not None:
+                self.body.add(message.get("body", b""))
+            if not message.get("more_body", False):
+                await self._send(message)
+                self.ended = perf_counter()
+                return
+        await self._send(message)

@@ -1,0 +1,127 @@
+"""Django: add ``"logharbor.collector.django.LogHarborMiddleware"`` first in ``MIDDLEWARE``.
+
+Configured by ``settings.LOGHARBOR``: either a ``Collector`` or a dict with the collector's
+arguments (``url``, ``api_key``, ``traffic_source_id``, ...) plus the capture options
+``capture_bodies``, ``max_body_bytes``, ``user_id`` (a callable taking the request) and
+``exclude_paths``. Works under WSGI and ASGI; the route template comes from
+``request.resolver_match.route``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from time import perf_counter
+from typing import Any
+
+from logharbor.collector.collector import Collector
+from logharbor.collector.records import Body, Exchange
+
+log = logging.getLogger("logharbor.collector")
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024
+_CAPTURE_OPTIONS = ("capture_bodies", "max_body_bytes", "user_id", "exclude_paths")
+
+
+def _from_settings() -> tuple[Collector, dict[str, Any]]:
+    from django.conf import settings
+
+    config = getattr(settings, "LOGHARBOR", None)
+    if isinstance(config, Collector):
+        return config, {}
+    if not isinstance(config, dict):
+        raise RuntimeError("settings.LOGHARBOR must be a Collector or a dict of its arguments")
+    config = dict(config)
+    options = {key: config.pop(key) for key in _CAPTURE_OPTIONS if key in config}
+    collector = config.pop("collector", None)
+    if not isinstance(collector, Collector):
+        collector = Collector(**config)
+    return collector, options
+
+
+class LogHarborMiddleware:
+    """Records every request Django serves into the configured collector."""
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+        collector, options = _from_settings()
+        self.collector = collector
+        self.capture_bodies: bool = options.get("capture_bodies", False)
+        self.max_body_bytes: int = options.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+        self.user_id: Callable[[Any], Any] | None = options.get("user_id")
+        self.exclude_paths = tuple(options.get("exclude_paths", ()))
+
+    def __call__(self, request: Any) -> Any:
+        if self.exclude_paths and request.path.startswith(self.exclude_paths):
+            return self.get_response(request)
+        request_body = self._request_body(request) if self.capture_bodies else None
+        started = perf_counter()
+        response = self.get_response(request)
+        try:
+            self._record(request, response, started, request_body)
+        except Exception:
+            log.debug("LogHarbor collector error (ignored)", exc_info=True)
+        return response
+
+    def _request_body(self, request: Any) -> Body | None:
+        body = Body(self.max_body_bytes)
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length == 0:
+            return body
+        if length > self.max_body_bytes:
+            # Reading it would pull a large upload into memory; note the size only.
+            body.size = length
+            return body
+        try:
+            # Django caches the body, so the view (and request.POST) still see all of it.
+            body.add(request.body)
+        except Exception:
+            return None
+        return body
+
+    def _record(self, request: Any, response: Any, started: float, body: Body | None) -> None:
+        elapsed = (perf_counter() - started) * 1000.0
+        match = getattr(request, "resolver_match", None)
+        route = getattr(match, "route", None) if match is not None else None
+        response_body = None
+        if self.capture_bodies:
+            response_body = Body(self.max_body_bytes)
+            if not getattr(response, "streaming", False):
+                response_body.add(response.content)
+        try:
+            host = request.get_host()
+        except Exception:  # DisallowedHost: still worth recording
+            host = request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME", "unknown")
+        self.collector.record(
+            Exchange(
+                method=request.method or "GET",
+                scheme=request.scheme or "http",
+                host=host,
+                path=request.path,
+                query=request.META.get("QUERY_STRING", ""),
+                status=response.status_code,
+                elapsed_ms=elapsed,
+                request_headers=dict(request.headers),
+                response_headers=list(response.items()),
+                request_body=body,
+                response_body=response_body,
+                route=("/" + route.lstrip("/")) if isinstance(route, str) else None,
+                user_id=self._user(request),
+            )
+        )
+
+    def _user(self, request: Any) -> str | None:
+        if self.user_id is None:
+            return None
+        try:
+            value = self.user_id(request)
+        except Exception:
+            log.debug("LogHarbor user_id callback failed (ignored)", exc_info=True)
+            return None
+        return None if value is None else str(value)

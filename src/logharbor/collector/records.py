@@ -1,0 +1,184 @@
+"""What the collector captures and what it sends.
+
+An ``Exchange`` is the raw capture of one request/response, built on the request path with as
+little work as possible (header lists and body chunks are kept as they came). The sender thread
+turns it into a ``TrafficRecord`` — the compose body of ``POST /ingest-log`` without
+``trafficSourceId`` — decoding, parsing and masking off the request path.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+from urllib.parse import parse_qsl
+
+from logharbor.collector.redaction import mask, mask_text
+
+Headers = Iterable[tuple[str | bytes, str | bytes]]
+
+
+class TrafficRecord(TypedDict):
+    """The wire format: Arkyn's compose body (objects, not JSON text), minus the source id."""
+
+    domainUrl: str
+    pathnameUrl: str
+    status: int
+    protocol: str
+    method: str
+    trafficUserId: str | None
+    elapsedTime: float
+    requestHeaders: dict[str, str]
+    requestBody: Any
+    queryParams: dict[str, Any]
+    responseHeaders: dict[str, str]
+    responseBody: Any
+
+
+@dataclass(slots=True)
+class Body:
+    """The head of a body (up to the cap) and the size that went by."""
+
+    cap: int
+    chunks: list[bytes] = field(default_factory=list)
+    kept: int = 0
+    size: int = 0
+
+    def add(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self.size += len(chunk)
+        room = self.cap - self.kept
+        if room > 0:
+            piece = chunk if len(chunk) <= room else chunk[:room]
+            self.chunks.append(piece)
+            self.kept += len(piece)
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > self.kept
+
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+@dataclass(slots=True)
+class Exchange:
+    """One request the app served or made, as captured on the request path."""
+
+    method: str
+    scheme: str
+    host: str
+    path: str
+    query: str | bytes
+    status: int
+    elapsed_ms: float
+    request_headers: Headers | Mapping[str, str]
+    response_headers: Headers | Mapping[str, str]
+    request_body: Body | None = None
+    response_body: Body | None = None
+    # The route template when the framework knows it (``/users/{user_id}``).
+    route: str | None = None
+    user_id: str | None = None
+    timestamp: float = field(default_factory=time.time)
+
+
+def header_dict(headers: Headers | Mapping[str, str]) -> dict[str, str]:
+    """Header pairs as a dict with lower-case names; repeated headers are joined with ', '."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    out: dict[str, str] = {}
+    for raw_name, raw_value in pairs:
+        name = (raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name).lower()
+        value = raw_value.decode("latin-1") if isinstance(raw_value, bytes) else str(raw_value)
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
+def query_dict(query: str | bytes) -> dict[str, Any]:
+    """The query string as an object: one value as a string, a repeated key as a list."""
+    text = query.decode("latin-1") if isinstance(query, bytes) else query
+    out: dict[str, Any] = {}
+    for key, value in parse_qsl(text, keep_blank_values=True):
+        if key not in out:
+            out[key] = value
+        elif isinstance(out[key], list):
+            out[key].append(value)
+        else:
+            out[key] = [out[key], value]
+    return out
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def _is_text(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return (
+        media.startswith("text/")
+        or media
+        in ("application/xml", "application/javascript", "application/x-www-form-urlencoded")
+        or media.endswith("+xml")
+    )
+
+
+def decode_body(body: Body | None, content_type: str, keys: frozenset[str]) -> Any:
+    """A captured body as the value to send: parsed and masked JSON, form fields, text or a note.
+
+    Text that cannot be parsed (a truncated JSON head, say) is masked by pattern so that a
+    secret in it does not leave the process either.
+    """
+    if body is None or body.size == 0:
+        return None
+    data = body.data()
+    media = content_type.split(";", 1)[0].strip().lower()
+    if not body.truncated:
+        if _is_json(content_type):
+            try:
+                return mask(json.loads(data), keys)
+            except ValueError:
+                pass
+        elif media == "application/x-www-form-urlencoded":
+            return mask(query_dict(data.decode("utf-8", "replace")), keys)
+    if not (_is_json(content_type) or _is_text(content_type) or not media):
+        return f"[{media} body, {body.size} bytes]"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(data) - 3:  # not just a character cut in half by the cap
+            return f"[{media or 'binary'} body, {body.size} bytes]"
+        text = data[: error.start].decode("utf-8")
+    text = mask_text(text, keys)
+    if body.truncated:
+        text += f"... [truncated: {body.size} bytes in total]"
+    return text
+
+
+def to_record(exchange: Exchange, keys: frozenset[str]) -> TrafficRecord:
+    """The wire record of an exchange, with every sensitive header, parameter and field masked."""
+    request_headers = header_dict(exchange.request_headers)
+    response_headers = header_dict(exchange.response_headers)
+    path = exchange.path or "/"
+    if not path.startswith("/"):
+        path = "/" + path
+    return {
+        "domainUrl": f"{exchange.scheme}://{exchange.host}",
+        "pathnameUrl": path,
+        "status": exchange.status,
+        "protocol": "https" if exchange.scheme in ("https", "wss") else "http",
+        "method": exchange.method.upper(),
+        "trafficUserId": exchange.user_id,
+        "elapsedTime": round(exchange.elapsed_ms, 3),
+        "requestHeaders": mask(request_headers, keys),
+        "requestBody": decode_body(
+            exchange.request_body, request_headers.get("content-type", ""), keys
+        ),
+        "queryParams": mask(query_dict(exchange.query), keys),
+        "responseHeaders": mask(response_headers, keys),
+        "responseBody": decode_body(
+            exchange.response_body, response_headers.get("content-type", ""), keys
+        ),
+    }

@@ -1,0 +1,256 @@
+"""How batches of records reach LogHarbor.
+
+``Transport`` is the seam: the collector hands it a list of wire records and learns which were
+stored, which the server refused for good, and which are worth another try. ``HttpTransport``
+talks to a LogHarbor server: the batch endpoint when the server has it, otherwise one
+``POST /ingest-log`` per record.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger("logharbor.collector")
+
+BATCH_PATH = "/api/v1/ingest"
+SINGLE_PATH = "/ingest-log"
+# A server overloaded or restarting answers these; anything else in 4xx is a verdict on the record.
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Longest Retry-After we honour; a server asking for more is treated as down for that long.
+MAX_RETRY_AFTER = 300.0
+
+
+@dataclass
+class SendResult:
+    sent: int = 0
+    # Refused for good (invalid record, bad key, unknown source): counted, never retried.
+    rejected: int = 0
+    retry: list[dict[str, Any]] = field(default_factory=list)
+    retry_after: float | None = None
+    # Why the last failure happened, for the log line and ``Collector.stats``.
+    error: str | None = None
+
+
+class Transport(Protocol):
+    def send(self, records: Sequence[dict[str, Any]]) -> SendResult: ...
+
+    def close(self) -> None: ...
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+class HttpTransport:
+    """Sends records to a LogHarbor server over HTTP with an ingest key (or a user token).
+
+    Whether the server has the batch endpoint is learnt from its first answer (404/405 means
+    no) and remembered for the life of the transport.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        traffic_source_id: str,
+        *,
+        timeout: float = 5.0,
+        use_batch: bool | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self.base_url = url.rstrip("/")
+        self.traffic_source_id = traffic_source_id
+        # None: not known yet; the first batch finds out.
+        self.batch_supported: bool | None = use_batch
+        self._api_key = api_key
+        self._timeout = timeout
+        self._client = client
+        self._owns_client = client is None
+
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            # Imported here so that importing the collector stays cheap; the first send pays.
+            import httpx
+
+            self._client = httpx.Client(
+                timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 3.0)),
+                headers={
+                    "Authorization": f"Bearer {self._api_key}",
+                    "User-Agent": "logharbor-collector",
+                },
+                # The app's proxy settings are for the app's traffic, not for ours.
+                trust_env=False,
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None and self._owns_client:
+            self._client.close()
+        self._client = None
+
+    def send(self, records: Sequence[dict[str, Any]]) -> SendResult:
+        if not records:
+            return SendResult()
+        if self.batch_supported is not False:
+            result = self._send_batch(records)
+            if result is not None:
+                return result
+        return self._send_each(records)
+
+    def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        content = json.dumps(body, separators=(",", ":"), default=str).encode()
+        return self._http().post(
+            self.base_url + path, content=content, headers={"Content-Type": "application/json"}
+        )
+
+    def _send_batch(self, records: Sequence[dict[str, Any]]) -> SendResult | None:
+        """The batch endpoint's verdict, or None when the server has no batch endpoint."""
+        import httpx
+
+        try:
+            response = self._post(
+                BATCH_PATH, {"trafficSourceId": self.traffic_source_id, "records": list(records)}
+            )
+        except httpx.HTTPError as error:
+            return SendResult(retry=list(records), error=f"{type(error).__name__}: {error}")
+        if response.status_code in (404, 405) and self.batch_supported is None:
+            self.batch_supported = False
+            log.info("LogHarbor at %s has no batch endpoint; sending one by one", self.base_url)
+            return None
+        if response.status_code < 300:
+            self.batch_supported = True
+            return _batch_verdict(records, response)
+        if response.status_code == 413 and len(records) > 1:
+            half = len(records) // 2
+            first, second = self._send_batch(records[:half]), self._send_batch(records[half:])
+            return _merge(first or self._send_each(records[:half]), second or SendResult())
+        return _failure(records, response)
+
+    def _send_each(self, records: Sequence[dict[str, Any]]) -> SendResult:
+        import httpx
+
+        result = SendResult()
+        for index, record in enumerate(records):
+            try:
+                response = self._post(
+                    SINGLE_PATH, {"trafficSourceId": self.traffic_source_id, **record}
+                )
+            except httpx.HTTPError as error:
+                # The server is unreachable or slow: stop here rather than wait out every record.
+                result.retry.extend(records[index:])
+                result.error = f"{type(error).__name__}: {error}"
+                return result
+            if response.status_code < 300:
+                result.sent += 1
+                continue
+            failed = _failure([record], response)
+            result.error = failed.error
+            if failed.retry:
+                result.retry.extend(records[index:])
+                result.retry_after = failed.retry_after
+                return result
+            result.rejected += 1
+        return result
+
+
+def _describe(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("error") or body.get("detail")
+        fields = body.get("fieldErrors")
+        if fields:
+            return f"HTTP {response.status_code}: {message} {fields}"
+        if message:
+            return f"HTTP {response.status_code}: {message}"
+    return f"HTTP {response.status_code}"
+
+
+def _failure(records: Sequence[dict[str, Any]], response: httpx.Response) -> SendResult:
+    error = _describe(response)
+    if response.status_code in RETRYABLE_STATUSES:
+        return SendResult(
+            retry=list(records),
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            error=error,
+        )
+    return SendResult(rejected=len(records), error=error)
+
+
+def _merge(first: SendResult, second: SendResult) -> SendResult:
+    return SendResult(
+        sent=first.sent + second.sent,
+        rejected=first.rejected + second.rejected,
+        retry=first.retry + second.retry,
+        retry_after=max(first.retry_after or 0, second.retry_after or 0) or None,
+        error=second.error or first.error,
+    )
+
+
+def _item_status(item: Any) -> int | None:
+    """The HTTP-like status of one per-item result, whatever shape the server gives it."""
+    if not isinstance(item, dict):
+        return None
+    for key in ("status", "statusCode", "code"):
+        value = item.get(key)
+        if isinstance(value, int):
+            return value
+    failed = bool(item.get("error") or item.get("errors") or item.get("fieldErrors"))
+    if failed or item.get("ok") is False:
+        return 400
+    if item.get("ok") is True or item.get("accepted") is True or item.get("id"):
+        return 201
+    return None
+
+
+def _batch_verdict(records: Sequence[dict[str, Any]], response: httpx.Response) -> SendResult:
+    """Which items the batch endpoint stored, refused or could not take right now."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    items: Any = None
+    if isinstance(body, dict):
+        for key in ("results", "items", "data"):
+            if isinstance(body.get(key), list):
+                items = body[key]
+                break
+    elif isinstance(body, list):
+        items = body
+    if not isinstance(items, list) or len(items) != len(records):
+        # No per-item detail: a 2xx means the batch was taken as a whole.
+        return SendResult(sent=len(records))
+    result = SendResult()
+    for record, item in zip(records, items, strict=True):
+        status = _item_status(item)
+        if status is None or status < 300:
+            result.sent += 1
+        elif status in RETRYABLE_STATUSES:
+            result.retry.append(record)
+        else:
+            result.rejected += 1
+            result.error = f"item refused: {json.dumps(item, default=str)[:300]}"
+    return result

@@ -1,0 +1,397 @@
+"""The Collector's queue, sender thread, retries and losses, against a real HTTP receiver."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from collector.harness import Hit, MemoryTransport, Receiver, free_port, wait_until
+from logharbor.collector import Collector, Exchange, HttpTransport, SendResult
+
+KEY = "lhk_test_key"
+SOURCE = "0197548f-0e8e-7550-b283-f26fd98a9423"
+
+
+def record(status: int = 200, path: str = "/v1/users", **extra: Any) -> dict[str, Any]:
+    return {
+        "domainUrl": "https://api.example.com",
+        "pathnameUrl": path,
+        "status": status,
+        "protocol": "https",
+        "method": "GET",
+        "trafficUserId": None,
+        "elapsedTime": 1.5,
+        "requestHeaders": {"accept": "application/json"},
+        "requestBody": None,
+        "queryParams": {},
+        "responseHeaders": {"content-type": "application/json"},
+        "responseBody": None,
+        **extra,
+    }
+
+
+def make(receiver: Receiver, **options: Any) -> Collector:
+    options.setdefault("flush_interval", 0.05)
+    options.setdefault("backoff_base", 0.01)
+    return Collector(receiver.url, api_key=KEY, traffic_source_id=SOURCE, **options)
+
+
+def test_records_reach_the_batch_endpoint_with_the_key(receiver: Receiver) -> None:
+    collector = make(receiver)
+    assert all(collector.record(record(path=f"/r/{n}")) for n in range(5))
+    assert collector.flush(30)
+    hits = [hit for hit in receiver.hits if hit.path == "/api/v1/ingest"]
+    assert hits, receiver.hits
+    assert hits[0].headers["authorization"] == f"Bearer {KEY}"
+    assert hits[0].body["trafficSourceId"] == SOURCE
+    assert [r["pathnameUrl"] for r in receiver.records()] == [f"/r/{n}" for n in range(5)]
+    assert all("trafficSourceId" not in r for r in receiver.records())
+    stats = collector.stats()
+    assert (stats.accepted, stats.sent, stats.failed, stats.dropped) == (5, 5, 0, 0)
+    collector.close()
+
+
+def test_batches_are_cut_at_batch_size(receiver: Receiver) -> None:
+    collector = make(receiver, batch_size=10, flush_interval=30)
+    for n in range(25):
+        collector.record(record(path=f"/r/{n}"))
+    assert collector.flush(30)
+    sizes = [len(hit.body["records"]) for hit in receiver.hits]
+    assert sizes == [10, 10, 5]
+    collector.close()
+
+
+def test_without_batch_endpoint_it_posts_each_record_and_remembers(receiver: Receiver) -> None:
+    receiver.batch = False
+    collector = make(receiver)
+    collector.record(record(path="/a"))
+    collector.record(record(path="/b"))
+    assert collector.flush(30)
+    collector.record(record(path="/c"))
+    assert collector.flush(30)
+    paths = [hit.path for hit in receiver.hits]
+    assert paths == ["/api/v1/ingest", "/ingest-log", "/ingest-log", "/ingest-log"]
+    singles = [hit.body for hit in receiver.hits if hit.path == "/ingest-log"]
+    assert [s["pathnameUrl"] for s in singles] == ["/a", "/b", "/c"]
+    assert all(s["trafficSourceId"] == SOURCE for s in singles)
+    assert collector.stats().sent == 3
+    collector.close()
+
+
+def test_server_errors_are_retried_with_backoff_until_they_pass(receiver: Receiver) -> None:
+    failures = iter([(503, {"name": "ServiceUnavailable"}, {"Retry-After": "0"})] * 2)
+    receiver.reply = lambda hit: next(failures, None)
+    collector = make(receiver)
+    collector.record(record())
+    assert collector.flush(30)
+    assert len(receiver.hits) == 3
+    stats = collector.stats()
+    assert (stats.sent, stats.retries, stats.failed) == (1, 2, 0)
+    collector.close()
+
+
+def test_retry_after_is_honoured(receiver: Receiver) -> None:
+    failures = iter([(429, {}, {"Retry-After": "1"})])
+    receiver.reply = lambda hit: next(failures, None)
+    times: list[float] = []
+    original = receiver.answer
+
+    def timed(hit: Hit) -> Any:
+        import time
+
+        times.append(time.monotonic())
+        return original(hit)
+
+    receiver.answer = timed  # type: ignore[method-assign]
+    collector = make(receiver, backoff_base=0.001)
+    collector.record(record())
+    assert collector.flush(30)
+    assert len(times) == 2
+    # Backoff alone would have waited a millisecond; the server asked for a second.
+    assert times[1] - times[0] >= 0.9
+    collector.close()
+
+
+def test_a_batch_is_given_up_after_max_attempts_and_counted(receiver: Receiver) -> None:
+    receiver.reply = lambda hit: (500, {"name": "Internal"}, {})
+    collector = make(receiver, max_attempts=3)
+    for _ in range(4):
+        collector.record(record())
+    assert collector.flush(30)
+    assert len(receiver.hits) == 3
+    stats = collector.stats()
+    assert (stats.sent, stats.failed, stats.retries) == (0, 4, 2)
+    assert stats.last_error is not None and "500" in stats.last_error
+    collector.close()
+
+
+def test_refused_records_are_counted_and_not_retried(receiver: Receiver) -> None:
+    receiver.batch = False
+    bad = {"name": "BadRequest", "message": "Invalid", "fieldErrors": {"status": "bad"}}
+    receiver.reply = lambda hit: (400, bad, {}) if hit.body.get("status") == 999 else None
+    collector = make(receiver)
+    collector.record(record(status=999))
+    collector.record(record(status=200))
+    assert collector.flush(30)
+    assert [hit.path for hit in receiver.hits].count("/ingest-log") == 2
+    stats = collector.stats()
+    assert (stats.sent, stats.rejected, stats.retries) == (1, 1, 0)
+    assert "status" in (stats.last_error or "")
+    collector.close()
+
+
+def test_per_item_results_of_a_batch(receiver: Receiver) -> None:
+    answers = iter(
+        [
+            (
+                200,
+                {"results": [{"status": 201}, {"status": 400, "error": "bad"}, {"status": 503}]},
+                {},
+            ),
+            (200, {"results": [{"status": 201}]}, {}),
+        ]
+    )
+    receiver.reply = lambda hit: next(answers)
+    collector = make(receiver)
+    for n in range(3):
+        collector.record(record(path=f"/{n}"))
+    assert collector.flush(30)
+    assert [len(hit.body["records"]) for hit in receiver.hits] == [3, 1]
+    assert receiver.hits[1].body["records"][0]["pathnameUrl"] == "/2"
+    stats = collector.stats()
+    assert (stats.sent, stats.rejected, stats.retries) == (2, 1, 1)
+    collector.close()
+
+
+def test_server_down_never_reaches_the_app_and_losses_are_counted() -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    collector = Collector(
+        dead,
+        api_key=KEY,
+        traffic_source_id=SOURCE,
+        max_queue=10,
+        batch_size=5,
+        max_attempts=2,
+        backoff_base=0.01,
+        flush_interval=0.05,
+    )
+    accepted = [collector.record(record(path=f"/{n}")) for n in range(50)]
+    assert all(accepted)
+    assert collector.flush(30)
+    stats = collector.stats()
+    assert stats.sent == 0
+    assert stats.dropped + stats.failed == 50
+    assert stats.failed > 0
+    assert "ConnectError" in (stats.last_error or "")
+    collector.close()
+
+
+def test_a_full_queue_drops_the_oldest(receiver: Receiver) -> None:
+    receiver.hold.clear()  # the first batch is stuck in the server: the queue fills behind it
+    collector = make(receiver, max_queue=5, batch_size=1)
+    collector.record(record(path="/first"))
+    wait_until(lambda: receiver.waiting == 1, "the first batch to reach the server")
+    for n in range(20):
+        assert collector.record(record(path=f"/{n}"))
+    assert collector.stats().dropped == 15
+    receiver.hold.set()
+    assert collector.flush(30)
+    assert [r["pathnameUrl"] for r in receiver.records()] == [
+        "/first",
+        "/15",
+        "/16",
+        "/17",
+        "/18",
+        "/19",
+    ]
+    collector.close()
+
+
+def test_sampling_keeps_every_error_and_a_fraction_of_successes() -> None:
+    transport = MemoryTransport()
+    collector = Collector(transport=transport, success_sample_rate=0.0, flush_interval=0.05)
+    kept = [collector.record(record(status=s)) for s in (200, 201, 302, 404, 500, 503)]
+    assert kept == [False, False, False, True, True, True]
+    assert collector.flush(30)
+    assert [r["status"] for r in transport.records] == [404, 500, 503]
+    assert collector.stats().sampled_out == 3
+    collector.close()
+
+    half = Collector(transport=MemoryTransport(), success_sample_rate=0.5, flush_interval=0.05)
+    kept_half = sum(half.record(record()) for _ in range(2000))
+    assert 800 < kept_half < 1200
+    half.close()
+
+
+def test_sensitive_values_are_masked_before_they_leave(receiver: Receiver) -> None:
+    collector = make(receiver, extra_masked_keys=["x-internal"])
+    collector.record(
+        record(
+            requestHeaders={"Authorization": "Bearer s3cret", "Cookie": "a=b", "X-Internal": "i"},
+            queryParams={"token": "t0k", "page": "2"},
+            requestBody={"user": "jane", "password": "hunter2", "nested": {"apiKey": "k"}},
+            responseHeaders={"set-cookie": "sid=1"},
+        )
+    )
+    collector.record(
+        Exchange(
+            method="post",
+            scheme="https",
+            host="api.example.com",
+            path="/login",
+            query=b"api_key=abc&q=1",
+            status=200,
+            elapsed_ms=3.25,
+            request_headers=[
+                (b"authorization", b"Basic xyz"),
+                (b"content-type", b"application/json"),
+            ],
+            response_headers=[(b"set-cookie", b"sid=2")],
+        )
+    )
+    assert collector.flush(30)
+    first, second = receiver.records()
+    assert first["requestHeaders"] == {
+        "Authorization": "****",
+        "Cookie": "****",
+        "X-Internal": "****",
+    }
+    assert first["queryParams"] == {"token": "****", "page": "2"}
+    assert first["requestBody"] == {
+        "user": "jane",
+        "password": "****",
+        "nested": {"apiKey": "****"},
+    }
+    assert first["responseHeaders"] == {"set-cookie": "****"}
+    assert second["requestHeaders"]["authorization"] == "****"
+    assert second["queryParams"] == {"api_key": "****", "q": "1"}
+    assert second["responseHeaders"] == {"set-cookie": "****"}
+    assert second["method"] == "POST"
+    assert second["domainUrl"] == "https://api.example.com"
+    sent_text = str([hit.body for hit in receiver.hits])
+    for secret in ("s3cret", "hunter2", "t0k", "xyz", "abc", "sid="):
+        assert secret not in sent_text
+    collector.close()
+
+
+def test_close_flushes_what_is_queued(receiver: Receiver) -> None:
+    collector = make(receiver, flush_interval=60)
+    for n in range(3):
+        collector.record(record(path=f"/{n}"))
+    collector.close()
+    assert len(receiver.records()) == 3
+    assert collector.record(record()) is False
+    collector.close()  # twice is fine
+
+
+def test_close_gives_up_at_its_deadline_when_the_server_is_stuck(receiver: Receiver) -> None:
+    receiver.hold.clear()
+    collector = make(receiver, flush_interval=60, timeout=30)
+    for n in range(3):
+        collector.record(record(path=f"/{n}"))
+    collector.flush(0)
+    collector.close(timeout=0.2)
+    stats = collector.stats()
+    assert stats.queued == 0
+    assert stats.sent == 0
+    receiver.hold.set()
+
+
+def test_a_broken_transport_or_record_never_reaches_the_app() -> None:
+    class Exploding:
+        def send(self, records: Sequence[dict[str, Any]]) -> SendResult:
+            raise RuntimeError("boom")
+
+        def close(self) -> None:
+            raise RuntimeError("boom")
+
+    collector = Collector(
+        transport=Exploding(), max_attempts=2, backoff_base=0.001, flush_interval=0.05
+    )
+    assert collector.record(record())
+    broken = Exchange(
+        "GET", "http", "h", "/", "", 200, 1.0, request_headers=42, response_headers=[]
+    )  # type: ignore[arg-type]
+    assert collector.record(broken)
+    assert collector.record(None) is False  # type: ignore[arg-type]
+    assert collector.flush(30)
+    stats = collector.stats()
+    assert stats.failed == 2
+    assert stats.last_error == "RuntimeError: boom"
+    collector.close()
+
+
+def test_a_collector_that_is_disabled_records_nothing() -> None:
+    transport = MemoryTransport()
+    collector = Collector(transport=transport, enabled=False)
+    assert collector.record(record()) is False
+    assert collector.flush(1)
+    collector.close()
+    assert transport.records == []
+
+
+def test_bad_configuration_is_refused_at_construction() -> None:
+    with pytest.raises(ValueError, match="url, api_key"):
+        Collector("http://x")
+    with pytest.raises(ValueError, match="success_sample_rate"):
+        Collector(transport=MemoryTransport(), success_sample_rate=1.5)
+    with pytest.raises(ValueError, match="max_queue"):
+        Collector(transport=MemoryTransport(), max_queue=0)
+
+
+def test_a_forked_child_starts_its_own_sender_and_does_not_resend(receiver: Receiver) -> None:
+    collector = make(receiver, flush_interval=60)
+    collector.record(record(path="/parent"))
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: it must not send the parent's queued record
+        code = 1
+        try:
+            collector.record(record(path="/child"))
+            ok = collector.flush(30)
+            stats = collector.stats()
+            code = 0 if ok and stats.sent == 1 and stats.accepted == 1 else 2
+        finally:
+            os.write(write, bytes([code]))
+            os._exit(code)
+    os.close(write)
+    status = os.read(read, 1)
+    os.waitpid(pid, 0)
+    assert status == b"\x00"
+    collector.close()
+    assert sorted(r["pathnameUrl"] for r in receiver.records()) == ["/child", "/parent"]
+
+
+def test_records_from_many_threads_are_all_counted(receiver: Receiver) -> None:
+    collector = make(receiver, max_queue=100_000, batch_size=500)
+
+    def worker(n: int) -> None:
+        for i in range(500):
+            collector.record(record(path=f"/{n}/{i}"))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert collector.flush(60)
+    assert collector.stats().sent == 4000
+    assert len({r["pathnameUrl"] for r in receiver.records()}) == 4000
+    collector.close()
+
+
+def test_http_transport_reuses_a_given_client_and_reports_batch_support(receiver: Receiver) -> None:
+    import httpx
+
+    with httpx.Client(headers={"Authorization": f"Bearer {KEY}"}) as client:
+        transport = HttpTransport(receiver.url, KEY, SOURCE, client=client)
+        assert transport.batch_supported is None
+        result = transport.send([record()])
+        assert (result.sent, result.retry) == (1, [])
+        assert transport.batch_supported is True
+        transport.close()
+        assert not client.is_closed
