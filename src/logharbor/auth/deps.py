@@ -30,6 +30,8 @@ class Principal:
     user_id: str
     # Set when the caller is an ingest key: the only traffic source it may write to.
     ingest_source_id: str | None = None
+    # The ingest key's own id (to record when it was last used).
+    ingest_key_id: str | None = None
 
     @property
     def is_ingest_key(self) -> bool:
@@ -72,7 +74,11 @@ def resolve_principal(request: Request) -> Principal:
             key = queries.active_ingest_key(conn, hash_ingest_key(token))
         if key is None:
             raise Unauthorized("Invalid or revoked ingest key")
-        principal = Principal(user_id=key["owner_id"], ingest_source_id=key["traffic_source_id"])
+        principal = Principal(
+            user_id=key["owner_id"],
+            ingest_source_id=key["traffic_source_id"],
+            ingest_key_id=key["id"],
+        )
     else:
         user_id = user_id_from_token(token, get_settings(request).secret_key)
         with db.read() as conn:

@@ -87,7 +87,10 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     else:
         cls = _HTTP_ERRORS.get(exc.status_code, errors.BadRequest)
         detail = exc.detail if isinstance(exc.detail, str) else None
-        error = cls(detail, generic=True)
+        # FastAPI's answer to a body it could not decode (e.g. invalid UTF-8): name the field.
+        unreadable = exc.status_code == 400 and detail == "There was an error parsing the body"
+        field_errors = {"body": "Must be valid UTF-8 JSON"} if unreadable else None
+        error = cls(detail, field_errors=field_errors, generic=True)
     response = render(request, error)
     if exc.headers:
         response.headers.update(exc.headers)

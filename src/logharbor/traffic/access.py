@@ -62,3 +62,35 @@ def require_source(
     if access is Access.READ and is_shared_with(conn, source_id, principal.user_id):
         return source
     raise Forbidden("You do not own this traffic source.")
+
+
+def can_read(conn: Connection, source_id: str, principal: Principal) -> bool:
+    """Whether a user token may read ``source_id`` (owner or share); ingest keys never read."""
+    if principal.is_ingest_key:
+        return False
+    owner = conn.execute(
+        select(traffic_sources.c.user_id).where(traffic_sources.c.id == source_id)
+    ).scalar()
+    if owner is None:
+        return False
+    return owner == principal.user_id or is_shared_with(conn, source_id, principal.user_id)
+
+
+def require_source_of(
+    conn: Connection,
+    source_id: str,
+    principal: Principal,
+    access: Access,
+    not_found: NotFound,
+) -> RowMapping:
+    """``require_source`` for a resource addressed by its own id (a domain, a record...).
+
+    A caller who cannot even read the source gets the resource's own 404, so another tenant's
+    ids are indistinguishable from unknown ones. A read-only viewer trying to change it gets 403.
+    """
+    try:
+        return require_source(conn, source_id, principal, access)
+    except Forbidden:
+        if access is not Access.READ and can_read(conn, source_id, principal):
+            raise
+        raise not_found from None

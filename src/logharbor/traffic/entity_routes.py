@@ -1,0 +1,406 @@
+"""Domains, pathnames, core pathnames, and standalone requests and responses.
+
+Domains, pathnames and core pathnames are get-or-create *within one traffic source* (unique
+constraints decide, so concurrent calls never duplicate). A standalone request or response
+belongs to whoever created it until an ``http-traffic`` or ``core-log`` row links it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from sqlalchemy import Table, delete, select
+
+from logharbor.auth.deps import AppSettings, CurrentPrincipal, CurrentUser, Db
+from logharbor.common.errors import BadRequest, NotFound
+from logharbor.common.ids import is_uuid
+from logharbor.common.pagination import Page, Paginated
+from logharbor.common.routing import ArkynRoute
+from logharbor.common.timestamps import utcnow
+from logharbor.db.tables import (
+    core_logs,
+    core_pathnames,
+    domains,
+    http_traffic,
+    pathnames,
+    requests,
+    responses,
+)
+from logharbor.traffic import normalize, queries
+from logharbor.traffic.access import Access, can_read, require_source, require_source_of
+from logharbor.traffic.filters import NameFilter, Sort, contains
+from logharbor.traffic.ingest import IngestConfig, payload_row, prepare_payload
+from logharbor.traffic.schemas import (
+    CorePathnameIn,
+    CorePathnameOut,
+    DomainIn,
+    DomainOut,
+    PathnameIn,
+    PathnameOut,
+    RequestIn,
+    RequestOut,
+    ResponseIn,
+    ResponseOut,
+)
+
+router = APIRouter(route_class=ArkynRoute)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}}
+
+
+def _path_id(value: str, field: str) -> str:
+    if not is_uuid(value):
+        raise BadRequest(field_errors={field: "Invalid id format"})
+    return value.lower()
+
+
+def _value_sort(table: Table) -> dict[str, Any]:
+    return {"createdAt": table.c.created_at, "value": table.c.value}
+
+
+def _list(
+    conn: Any,
+    table: Table,
+    where: list[Any],
+    page: Any,
+    sort: Any,
+    q: str | None,
+    to_json: Any,
+) -> dict[str, Any]:
+    if q:
+        where = [*where, contains(table.c.value, q)]
+    rows = queries.page_of(
+        conn,
+        select(table),
+        where,
+        sort.resolve(_value_sort(table)),
+        table.c.id,
+        page.offset,
+        page.page_limit,
+    )
+    return page.envelope([to_json(r) for r in rows], queries.count(conn, table, where))
+
+
+# --- domains ---------------------------------------------------------------------------------
+
+
+@router.post(
+    "/domain/{trafficSourceId}",
+    status_code=201,
+    response_model=DomainOut,
+    tags=["domains"],
+    responses=_ERRORS,
+)
+@router.post(
+    "/domains/{trafficSourceId}", status_code=201, response_model=DomainOut, include_in_schema=False
+)
+def create_domain(
+    trafficSourceId: str, body: DomainIn, principal: CurrentUser, db: Db
+) -> dict[str, Any]:
+    """Get or create a domain (an origin such as ``https://api.example.com``) of the source."""
+    try:
+        origin, protocol = normalize.normalize_domain(body.value, body.protocol)
+    except ValueError as exc:
+        raise BadRequest(field_errors={"value": str(exc)}) from None
+    with db.write() as conn:
+        source = require_source(conn, trafficSourceId, principal, Access.INGEST)
+        row = queries.get_or_create_domain(conn, source["id"], origin, protocol)
+    return queries.domain_json(row)
+
+
+@router.get(
+    "/domain/{trafficSourceId}",
+    response_model=Paginated[DomainOut],
+    tags=["domains"],
+    responses=_ERRORS,
+)
+@router.get(
+    "/domains/{trafficSourceId}", response_model=Paginated[DomainOut], include_in_schema=False
+)
+def list_domains(
+    trafficSourceId: str, principal: CurrentUser, db: Db, page: Page, sort: Sort, q: NameFilter
+) -> dict[str, Any]:
+    """The source's domains; sort by createdAt (default) or value; ``q`` searches the value."""
+    with db.read() as conn:
+        source = require_source(conn, trafficSourceId, principal, Access.READ)
+        where = [domains.c.traffic_source_id == source["id"]]
+        return _list(conn, domains, where, page, sort, q, queries.domain_json)
+
+
+def _delete_child(
+    conn: Any, table: Table, row_id: str, principal: Any, *, field: str, what: str
+) -> Any:
+    row = queries.row_by_id(conn, table, row_id)
+    missing = NotFound(f"{what} not found", field_errors={field: f"{what} not found"})
+    if row is None:
+        raise missing
+    require_source_of(conn, row["traffic_source_id"], principal, Access.MANAGE, missing)
+    return row
+
+
+@router.delete(
+    "/domain/{domainId}",
+    status_code=204,
+    response_class=Response,
+    tags=["domains"],
+    responses=_ERRORS,
+)
+@router.delete(
+    "/domains/{domainId}", status_code=204, response_class=Response, include_in_schema=False
+)
+def delete_domain(domainId: str, principal: CurrentUser, db: Db) -> Response:
+    """Delete a domain with its pathnames and their traffic records."""
+    domain_id = _path_id(domainId, "domainId")
+    with db.write() as conn:
+        _delete_child(conn, domains, domain_id, principal, field="domainId", what="Domain")
+        queries.delete_payloads_of(conn, http_traffic, http_traffic.c.domain_id == domain_id)
+        conn.execute(delete(domains).where(domains.c.id == domain_id))
+    return Response(status_code=204)
+
+
+# --- pathnames -------------------------------------------------------------------------------
+
+
+@router.post(
+    "/pathname/{trafficSourceId}/{domainId}",
+    status_code=201,
+    response_model=PathnameOut,
+    tags=["pathnames"],
+    responses=_ERRORS,
+)
+@router.post(
+    "/pathnames/{trafficSourceId}/{domainId}",
+    status_code=201,
+    response_model=PathnameOut,
+    include_in_schema=False,
+)
+def create_pathname(
+    trafficSourceId: str, domainId: str, body: PathnameIn, principal: CurrentUser, db: Db
+) -> dict[str, Any]:
+    """Get or create a pathname (``/v1/users``) under one of the source's domains."""
+    domain_id = _path_id(domainId, "domainId")
+    try:
+        value = normalize.normalize_pathname(body.value)
+    except ValueError as exc:
+        raise BadRequest(field_errors={"value": str(exc)}) from None
+    with db.write() as conn:
+        source = require_source(conn, trafficSourceId, principal, Access.INGEST)
+        queries.row_in_source(
+            conn, domains, domain_id, source["id"], field="domainId", what="Domain"
+        )
+        row = queries.get_or_create_pathname(conn, source["id"], domain_id, value)
+    return queries.pathname_json(row)
+
+
+@router.get(
+    "/pathname/{trafficSourceId}/{domainId}",
+    response_model=Paginated[PathnameOut],
+    tags=["pathnames"],
+    responses=_ERRORS,
+)
+@router.get(
+    "/pathnames/{trafficSourceId}/{domainId}",
+    response_model=Paginated[PathnameOut],
+    include_in_schema=False,
+)
+def list_pathnames(
+    trafficSourceId: str,
+    domainId: str,
+    principal: CurrentUser,
+    db: Db,
+    page: Page,
+    sort: Sort,
+    q: NameFilter,
+) -> dict[str, Any]:
+    """A domain's pathnames; sort by createdAt (default) or value; ``q`` searches the value."""
+    domain_id = _path_id(domainId, "domainId")
+    with db.read() as conn:
+        source = require_source(conn, trafficSourceId, principal, Access.READ)
+        queries.row_in_source(
+            conn, domains, domain_id, source["id"], field="domainId", what="Domain"
+        )
+        where = [pathnames.c.traffic_source_id == source["id"], pathnames.c.domain_id == domain_id]
+        return _list(conn, pathnames, where, page, sort, q, queries.pathname_json)
+
+
+@router.delete(
+    "/pathname/{pathnameId}",
+    status_code=204,
+    response_class=Response,
+    tags=["pathnames"],
+    responses=_ERRORS,
+)
+@router.delete(
+    "/pathnames/{pathnameId}", status_code=204, response_class=Response, include_in_schema=False
+)
+def delete_pathname(pathnameId: str, principal: CurrentUser, db: Db) -> Response:
+    """Delete a pathname with its traffic records."""
+    pathname_id = _path_id(pathnameId, "pathnameId")
+    with db.write() as conn:
+        _delete_child(conn, pathnames, pathname_id, principal, field="pathnameId", what="Pathname")
+        queries.delete_payloads_of(conn, http_traffic, http_traffic.c.pathname_id == pathname_id)
+        conn.execute(delete(pathnames).where(pathnames.c.id == pathname_id))
+    return Response(status_code=204)
+
+
+# --- core pathnames ----------------------------------------------------------------------------
+
+
+@router.post(
+    "/core-pathname/{trafficSourceId}",
+    status_code=201,
+    response_model=CorePathnameOut,
+    tags=["core logs"],
+    responses=_ERRORS,
+)
+@router.post(
+    "/core-pathnames/{trafficSourceId}",
+    status_code=201,
+    response_model=CorePathnameOut,
+    include_in_schema=False,
+)
+def create_core_pathname(
+    trafficSourceId: str, body: CorePathnameIn, principal: CurrentPrincipal, db: Db
+) -> dict[str, Any]:
+    """Get or create a core pathname: a route template such as ``/users/:id``."""
+    try:
+        value = normalize.normalize_pathname(body.value)
+    except ValueError as exc:
+        raise BadRequest(field_errors={"value": str(exc)}) from None
+    with db.write() as conn:
+        source = require_source(conn, trafficSourceId, principal, Access.INGEST)
+        queries.touch_ingest_key(conn, principal)
+        row = queries.get_or_create_core_pathname(conn, source["id"], value)
+    return queries.core_pathname_json(row)
+
+
+@router.get(
+    "/core-pathname/{trafficSourceId}",
+    response_model=Paginated[CorePathnameOut],
+    tags=["core logs"],
+    responses=_ERRORS,
+)
+@router.get(
+    "/core-pathnames/{trafficSourceId}",
+    response_model=Paginated[CorePathnameOut],
+    include_in_schema=False,
+)
+def list_core_pathnames(
+    trafficSourceId: str, principal: CurrentUser, db: Db, page: Page, sort: Sort, q: NameFilter
+) -> dict[str, Any]:
+    """The source's core pathnames; sort by createdAt (default) or value."""
+    with db.read() as conn:
+        source = require_source(conn, trafficSourceId, principal, Access.READ)
+        where = [core_pathnames.c.traffic_source_id == source["id"]]
+        return _list(conn, core_pathnames, where, page, sort, q, queries.core_pathname_json)
+
+
+@router.delete(
+    "/core-pathname/{corePathnameId}",
+    status_code=204,
+    response_class=Response,
+    tags=["core logs"],
+    responses=_ERRORS,
+)
+@router.delete(
+    "/core-pathnames/{corePathnameId}",
+    status_code=204,
+    response_class=Response,
+    include_in_schema=False,
+)
+def delete_core_pathname(corePathnameId: str, principal: CurrentUser, db: Db) -> Response:
+    """Delete a core pathname with its core logs."""
+    core_id = _path_id(corePathnameId, "corePathnameId")
+    with db.write() as conn:
+        _delete_child(
+            conn, core_pathnames, core_id, principal, field="corePathnameId", what="Core pathname"
+        )
+        queries.delete_payloads_of(conn, core_logs, core_logs.c.core_pathname_id == core_id)
+        conn.execute(delete(core_pathnames).where(core_pathnames.c.id == core_id))
+    return Response(status_code=204)
+
+
+# --- standalone requests and responses ------------------------------------------------------
+
+
+def _create_payload(
+    table: Table,
+    headers: Any,
+    body: Any,
+    query_params: Any,
+    principal: Any,
+    db: Any,
+    settings: Any,
+) -> dict[str, Any]:
+    with_query = table is requests
+    payload = prepare_payload(
+        headers, body, IngestConfig.from_settings(settings), query_params=query_params
+    )
+    # An ingest key's rows belong to its source; a user's rows to the user until linked.
+    row = payload_row(
+        payload,
+        source_id=principal.ingest_source_id,
+        owner_user_id=None if principal.is_ingest_key else principal.user_id,
+        created_at=utcnow(),
+        with_query_params=with_query,
+    )
+    with db.write() as conn:
+        queries.touch_ingest_key(conn, principal)
+        queries.insert_row(conn, table, row)
+    return queries.payload_json(row, full=True, query_params=with_query)
+
+
+@router.post(
+    "/request", status_code=201, response_model=RequestOut, tags=["requests"], responses=_ERRORS
+)
+@router.post("/requests", status_code=201, response_model=RequestOut, include_in_schema=False)
+def create_request(
+    body: RequestIn, principal: CurrentPrincipal, db: Db, settings: AppSettings
+) -> dict[str, Any]:
+    """Store the headers, body and query params of a request, to link from ``http-traffic``.
+
+    Sensitive headers and body fields are masked; the body is kept in full up to the cap.
+    """
+    return _create_payload(
+        requests, body.headers, body.body, body.queryParams, principal, db, settings
+    )
+
+
+@router.post(
+    "/response", status_code=201, response_model=ResponseOut, tags=["responses"], responses=_ERRORS
+)
+@router.post("/responses", status_code=201, response_model=ResponseOut, include_in_schema=False)
+def create_response(
+    body: ResponseIn, principal: CurrentPrincipal, db: Db, settings: AppSettings
+) -> dict[str, Any]:
+    """Store the headers and body of a response, to link from ``http-traffic``."""
+    return _create_payload(responses, body.headers, body.body, None, principal, db, settings)
+
+
+def _read_payload(table: Table, payload_id: str, principal: Any, db: Any, what: str) -> Any:
+    field = "requestId" if table is requests else "responseId"
+    payload_id = _path_id(payload_id, field)
+    with db.read() as conn:
+        row = queries.readable_payload(conn, table, payload_id, principal, can_read)
+    if row is None:
+        raise NotFound(f"{what} not found", field_errors={field: f"{what} not found"})
+    return row
+
+
+@router.get("/request/{requestId}", response_model=RequestOut, tags=["requests"], responses=_ERRORS)
+@router.get("/requests/{requestId}", response_model=RequestOut, include_in_schema=False)
+def get_request(requestId: str, principal: CurrentUser, db: Db) -> dict[str, Any]:
+    """A request with its full body."""
+    row = _read_payload(requests, requestId, principal, db, "Request")
+    return queries.payload_json(row, full=True, query_params=True)
+
+
+@router.get(
+    "/response/{responseId}", response_model=ResponseOut, tags=["responses"], responses=_ERRORS
+)
+@router.get("/responses/{responseId}", response_model=ResponseOut, include_in_schema=False)
+def get_response(responseId: str, principal: CurrentUser, db: Db) -> dict[str, Any]:
+    """A response with its full body."""
+    row = _read_payload(responses, responseId, principal, db, "Response")
+    return queries.payload_json(row, full=True, query_params=False)

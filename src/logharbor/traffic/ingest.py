@@ -1,0 +1,301 @@
+"""Storing HTTP traffic records: the core under compose, ingest-log and the batch endpoint.
+
+Two steps, so that a batch can validate every item before it touches the database and report
+which items failed:
+
+1. ``prepare_record(raw, config)`` (or ``prepare_compose`` for an already-parsed ``ComposeIn``):
+   validate and normalize one record as collectors send it — upper- or lower-case enums, headers,
+   bodies and query params as JSON or JSON text, null bodies, fractional ``elapsedTime`` — mask
+   sensitive keys and cap the bodies. No database. Raises ``BadRequest`` naming the fields.
+2. ``store_records(conn, source_id, records)``: inside the caller's transaction, get-or-create
+   the domains and pathnames (scoped to the source, race-safe), insert requests, responses and
+   traffic rows, and publish the ``TrafficEvent``s. Returns the created records as JSON dicts.
+
+Access is the caller's job: check ``require_source(conn, source_id, principal, Access.INGEST)``
+in the same transaction before calling ``store_records``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Connection, Table, insert
+
+from logharbor.common.errors import BadRequest
+from logharbor.common.ids import new_id
+from logharbor.common.timestamps import utcnow
+from logharbor.db.tables import http_traffic, requests, responses
+from logharbor.traffic import events, normalize, queries
+from logharbor.traffic.normalize import IngestConfig, StoredBody
+from logharbor.traffic.schemas import ComposeIn
+
+__all__ = [
+    "IngestConfig",
+    "PreparedPayload",
+    "PreparedRecord",
+    "prepare_compose",
+    "prepare_payload",
+    "prepare_record",
+    "store_records",
+    "validation_field_errors",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPayload:
+    """A request or response ready for its table (masked, capped)."""
+
+    headers: Any
+    body: StoredBody
+    query_params: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRecord:
+    """One validated, normalized, masked HTTP exchange; no database work done yet."""
+
+    origin: str  # scheme://host[:port]
+    protocol: str  # HTTP | HTTPS
+    pathname: str
+    status: int
+    method: str  # upper case
+    level: str  # INFO | WARNING | FATAL
+    elapsed_time: float
+    traffic_user_id: str | None
+    request: PreparedPayload
+    response: PreparedPayload
+
+
+def validation_field_errors(exc: ValidationError) -> dict[str, str]:
+    """pydantic errors as Arkyn ``fieldErrors`` (dotted path → first message)."""
+    errors: dict[str, str] = {}
+    for issue in exc.errors():
+        name = ".".join(str(part) for part in issue.get("loc", ())) or "body"
+        errors.setdefault(name, str(issue.get("msg", "invalid")).removeprefix("Value error, "))
+    return errors
+
+
+def _collect(errors: dict[str, str], field: str, step: Any, *args: Any) -> Any:
+    try:
+        return step(*args)
+    except ValueError as exc:
+        errors.setdefault(field, str(exc))
+        return None
+
+
+def _null_text(value: Any) -> Any:
+    # Collectors of the JSON-text era send a missing body as the text "null".
+    return None if value == "null" else value
+
+
+def prepare_payload(
+    headers: Any,
+    body: Any,
+    config: IngestConfig,
+    *,
+    query_params: Any = None,
+    fields: tuple[str, str, str] = ("headers", "body", "queryParams"),
+) -> PreparedPayload:
+    """Mask and cap one request/response; raises BadRequest naming ``fields`` entries."""
+    errors: dict[str, str] = {}
+    prepared_headers = _collect(errors, fields[0], normalize.prepare_document, headers, config)
+    prepared_body = _collect(errors, fields[1], normalize.prepare_body, body, config)
+    prepared_query = _collect(errors, fields[2], normalize.prepare_document, query_params, config)
+    if errors:
+        raise BadRequest("Invalid input data", field_errors=errors)
+    return PreparedPayload(prepared_headers, prepared_body, prepared_query)
+
+
+def prepare_compose(item: ComposeIn, config: IngestConfig) -> PreparedRecord:
+    """Normalize a parsed compose body; raises BadRequest with every bad field named."""
+    errors: dict[str, str] = {}
+    domain = _collect(
+        errors, "domainUrl", normalize.normalize_domain, item.domainUrl, item.protocol
+    )
+    pathname = _collect(errors, "pathnameUrl", normalize.normalize_pathname, item.pathnameUrl)
+    request = response = None
+    try:
+        request = prepare_payload(
+            item.requestHeaders,
+            _null_text(item.requestBody),
+            config,
+            query_params=item.queryParams,
+            fields=("requestHeaders", "requestBody", "queryParams"),
+        )
+    except BadRequest as exc:
+        errors.update(exc.field_errors)
+    try:
+        response = prepare_payload(
+            item.responseHeaders,
+            _null_text(item.responseBody),
+            config,
+            fields=("responseHeaders", "responseBody", "responseBody"),
+        )
+    except BadRequest as exc:
+        errors.update(exc.field_errors)
+    if errors or domain is None or request is None or response is None:
+        raise BadRequest("Invalid input data", field_errors=errors)
+    origin, protocol = domain
+    return PreparedRecord(
+        origin=origin,
+        protocol=protocol,
+        pathname=pathname,
+        status=item.status,
+        method=item.method,
+        level=normalize.level_for(item.status),
+        elapsed_time=float(item.elapsedTime),
+        traffic_user_id=item.trafficUserId,
+        request=request,
+        response=response,
+    )
+
+
+def prepare_record(raw: Any, config: IngestConfig) -> PreparedRecord:
+    """Validate one raw JSON record (a batch item) as compose does; raises BadRequest."""
+    try:
+        item = ComposeIn.model_validate(raw)
+    except ValidationError as exc:
+        raise BadRequest("Invalid input data", field_errors=validation_field_errors(exc)) from None
+    return prepare_compose(item, config)
+
+
+def payload_row(
+    payload: PreparedPayload,
+    *,
+    source_id: str | None,
+    owner_user_id: str | None,
+    created_at: datetime,
+    with_query_params: bool,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": new_id(),
+        "traffic_source_id": source_id,
+        "owner_user_id": owner_user_id,
+        "headers": payload.headers,
+        "body": payload.body.text,
+        "body_preview": payload.body.preview,
+        "body_size": payload.body.size,
+        "body_truncated": payload.body.truncated,
+        "created_at": created_at,
+    }
+    if with_query_params:
+        row["query_params"] = payload.query_params
+    return row
+
+
+def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(table), rows)
+
+
+def store_records(
+    conn: Connection, source_id: str, records: Sequence[PreparedRecord]
+) -> list[dict[str, Any]]:
+    """Store ``records`` under ``source_id`` in the caller's transaction; all rows or none.
+
+    Returns one dict per record in the shape of ``schemas.RecordDetailOut`` (full request and
+    response included), in the order given. The caller has already checked INGEST access to
+    ``source_id``. To let some items of a batch fail without the others, call it once per item
+    inside ``conn.begin_nested()``.
+    """
+    if not records:
+        return []
+    now = utcnow()
+    domain_cache: dict[str, Any] = {}
+    pathname_cache: dict[tuple[str, str], Any] = {}
+    request_rows: list[dict[str, Any]] = []
+    response_rows: list[dict[str, Any]] = []
+    traffic_rows: list[dict[str, Any]] = []
+    created: list[dict[str, Any]] = []
+    published: list[events.TrafficEvent] = []
+    for record in records:
+        domain = domain_cache.get(record.origin)
+        if domain is None:
+            domain = queries.get_or_create_domain(conn, source_id, record.origin, record.protocol)
+            domain_cache[record.origin] = domain
+        pathname_key = (domain["id"], record.pathname)
+        pathname = pathname_cache.get(pathname_key)
+        if pathname is None:
+            pathname = queries.get_or_create_pathname(
+                conn, source_id, domain["id"], record.pathname
+            )
+            pathname_cache[pathname_key] = pathname
+        request_row = payload_row(
+            record.request,
+            source_id=source_id,
+            owner_user_id=None,
+            created_at=now,
+            with_query_params=True,
+        )
+        response_row = payload_row(
+            record.response,
+            source_id=source_id,
+            owner_user_id=None,
+            created_at=now,
+            with_query_params=False,
+        )
+        traffic_row = {
+            "id": new_id(),
+            "traffic_source_id": source_id,
+            "domain_id": domain["id"],
+            "pathname_id": pathname["id"],
+            "status": record.status,
+            "method": record.method,
+            "level": record.level,
+            "elapsed_time": record.elapsed_time,
+            "traffic_user_id": record.traffic_user_id,
+            "request_id": request_row["id"],
+            "response_id": response_row["id"],
+            "created_at": now,
+        }
+        request_rows.append(request_row)
+        response_rows.append(response_row)
+        traffic_rows.append(traffic_row)
+        created.append(
+            queries.record_json(
+                traffic_row,
+                domain=domain["value"],
+                protocol=domain["protocol"],
+                pathname=pathname["value"],
+                request=queries.payload_json(request_row, full=True, query_params=True),
+                response=queries.payload_json(response_row, full=True, query_params=False),
+            )
+        )
+        published.append(
+            traffic_event(
+                traffic_row,
+                domain=domain["value"],
+                pathname=pathname["value"],
+                response_preview=record.response.body.preview,
+            )
+        )
+    insert_many(conn, requests, request_rows)
+    insert_many(conn, responses, response_rows)
+    insert_many(conn, http_traffic, traffic_rows)
+    events.publish(conn, published)
+    return created
+
+
+def traffic_event(
+    row: dict[str, Any] | Any, *, domain: str, pathname: str, response_preview: str | None
+) -> events.TrafficEvent:
+    return events.TrafficEvent(
+        kind="traffic",
+        id=row["id"],
+        traffic_source_id=row["traffic_source_id"],
+        domain_id=row["domain_id"],
+        domain=domain,
+        pathname_id=row["pathname_id"],
+        pathname=pathname,
+        method=row["method"],
+        status=row["status"],
+        level=row["level"],
+        elapsed_time=row["elapsed_time"],
+        traffic_user_id=row["traffic_user_id"],
+        created_at=row["created_at"],
+        response_preview=response_preview,
+    )

@@ -1,0 +1,215 @@
+"""What collectors send, turned into what we store: enums, origins, pathnames, payloads.
+
+Pure functions (no database), shared by every ingest path so that compose, ingest-log, the
+standalone request/response routes and the batch endpoint accept and store exactly the same way.
+Validation problems raise ``ValueError`` with a message meant for ``fieldErrors``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from logharbor.collector.redaction import mask, normalize_keys
+from logharbor.settings import Settings
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+LEVELS = ("INFO", "WARNING", "FATAL")
+PROTOCOLS = ("HTTP", "HTTPS")
+
+MAX_URL_CHARS = 2048
+MAX_TRAFFIC_USER_ID_CHARS = 255
+# Headers and query params are stored in full, so they get a hard limit instead of a cap.
+MAX_DOCUMENT_BYTES = 128 * 1024
+MAX_ELAPSED_MS = 1e12
+_MAX_DEPTH = 64
+
+
+def level_for(status: int) -> str:
+    if 400 <= status < 500:
+        return "WARNING"
+    if status >= 500:
+        return "FATAL"
+    return "INFO"
+
+
+def _enum(value: str, allowed: tuple[str, ...], what: str) -> str:
+    upper = value.strip().upper()
+    if upper not in allowed:
+        raise ValueError(f"{what} must be one of {', '.join(allowed)} (any case)")
+    return upper
+
+
+def parse_method(value: str) -> str:
+    return _enum(value, METHODS, "Method")
+
+
+def parse_level(value: str) -> str:
+    return _enum(value, LEVELS, "Level")
+
+
+def parse_protocol(value: str) -> str:
+    return _enum(value, PROTOCOLS, "Protocol")
+
+
+def check_text(value: str, *, allow_nul: bool = False) -> str:
+    """Text we can store on both databases: no unpaired surrogates (invalid UTF-8), no NUL."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("Must be valid UTF-8 text (no unpaired surrogates)") from None
+    if not allow_nul and "\x00" in value:
+        raise ValueError("Must not contain NUL characters")
+    return value
+
+
+def check_json(value: Any, *, allow_nul: bool = False, _depth: int = 0) -> Any:
+    """Reject what JSON columns cannot hold the same way on SQLite and PostgreSQL."""
+    if _depth > _MAX_DEPTH:
+        raise ValueError(f"Must not be nested deeper than {_MAX_DEPTH} levels")
+    if isinstance(value, str):
+        check_text(value, allow_nul=allow_nul)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("Must not contain NaN or Infinity")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key, allow_nul=allow_nul)
+            check_json(item, allow_nul=allow_nul, _depth=_depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            check_json(item, allow_nul=allow_nul, _depth=_depth + 1)
+    return value
+
+
+def normalize_domain(value: str, protocol: str | None = None) -> tuple[str, str]:
+    """``(origin, PROTOCOL)``: ``scheme://host[:port]``, lower-case host, default port dropped.
+
+    A value without a scheme (``api.example.com``, as the Arkyn docs write it) takes ``protocol``
+    (HTTPS when absent). Any path, query or fragment is dropped: a domain is an origin.
+    """
+    text = check_text(value).strip()
+    if not text:
+        raise ValueError("Value is required")
+    if len(text) > MAX_URL_CHARS:
+        raise ValueError(f"Must be at most {MAX_URL_CHARS} characters")
+    if "://" not in text:
+        text = f"{(protocol or 'HTTPS').lower()}://{text}"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ValueError("Invalid URL format") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ValueError("Must be an http:// or https:// URL")
+    host = (parts.hostname or "").lower()
+    if not host or any(ch.isspace() for ch in host) or "@" in parts.netloc:
+        raise ValueError("Invalid URL format")
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
+    origin = f"{scheme}://{host}"
+    if port is not None and port != (443 if scheme == "https" else 80):
+        origin += f":{port}"
+    return origin, scheme.upper()
+
+
+def normalize_pathname(value: str) -> str:
+    """A pathname as sent (query and fragment included, as the original kept them), validated."""
+    text = check_text(value)
+    if not text:
+        raise ValueError("Value is required")
+    if not text.startswith("/"):
+        raise ValueError("Pathname must start with /")
+    if len(text) > MAX_URL_CHARS:
+        raise ValueError(f"Must be at most {MAX_URL_CHARS} characters")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        raise ValueError("Invalid pathname format")
+    return text
+
+
+def parse_document_text(value: Any) -> Any:
+    """Collectors send headers and query params either as JSON or as JSON text of it."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+    return value
+
+
+# --- payloads ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """The settings every ingest path needs; build once per request with ``from_settings``."""
+
+    masked_keys: frozenset[str]
+    body_cap_bytes: int
+    body_preview_chars: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IngestConfig:
+        return cls(
+            masked_keys=normalize_keys(settings.masked_keys),
+            body_cap_bytes=settings.body_cap_bytes,
+            body_preview_chars=settings.body_preview_chars,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBody:
+    text: str | None  # JSON text of the stored value (column ``body``)
+    preview: str | None
+    size: int  # bytes of the body as received (UTF-8), before truncation
+    truncated: bool
+
+
+def mask_document(value: Any, keys: frozenset[str]) -> Any:
+    """Mask sensitive keys, keeping the form: an object stays an object, JSON text stays text."""
+    if isinstance(value, (dict, list)):
+        return mask(value, keys)
+    if isinstance(value, str):
+        parsed = parse_document_text(value)
+        if isinstance(parsed, (dict, list)):
+            masked = mask(parsed, keys)
+            if masked != parsed:
+                return json.dumps(masked, ensure_ascii=False)
+    return value
+
+
+def prepare_document(value: Any, config: IngestConfig) -> Any:
+    """Headers or query params: checked, size-limited, masked. Raises ValueError."""
+    check_json(value)
+    masked = mask_document(value, config.masked_keys)
+    size = len(json.dumps(masked, ensure_ascii=False).encode("utf-8"))
+    if size > MAX_DOCUMENT_BYTES:
+        raise ValueError(f"Must be at most {MAX_DOCUMENT_BYTES} bytes of JSON")
+    return masked
+
+
+def _head_bytes(text: str, limit: int) -> str:
+    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
+
+
+def prepare_body(value: Any, config: IngestConfig) -> StoredBody:
+    """A body of any JSON type, masked and capped. Over the cap we keep its head as a string."""
+    if value is None:
+        return StoredBody(None, None, 0, False)
+    check_json(value, allow_nul=True)
+    masked = mask_document(value, config.masked_keys)
+    raw = masked if isinstance(masked, str) else json.dumps(masked, ensure_ascii=False)
+    size = len(raw.encode("utf-8"))
+    truncated = size > config.body_cap_bytes
+    stored: Any = _head_bytes(raw, config.body_cap_bytes) if truncated else masked
+    # PostgreSQL text cannot hold NUL; the JSON text escapes it, the preview must drop it.
+    preview = raw[: config.body_preview_chars].replace("\x00", "") or None
+    return StoredBody(json.dumps(stored, ensure_ascii=False), preview, size, truncated)
+
+
+def load_body(text: str | None) -> Any:
+    return None if text is None else json.loads(text)

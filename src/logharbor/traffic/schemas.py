@@ -1,0 +1,377 @@
+"""Request and response bodies of the traffic-log API (Arkyn Logs field names).
+
+Input models ignore unknown keys (as the original did) and are strict about types: a status sent
+as ``"200"`` is a 400 naming ``status``, not a silent conversion. Enums accept any case and come
+out upper case. Payload fields (headers, bodies, query params) take any JSON value, or JSON text
+of one, and are checked here for what neither database can store; masking and the body cap need
+the settings and happen in ``ingest.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+)
+
+from logharbor.common.ids import is_uuid
+from logharbor.common.timestamps import Timestamp
+from logharbor.traffic import normalize
+
+
+def _uuid(value: str) -> str:
+    if not is_uuid(value):
+        raise ValueError("Invalid id format")
+    return value.lower()
+
+
+def _text(value: str) -> str:
+    return normalize.check_text(value)
+
+
+def _name(value: str) -> str:
+    value = normalize.check_text(value).strip()
+    if not value:
+        raise ValueError("Name is required")
+    return value
+
+
+def _traffic_user_id(value: str | int | None) -> str | None:
+    if value is None:
+        return None
+    text = normalize.check_text(str(value))
+    if len(text) > normalize.MAX_TRAFFIC_USER_ID_CHARS:
+        raise ValueError(f"Must be at most {normalize.MAX_TRAFFIC_USER_ID_CHARS} characters")
+    return text or None
+
+
+def _document(value: Any) -> Any:
+    return normalize.check_json(value)
+
+
+def _body(value: Any) -> Any:
+    return normalize.check_json(value, allow_nul=True)
+
+
+def _enum_schema(values: tuple[str, ...]) -> WithJsonSchema:
+    return WithJsonSchema(
+        {"type": "string", "enum": list(values), "description": "Any case is accepted."}
+    )
+
+
+Id = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(_uuid),
+    WithJsonSchema({"type": "string", "format": "uuid"}),
+]
+Method = Annotated[
+    str, Field(strict=True), AfterValidator(normalize.parse_method), _enum_schema(normalize.METHODS)
+]
+Protocol = Annotated[
+    str,
+    Field(strict=True),
+    AfterValidator(normalize.parse_protocol),
+    _enum_schema(normalize.PROTOCOLS),
+]
+Status = Annotated[
+    int, Field(strict=True, ge=100, le=599, description="HTTP status code", examples=[200])
+]
+ElapsedTime = Annotated[
+    float,
+    Field(
+        strict=True,
+        ge=0,
+        le=normalize.MAX_ELAPSED_MS,
+        allow_inf_nan=False,
+        description="Milliseconds; fractions are kept",
+        examples=[123.456],
+    ),
+]
+TrafficUserId = Annotated[
+    StrictStr | StrictInt | None,
+    AfterValidator(_traffic_user_id),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string"}, {"type": "null"}],
+            "description": "The monitored app's own user id, any string",
+        }
+    ),
+]
+Name = Annotated[str, Field(strict=True, max_length=200), AfterValidator(_name)]
+UrlText = Annotated[
+    str, Field(strict=True, max_length=normalize.MAX_URL_CHARS), AfterValidator(_text)
+]
+Document = Annotated[
+    Any,
+    AfterValidator(_document),
+    WithJsonSchema({"description": "A JSON object (or any JSON value), or JSON text of one"}),
+]
+Body = Annotated[
+    Any,
+    AfterValidator(_body),
+    WithJsonSchema({"description": "Any JSON value, or text; stored in full up to the body cap"}),
+]
+RetentionDays = Annotated[
+    int | None,
+    Field(strict=True, ge=1, le=36500, description="Delete records older than this many days"),
+]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# --- traffic sources, shares, ingest keys ----------------------------------------------------
+
+
+class TrafficSourceIn(_In):
+    name: Name
+    trafficDomain: UrlText = Field(examples=["https://api.payments.com"])
+    retentionDays: RetentionDays = None
+
+
+class TrafficSourceUpdate(_In):
+    name: Name | None = None
+    trafficDomain: UrlText | None = None
+    retentionDays: RetentionDays = Field(default=None, description="null clears the retention")
+
+
+class TrafficSourceOut(BaseModel):
+    id: str
+    name: str
+    trafficDomain: str
+    userId: str
+    retentionDays: int | None
+    access: Literal["owner", "shared"] = Field(
+        description="owner: yours; shared: shared with you read-only"
+    )
+    createdAt: Timestamp
+    updatedAt: Timestamp
+
+
+class ShareIn(_In):
+    email: Annotated[str, Field(strict=True, min_length=3, max_length=320), AfterValidator(_text)]
+
+
+class ShareOut(BaseModel):
+    id: str
+    trafficSourceId: str
+    userId: str
+    email: str
+    name: str
+    permission: Literal["READ_ONLY"]
+    createdAt: Timestamp
+
+
+class IngestKeyIn(_In):
+    name: Name
+
+
+class IngestKeyOut(BaseModel):
+    id: str
+    trafficSourceId: str
+    name: str
+    prefix: str = Field(description="The first characters of the key, to tell keys apart")
+    createdAt: Timestamp
+    lastUsedAt: Timestamp | None
+    revokedAt: Timestamp | None
+
+
+class IngestKeyCreated(IngestKeyOut):
+    key: str = Field(description="The secret; shown only in this response")
+
+
+# --- domains, pathnames, core pathnames ------------------------------------------------------
+
+
+class DomainIn(_In):
+    value: UrlText = Field(examples=["https://api.example.com"])
+    protocol: Protocol | None = Field(
+        default=None, description="Used when value has no scheme; otherwise the scheme decides"
+    )
+
+
+class DomainOut(BaseModel):
+    id: str
+    value: str
+    protocol: str
+    trafficSourceId: str
+    createdAt: Timestamp
+
+
+class PathnameIn(_In):
+    value: UrlText = Field(examples=["/v1/users"])
+
+
+class PathnameOut(BaseModel):
+    id: str
+    value: str
+    domainId: str
+    trafficSourceId: str
+    createdAt: Timestamp
+
+
+class CorePathnameIn(_In):
+    value: UrlText = Field(examples=["/users/:id"])
+
+
+class CorePathnameOut(BaseModel):
+    id: str
+    value: str
+    trafficSourceId: str
+    createdAt: Timestamp
+
+
+# --- requests and responses ------------------------------------------------------------------
+
+
+class RequestIn(_In):
+    headers: Document
+    body: Body = None
+    queryParams: Document = None
+
+
+class ResponseIn(_In):
+    headers: Document
+    body: Body = None
+
+
+class ResponseOut(BaseModel):
+    id: str
+    headers: Any
+    body: Any = Field(description="The body as sent (head only when bodyTruncated)")
+    bodyPreview: str | None
+    bodySize: int = Field(description="Size of the body as received, in bytes")
+    bodyTruncated: bool
+    trafficSourceId: str | None
+    createdAt: Timestamp
+
+
+class RequestOut(ResponseOut):
+    queryParams: Any
+
+
+class PayloadSummary(BaseModel):
+    """A request or response inside a list: everything but the full body."""
+
+    id: str
+    headers: Any
+    bodyPreview: str | None
+    bodySize: int
+    bodyTruncated: bool
+    createdAt: Timestamp
+
+
+class RequestSummary(PayloadSummary):
+    queryParams: Any
+
+
+# --- traffic ---------------------------------------------------------------------------------
+
+
+class HttpTrafficIn(_In):
+    status: Status
+    method: Method
+    elapsedTime: ElapsedTime
+    trafficUserId: TrafficUserId = None
+    domainId: Id
+    pathnameId: Id
+    requestId: Id
+    responseId: Id
+
+
+class HttpTrafficOut(BaseModel):
+    id: str
+    status: int
+    method: str
+    level: str
+    elapsedTime: float
+    trafficUserId: str | None
+    trafficSourceId: str
+    domainId: str
+    pathnameId: str
+    requestId: str | None
+    responseId: str | None
+    createdAt: Timestamp
+
+
+class ComposeIn(_In):
+    """One HTTP exchange, as the Arkyn collectors send it (every known client version)."""
+
+    domainUrl: UrlText = Field(examples=["https://api.example.com"])
+    pathnameUrl: UrlText = Field(examples=["/v1/users"])
+    status: Status
+    protocol: Protocol | None = Field(
+        default=None, description="Optional; the scheme of domainUrl decides"
+    )
+    method: Method
+    trafficUserId: TrafficUserId = None
+    elapsedTime: ElapsedTime
+    requestHeaders: Document
+    requestBody: Body = None
+    queryParams: Document = None
+    responseHeaders: Document
+    responseBody: Body = None
+
+
+class IngestLogIn(ComposeIn):
+    trafficSourceId: Id | None = Field(
+        default=None, description="Required with a user token; an ingest key implies its source"
+    )
+
+
+class RecordOut(BaseModel):
+    """An HTTP traffic record joined with its domain, pathname, request and response."""
+
+    id: str
+    status: int
+    method: str
+    protocol: str
+    level: str
+    elapsedTime: float
+    trafficUserId: str | None
+    trafficSourceId: str
+    domainId: str
+    domain: str
+    pathnameId: str
+    pathname: str
+    request: RequestSummary | None
+    response: PayloadSummary | None
+    createdAt: Timestamp
+
+
+class RecordDetailOut(RecordOut):
+    request: RequestOut | None  # type: ignore[assignment]
+    response: ResponseOut | None  # type: ignore[assignment]
+
+
+class CoreLogIn(_In):
+    status: Status
+    method: Method
+    elapsedTime: ElapsedTime
+    trafficUserId: TrafficUserId = None
+    corePathnameId: Id
+    requestId: Id | None = None
+    responseId: Id | None = None
+
+
+class CoreLogOut(BaseModel):
+    id: str
+    status: int
+    method: str
+    level: str
+    elapsedTime: float
+    trafficUserId: str | None
+    trafficSourceId: str
+    corePathnameId: str
+    requestId: str | None
+    responseId: str | None
+    createdAt: Timestamp

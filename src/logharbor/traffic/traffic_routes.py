@@ -1,0 +1,465 @@
+"""HTTP traffic, the joined records (compose and list), ``/ingest-log`` and core logs.
+
+Writes go through the group-commit writer: all of one request's database work runs inside one
+job, in one transaction, and the answer comes after COMMIT. A failing job (a foreign id, say)
+rolls back its savepoint, so bad input never leaves partial rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from sqlalchemy import Connection, delete, select
+
+from logharbor.auth.deps import AppSettings, CurrentPrincipal, CurrentUser, Db, Principal
+from logharbor.common.errors import BadRequest, NotFound
+from logharbor.common.ids import is_uuid, new_id
+from logharbor.common.pagination import Page, Paginated
+from logharbor.common.routing import ArkynRoute
+from logharbor.common.timestamps import utcnow
+from logharbor.db.tables import (
+    core_logs,
+    core_pathnames,
+    domains,
+    http_traffic,
+    pathnames,
+    requests,
+    responses,
+)
+from logharbor.db.writer import GroupCommitWriter
+from logharbor.traffic import events, normalize, queries
+from logharbor.traffic.access import Access, require_source, require_source_of
+from logharbor.traffic.filters import CoreLogFilters, Filters, Sort
+from logharbor.traffic.ingest import (
+    IngestConfig,
+    prepare_compose,
+    store_records,
+    traffic_event,
+)
+from logharbor.traffic.schemas import (
+    ComposeIn,
+    CoreLogIn,
+    CoreLogOut,
+    HttpTrafficIn,
+    HttpTrafficOut,
+    IngestLogIn,
+    RecordDetailOut,
+    RecordOut,
+)
+
+router = APIRouter(route_class=ArkynRoute)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}}
+_WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**_ERRORS, 409: {}, 413: {}, 503: {}}
+
+
+def _sort_columns(table: Any) -> dict[str, Any]:
+    return {
+        "createdAt": table.c.created_at,
+        "status": table.c.status,
+        "elapsedTime": table.c.elapsed_time,
+        "method": table.c.method,
+        "level": table.c.level,
+    }
+
+
+def _writer(request: Request) -> GroupCommitWriter:
+    writer: GroupCommitWriter = request.app.state.writer
+    return writer
+
+
+def _path_id(value: str, field: str) -> str:
+    if not is_uuid(value):
+        raise BadRequest(field_errors={field: "Invalid id format"})
+    return value.lower()
+
+
+# --- http traffic ------------------------------------------------------------------------------
+
+
+@router.post(
+    "/http-traffic/{trafficSourceId}",
+    status_code=201,
+    response_model=HttpTrafficOut,
+    tags=["http traffic"],
+    responses=_WRITE_ERRORS,
+)
+@router.post(
+    "/http-traffics/{trafficSourceId}",
+    status_code=201,
+    response_model=HttpTrafficOut,
+    include_in_schema=False,
+)
+async def create_http_traffic(
+    trafficSourceId: str, body: HttpTrafficIn, principal: CurrentPrincipal, request: Request
+) -> dict[str, Any]:
+    """Create a traffic row from a domain, pathname, request and response created before.
+
+    Every id must belong to this traffic source (or, for the request and response, to you and
+    not yet be linked); otherwise 404 naming the field.
+    """
+
+    def job(conn: Connection) -> dict[str, Any]:
+        source = require_source(conn, trafficSourceId, principal, Access.INGEST)
+        source_id = source["id"]
+        queries.touch_ingest_key(conn, principal)
+        domain = queries.row_in_source(
+            conn, domains, body.domainId, source_id, field="domainId", what="Domain"
+        )
+        pathname = queries.row_in_source(
+            conn, pathnames, body.pathnameId, source_id, field="pathnameId", what="Pathname"
+        )
+        if pathname["domain_id"] != domain["id"]:
+            raise NotFound(
+                "Pathname not found",
+                field_errors={"pathnameId": "Pathname not found in this domain"},
+            )
+        queries.claim_payload(
+            conn, requests, body.requestId, source_id, principal, field="requestId", what="Request"
+        )
+        response_row = queries.claim_payload(
+            conn,
+            responses,
+            body.responseId,
+            source_id,
+            principal,
+            field="responseId",
+            what="Response",
+        )
+        row = {
+            "id": new_id(),
+            "traffic_source_id": source_id,
+            "domain_id": domain["id"],
+            "pathname_id": pathname["id"],
+            "status": body.status,
+            "method": body.method,
+            "level": normalize.level_for(body.status),
+            "elapsed_time": float(body.elapsedTime),
+            "traffic_user_id": body.trafficUserId,
+            "request_id": body.requestId,
+            "response_id": body.responseId,
+            "created_at": utcnow(),
+        }
+        queries.insert_row(conn, http_traffic, row)
+        event = traffic_event(
+            row,
+            domain=domain["value"],
+            pathname=pathname["value"],
+            response_preview=response_row["body_preview"],
+        )
+        events.publish(conn, [event])
+        return queries.traffic_json(row)
+
+    return await _writer(request).run(job)
+
+
+@router.get(
+    "/http-traffic/{trafficSourceId}",
+    response_model=Paginated[HttpTrafficOut],
+    tags=["http traffic"],
+    responses=_ERRORS,
+)
+@router.get(
+    "/http-traffics/{trafficSourceId}",
+    response_model=Paginated[HttpTrafficOut],
+    include_in_schema=False,
+)
+def list_http_traffic(
+    trafficSourceId: str, principal: CurrentUser, db: Db, page: Page, sort: Sort, filters: Filters
+) -> dict[str, Any]:
+    """The source's traffic rows, filtered (method, status, level, domain, pathname, dates,
+    trafficUserId, q) and sorted by createdAt (default), status, elapsedTime, method or level."""
+    order = sort.resolve(_sort_columns(http_traffic))
+    with db.read() as conn:
+        source = require_source(conn, trafficSourceId, principal, Access.READ)
+        where = filters.conditions(http_traffic, source["id"])
+        rows = queries.page_of(
+            conn,
+            select(http_traffic),
+            where,
+            order,
+            http_traffic.c.id,
+            page.offset,
+            page.page_limit,
+        )
+        total = queries.count(conn, http_traffic, where)
+    return page.envelope([queries.traffic_json(r) for r in rows], total)
+
+
+@router.delete(
+    "/http-traffic/{httpTrafficId}",
+    status_code=204,
+    response_class=Response,
+    tags=["http traffic"],
+    responses=_ERRORS,
+)
+@router.delete(
+    "/http-traffics/{httpTrafficId}",
+    status_code=204,
+    response_class=Response,
+    include_in_schema=False,
+)
+def delete_http_traffic(httpTrafficId: str, principal: CurrentUser, db: Db) -> Response:
+    """Delete a traffic row with its request and response."""
+    traffic_id = _path_id(httpTrafficId, "httpTrafficId")
+    missing = NotFound(
+        "Http traffic not found", field_errors={"httpTrafficId": "Http traffic not found"}
+    )
+    with db.write() as conn:
+        row = queries.row_by_id(conn, http_traffic, traffic_id)
+        if row is None:
+            raise missing
+        require_source_of(conn, row["traffic_source_id"], principal, Access.MANAGE, missing)
+        queries.delete_payloads_of(conn, http_traffic, http_traffic.c.id == traffic_id)
+        conn.execute(delete(http_traffic).where(http_traffic.c.id == traffic_id))
+    return Response(status_code=204)
+
+
+# --- records: compose, ingest-log, list, detail -------------------------------------------------
+
+
+async def _compose(
+    source_id: str, item: ComposeIn, principal: Principal, request: Request, settings: Any
+) -> dict[str, Any]:
+    record = prepare_compose(item, IngestConfig.from_settings(settings))
+
+    def job(conn: Connection) -> dict[str, Any]:
+        source = require_source(conn, source_id, principal, Access.INGEST)
+        queries.touch_ingest_key(conn, principal)
+        return store_records(conn, source["id"], [record])[0]
+
+    return await _writer(request).run(job)
+
+
+@router.post(
+    "/http-traffic-record/{trafficSourceId}",
+    status_code=201,
+    response_model=RecordDetailOut,
+    tags=["http traffic records"],
+    responses=_WRITE_ERRORS,
+)
+@router.post(
+    "/http-traffic-records/{trafficSourceId}",
+    status_code=201,
+    response_model=RecordDetailOut,
+    include_in_schema=False,
+)
+async def compose_record(
+    trafficSourceId: str,
+    body: ComposeIn,
+    principal: CurrentPrincipal,
+    request: Request,
+    settings: AppSettings,
+) -> dict[str, Any]:
+    """Store one HTTP exchange in one call: the domain and pathname are created or reused, and
+    the request, response and traffic row are stored in one transaction (all or nothing).
+
+    Accepts every collector format: enums in any case; headers, bodies and query params as JSON
+    or as JSON text; null bodies; fractional ``elapsedTime``. Sensitive values are masked.
+    """
+    return await _compose(trafficSourceId, body, principal, request, settings)
+
+
+@router.post(
+    "/ingest-log",
+    status_code=201,
+    response_model=RecordDetailOut,
+    tags=["http traffic records"],
+    responses=_WRITE_ERRORS,
+)
+async def ingest_log(
+    body: IngestLogIn, principal: CurrentPrincipal, request: Request, settings: AppSettings
+) -> dict[str, Any]:
+    """The newer collectors' endpoint: the compose body with ``trafficSourceId`` in it.
+
+    With an ingest key, ``trafficSourceId`` may be left out (the key names its source).
+    """
+    source_id = body.trafficSourceId or principal.ingest_source_id
+    if source_id is None:
+        raise BadRequest(field_errors={"trafficSourceId": "Traffic source id is required"})
+    return await _compose(source_id, body, principal, request, settings)
+
+
+@router.get(
+    "/http-traffic-record/{trafficSourceId}",
+    response_model=Paginated[RecordOut],
+    tags=["http traffic records"],
+    responses=_ERRORS,
+)
+@router.get(
+    "/http-traffic-records/{trafficSourceId}",
+    response_model=Paginated[RecordOut],
+    include_in_schema=False,
+)
+def list_records(
+    trafficSourceId: str, principal: CurrentUser, db: Db, page: Page, sort: Sort, filters: Filters
+) -> dict[str, Any]:
+    """Records joined with domain, pathname, request and response (bodies as previews; the
+    full bodies are at the record's own URL). Same filters and sorts as ``/http-traffic``."""
+    order = sort.resolve(_sort_columns(http_traffic))
+    with db.read() as conn:
+        source = require_source(conn, trafficSourceId, principal, Access.READ)
+        where = filters.conditions(http_traffic, source["id"])
+        rows = queries.page_of(
+            conn,
+            queries.record_select(),
+            where,
+            order,
+            http_traffic.c.id,
+            page.offset,
+            page.page_limit,
+        )
+        total = queries.count(conn, http_traffic, where)
+    return page.envelope([queries.joined_record_json(r) for r in rows], total)
+
+
+@router.get(
+    "/http-traffic-record/{trafficSourceId}/{recordId}",
+    response_model=RecordDetailOut,
+    tags=["http traffic records"],
+    responses=_ERRORS,
+)
+@router.get(
+    "/http-traffic-records/{trafficSourceId}/{recordId}",
+    response_model=RecordDetailOut,
+    include_in_schema=False,
+)
+def get_record(
+    trafficSourceId: str, recordId: str, principal: CurrentUser, db: Db
+) -> dict[str, Any]:
+    """One record with its full request and response (headers, query params, bodies)."""
+    record_id = _path_id(recordId, "recordId")
+    with db.read() as conn:
+        source = require_source(conn, trafficSourceId, principal, Access.READ)
+        query = queries.record_select(full=True).where(
+            http_traffic.c.id == record_id, http_traffic.c.traffic_source_id == source["id"]
+        )
+        row = conn.execute(query).mappings().first()
+    if row is None:
+        raise NotFound("Record not found", field_errors={"recordId": "Record not found"})
+    return queries.joined_record_json(row, full=True)
+
+
+# --- core logs -----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/core-log/{trafficSourceId}",
+    status_code=201,
+    response_model=CoreLogOut,
+    tags=["core logs"],
+    responses=_WRITE_ERRORS,
+)
+@router.post(
+    "/core-logs/{trafficSourceId}",
+    status_code=201,
+    response_model=CoreLogOut,
+    include_in_schema=False,
+)
+async def create_core_log(
+    trafficSourceId: str, body: CoreLogIn, principal: CurrentPrincipal, request: Request
+) -> dict[str, Any]:
+    """Log a call of a route template (a core pathname of this source), optionally with a
+    request and response created before."""
+
+    def job(conn: Connection) -> dict[str, Any]:
+        source = require_source(conn, trafficSourceId, principal, Access.INGEST)
+        source_id = source["id"]
+        queries.touch_ingest_key(conn, principal)
+        core_pathname = queries.row_in_source(
+            conn,
+            core_pathnames,
+            body.corePathnameId,
+            source_id,
+            field="corePathnameId",
+            what="Core pathname",
+        )
+        preview = None
+        if body.requestId is not None:
+            queries.claim_payload(
+                conn,
+                requests,
+                body.requestId,
+                source_id,
+                principal,
+                field="requestId",
+                what="Request",
+            )
+        if body.responseId is not None:
+            response_row = queries.claim_payload(
+                conn,
+                responses,
+                body.responseId,
+                source_id,
+                principal,
+                field="responseId",
+                what="Response",
+            )
+            preview = response_row["body_preview"]
+        row = {
+            "id": new_id(),
+            "traffic_source_id": source_id,
+            "core_pathname_id": core_pathname["id"],
+            "status": body.status,
+            "method": body.method,
+            "level": normalize.level_for(body.status),
+            "elapsed_time": float(body.elapsedTime),
+            "traffic_user_id": body.trafficUserId,
+            "request_id": body.requestId,
+            "response_id": body.responseId,
+            "created_at": utcnow(),
+        }
+        queries.insert_row(conn, core_logs, row)
+        event = events.TrafficEvent(
+            kind="core",
+            id=row["id"],
+            traffic_source_id=source_id,
+            domain_id=None,
+            domain=None,
+            pathname_id=core_pathname["id"],
+            pathname=core_pathname["value"],
+            method=row["method"],
+            status=row["status"],
+            level=row["level"],
+            elapsed_time=row["elapsed_time"],
+            traffic_user_id=row["traffic_user_id"],
+            created_at=row["created_at"],
+            response_preview=preview,
+        )
+        events.publish(conn, [event])
+        return queries.core_log_json(row)
+
+    return await _writer(request).run(job)
+
+
+@router.get(
+    "/core-log/{trafficSourceId}",
+    response_model=Paginated[CoreLogOut],
+    tags=["core logs"],
+    responses=_ERRORS,
+)
+@router.get(
+    "/core-logs/{trafficSourceId}",
+    response_model=Paginated[CoreLogOut],
+    include_in_schema=False,
+)
+def list_core_logs(
+    trafficSourceId: str,
+    principal: CurrentUser,
+    db: Db,
+    page: Page,
+    sort: Sort,
+    filters: CoreLogFilters,
+) -> dict[str, Any]:
+    """The source's core logs, with the same filters and sorts as traffic (``corePathnameId``
+    and ``pathname`` refer to core pathnames)."""
+    order = sort.resolve(_sort_columns(core_logs))
+    with db.read() as conn:
+        source = require_source(conn, trafficSourceId, principal, Access.READ)
+        where = filters.conditions(core_logs, source["id"])
+        rows = queries.page_of(
+            conn, select(core_logs), where, order, core_logs.c.id, page.offset, page.page_limit
+        )
+        total = queries.count(conn, core_logs, where)
+    return page.envelope([queries.core_log_json(r) for r in rows], total)
