@@ -15,7 +15,9 @@ def test_migrations_match_tables_and_are_reversible(database_url: str) -> None:
     try:
         assert migrate.current_revision(engine) == migrate.head_revision()
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_name": migrate.include_name}
+            )
             differences = compare_metadata(context, metadata)
         assert differences == []
 

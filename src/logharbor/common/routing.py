@@ -49,6 +49,8 @@ def is_json_content_type(value: str | None) -> bool:
 
 class FamilyRoute(APIRoute):
     error_family: ClassVar[str] = "arkyn"
+    # PromptCrafter documents 415 for a missing Content-Type too; Arkyn collectors may omit it.
+    content_type_required: ClassVar[bool] = False
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -61,7 +63,10 @@ class FamilyRoute(APIRoute):
                     await run_in_threadpool(pre_authenticate, request)
             if takes_json and request.method in ("POST", "PUT", "PATCH"):
                 content_type = request.headers.get("content-type")
-                if content_type is not None and not is_json_content_type(content_type):
+                if content_type is None:
+                    if self.content_type_required:
+                        raise UnsupportedMediaType()
+                elif not is_json_content_type(content_type):
                     raise UnsupportedMediaType()
             return await handler(request)
 
@@ -74,3 +79,4 @@ class ArkynRoute(FamilyRoute):
 
 class PromptCrafterRoute(FamilyRoute):
     error_family = "promptcrafter"
+    content_type_required = True

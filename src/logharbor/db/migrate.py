@@ -10,7 +10,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from logharbor.db.tables import RAW_DDL_NAME_PREFIXES
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Schema comparison filter: leave out what migrations build by raw DDL (FTS5, trigram)."""
+    return not (name and name.startswith(RAW_DDL_NAME_PREFIXES))
 
 
 def _config() -> Config:

@@ -262,6 +262,26 @@ prompt_logs = Table(
     Index(None, "prompt_id", "created_at"),
 )
 
+# The search index's source rows (owned by logharbor.prompts; see prompts/search.py): one per
+# prompt, its text case- and accent-folded in Python so that both databases match alike. The
+# integer key is the rowid SQLite's FTS5 table indexes (a text primary key has no stable rowid).
+prompt_search = Table(
+    "prompt_search",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "prompt_id", ID, ForeignKey("prompts.id", ondelete="CASCADE"), nullable=False, unique=True
+    ),
+    _fk("owner_id", "users.id"),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),  # content and tags, one per line
+    Index(None, "owner_id"),
+)
+
+# Built by raw DDL in migration 0002 (SQLite FTS5 tables, PostgreSQL trigram indexes), so they are
+# not declared above; schema comparisons skip these names (db/migrate.py: include_name).
+RAW_DDL_NAME_PREFIXES = ("prompt_search_fts", "ix_prompt_search_trgm_")
+
 # --- stats: rollups maintained at ingest (owned by logharbor.stats; see stats/rollups.py) ------
 #
 # One row per (source, resolution, bucket, domain, pathname, method, status class). Three

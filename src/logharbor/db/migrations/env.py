@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from logharbor.db.migrate import include_name
 from logharbor.db.tables import metadata
 
 connection = context.config.attributes.get("connection")
@@ -16,6 +17,7 @@ context.configure(
     # SQLite cannot ALTER most things in place; batch mode copies the table instead.
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_name=include_name,
 )
 with context.begin_transaction():
     context.run_migrations()
