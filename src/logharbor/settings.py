@@ -32,6 +32,24 @@ class Settings(BaseSettings):
     masked_keys: list[str] = Field(default_factory=lambda: list(DEFAULT_MASKED_KEYS))
     sqlite_busy_timeout_ms: int = 30_000
     db_pool_size: int = 10
+    # --- alerts (webhooks, retention) ---
+    webhook_allow_http: bool = Field(default=False, description="Allow http:// webhook URLs")
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook hosts on loopback/private/link-local/reserved addresses",
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, description="Outbox poll interval")
+    webhook_group_seconds: float = Field(
+        default=2.0, ge=0, description="Wait before a first message so a burst becomes one"
+    )
+    webhook_default_cooldown_seconds: int = Field(default=60, ge=0, le=86_400)
+    webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_hours: float = Field(default=24.0, gt=0)
+    webhook_concurrency: int = Field(default=4, ge=1, le=64)
+    retention_interval_minutes: float = Field(default=60.0, gt=0)
+    retention_batch_size: int = Field(default=1000, ge=1)
+    webhook_outbox_keep_days: int = Field(default=7, ge=1)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

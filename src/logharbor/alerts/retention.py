@@ -1,0 +1,104 @@
+"""Retention: per traffic source, records older than ``retention_days`` are deleted.
+
+Deletion goes in bounded batches, each its own short write transaction, so that ingestion (which
+needs the same write lock on SQLite) never waits for more than one batch. A batch deletes
+traffic records (http_traffic, core_logs) first and then their request/response rows (the
+bodies) unless another record still points at them; standalone requests/responses past the
+cutoff go too. Rollups (stats) and exceptions are aggregates and are kept. Delivered or given-up
+webhook outbox rows are forgotten after ``webhook_outbox_keep_days``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from logharbor.alerts import queries
+from logharbor.common.timestamps import utcnow
+from logharbor.db.engine import Database
+from logharbor.db.tables import core_logs, http_traffic
+
+log = logging.getLogger("logharbor.retention")
+
+
+@dataclass
+class PruneReport:
+    traffic: int = 0
+    core_logs: int = 0
+    requests: int = 0
+    responses: int = 0
+    outbox: int = 0
+    batches: int = 0
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.traffic + self.core_logs + self.requests + self.responses
+
+
+def prune_source(
+    db: Database, source_id: str, cutoff: datetime, batch_size: int, report: PruneReport
+) -> None:
+    for table in (http_traffic, core_logs):
+        while True:
+            with db.write() as conn:
+                count, request_ids, response_ids = queries.delete_old_records(
+                    conn, table, source_id, cutoff, batch_size
+                )
+                report.requests += queries.delete_payloads(conn, "request", request_ids)
+                report.responses += queries.delete_payloads(conn, "response", response_ids)
+            report.batches += 1
+            if table is http_traffic:
+                report.traffic += count
+            else:
+                report.core_logs += count
+            if count < batch_size:
+                break
+    for kind in ("request", "response"):
+        while True:
+            with db.write() as conn:
+                count = queries.delete_old_orphan_payloads(
+                    conn, kind, source_id, cutoff, batch_size
+                )
+            report.batches += 1
+            if kind == "request":
+                report.requests += count
+            else:
+                report.responses += count
+            if count < batch_size:
+                break
+
+
+def prune(
+    db: Database,
+    *,
+    batch_size: int = 1000,
+    outbox_keep_days: int = 7,
+    now: datetime | None = None,
+) -> PruneReport:
+    now = now or utcnow()
+    report = PruneReport()
+    with db.read() as conn:
+        sources = queries.sources_with_retention(conn)
+    for source in sources:
+        cutoff = now - timedelta(days=source["retention_days"])
+        prune_source(db, source["id"], cutoff, batch_size, report)
+        report.sources.append(source["id"])
+    before = now - timedelta(days=outbox_keep_days)
+    while True:
+        with db.write() as conn:
+            count = queries.prune_outbox(conn, before, batch_size)
+        report.outbox += count
+        if count < batch_size:
+            break
+    if report.total or report.outbox:
+        log.info(
+            "retention: deleted %d traffic, %d core logs, %d requests, %d responses, %d outbox",
+            report.traffic,
+            report.core_logs,
+            report.requests,
+            report.responses,
+            report.outbox,
+        )
+    return report

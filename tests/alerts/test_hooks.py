@@ -1,0 +1,198 @@
+"""The ingest side: exceptions and outbox rows written in the traffic transaction.
+
+These run without an app (so no delivery worker races the assertions): a bare database, rows
+published the way every ingest path publishes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from alerts.support import add_source, ago, emit, event
+from logharbor.alerts import queries
+from logharbor.auth import queries as auth_queries
+from logharbor.common.ids import new_id
+from logharbor.common.timestamps import utcnow
+from logharbor.db.engine import Database, make_engine
+from logharbor.db.tables import exceptions, webhook_outbox, webhooks
+from logharbor.traffic.events import publish
+
+
+@pytest.fixture
+def bare_db(database_url: str) -> Iterator[Database]:
+    db = Database(make_engine(database_url))
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def source(bare_db: Database) -> str:
+    with bare_db.write() as conn:
+        user = auth_queries.create_user(conn, email="o@example.com", name="O", password_hash="x")
+    return add_source(bare_db, user["id"])
+
+
+def add_webhook(db: Database, source_id: str, **fields: Any) -> str:
+    now = utcnow()
+    row = {
+        "id": new_id(),
+        "traffic_source_id": source_id,
+        "type": "webhook",
+        "value": "https://hooks.example.com/x",
+        "level": "WARNING",
+        "cooldown_seconds": 60,
+        "secret": "s",
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+    }
+    with db.write() as conn:
+        conn.execute(insert(webhooks).values(row))
+    return str(row["id"])
+
+
+def outbox(db: Database) -> list[Any]:
+    with db.read() as conn:
+        return list(
+            conn.execute(select(webhook_outbox).order_by(webhook_outbox.c.created_at)).mappings()
+        )
+
+
+def all_exceptions(db: Database) -> list[Any]:
+    with db.read() as conn:
+        return list(conn.execute(select(exceptions).order_by(exceptions.c.created_at)).mappings())
+
+
+def test_fatal_records_group_into_one_exception(bare_db: Database, source: str) -> None:
+    first = ago(minutes=5)
+    emit(
+        bare_db, [event(source, pathname="/users/1", at=first), event(source, pathname="/users/2")]
+    )
+    emit(
+        bare_db,
+        [
+            event(
+                source, kind="core", pathname="/users/:id", preview='{"message":"User 7 exploded"}'
+            )
+        ],
+    )
+    emit(bare_db, [event(source, status=404), event(source, status=200)])  # not FATAL: no exception
+
+    [exc] = all_exceptions(bare_db)
+    assert exc["count"] == 3
+    assert exc["status"] == "open"
+    assert exc["route"] == "/users/:id"
+    assert exc["http_status"] == 500
+    assert exc["message"] == "User <n> exploded"
+    assert exc["first_seen_at"] == first
+    assert exc["last_seen_at"] > first
+    assert exc["sample"]["pathname"] == "/users/:id"  # the latest occurrence
+    assert exc["sample"]["message"] == "User <n> exploded"
+
+
+def test_different_errors_are_different_exceptions(bare_db: Database, source: str) -> None:
+    emit(bare_db, [event(source), event(source, status=503), event(source, preview="boom")])
+    assert len(all_exceptions(bare_db)) == 3
+
+
+def test_resolved_exception_reopens_on_recurrence(bare_db: Database, source: str) -> None:
+    emit(bare_db, [event(source)])
+    [exc] = all_exceptions(bare_db)
+    with bare_db.write() as conn:
+        queries.set_exception_status(conn, exc["id"], "resolved", utcnow())
+    add_webhook(bare_db, source, level="FATAL")
+    emit(bare_db, [event(source)])
+
+    [exc] = all_exceptions(bare_db)
+    assert exc["status"] == "open"
+    assert exc["resolved_at"] is None
+    assert exc["times_reopened"] == 1
+    assert exc["reopened_at"] is not None
+    assert exc["count"] == 2
+    [row] = outbox(bare_db)
+    assert row["exception_id"] == exc["id"]
+    assert row["exception_state"] == "reopened"
+
+
+def test_no_webhook_means_no_outbox_and_info_costs_nothing(bare_db: Database, source: str) -> None:
+    emit(bare_db, [event(source, status=200) for _ in range(50)])
+    assert outbox(bare_db) == []
+    assert all_exceptions(bare_db) == []
+
+
+def test_flood_is_one_outbox_row_with_a_count(bare_db: Database, source: str) -> None:
+    hook = add_webhook(bare_db, source)
+    for _ in range(20):
+        emit(bare_db, [event(source, pathname=f"/users/{n}") for n in range(50)])
+    [row] = outbox(bare_db)
+    assert row["webhook_id"] == hook
+    assert row["count"] == 1000
+    assert row["state"] == "pending"
+    assert row["pending_key"] == row["group_key"]
+    assert row["exception_state"] == "new"
+
+
+def test_taken_row_stops_growing_and_a_new_one_opens(bare_db: Database, source: str) -> None:
+    hook = add_webhook(bare_db, source)
+    emit(bare_db, [event(source)] * 3)
+    with bare_db.write() as conn:
+        taken = queries.take_due_rows(conn, hook, utcnow() + timedelta(seconds=1), 0, 10)
+    assert [row["count"] for row in taken] == [3]
+    emit(bare_db, [event(source)] * 2)
+    rows = outbox(bare_db)
+    assert sorted((row["state"], row["count"]) for row in rows) == [("pending", 2), ("sending", 3)]
+
+
+def test_level_threshold_and_filters(bare_db: Database, source: str) -> None:
+    warning = add_webhook(bare_db, source, level="WARNING")
+    fatal = add_webhook(bare_db, source, level="FATAL")
+    info_api = add_webhook(bare_db, source, level="INFO", pathname_prefix="/api/")
+    only_404 = add_webhook(bare_db, source, level="INFO", status_min=404, status_max=404)
+    emit(
+        bare_db,
+        [
+            event(source, status=200, pathname="/home"),
+            event(source, status=200, pathname="/api/a"),
+            event(source, status=404, pathname="/home"),
+            event(source, status=500, pathname="/api/b"),
+        ],
+    )
+    counts: dict[str, int] = {}
+    for row in outbox(bare_db):
+        counts[row["webhook_id"]] = counts.get(row["webhook_id"], 0) + row["count"]
+    assert counts == {warning: 2, fatal: 1, info_api: 2, only_404: 1}
+
+
+def test_other_sources_webhooks_are_not_triggered(bare_db: Database, source: str) -> None:
+    with bare_db.read() as conn:
+        owner = conn.execute(select(func.min(webhooks.c.id))).scalar()
+    assert owner is None
+    other = add_source(bare_db, _owner_of(bare_db, source))
+    add_webhook(bare_db, other, level="INFO")
+    emit(bare_db, [event(source, status=500)])
+    assert outbox(bare_db) == []
+
+
+def _owner_of(db: Database, source_id: str) -> str:
+    from logharbor.db.tables import traffic_sources
+
+    with db.read() as conn:
+        return str(
+            conn.execute(
+                select(traffic_sources.c.user_id).where(traffic_sources.c.id == source_id)
+            ).scalar_one()
+        )
+
+
+def test_rolled_back_ingest_queues_nothing(bare_db: Database, source: str) -> None:
+    add_webhook(bare_db, source)
+    with pytest.raises(RuntimeError), bare_db.write() as conn:
+        publish(conn, [event(source)])
+        raise RuntimeError("the traffic insert failed")
+    assert outbox(bare_db) == []
+    assert all_exceptions(bare_db) == []
