@@ -20,6 +20,7 @@ from logharbor.health import router as health_router
 from logharbor.prompts.routes import router as prompts_router
 from logharbor.settings import Settings
 from logharbor.stats.routes import router as stats_router
+from logharbor.traffic.batch import router as batch_router
 from logharbor.traffic.routes import router as traffic_router
 from logharbor.ui.routes import router as ui_router
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_routes.promptcrafter)
     app.include_router(auth_routes.arkyn)
     app.include_router(traffic_router)
+    app.include_router(batch_router)
     app.include_router(prompts_router)
     app.include_router(stats_router)
     app.include_router(alerts_router)

@@ -1,0 +1,241 @@
+"""Batch ingest: per-item errors, limits, ingest keys, the name cache and the rollups."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, func, insert, select
+
+from helpers import AUser, bearer
+from logharbor.auth.tokens import new_ingest_key
+from logharbor.common.ids import new_id
+from logharbor.common.timestamps import utcnow
+from logharbor.db.tables import (
+    domains,
+    http_traffic,
+    ingest_keys,
+    pathnames,
+    requests,
+    traffic_rollups,
+    traffic_sources,
+)
+
+RECORD: dict[str, Any] = {
+    "domainUrl": "https://api.example.com",
+    "pathnameUrl": "/v1/orders",
+    "status": 201,
+    "protocol": "https",
+    "method": "post",
+    "trafficUserId": None,
+    "elapsedTime": 12.5,
+    "requestHeaders": {"Authorization": "Bearer s3cret", "Content-Type": "application/json"},
+    "requestBody": {"sku": "A-1", "password": "hunter2"},
+    "queryParams": {"page": "1"},
+    "responseHeaders": {"content-type": "application/json"},
+    "responseBody": {"id": 7},
+}
+
+
+def _record(**changes: Any) -> dict[str, Any]:
+    record = copy.deepcopy(RECORD)
+    record.update(changes)
+    return record
+
+
+def _new_source(client: TestClient, user: AUser) -> str:
+    now = utcnow()
+    source_id = new_id()
+    with client.app.state.db.write() as conn:  # type: ignore[attr-defined]
+        conn.execute(
+            insert(traffic_sources).values(
+                id=source_id,
+                user_id=user.id,
+                name="shop",
+                traffic_domain="https://api.example.com",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return source_id
+
+
+def _ingest_key(client: TestClient, source_id: str) -> str:
+    key, key_hash = new_ingest_key()
+    with client.app.state.db.write() as conn:  # type: ignore[attr-defined]
+        conn.execute(
+            insert(ingest_keys).values(
+                id=new_id(),
+                traffic_source_id=source_id,
+                name="collector",
+                key_hash=key_hash,
+                key_prefix=key[:12],
+                created_at=utcnow(),
+            )
+        )
+    return key
+
+
+def _count(client: TestClient, table: Any, source_id: str) -> int:
+    with client.app.state.db.read() as conn:  # type: ignore[attr-defined]
+        query = select(func.count()).select_from(table)
+        return int(conn.execute(query.where(table.c.traffic_source_id == source_id)).scalar_one())
+
+
+def test_good_items_are_stored_and_bad_ones_reported(client: TestClient, user: AUser) -> None:
+    source_id = _new_source(client, user)
+    batch = [
+        _record(),
+        _record(status="abc"),
+        _record(pathnameUrl="/v1/users/1", method="GET", status=500, elapsedTime=3),
+        _record(method="FETCH", elapsedTime=-1),
+        _record(domainUrl="http://cdn.example.com", requestBody="plain text"),
+        "not an object",
+    ]
+    response = client.post(
+        f"/http-traffic-record/{source_id}/batch", json=batch, headers=user.headers
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert (body["received"], body["stored"], body["failed"]) == (6, 3, 3)
+    assert [item["index"] for item in body["items"]] == [0, 2, 4]
+    errors = {item["index"]: item["errors"] for item in body["errors"]}
+    assert set(errors) == {1, 3, 5}
+    assert "status" in errors[1]
+    assert "method" in errors[3] and "elapsedTime" in errors[3]
+    assert _count(client, http_traffic, source_id) == 3
+
+    # Stored through the same normalization as compose: enums upper-cased, secrets masked.
+    with client.app.state.db.read() as conn:  # type: ignore[attr-defined]
+        row = conn.execute(
+            select(http_traffic.c.method, requests.c.headers, requests.c.body)
+            .join(requests, requests.c.id == http_traffic.c.request_id)
+            .where(http_traffic.c.id == body["items"][0]["id"])
+        ).one()
+    assert row.method == "POST"
+    assert "s3cret" not in str(row.headers) and "hunter2" not in str(row.body)
+    # And rolled up in the same transaction.
+    with client.app.state.db.read() as conn:  # type: ignore[attr-defined]
+        total = conn.execute(
+            select(func.sum(traffic_rollups.c.count)).where(
+                traffic_rollups.c.traffic_source_id == source_id,
+                traffic_rollups.c.resolution == 60,
+            )
+        ).scalar_one()
+    assert total == 3
+
+
+def test_plural_alias_and_records_object(client: TestClient, user: AUser) -> None:
+    source_id = _new_source(client, user)
+    response = client.post(
+        f"/http-traffic-records/{source_id}/batch",
+        json={"records": [_record(), _record()]},
+        headers=user.headers,
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["stored"] == 2
+
+
+def test_family_neutral_ingest_with_an_ingest_key(
+    client: TestClient, user: AUser, make_user: Any
+) -> None:
+    source_id = _new_source(client, user)
+    key = _ingest_key(client, source_id)
+    response = client.post("/api/v1/ingest", json={"records": [_record()]}, headers=bearer(key))
+    assert response.status_code == 201, response.text
+    response = client.post(
+        "/api/v1/ingest",
+        json={"trafficSourceId": source_id, "records": [_record(), _record()]},
+        headers=bearer(key),
+    )
+    assert response.status_code == 201, response.text
+    assert _count(client, http_traffic, source_id) == 3
+
+    other_source = _new_source(client, make_user())
+    response = client.post(
+        "/api/v1/ingest",
+        json={"trafficSourceId": other_source, "records": [_record()]},
+        headers=bearer(key),
+    )
+    assert response.status_code == 403
+    response = client.post(
+        "/api/v1/ingest",
+        json={"trafficSourceId": other_source, "records": [_record()]},
+        headers=user.headers,
+    )
+    assert response.status_code == 403
+    # A user token must name the source.
+    response = client.post("/api/v1/ingest", json={"records": [_record()]}, headers=user.headers)
+    assert response.status_code == 400
+    assert "trafficSourceId" in response.json()["fieldErrors"]
+    assert _count(client, http_traffic, other_source) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ([], 400, "records"),
+        ({"records": "x"}, 400, "records"),
+        ([RECORD] * 1001, 400, "records"),
+        ([{"status": 200}, {"method": "GET"}], 400, "records.0.domainUrl"),
+    ],
+)
+def test_rejected_batches_store_nothing(
+    client: TestClient, user: AUser, body: Any, status: int, field: str
+) -> None:
+    source_id = _new_source(client, user)
+    response = client.post(
+        f"/http-traffic-record/{source_id}/batch", json=body, headers=user.headers
+    )
+    assert response.status_code == status, response.text
+    assert field in response.json()["fieldErrors"]
+    assert _count(client, http_traffic, source_id) == 0
+    assert _count(client, requests, source_id) == 0
+
+
+def test_limits_content_type_and_auth(client: TestClient, user: AUser) -> None:
+    source_id = _new_source(client, user)
+    url = f"/http-traffic-record/{source_id}/batch"
+    big = [_record(responseBody="x" * 900_000) for _ in range(6)]
+    assert client.post(url, json=big, headers=user.headers).status_code == 413
+    bad_json = client.post(
+        url, content=b"[{", headers={**user.headers, "content-type": "application/json"}
+    )
+    assert bad_json.status_code == 400
+    text = client.post(url, content=b"[]", headers={**user.headers, "content-type": "text/plain"})
+    assert text.status_code == 415
+    assert client.post(url, json=[RECORD]).status_code == 400  # no token
+    assert client.post(url, json=[RECORD], headers=bearer("nope")).status_code == 401
+    missing = f"/http-traffic-record/{new_id()}/batch"
+    assert client.post(missing, json=[RECORD], headers=user.headers).status_code == 404
+    assert (
+        client.post("/http-traffic-record/x/batch", json=[RECORD], headers=user.headers).status_code
+        == 400
+    )
+    assert _count(client, http_traffic, source_id) == 0
+
+
+def test_stale_cached_names_are_refreshed(client: TestClient, user: AUser) -> None:
+    source_id = _new_source(client, user)
+    url = f"/http-traffic-record/{source_id}/batch"
+    assert client.post(url, json=[_record()], headers=user.headers).status_code == 201
+    cache = client.app.state.name_cache  # type: ignore[attr-defined]
+    misses = cache.misses
+    assert client.post(url, json=[_record()], headers=user.headers).status_code == 201
+    assert cache.misses == misses  # warm: no get-or-create at all
+    # The domain (and, by cascade, its pathnames and records) is deleted behind the cache.
+    with client.app.state.db.write() as conn:  # type: ignore[attr-defined]
+        conn.execute(delete(domains).where(domains.c.traffic_source_id == source_id))
+    response = client.post(url, json=[_record(), _record()], headers=user.headers)
+    assert response.status_code == 201, response.text
+    with client.app.state.db.read() as conn:  # type: ignore[attr-defined]
+        linked = conn.execute(
+            select(func.count())
+            .select_from(http_traffic)
+            .join(pathnames, pathnames.c.id == http_traffic.c.pathname_id)
+            .join(domains, domains.c.id == http_traffic.c.domain_id)
+            .where(http_traffic.c.traffic_source_id == source_id)
+        ).scalar_one()
+    assert linked == 2
