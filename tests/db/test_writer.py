@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, insert, select
 
@@ -12,6 +19,7 @@ from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database, make_engine
 from logharbor.db.tables import users
 from logharbor.db.writer import GroupCommitWriter
+from postgres import free_port
 
 
 def _insert_user(email: str):  # type: ignore[no-untyped-def]
@@ -64,3 +72,130 @@ def test_jobs_commit_together_and_fail_alone(database_url: str) -> None:
         assert conn.execute(select(func.count()).select_from(users)).scalar_one() == 9
     assert writer.transactions <= writer.jobs
     db.dispose()
+
+
+# --- crash safety: kill -9 right after the answers ----------------------------------------------
+
+
+def _seed_user_and_source(database_url: str) -> tuple[str, str]:
+    from logharbor.auth import queries as auth_queries
+    from logharbor.db.tables import traffic_sources
+
+    db = Database(make_engine(database_url))
+    with db.write() as conn:
+        user = auth_queries.create_user(
+            conn, email="crash@example.com", name="c", password_hash="x"
+        )
+        source_id = new_id()
+        now = utcnow()
+        conn.execute(
+            insert(traffic_sources).values(
+                id=source_id,
+                user_id=user["id"],
+                name="crash",
+                traffic_domain="https://api.example.com",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    db.dispose()
+    return str(user["id"]), source_id
+
+
+def _start_server(database_url: str, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "LOGHARBOR_DATABASE_URL": database_url,
+        "LOGHARBOR_DATA_DIR": str(data_dir),
+        "LOGHARBOR_SECRET_KEY": SECRET,
+    }
+    command = [sys.executable, "-m", "logharbor", "serve", "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    while True:  # no wall-clock limit: the server either answers or dies
+        if server.poll() is not None:
+            raise AssertionError(f"server exited with {server.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+
+
+SECRET = "crash-test-secret-that-is-long-enough"
+
+
+@pytest.mark.slow
+def test_acknowledged_records_survive_kill_9(database_url: str, tmp_path: Path) -> None:
+    """Concurrent compose and batch requests; SIGKILL the whole server as soon as enough answers
+    arrived; every record that was answered 201 is in the database after a restart."""
+    from logharbor.auth.tokens import issue_token
+    from logharbor.db.tables import http_traffic
+
+    user_id, source_id = _seed_user_and_source(database_url)
+    headers = {"Authorization": f"Bearer {issue_token(user_id, SECRET, 3600)}"}
+    port = free_port()
+    server = _start_server(database_url, tmp_path / "data", port)
+    base = f"http://127.0.0.1:{port}"
+    record = {
+        "domainUrl": "https://api.example.com",
+        "pathnameUrl": "/v1/orders",
+        "status": 201,
+        "method": "POST",
+        "elapsedTime": 3.5,
+        "requestHeaders": {},
+        "responseHeaders": {},
+    }
+    acknowledged: set[str] = set()
+    lock = threading.Lock()
+    enough = threading.Event()
+
+    def fire(worker: int) -> None:
+        with httpx.Client(base_url=base, headers=headers, timeout=30) as http:
+            n = 0
+            while True:
+                n += 1
+                try:
+                    if worker % 2:
+                        r = http.post(f"/http-traffic-record/{source_id}", json=record)
+                        ids = [r.json()["id"]] if r.status_code == 201 else []
+                    else:
+                        batch = [{**record, "pathnameUrl": f"/v1/p{n % 7}"}] * 20
+                        r = http.post(f"/http-traffic-record/{source_id}/batch", json=batch)
+                        ids = [i["id"] for i in r.json()["items"]] if r.status_code == 201 else []
+                except (httpx.TransportError, ValueError):
+                    return  # the server is gone
+                assert r.status_code == 201, r.text
+                with lock:
+                    acknowledged.update(ids)
+                    if len(acknowledged) >= 600:
+                        enough.set()
+
+    threads = [threading.Thread(target=fire, args=(w,), daemon=True) for w in range(16)]
+    for thread in threads:
+        thread.start()
+    enough.wait()
+    os.killpg(server.pid, signal.SIGKILL)
+    server.wait()
+    for thread in threads:
+        thread.join()
+    with lock:
+        answered = set(acknowledged)
+    assert len(answered) >= 600
+
+    # Restart on the same database: it recovers and serves; then check every answered id.
+    server = _start_server(database_url, tmp_path / "data", port)
+    try:
+        db = Database(make_engine(database_url))
+        with db.read() as conn:
+            stored = {i for (i,) in conn.execute(select(http_traffic.c.id))}
+        db.dispose()
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    assert answered - stored == set()
