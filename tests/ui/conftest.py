@@ -78,7 +78,9 @@ def browser(playwright_driver: Playwright) -> Iterator[Browser]:
 @pytest.fixture
 def context(browser: Browser, live_server: LiveServer) -> Iterator[BrowserContext]:
     ctx = browser.new_context(
-        base_url=live_server.url, viewport={"width": 1280, "height": 860}, timezone_id="Europe/Paris"
+        base_url=live_server.url,
+        viewport={"width": 1280, "height": 860},
+        timezone_id="Europe/Paris",
     )
     ctx.set_default_timeout(30_000)
     yield ctx

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +34,7 @@ def _iso(value: Any) -> str:
 
 def _ms(value: Any) -> str:
     if value is None:
-        return "–"
+        return "\u2013"
     number = float(value)
     if number >= 1000:
         return f"{number / 1000:.2f} s"
@@ -46,7 +45,7 @@ def _ms(value: Any) -> str:
 
 def _pct(value: Any) -> str:
     if value is None:
-        return "–"
+        return "\u2013"
     return f"{float(value) * 100:.1f}%"
 
 
@@ -61,17 +60,13 @@ def _status_class(status: Any) -> str:
     return "s2"
 
 
-def _to_json(value: Any) -> str:
-    return json.dumps(value, default=str)
-
-
 env = Environment(
     loader=FileSystemLoader(TEMPLATES),
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
 )
-env.filters.update(iso=_iso, ms=_ms, pct=_pct, status_class=_status_class, tojson_str=_to_json)
+env.filters.update(iso=_iso, ms=_ms, pct=_pct, status_class=_status_class)
 env.globals["version"] = __version__
 
 

@@ -139,6 +139,13 @@ async def logout(request: Request) -> Response:
 
 
 # Feature pages; imported last so that their routes come after the shared ones above.
-from logharbor.ui import traffic_pages  # noqa: E402
+from logharbor.ui import source_pages, traffic_pages  # noqa: E402
 
+router.include_router(source_pages.router)
 router.include_router(traffic_pages.router)
+from logharbor.ui import charts  # noqa: E402
+
+router.include_router(charts.router)
+from logharbor.ui import prompt_pages  # noqa: E402
+
+router.include_router(prompt_pages.router)

@@ -78,7 +78,8 @@
     var summary = el("summary");
     if (key !== null) { summary.appendChild(el("span", "k", JSON.stringify(key))); summary.appendChild(document.createTextNode(": ")); }
     summary.appendChild(document.createTextNode(isArr ? "[" : "{"));
-    summary.appendChild(el("span", "count", " " + keys.length + (isArr ? " items " : " keys ")));
+    var noun = isArr ? (keys.length === 1 ? " item " : " items ") : (keys.length === 1 ? " key " : " keys ");
+    summary.appendChild(el("span", "count", " " + keys.length + noun));
     summary.appendChild(document.createTextNode(isArr ? "]" : "}"));
     details.appendChild(summary);
     keys.forEach(function (k) { details.appendChild(tree(value[k], isArr ? null : k, depth + 1)); });

@@ -1,0 +1,98 @@
+"""The prompt library: search, a prompt with its versions, and its logs side by side per model.
+
+Reads go through the prompts feature's query functions and JSON shapes, after its ownership rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from logharbor.auth.deps import Principal, get_db
+from logharbor.common.errors import NotFound
+from logharbor.common.ids import from_prefixed
+from logharbor.common.pagination import PageRequest
+from logharbor.prompts import queries as prompt_queries
+from logharbor.prompts import schemas as prompt_schemas
+from logharbor.prompts import search as prompt_search
+from logharbor.ui import session
+from logharbor.ui.rendering import UIRoute, render
+
+router = APIRouter(route_class=UIRoute, include_in_schema=False)
+
+PAGE_SIZE = 50
+
+
+def owned_prompt(conn: Any, prompt_ref: str, principal: Principal) -> Any:
+    prompt_id = from_prefixed("prompt", prompt_ref)
+    row = prompt_queries.get_prompt(conn, prompt_id) if prompt_id else None
+    # Another user's prompt is reported like a missing one: the UI never confirms it exists.
+    if row is None or row["owner_id"] != principal.user_id:
+        raise NotFound("Prompt not found")
+    return row
+
+
+@router.get("/ui/prompts")
+def prompt_list(request: Request, q: str = "", page: int = 1) -> Response:
+    principal = session.require_user(request)
+    page_request = PageRequest(page=max(1, page), page_limit=PAGE_SIZE)
+    terms = prompt_search.parse_terms(q) if q.strip() else []
+    with get_db(request).read() as conn:
+        if terms:
+            listing = prompt_queries.search_prompts(conn, principal.user_id, terms, page_request)
+        else:
+            listing = prompt_queries.list_prompts(conn, principal.user_id, page_request)
+        prompts = [prompt_schemas.prompt_json(row) for row in listing.rows]
+    total = listing.total or 0
+    return render(
+        request,
+        "prompts.html",
+        {
+            "prompts": prompts,
+            "q": q,
+            "total": total,
+            "page": page_request.page,
+            "pages": max(1, -(-total // PAGE_SIZE)),
+        },
+    )
+
+
+@router.get("/ui/prompts/{prompt_ref}")
+def prompt_page(request: Request, prompt_ref: str, version: int | None = None) -> Response:
+    principal = session.require_user(request)
+    with get_db(request).read() as conn:
+        row = owned_prompt(conn, prompt_ref, principal)
+        versions = [
+            prompt_schemas.version_json(v, current=False)
+            for v in prompt_queries.list_versions(conn, row["id"])
+        ]
+        listing = prompt_queries.list_prompt_logs(conn, row["id"], None)
+        logs = [prompt_schemas.log_json(r) for r in listing.rows]
+        stats = prompt_schemas.stats_json(row["id"], prompt_queries.score_groups(conn, row["id"]))
+    prompt = prompt_schemas.prompt_json(row)
+    versions.append(prompt_schemas.version_json(row, current=True))
+    versions.reverse()
+    shown = next((v for v in versions if v["version"] == version), versions[0])
+    if version is not None and shown["version"] != version:
+        raise NotFound("No such version")
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for log in reversed(logs):  # newest first within each model
+        by_model.setdefault(log["modelUsed"], []).append(log)
+    model_stats = {m["modelUsed"]: m for m in stats["byModel"]}
+    columns = [
+        {"model": m["modelUsed"], "stats": m, "logs": by_model.get(m["modelUsed"], [])}
+        for m in stats["byModel"]
+    ]
+    return render(
+        request,
+        "prompt.html",
+        {
+            "prompt": prompt,
+            "versions": versions,
+            "shown": shown,
+            "columns": columns,
+            "stats": stats,
+            "model_stats": model_stats,
+        },
+    )
