@@ -79,7 +79,13 @@ class Receiver:
         if hit.path == "/api/v1/ingest":
             if not self.batch:
                 return 404, {"name": "NotFound", "message": "Not Found"}, {}
-            return 200, {"results": [{"status": 201} for _ in hit.body["records"]]}, {}
+            count = len(hit.body["records"])
+            items = [{"index": n, "id": f"id-{n}"} for n in range(count)]
+            return (
+                201,
+                {"received": count, "stored": count, "failed": 0, "items": items, "errors": []},
+                {},
+            )
         if hit.path == "/ingest-log":
             return 201, None, {}
         return 404, {"name": "NotFound", "message": "Not Found"}, {}
@@ -155,8 +161,16 @@ def wait_until(condition: Callable[[], bool], what: str, limit: float = 30.0) ->
 
 @dataclass
 class Served:
+    """A running app server; ``with serve_asgi(app) as served:`` stops it at the end."""
+
     url: str
     stop: Callable[[], None]
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def serve_asgi(app: Any) -> Served:

@@ -144,26 +144,42 @@ def test_refused_records_are_counted_and_not_retried(receiver: Receiver) -> None
     collector.close()
 
 
-def test_per_item_results_of_a_batch(receiver: Receiver) -> None:
-    answers = iter(
-        [
-            (
-                200,
-                {"results": [{"status": 201}, {"status": 400, "error": "bad"}, {"status": 503}]},
-                {},
-            ),
-            (200, {"results": [{"status": 201}]}, {}),
-        ]
-    )
-    receiver.reply = lambda hit: next(answers)
+def test_per_item_errors_of_a_batch_are_counted_not_retried(receiver: Receiver) -> None:
+    def answer(hit: Hit) -> Any:
+        count = len(hit.body["records"])
+        errors = [{"index": 1, "errors": {"status": "Input should be an integer"}}]
+        items = [{"index": n, "id": f"id-{n}"} for n in range(count) if n != 1]
+        return (
+            201,
+            {"received": count, "stored": count - 1, "failed": 1, "items": items, "errors": errors},
+            {},
+        )
+
+    receiver.reply = answer
     collector = make(receiver)
     for n in range(3):
         collector.record(record(path=f"/{n}"))
     assert collector.flush(30)
-    assert [len(hit.body["records"]) for hit in receiver.hits] == [3, 1]
-    assert receiver.hits[1].body["records"][0]["pathnameUrl"] == "/2"
+    assert len(receiver.hits) == 1
     stats = collector.stats()
-    assert (stats.sent, stats.rejected, stats.retries) == (2, 1, 1)
+    assert (stats.sent, stats.rejected, stats.retries) == (2, 1, 0)
+    assert "status" in (stats.last_error or "")
+    collector.close()
+
+
+def test_a_batch_with_nothing_valid_is_refused_whole(receiver: Receiver) -> None:
+    def answer(hit: Hit) -> Any:
+        errors = [{"index": n, "errors": {"method": "bad"}} for n in range(2)]
+        return 400, {"name": "BadRequest", "message": "No valid record", "errors": errors}, {}
+
+    receiver.reply = answer
+    collector = make(receiver)
+    collector.record(record(method="BREW"))
+    collector.record(record(method="BREW"))
+    assert collector.flush(30)
+    assert len(receiver.hits) == 1
+    stats = collector.stats()
+    assert (stats.sent, stats.rejected) == (0, 2)
     collector.close()
 
 
@@ -335,8 +351,10 @@ def test_a_collector_that_is_disabled_records_nothing() -> None:
 
 
 def test_bad_configuration_is_refused_at_construction() -> None:
-    with pytest.raises(ValueError, match="url, api_key"):
+    with pytest.raises(ValueError, match="url and api_key"):
         Collector("http://x")
+    with pytest.raises(ValueError, match="traffic_source_id"):
+        Collector("http://x", api_key="a-user-token")
     with pytest.raises(ValueError, match="success_sample_rate"):
         Collector(transport=MemoryTransport(), success_sample_rate=1.5)
     with pytest.raises(ValueError, match="max_queue"):

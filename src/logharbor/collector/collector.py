@@ -55,8 +55,9 @@ class CollectorStats:
 class Collector:
     """Ships captured traffic to one LogHarbor traffic source.
 
-    ``Collector("https://logs.example.com", api_key="lhk_...", traffic_source_id="...")``
-    is enough; pass it to the middleware of your framework. Not a singleton: make one per app
+    ``Collector("https://logs.example.com", api_key="lhk_...")`` is enough (an ingest key
+    names its traffic source; with a user token pass ``traffic_source_id`` too); pass it to the
+    middleware of your framework. Not a singleton: make one per app
     (or per test) and ``close()`` it when done (it is also closed at interpreter exit).
     """
 
@@ -80,9 +81,11 @@ class Collector:
         enabled: bool = True,
     ) -> None:
         if transport is None:
-            if not (url and api_key and traffic_source_id):
+            if not (url and api_key):
+                raise ValueError("Collector needs url and api_key (or a transport)")
+            if not (traffic_source_id or api_key.startswith("lhk_")):
                 raise ValueError(
-                    "Collector needs url, api_key and traffic_source_id (or transport)"
+                    "Collector needs traffic_source_id unless api_key is an ingest key"
                 )
             transport = HttpTransport(url, api_key, traffic_source_id, timeout=timeout)
         if not 0.0 <= success_sample_rate <= 1.0:

@@ -35,6 +35,8 @@ class TrafficRecord(TypedDict):
     queryParams: dict[str, Any]
     responseHeaders: dict[str, str]
     responseBody: Any
+    # Not part of Arkyn's body (servers ignore unknown keys): the matched route's template.
+    routeTemplate: str | None
 
 
 @dataclass(slots=True)
@@ -181,4 +183,5 @@ def to_record(exchange: Exchange, keys: frozenset[str]) -> TrafficRecord:
         "responseBody": decode_body(
             exchange.response_body, response_headers.get("content-type", ""), keys
         ),
+        "routeTemplate": exchange.route,
     }

@@ -27,6 +27,8 @@ SINGLE_PATH = "/ingest-log"
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Longest Retry-After we honour; a server asking for more is treated as down for that long.
 MAX_RETRY_AFTER = 300.0
+# The server takes at most this many records per batch call (and 5 MiB; a 413 splits a batch).
+MAX_BATCH_RECORDS = 1000
 
 
 @dataclass
@@ -65,6 +67,8 @@ def parse_retry_after(value: str | None) -> float | None:
 class HttpTransport:
     """Sends records to a LogHarbor server over HTTP with an ingest key (or a user token).
 
+    With an ingest key (``lhk_...``) the source id may be left out: the key names its source.
+
     Whether the server has the batch endpoint is learnt from its first answer (404/405 means
     no) and remembered for the life of the transport.
     """
@@ -73,7 +77,7 @@ class HttpTransport:
         self,
         url: str,
         api_key: str,
-        traffic_source_id: str,
+        traffic_source_id: str | None = None,
         *,
         timeout: float = 5.0,
         use_batch: bool | None = None,
@@ -112,11 +116,25 @@ class HttpTransport:
     def send(self, records: Sequence[dict[str, Any]]) -> SendResult:
         if not records:
             return SendResult()
+        if len(records) > MAX_BATCH_RECORDS:
+            results = [
+                self.send(records[start : start + MAX_BATCH_RECORDS])
+                for start in range(0, len(records), MAX_BATCH_RECORDS)
+            ]
+            merged = SendResult()
+            for result in results:
+                merged = _merge(merged, result)
+            return merged
         if self.batch_supported is not False:
             result = self._send_batch(records)
             if result is not None:
                 return result
         return self._send_each(records)
+
+    def _with_source(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.traffic_source_id is not None:
+            return {"trafficSourceId": self.traffic_source_id, **body}
+        return body
 
     def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         content = json.dumps(body, separators=(",", ":"), default=str).encode()
@@ -129,16 +147,14 @@ class HttpTransport:
         import httpx
 
         try:
-            response = self._post(
-                BATCH_PATH, {"trafficSourceId": self.traffic_source_id, "records": list(records)}
-            )
+            response = self._post(BATCH_PATH, self._with_source({"records": list(records)}))
         except httpx.HTTPError as error:
             return SendResult(retry=list(records), error=f"{type(error).__name__}: {error}")
         if response.status_code in (404, 405) and self.batch_supported is None:
             self.batch_supported = False
             log.info("LogHarbor at %s has no batch endpoint; sending one by one", self.base_url)
             return None
-        if response.status_code < 300:
+        if response.status_code < 300 or response.status_code == 400:
             self.batch_supported = True
             return _batch_verdict(records, response)
         if response.status_code == 413 and len(records) > 1:
@@ -153,9 +169,7 @@ class HttpTransport:
         result = SendResult()
         for index, record in enumerate(records):
             try:
-                response = self._post(
-                    SINGLE_PATH, {"trafficSourceId": self.traffic_source_id, **record}
-                )
+                response = self._post(SINGLE_PATH, self._with_source(record))
             except httpx.HTTPError as error:
                 # The server is unreachable or slow: stop here rather than wait out every record.
                 result.retry.extend(records[index:])
@@ -210,47 +224,33 @@ def _merge(first: SendResult, second: SendResult) -> SendResult:
     )
 
 
-def _item_status(item: Any) -> int | None:
-    """The HTTP-like status of one per-item result, whatever shape the server gives it."""
-    if not isinstance(item, dict):
-        return None
-    for key in ("status", "statusCode", "code"):
-        value = item.get(key)
-        if isinstance(value, int):
-            return value
-    failed = bool(item.get("error") or item.get("errors") or item.get("fieldErrors"))
-    if failed or item.get("ok") is False:
-        return 400
-    if item.get("ok") is True or item.get("accepted") is True or item.get("id"):
-        return 201
-    return None
-
-
 def _batch_verdict(records: Sequence[dict[str, Any]], response: httpx.Response) -> SendResult:
-    """Which items the batch endpoint stored, refused or could not take right now."""
+    """Which items the batch endpoint stored and which it refused (and why).
+
+    LogHarbor answers ``{"received", "stored", "failed", "items": [{"index", "id"}],
+    "errors": [{"index", "errors": {field: why}}]}``: 201 when something was stored, 400 when
+    nothing was. A refused item is invalid, so it is never retried.
+    """
     try:
         body = response.json()
     except ValueError:
         body = None
-    items: Any = None
-    if isinstance(body, dict):
-        for key in ("results", "items", "data"):
-            if isinstance(body.get(key), list):
-                items = body[key]
-                break
-    elif isinstance(body, list):
-        items = body
-    if not isinstance(items, list) or len(items) != len(records):
-        # No per-item detail: a 2xx means the batch was taken as a whole.
-        return SendResult(sent=len(records))
-    result = SendResult()
-    for record, item in zip(records, items, strict=True):
-        status = _item_status(item)
-        if status is None or status < 300:
-            result.sent += 1
-        elif status in RETRYABLE_STATUSES:
-            result.retry.append(record)
-        else:
-            result.rejected += 1
-            result.error = f"item refused: {json.dumps(item, default=str)[:300]}"
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        if response.status_code < 300:
+            return SendResult(sent=len(records))
+        return SendResult(rejected=len(records), error=_describe(response))
+    refused = {
+        item["index"]
+        for item in errors
+        if isinstance(item, dict)
+        and isinstance(item.get("index"), int)
+        and 0 <= item["index"] < len(records)
+    }
+    if response.status_code >= 300:
+        refused = set(range(len(records)))
+    result = SendResult(sent=len(records) - len(refused), rejected=len(refused))
+    if errors:
+        first = errors[0] if isinstance(errors[0], dict) else {}
+        result.error = f"record {first.get('index')} refused: {first.get('errors')}"
     return result

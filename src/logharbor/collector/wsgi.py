@@ -201,6 +201,16 @@ class _CapturingInput:
         self._body.add(data)
         return data
 
+    def readinto(self, buffer: Any) -> int:
+        if not hasattr(self._stream, "readinto"):
+            data = self.read(len(buffer))
+            buffer[: len(data)] = data
+            return len(data)
+        count: int = self._stream.readinto(buffer)
+        if count:
+            self._body.add(bytes(memoryview(buffer)[:count]))
+        return count
+
     def readline(self, *args: Any) -> bytes:
         data: bytes = self._stream.readline(*args)
         self._body.add(data)
