@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from logharbor.collector.redaction import mask, normalize_keys
+from logharbor.collector.redaction import mask, mask_text, normalize_keys
 from logharbor.settings import Settings
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
@@ -103,7 +103,8 @@ def normalize_domain(value: str, protocol: str | None = None) -> tuple[str, str]
         port = parts.port
     except ValueError:
         raise ValueError("Invalid URL format") from None
-    scheme = parts.scheme.lower()
+    # WebSocket exchanges are served over the same origin as HTTP(S).
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme.lower(), parts.scheme.lower())
     if scheme not in ("http", "https"):
         raise ValueError("Must be an http:// or https:// URL")
     host = (parts.hostname or "").lower()
@@ -179,6 +180,9 @@ def mask_document(value: Any, keys: frozenset[str]) -> Any:
             masked = mask(parsed, keys)
             if masked != parsed:
                 return json.dumps(masked, ensure_ascii=False)
+            return value
+        # Form bodies, JSON cut short by a collector's cap...: mask by pattern, best effort.
+        return mask_text(value, keys)
     return value
 
 

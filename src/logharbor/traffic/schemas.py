@@ -16,8 +16,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StrictInt,
-    StrictStr,
     WithJsonSchema,
 )
 
@@ -43,9 +41,11 @@ def _name(value: str) -> str:
     return value
 
 
-def _traffic_user_id(value: str | int | None) -> str | None:
+def _traffic_user_id(value: Any) -> str | None:
     if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError("Must be a string or null")
     text = normalize.check_text(str(value))
     if len(text) > normalize.MAX_TRAFFIC_USER_ID_CHARS:
         raise ValueError(f"Must be at most {normalize.MAX_TRAFFIC_USER_ID_CHARS} characters")
@@ -96,7 +96,7 @@ ElapsedTime = Annotated[
     ),
 ]
 TrafficUserId = Annotated[
-    StrictStr | StrictInt | None,
+    Any,
     AfterValidator(_traffic_user_id),
     WithJsonSchema(
         {
