@@ -11,10 +11,14 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from helpers import AUser
+from logharbor.auth import queries as auth_queries
+from logharbor.auth.tokens import issue_token
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
-from logharbor.db.engine import Database
+from logharbor.db.engine import Database, make_engine
 from logharbor.db.tables import traffic_sources
+from logharbor.settings import Settings
 from logharbor.traffic.events import TrafficEvent, publish
 
 WAIT = 30.0  # seconds; a guard against hanging, not a performance limit
@@ -161,3 +165,18 @@ def emit(db: Database, events: list[TrafficEvent]) -> None:
 
 def ago(**delta: float) -> datetime:
     return utcnow() - timedelta(**delta)
+
+
+def bare_owner(settings: Settings) -> AUser:
+    """A user made straight in the database, for tests that must not run a second app (and
+    so a second delivery worker) next to the one under test."""
+    db = Database(make_engine(settings.resolved_database_url()))
+    try:
+        with db.write() as conn:
+            user = auth_queries.create_user(
+                conn, email=f"{new_id()}@example.com", name="Owner", password_hash="x"
+            )
+    finally:
+        db.dispose()
+    token = issue_token(user["id"], settings.secret_key, 3600)
+    return AUser(id=user["id"], email=user["email"], password="", token=token)

@@ -19,6 +19,7 @@ from logharbor.alerts.schemas import (
     WebhookOut,
     WebhookTestOut,
     WebhookUpdate,
+    WebhookUpdated,
     exception_out,
     webhook_out,
 )
@@ -138,9 +139,18 @@ def list_webhooks(trafficSourceId: str, principal: CurrentUser, db: Db) -> list[
 
 
 @router.put(
-    "/webhooks/{webhookId}", response_model=WebhookOut, responses=_ERRORS, tags=["webhooks"]
+    "/webhooks/{webhookId}",
+    response_model=WebhookUpdated,
+    response_model_exclude_unset=True,
+    responses=_ERRORS,
+    tags=["webhooks"],
 )
-@router.put("/webhook/{webhookId}", response_model=WebhookOut, include_in_schema=False)
+@router.put(
+    "/webhook/{webhookId}",
+    response_model=WebhookUpdated,
+    response_model_exclude_unset=True,
+    include_in_schema=False,
+)
 def update_webhook(
     webhookId: str, body: WebhookUpdate, principal: CurrentUser, db: Db, settings: AppSettings
 ) -> dict[str, Any]:

@@ -139,6 +139,12 @@ class WebhookCreated(WebhookOut):
     )
 
 
+class WebhookUpdated(WebhookOut):
+    secret: str | None = Field(
+        default=None, description="Only after rotateSecret: the new key, shown only now"
+    )
+
+
 class WebhookTestOut(BaseModel):
     delivered: bool
     statusCode: int | None

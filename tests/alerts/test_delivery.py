@@ -1,0 +1,411 @@
+"""Delivery to a real HTTP receiver on 127.0.0.1: payloads, signatures, retries, grouping,
+cooldown, the test button, the send-time URL guard, restarts and several workers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, update
+
+from alerts.support import WAIT, Receiver, add_source, bare_owner, emit, event
+from helpers import AUser
+from logharbor.alerts import dispatcher, urls
+from logharbor.alerts.dispatcher import Dispatcher
+from logharbor.app import create_app
+from logharbor.common.timestamps import utcnow
+from logharbor.db.engine import Database, make_engine
+from logharbor.db.tables import webhook_outbox, webhooks
+from logharbor.settings import Settings
+
+
+def outbox(db: Database) -> list[Any]:
+    with db.read() as conn:
+        query = select(webhook_outbox).order_by(webhook_outbox.c.created_at, webhook_outbox.c.id)
+        return list(conn.execute(query).mappings())
+
+
+def wait_until(check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def verify(secret: str, received: Any) -> None:
+    stamp = received.headers["x-logharbor-timestamp"]
+    expected = hmac.new(secret.encode(), stamp.encode() + b"." + received.body, hashlib.sha256)
+    assert received.headers["x-logharbor-signature"] == "sha256=" + expected.hexdigest()
+    assert abs(int(stamp) - time.time()) < 300
+
+
+def test_generic_webhook_gets_signed_json(
+    client: TestClient,
+    user: AUser,
+    db: Database,
+    source: str,
+    receiver: Receiver,
+    make_webhook: Callable[..., dict[str, Any]],
+) -> None:
+    hook = make_webhook(receiver.url, level="fatal")
+    emit(db, [event(source, status=404), event(source, status=500, pathname="/users/7")])
+    [received] = receiver.wait_for(1)
+    verify(hook["secret"], received)
+    assert received.headers["content-type"] == "application/json"
+    body = received.json()
+    assert body["type"] == "logharbor.alert"
+    assert body["webhookId"] == hook["id"]
+    assert body["trafficSourceId"] == source
+    assert body["trafficSourceName"] == "Shop API"
+    assert received.headers["x-logharbor-delivery"] == body["deliveryId"]
+    [alert] = body["alerts"]  # the 404 is below the FATAL threshold
+    assert alert["count"] == 1
+    assert alert["record"]["status"] == 500
+    assert alert["record"]["pathname"] == "/users/7"
+    assert alert["record"]["route"] == "/users/:id"
+    assert alert["record"]["message"] == "User <n> exploded"
+    assert alert["exception"]["state"] == "new"
+
+    tampered = received.body.replace(b"500", b"200")
+    with pytest.raises(AssertionError):
+        verify(hook["secret"], type(received)(received.path, received.headers, tampered))
+
+    wait_until(
+        lambda: (
+            client.get(f"/webhooks/{source}", headers=user.headers).json()[0]["lastDeliveryStatus"]
+            == "delivered"
+        )
+    )
+    [listed] = client.get(f"/webhooks/{source}", headers=user.headers).json()
+    assert listed["lastDeliveryError"] is None
+    assert listed["lastDeliveryAt"].endswith("Z")
+
+
+def test_discord_and_slack_payloads(
+    db: Database,
+    source: str,
+    receiver: Receiver,
+    make_webhook: Callable[..., dict[str, Any]],
+) -> None:
+    make_webhook(receiver.url.replace("/hook", "/discord"), type="discord", level="warning")
+    make_webhook(receiver.url.replace("/hook", "/slack"), type="slack", level="warning")
+    emit(db, [event(source, status=503, method="POST", pathname="/pay")])
+    received = {r.path: r for r in receiver.wait_for(2)}
+    discord = received["/discord"].json()
+    assert "x-logharbor-signature" not in received["/discord"].headers
+    assert "Shop API" in discord["content"]
+    [embed] = discord["embeds"]
+    assert embed["title"] == "[new exception] FATAL · 503 POST /pay"
+    assert embed["color"] == 0xE11D48
+    assert "URL: https://api.example.com/pay" in embed["description"]
+    assert embed["timestamp"].endswith("Z")
+    slack = received["/slack"].json()
+    assert "Shop API" in slack["text"]
+    assert any("503 POST /pay" in block["text"]["text"] for block in slack["blocks"])
+
+
+def test_failed_deliveries_are_retried_with_backoff(
+    client: TestClient,
+    user: AUser,
+    db: Database,
+    source: str,
+    receiver: Receiver,
+    make_webhook: Callable[..., dict[str, Any]],
+) -> None:
+    receiver.statuses = [500, 503]
+    hook = make_webhook(receiver.url)
+    emit(db, [event(source)])
+    [received] = receiver.wait_for(1)
+    verify(hook["secret"], received)
+    assert receiver.answered == [500, 503, 200]
+    wait_until(lambda: outbox(db)[0]["state"] == "delivered")
+    [row] = outbox(db)
+    assert row["attempts"] == 3
+    assert row["last_error"] is None
+    [listed] = client.get(f"/webhooks/{source}", headers=user.headers).json()
+    assert listed["lastDeliveryStatus"] == "delivered"
+
+
+@contextmanager
+def running_app(settings: Settings, **overrides: Any) -> Iterator[TestClient]:
+    with TestClient(create_app(settings.model_copy(update=overrides))) as test_client:
+        yield test_client
+
+
+def test_gives_up_after_the_retry_window_and_says_why(
+    settings: Settings, receiver: Receiver
+) -> None:
+    receiver.statuses = [500] * 1000
+    owner = bare_owner(settings)
+    with running_app(settings, webhook_retry_hours=0.5 / 3600) as app_client:
+        db: Database = app_client.app.state.db  # type: ignore[attr-defined]
+        source = add_source(db, owner.id)
+        created = app_client.post(
+            f"/webhooks/{source}",
+            json={"value": receiver.url, "level": "info", "type": "webhook"},
+            headers=owner.headers,
+        )
+        assert created.status_code == 201
+        emit(db, [event(source)])
+        wait_until(lambda: outbox(db)[0]["state"] == "failed")
+        [row] = outbox(db)
+        assert row["attempts"] >= 2
+        assert row["last_error"] == "HTTP 500: receiver says no"
+        [listed] = app_client.get(f"/webhooks/{source}", headers=owner.headers).json()
+        assert listed["lastDeliveryStatus"] == "failed"
+        assert listed["lastDeliveryError"] == "HTTP 500: receiver says no"
+        attempts = len(receiver.answered)
+        time.sleep(0.3)
+        assert len(receiver.answered) == attempts  # given up means no more tries
+
+
+def test_flood_is_grouped_into_one_message_with_a_count(
+    client: TestClient,
+    user: AUser,
+    db: Database,
+    source: str,
+    receiver: Receiver,
+    make_webhook: Callable[..., dict[str, Any]],
+) -> None:
+    hook = make_webhook(receiver.url, cooldownSeconds=3600)
+    emit(db, [event(source, pathname="/users/0")])
+    [first] = receiver.wait_for(1)
+    assert first.json()["alerts"][0]["count"] == 1
+    # 10,000 identical errors (ids differ, so one group) in 20 ingest transactions, all within
+    # the cooldown: nothing is sent meanwhile.
+    for batch in range(20):
+        emit(db, [event(source, pathname=f"/users/{batch * 500 + n}") for n in range(500)])
+    time.sleep(0.3)
+    assert len(receiver.requests) == 1
+    [pending] = [row for row in outbox(db) if row["state"] == "pending"]
+    assert pending["count"] == 10_000
+    # The cooldown ends: one message carries the whole flood.
+    with db.write() as conn:
+        conn.execute(
+            update(webhooks).where(webhooks.c.id == hook["id"]).values(next_send_at=utcnow())
+        )
+    received = receiver.wait_for(2)
+    assert len(received) == 2
+    [alert] = received[1].json()["alerts"]
+    assert alert["count"] == 10_000
+    assert alert["exception"]["state"] == "open"
+    wait_until(lambda: all(row["state"] == "delivered" for row in outbox(db)))
+    assert sorted(row["count"] for row in outbox(db)) == [1, 10_000]
+
+
+def test_distinct_errors_share_one_message(
+    db: Database,
+    source: str,
+    receiver: Receiver,
+    make_webhook: Callable[..., dict[str, Any]],
+    client: TestClient,
+) -> None:
+    hook = make_webhook(receiver.url, cooldownSeconds=3600)
+    # Hold the webhook in cooldown while three different errors arrive.
+    with db.write() as conn:
+        conn.execute(
+            update(webhooks)
+            .where(webhooks.c.id == hook["id"])
+            .values(next_send_at=utcnow().replace(year=2100))
+        )
+    emit(db, [event(source, status=500), event(source, status=502), event(source, status=404)])
+    with db.write() as conn:
+        conn.execute(update(webhooks).where(webhooks.c.id == hook["id"]).values(next_send_at=None))
+    [received] = receiver.wait_for(1)
+    assert sorted(alert["record"]["status"] for alert in received.json()["alerts"]) == [
+        404,
+        500,
+        502,
+    ]
+
+
+def test_test_button_sends_now_and_reports(
+    client: TestClient,
+    user: AUser,
+    receiver: Receiver,
+    make_webhook: Callable[..., dict[str, Any]],
+) -> None:
+    hook = make_webhook(receiver.url)
+    response = client.post(f"/webhooks/{hook['id']}/test", headers=user.headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["delivered"], body["statusCode"], body["error"]) == (True, 200, None)
+    assert body["webhook"]["lastDeliveryStatus"] == "delivered"
+    [received] = receiver.requests
+    verify(hook["secret"], received)
+    assert received.json()["type"] == "logharbor.test"
+
+    receiver.statuses = [502]
+    failed = client.post(f"/webhook/{hook['id']}/test", headers=user.headers).json()
+    assert (failed["delivered"], failed["statusCode"]) == (False, 502)
+    assert failed["error"] == "HTTP 502: receiver says no"
+    assert failed["webhook"]["lastDeliveryStatus"] == "failed"
+    assert failed["webhook"]["lastDeliveryError"] == "HTTP 502: receiver says no"
+
+    receiver.stop()
+    down = client.post(f"/webhooks/{hook['id']}/test", headers=user.headers).json()
+    assert down["delivered"] is False
+    assert down["statusCode"] is None
+    assert down["error"].startswith("ConnectError")
+
+
+def test_send_time_guard_refuses_internal_addresses(
+    client: TestClient,
+    settings: Settings,
+    db: Database,
+    receiver: Receiver,
+    make_webhook: Callable[..., dict[str, Any]],
+) -> None:
+    hook = make_webhook(receiver.url)
+    strict = settings.model_copy(update={"webhook_allow_private": False})
+    with db.read() as conn:
+        row = conn.execute(select(webhooks).where(webhooks.c.id == hook["id"])).mappings().one()
+    outcome = dispatcher.send_test(db, strict, row, "Shop API")
+    assert not outcome.ok
+    assert outcome.error is not None and "loopback" in outcome.error
+    # The connection itself is checked too, whatever validated the URL before.
+    transport = urls.GuardedTransport(urls.UrlPolicy(allow_http=True, allow_private=False))
+    with (
+        httpx.Client(transport=transport) as raw,
+        pytest.raises(httpx.ConnectError, match=r"127\.0\.0\.1"),
+    ):
+        raw.post(receiver.url, content=b"{}")
+    assert receiver.requests == []
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_pending_notifications_survive_a_restart(settings: Settings) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    owner = bare_owner(settings)
+    with running_app(settings) as first:
+        db: Database = first.app.state.db  # type: ignore[attr-defined]
+        source = add_source(db, owner.id)
+        created = first.post(
+            f"/webhooks/{source}", json={"value": url, "level": "fatal"}, headers=owner.headers
+        )
+        assert created.status_code == 201
+        emit(db, [event(source)] * 3)
+        # The receiver is down: the first app tries, fails and stops with the row still queued.
+        wait_until(lambda: outbox(db)[0]["attempts"] >= 1)
+    engine = make_engine(settings.database_url)
+    [row] = outbox(Database(engine))
+    engine.dispose()
+    assert row["state"] in ("retrying", "sending")
+    assert row["count"] == 3
+
+    receiver = Receiver().start(port)
+    try:
+        with running_app(settings):
+            [received] = receiver.wait_for(1)
+        verify(created.json()["secret"], received)
+        assert received.json()["alerts"][0]["count"] == 3
+    finally:
+        receiver.stop()
+
+
+def test_several_workers_on_one_database_send_each_message_once(
+    settings: Settings, make_user: Callable[..., AUser], db: Database, receiver: Receiver
+) -> None:
+    owner = make_user()
+    sources = [add_source(db, owner.id) for _ in range(4)]
+    now = utcnow()
+    with db.write() as conn:
+        for index, source_id in enumerate(sources):
+            conn.execute(
+                webhooks.insert().values(
+                    id=f"0190f1a2-0000-7000-8000-00000000000{index}",
+                    traffic_source_id=source_id,
+                    type="webhook",
+                    value=receiver.url,
+                    level="INFO",
+                    cooldown_seconds=0,
+                    secret="s",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    databases = [Database(make_engine(settings.database_url)) for _ in range(3)]
+    workers = [Dispatcher(database, settings) for database in databases]
+    for worker in workers:
+        worker.start()
+    try:
+        emitted = 0
+        for round_ in range(15):
+            for source_id in sources:
+                emit(db, [event(source_id, status=500 + round_ % 3)] * 2)
+                emitted += 2
+        wait_until(
+            lambda: (
+                sum(alert["count"] for r in receiver.requests for alert in r.json()["alerts"])
+                >= emitted
+            )
+        )
+        time.sleep(0.3)
+    finally:
+        for worker in workers:
+            worker.stop()
+        for database in databases:
+            database.dispose()
+    counted = sum(alert["count"] for r in receiver.requests for alert in r.json()["alerts"])
+    assert counted == emitted  # nothing lost, nothing sent twice
+    delivery_ids = [r.headers["x-logharbor-delivery"] for r in receiver.requests]
+    assert len(delivery_ids) == len(set(delivery_ids))
+    assert all(row["state"] == "delivered" for row in outbox(db))
+
+
+def test_compose_through_the_api_alerts_within_seconds(
+    client: TestClient, user: AUser, receiver: Receiver
+) -> None:
+    source = client.post(
+        "/traffic-source",
+        json={"name": "Shop API", "trafficDomain": "https://api.example.com"},
+        headers=user.headers,
+    )
+    assert source.status_code == 201, source.text
+    source_id = source.json()["id"]
+    hook = client.post(
+        f"/webhooks/{source_id}",
+        json={"value": receiver.url, "level": "warning"},
+        headers=user.headers,
+    ).json()
+    record = {
+        "domainUrl": "https://api.example.com",
+        "pathnameUrl": "/orders/981",
+        "status": 502,
+        "method": "post",
+        "elapsedTime": 41.5,
+        "requestHeaders": {"Authorization": "Bearer secret-token"},
+        "requestBody": {"item": 1},
+        "responseHeaders": {},
+        "responseBody": {"message": "Upstream 10.0.0.7 timed out after 30000 ms"},
+    }
+    composed = client.post(f"/http-traffic-record/{source_id}", json=record, headers=user.headers)
+    assert composed.status_code == 201, composed.text
+    [received] = receiver.wait_for(1)
+    verify(hook["secret"], received)
+    [alert] = received.json()["alerts"]
+    assert alert["record"]["recordId"] == composed.json()["id"]
+    assert alert["record"]["route"] == "/orders/:id"
+    assert alert["record"]["method"] == "POST"
+    assert alert["record"]["message"] == "Upstream <n>.<n>.<n>.<n> timed out after <n> ms"
+    assert "secret-token" not in received.body.decode()
+
+    exceptions = client.get(f"/exceptions/{source_id}", headers=user.headers).json()
+    assert exceptions["meta"]["totalItems"] == 1
+    assert exceptions["data"][0]["count"] == 1
+    assert json.dumps(exceptions).count("secret-token") == 0
