@@ -14,6 +14,7 @@ from logharbor.common.errors import NotFound
 from logharbor.common.ids import from_prefixed
 from logharbor.common.pagination import PageRequest
 from logharbor.prompts import queries as prompt_queries
+from logharbor.prompts import routes as prompt_routes
 from logharbor.prompts import schemas as prompt_schemas
 from logharbor.prompts import search as prompt_search
 from logharbor.ui import session
@@ -27,10 +28,13 @@ PAGE_SIZE = 50
 def owned_prompt(conn: Any, prompt_ref: str, principal: Principal) -> Any:
     prompt_id = from_prefixed("prompt", prompt_ref)
     row = prompt_queries.get_prompt(conn, prompt_id) if prompt_id else None
-    # Another user's prompt is reported like a missing one: the UI never confirms it exists.
-    if row is None or row["owner_id"] != principal.user_id:
-        raise NotFound("Prompt not found")
-    return row
+    # The prompts API's own ownership rule (404 unknown, 403 someone else's).
+    return prompt_routes._own_prompt(
+        row,
+        principal,
+        forbidden="This prompt belongs to another user.",
+        not_found="Prompt not found",
+    )
 
 
 @router.get("/ui/prompts")

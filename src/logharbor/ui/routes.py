@@ -149,3 +149,6 @@ router.include_router(charts.router)
 from logharbor.ui import prompt_pages  # noqa: E402
 
 router.include_router(prompt_pages.router)
+from logharbor.ui import alert_pages  # noqa: E402
+
+router.include_router(alert_pages.router)
