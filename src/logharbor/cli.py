@@ -83,6 +83,28 @@ def user_create(
 
 
 @app.command()
+def prune() -> None:
+    """Apply retention now: delete records (and bodies) older than each source's retentionDays."""
+    from logharbor.alerts import retention
+
+    settings = Settings()
+    db = _database(settings)
+    try:
+        report = retention.prune(
+            db,
+            batch_size=settings.retention_batch_size,
+            outbox_keep_days=settings.webhook_outbox_keep_days,
+        )
+    finally:
+        db.dispose()
+    typer.echo(
+        f"pruned {len(report.sources)} source(s) with retention: {report.traffic} traffic "
+        f"records, {report.core_logs} core logs, {report.requests} requests, "
+        f"{report.responses} responses; {report.outbox} old webhook deliveries"
+    )
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,

@@ -1,0 +1,244 @@
+"""Retention: per source, old records and their bodies go in bounded batches; the rest stays."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
+from typer.testing import CliRunner
+
+from helpers import AUser
+from logharbor.alerts import retention
+from logharbor.cli import app as cli_app
+from logharbor.common.timestamps import utcnow
+from logharbor.db.engine import Database
+from logharbor.db.tables import (
+    core_logs,
+    exceptions,
+    http_traffic,
+    requests,
+    responses,
+    traffic_rollups,
+    webhook_outbox,
+)
+
+
+def _source(client: TestClient, user: AUser, retention_days: int | None) -> str:
+    body: dict[str, Any] = {"name": "Shop", "trafficDomain": "https://api.example.com"}
+    if retention_days is not None:
+        body["retentionDays"] = retention_days
+    response = client.post("/traffic-source", json=body, headers=user.headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def _compose(
+    client: TestClient, user: AUser, source_id: str, n: int, status: int = 500
+) -> list[str]:
+    ids = []
+    for i in range(n):
+        record = {
+            "domainUrl": "https://api.example.com",
+            "pathnameUrl": f"/items/{i}",
+            "status": status,
+            "method": "GET",
+            "elapsedTime": 3,
+            "requestHeaders": {},
+            "requestBody": {"q": i},
+            "responseHeaders": {},
+            "responseBody": {"message": "boom"},
+        }
+        response = client.post(
+            f"/http-traffic-record/{source_id}", json=record, headers=user.headers
+        )
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+def _age(db: Database, record_ids: list[str], days: float) -> None:
+    """Make records (and their request/response rows) look ``days`` old."""
+    when = utcnow() - timedelta(days=days)
+    with db.write() as conn:
+        rows = conn.execute(
+            select(http_traffic.c.request_id, http_traffic.c.response_id).where(
+                http_traffic.c.id.in_(record_ids)
+            )
+        ).all()
+        conn.execute(
+            update(http_traffic).where(http_traffic.c.id.in_(record_ids)).values(created_at=when)
+        )
+        conn.execute(
+            update(requests)
+            .where(requests.c.id.in_([r.request_id for r in rows]))
+            .values(created_at=when)
+        )
+        conn.execute(
+            update(responses)
+            .where(responses.c.id.in_([r.response_id for r in rows]))
+            .values(created_at=when)
+        )
+
+
+def _count(db: Database, table: Any, source_id: str) -> int:
+    with db.read() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(table)
+                .where(table.c.traffic_source_id == source_id)
+            ).scalar_one()
+        )
+
+
+@pytest.fixture
+def db(client: TestClient) -> Database:
+    database: Database = client.app.state.db  # type: ignore[attr-defined]
+    return database
+
+
+def test_old_records_and_bodies_go_in_batches_the_rest_stays(
+    client: TestClient, user: AUser, db: Database
+) -> None:
+    kept_source = _source(client, user, retention_days=7)
+    forever = _source(client, user, retention_days=None)
+    old = _compose(client, user, kept_source, 7)
+    new = _compose(client, user, kept_source, 2)
+    untouched = _compose(client, user, forever, 3)
+    _age(db, old, days=8)
+    _age(db, untouched, days=400)
+    rollups_before = _count(db, traffic_rollups, kept_source)
+    exceptions_before = _count(db, exceptions, kept_source)
+    assert rollups_before > 0 and exceptions_before == 1
+
+    report = retention.prune(db, batch_size=3)
+
+    assert report.traffic == 7
+    assert report.requests == 7 and report.responses == 7
+    assert report.batches >= 3  # 7 rows in batches of 3
+    with db.read() as conn:
+        remaining = set(
+            conn.execute(
+                select(http_traffic.c.id).where(http_traffic.c.traffic_source_id == kept_source)
+            ).scalars()
+        )
+    assert remaining == set(new)
+    assert _count(db, requests, kept_source) == 2
+    assert _count(db, responses, kept_source) == 2
+    assert _count(db, http_traffic, forever) == 3
+    assert _count(db, requests, forever) == 3
+    # Aggregates outlive their raw records.
+    assert _count(db, traffic_rollups, kept_source) == rollups_before
+    assert _count(db, exceptions, kept_source) == exceptions_before
+    # The API agrees: pruned records are gone from the list.
+    listed = client.get(f"/http-traffic-record/{kept_source}", headers=user.headers)
+    assert listed.status_code == 200, listed.text
+    assert {item["id"] for item in listed.json()["data"]} == set(new)
+    assert retention.prune(db, batch_size=3).total == 0  # idempotent
+
+
+def test_old_core_logs_and_standalone_payloads_go_too(
+    client: TestClient, user: AUser, db: Database
+) -> None:
+    source_id = _source(client, user, retention_days=1)
+    pathname = client.post(
+        f"/core-pathname/{source_id}", json={"value": "/users/:id"}, headers=user.headers
+    )
+    assert pathname.status_code in (200, 201), pathname.text
+    core = client.post(
+        f"/core-log/{source_id}",
+        json={
+            "corePathnameId": pathname.json()["id"],
+            "status": 500,
+            "method": "GET",
+            "elapsedTime": 5,
+        },
+        headers=user.headers,
+    )
+    assert core.status_code == 201, core.text
+    when = utcnow() - timedelta(days=2)
+    with db.write() as conn:
+        conn.execute(update(core_logs).values(created_at=when))
+        conn.execute(
+            requests.insert().values(
+                id="0190f1a2-0000-7000-8000-0000000000aa",
+                traffic_source_id=source_id,
+                headers={},
+                body=None,
+                body_preview=None,
+                body_size=0,
+                body_truncated=False,
+                created_at=when,
+            )
+        )
+    report = retention.prune(db)
+    assert report.core_logs == 1
+    assert report.requests >= 1
+    assert _count(db, core_logs, source_id) == 0
+    assert _count(db, requests, source_id) == 0
+
+
+def test_old_delivered_outbox_rows_are_forgotten(
+    db: Database, user: AUser, client: TestClient
+) -> None:
+    from alerts.support import add_source, emit, event
+    from logharbor.db.tables import webhooks
+
+    source_id = add_source(db, user.id)
+    now = utcnow()
+    with db.write() as conn:
+        conn.execute(
+            webhooks.insert().values(
+                id="0190f1a2-0000-7000-8000-0000000000bb",
+                traffic_source_id=source_id,
+                type="webhook",
+                value="https://example.com/x",
+                level="INFO",
+                cooldown_seconds=0,
+                secret="s",
+                # Leased far ahead so that no worker sends it during the test.
+                claimed_until=now + timedelta(days=1),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    emit(db, [event(source_id), event(source_id, status=502)])
+    with db.write() as conn:
+        first = (
+            conn.execute(select(webhook_outbox.c.id).order_by(webhook_outbox.c.id))
+            .scalars()
+            .first()
+        )
+        conn.execute(
+            update(webhook_outbox)
+            .where(webhook_outbox.c.id == first)
+            .values(state="delivered", created_at=now - timedelta(days=30))
+        )
+    report = retention.prune(db, outbox_keep_days=7)
+    assert report.outbox == 1
+    with db.read() as conn:
+        states = list(conn.execute(select(webhook_outbox.c.state)).scalars())
+    assert states == ["pending"]  # an undelivered row is never pruned
+
+
+def test_cli_prune(
+    client: TestClient,
+    user: AUser,
+    db: Database,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source_id = _source(client, user, retention_days=3)
+    old = _compose(client, user, source_id, 2)
+    _age(db, old, days=4)
+    monkeypatch.setenv("LOGHARBOR_DATABASE_URL", database_url)
+    monkeypatch.setenv("LOGHARBOR_DATA_DIR", str(tmp_path / "cli"))
+    result = CliRunner().invoke(cli_app, ["prune"])
+    assert result.exit_code == 0, result.output
+    assert "2 traffic records" in result.output
+    assert _count(db, http_traffic, source_id) == 0
