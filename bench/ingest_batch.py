@@ -1,0 +1,209 @@
+# ruff: noqa: E501  (long result lines and SQL column lists read better unwrapped)
+"""Batch ingest records/s over HTTP vs raw batched inserts of the same rows into the same database.
+
+LogHarbor: wrk POSTs batches of 500 compose records to /http-traffic-record/:id/batch (4
+connections). Baseline, same run and same database: the rows those records become (requests,
+responses, http_traffic) prepared in Python before the clock starts, inserted 1,000 records per
+transaction with sqlite3 executemany (SQLite) or COPY (PostgreSQL), without rollups.
+
+Usage: python bench/ingest_batch.py [--db sqlite,postgresql] [--seconds 10] [--batch 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import (
+    RECORD,
+    SECRET,
+    databases,
+    lua_script,
+    machine,
+    now_text,
+    seed,
+    server,
+    wrk,
+    wrk_available,
+)
+from logharbor.common.ids import new_id
+from logharbor.db.engine import make_engine
+from logharbor.settings import Settings
+from logharbor.traffic.ingest import payload_row, prepare_record
+from logharbor.traffic.normalize import IngestConfig
+
+TABLES = ("requests", "responses", "http_traffic")
+
+
+def raw_rows(
+    source_id: str, domain_id: str, pathname_id: str, n: int
+) -> list[dict[str, list[tuple]]]:
+    from logharbor.common.timestamps import utcnow
+
+    config = IngestConfig.from_settings(Settings())
+    prepared = prepare_record(RECORD, config)
+    now = utcnow()
+    batches = []
+    for start in range(0, n, 1000):
+        b: dict[str, list[tuple]] = {t: [] for t in TABLES}
+        for _ in range(min(1000, n - start)):
+            req = payload_row(
+                prepared.request,
+                source_id=source_id,
+                owner_user_id=None,
+                created_at=now,
+                with_query_params=True,
+            )
+            res = payload_row(
+                prepared.response,
+                source_id=source_id,
+                owner_user_id=None,
+                created_at=now,
+                with_query_params=False,
+            )
+            for row, table in ((req, "requests"), (res, "responses")):
+                row["headers"] = json.dumps(row["headers"])
+                if "query_params" in row:
+                    row["query_params"] = json.dumps(row["query_params"])
+                b[table].append(tuple(row.values()))
+            b["http_traffic"].append(
+                (
+                    new_id(),
+                    source_id,
+                    domain_id,
+                    pathname_id,
+                    201,
+                    "POST",
+                    "INFO",
+                    137.25,
+                    None,
+                    req["id"],
+                    res["id"],
+                    now,
+                )
+            )
+        batches.append(b)
+    return batches, list(req.keys()), list(res.keys())
+
+
+def raw_insert(url: str, source_id: str, n: int) -> float:
+    from sqlalchemy import insert
+
+    from logharbor.common.timestamps import utcnow
+    from logharbor.db.engine import Database
+    from logharbor.db.tables import domains, pathnames
+
+    db = Database(make_engine(url))
+    did, pid = new_id(), new_id()
+    with db.write() as conn:
+        conn.execute(
+            insert(domains).values(
+                id=did,
+                traffic_source_id=source_id,
+                value="https://raw.example.com",
+                protocol="HTTPS",
+                created_at=utcnow(),
+            )
+        )
+        conn.execute(
+            insert(pathnames).values(
+                id=pid,
+                traffic_source_id=source_id,
+                domain_id=did,
+                value="/raw",
+                created_at=utcnow(),
+            )
+        )
+    batches, req_cols, res_cols = raw_rows(source_id, did, pid, n)
+    cols = {
+        "requests": req_cols,
+        "responses": res_cols,
+        "http_traffic": [
+            "id",
+            "traffic_source_id",
+            "domain_id",
+            "pathname_id",
+            "status",
+            "method",
+            "level",
+            "elapsed_time",
+            "traffic_user_id",
+            "request_id",
+            "response_id",
+            "created_at",
+        ],
+    }
+    raw = db.engine.raw_connection()
+    driver = raw.driver_connection
+    t0 = time.perf_counter()
+    if url.startswith("sqlite"):
+        for b in batches:
+            driver.execute("BEGIN IMMEDIATE")
+            for t in TABLES:
+                driver.executemany(
+                    f"INSERT INTO {t} ({', '.join(cols[t])}) VALUES ({', '.join('?' * len(cols[t]))})",
+                    [
+                        tuple(v.replace(tzinfo=None) if hasattr(v, "tzinfo") else v for v in r)
+                        for r in b[t]
+                    ],
+                )
+            driver.execute("COMMIT")
+    else:
+        for b in batches:
+            with driver.transaction(), driver.cursor() as cur:
+                for t in TABLES:
+                    with cur.copy(f"COPY {t} ({', '.join(cols[t])}) FROM STDIN") as cp:
+                        for r in b[t]:
+                            cp.write_row(r)
+    elapsed = time.perf_counter() - t0
+    raw.close()
+    db.dispose()
+    return n / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--db", default="sqlite,postgresql")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--raw-records", type=int, default=100_000)
+    a = ap.parse_args()
+    if not wrk_available():
+        sys.exit(2)
+    print(
+        f"# ingest_batch: {a.batch} records/request, c4, {a.seconds}s, 2 workers; {now_text()}; {machine()}",
+        flush=True,
+    )
+    body = json.dumps([RECORD] * a.batch)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, url in databases(a.db):
+            _, source_id, token = seed(url)
+            baseline = raw_insert(url, source_id, a.raw_records)
+            print(
+                f"RESULT baseline raw_insert db={name} rows_per_s={baseline:.0f} ({'executemany' if name == 'sqlite' else 'COPY'}, 1000 records/txn, 3 tables)",
+                flush=True,
+            )
+            env = {
+                "LOGHARBOR_DATABASE_URL": url,
+                "LOGHARBOR_SECRET_KEY": SECRET,
+                "LOGHARBOR_DATA_DIR": tmp,
+            }
+            with server("logharbor.app:create_app_from_env", factory=True, env=env) as base:
+                lua = lua_script(Path(tmp) / "batch.lua", body, token)
+                target = f"{base}/http-traffic-record/{source_id}/batch"
+                wrk(target, lua, 4, 3)
+                got = wrk(target, lua, 4, a.seconds)
+            rate = got["rps"] * a.batch
+            print(
+                f"RESULT batch db={name} records_per_s={rate:.0f} req_per_s={got['rps']:.1f} p99_ms={got['p99_ms']:.0f} "
+                f"non2xx={got['non2xx']:.0f} errors={got['errs']:.0f} ratio_to_raw={rate / baseline:.1%}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

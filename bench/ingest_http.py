@@ -1,0 +1,77 @@
+# ruff: noqa: E501  (long result lines and SQL column lists read better unwrapped)
+"""Single-record compose: throughput and p99 at 64 connections vs a bare ASGI app returning 201.
+
+Both run under the same uvicorn command (2 workers, uvloop, httptools, no access log); the load
+generator is wrk, a separate C program. LogHarbor stores every record (request, response, traffic
+row, rollups, alert hooks) through its group-commit writer before answering.
+
+Usage: python bench/ingest_http.py [--db sqlite,postgresql] [--seconds 10] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from common import (
+    RECORD,
+    SECRET,
+    databases,
+    lua_script,
+    machine,
+    now_text,
+    seed,
+    server,
+    wrk,
+    wrk_available,
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--db", default="sqlite,postgresql")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args()
+    if not wrk_available():
+        sys.exit(2)
+    print(
+        f"# ingest_http: compose, c64, {a.seconds}s, {a.workers} workers; {now_text()}; {machine()}",
+        flush=True,
+    )
+    body = json.dumps(RECORD)
+    with tempfile.TemporaryDirectory() as tmp:
+        with server("bare_asgi:app", factory=False, env={}, workers=a.workers) as base:
+            lua = lua_script(Path(tmp) / "bare.lua", body, None)
+            wrk(base + "/x", lua, 64, 3)  # warm-up
+            bare = wrk(base + "/x", lua, 64, a.seconds)
+        print(
+            f"RESULT baseline bare_asgi rps={bare['rps']:.0f} p99_ms={bare['p99_ms']:.1f}",
+            flush=True,
+        )
+        for name, url in databases(a.db):
+            _, source_id, token = seed(url)
+            env = {
+                "LOGHARBOR_DATABASE_URL": url,
+                "LOGHARBOR_SECRET_KEY": SECRET,
+                "LOGHARBOR_DATA_DIR": tmp,
+            }
+            with server(
+                "logharbor.app:create_app_from_env", factory=True, env=env, workers=a.workers
+            ) as base:
+                lua = lua_script(Path(tmp) / "compose.lua", body, token)
+                target = f"{base}/http-traffic-record/{source_id}"
+                wrk(target, lua, 64, 3)
+                got = wrk(target, lua, 64, a.seconds)
+            print(
+                f"RESULT compose db={name} rps={got['rps']:.0f} p50_ms={got['p50_ms']:.1f} p99_ms={got['p99_ms']:.1f} "
+                f"non2xx={got['non2xx']:.0f} errors={got['errs']:.0f} ratio_to_bare={got['rps'] / bare['rps']:.1%}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

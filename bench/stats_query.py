@@ -1,0 +1,245 @@
+# ruff: noqa: E501  (long result lines and SQL column lists read better unwrapped)
+"""Stats over N stored records (default 10 million): p95 of a 7-day, per-pathname query.
+
+Data: one traffic source, 30 days, 2 domains x 25 pathnames, GET/POST/PUT/DELETE, mostly 2xx with
+some 4xx/5xx, log-normal latencies. The rollups for all N records are built with the very code the
+ingest hook runs (``stats.rollups.Rollup.add`` then ``Rollup.write``, one day per transaction);
+only the raw rows of the queried 7 days are also stored (``http_traffic``), so that the
+same-run baseline - the same per-pathname aggregate computed from raw rows, without percentiles -
+runs on exactly the records the rollups summarise.
+
+Usage: python bench/stats_query.py [--records 10000000] [--db sqlite,postgresql] [--runs 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, insert, select
+
+from common import databases, machine, now_text, seed
+from logharbor.common.ids import new_id
+from logharbor.common.timestamps import utcnow
+from logharbor.db.engine import Database, make_engine
+from logharbor.db.tables import (
+    domains,
+    http_traffic,
+    pathnames,
+    traffic_rollup_latency,
+    traffic_rollups,
+)
+from logharbor.stats import queries
+from logharbor.stats.histogram import percentiles
+from logharbor.stats.rollups import Rollup
+
+DAYS = 30
+END = datetime(2025, 8, 1, tzinfo=UTC)
+START = END - timedelta(days=DAYS)
+WINDOW_START = END - timedelta(days=7)
+
+
+def make_names(db: Database, source_id: str) -> list[tuple[str, str]]:
+    now = utcnow()
+    keys = []
+    with db.write() as conn:
+        for host in ("api.example.com", "www.example.com"):
+            did = new_id()
+            conn.execute(
+                insert(domains).values(
+                    id=did,
+                    traffic_source_id=source_id,
+                    value=f"https://{host}",
+                    protocol="HTTPS",
+                    created_at=now,
+                )
+            )
+            for p in range(25):
+                pid = new_id()
+                conn.execute(
+                    insert(pathnames).values(
+                        id=pid,
+                        traffic_source_id=source_id,
+                        domain_id=did,
+                        value=f"/v1/resource{p}",
+                        created_at=now,
+                    )
+                )
+                keys.append((did, pid))
+    return keys
+
+
+def generate(db: Database, source_id: str, n: int) -> None:
+    rng = random.Random(42)
+    keys = make_names(db, source_id)
+    weights = [1 / (i + 1) for i in range(len(keys))]  # a few hot routes, a long tail
+    per_day = n // DAYS
+    statuses = [200, 201, 204, 304, 400, 401, 404, 500, 503]
+    status_w = [70, 8, 4, 3, 3, 2, 6, 3, 1]
+    methods = ["GET", "POST", "PUT", "DELETE"]
+    method_w = [75, 15, 6, 4]
+    t0 = time.perf_counter()
+    raw_rows = 0
+    for day in range(DAYS):
+        day_start = int((START + timedelta(days=day)).timestamp())
+        picks = rng.choices(keys, weights, k=per_day)
+        st = rng.choices(statuses, status_w, k=per_day)
+        me = rng.choices(methods, method_w, k=per_day)
+        offsets = sorted(rng.randrange(86400_000) for _ in range(per_day))
+        rollup = Rollup()
+        add = rollup.add
+        keep_raw = day_start >= WINDOW_START.timestamp()
+        raw: list[dict] = []
+        for i in range(per_day):
+            did, pid = picks[i]
+            created = datetime.fromtimestamp(day_start + offsets[i] / 1000, UTC)
+            elapsed = rng.lognormvariate(3.3, 0.7)
+            add(source_id, did, pid, me[i], st[i], elapsed, created)
+            if keep_raw:
+                raw.append(
+                    {
+                        "id": new_id(),
+                        "traffic_source_id": source_id,
+                        "domain_id": did,
+                        "pathname_id": pid,
+                        "status": st[i],
+                        "method": me[i],
+                        "level": "INFO",
+                        "elapsed_time": elapsed,
+                        "traffic_user_id": None,
+                        "request_id": None,
+                        "response_id": None,
+                        "created_at": created,
+                    }
+                )
+        with db.write() as conn:
+            rollup.write(conn)
+            for i in range(0, len(raw), 20000):
+                conn.execute(insert(http_traffic), raw[i : i + 20000])
+        raw_rows += len(raw)
+        print(
+            f"  day {day + 1}/{DAYS}: {(day + 1) * per_day:,} records rolled up, {raw_rows:,} raw rows, {time.perf_counter() - t0:.0f}s",
+            flush=True,
+        )
+    with db.read() as conn:
+        r = conn.execute(select(func.count()).select_from(traffic_rollups)).scalar_one()
+        h = conn.execute(select(func.count()).select_from(traffic_rollup_latency)).scalar_one()
+    print(
+        f"  generated in {time.perf_counter() - t0:.0f}s: {r:,} rollup rows, {h:,} histogram rows",
+        flush=True,
+    )
+
+
+def stats_query(db: Database, source_id: str, start: int, end: int) -> dict:
+    """What GET /stats does for groupBy=pathname, interval=1h (minus HTTP and JSON)."""
+    with db.read() as conn:
+        groups = queries.grouped(conn, source_id, start, end, "pathname", queries.Filters())
+        series = queries.series(conn, source_id, start, end, 3600, queries.Filters())
+        names = queries.labels(conn, "pathname", list(groups))
+    out = {}
+    for key, fig in groups.items():
+        out[key] = (
+            fig.count,
+            percentiles(
+                fig.histogram, (0.5, 0.95, 0.99), lowest=fig.latency_min, highest=fig.latency_max
+            ),
+            names.get(key),
+        )
+    return {"groups": out, "points": len(series)}
+
+
+def raw_query(db: Database, source_id: str, start: int, end: int) -> dict:
+    t = http_traffic.c
+    q = (
+        select(
+            t.pathname_id,
+            func.count(),
+            func.sum((t.status >= 400).cast_int() if False else 0),
+            func.avg(t.elapsed_time),
+        )
+        .where(
+            t.traffic_source_id == source_id,
+            t.created_at >= datetime.fromtimestamp(start, UTC),
+            t.created_at < datetime.fromtimestamp(end, UTC),
+        )
+        .group_by(t.pathname_id)
+    )
+    with db.read() as conn:
+        return {r[0]: r[1] for r in conn.execute(q)}
+
+
+def timed(fn, runs: int, starts: list[int]) -> list[float]:
+    out = []
+    for i in range(runs):
+        s = starts[i % len(starts)]
+        t0 = time.perf_counter()
+        fn(s)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, round(q * len(v)) - 1))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=10_000_000)
+    ap.add_argument("--db", default="sqlite,postgresql")
+    ap.add_argument("--runs", type=int, default=40)
+    a = ap.parse_args()
+    print(f"# stats_query: {a.records:,} records, {now_text()}, {machine()}", flush=True)
+    for name, url in databases(a.db):
+        _, source_id, _ = seed(url)
+        db = Database(make_engine(url))
+        print(f"[{name}] generating...", flush=True)
+        generate(db, source_id, a.records)
+        if name == "postgresql":
+            with db.engine.connect() as c:
+                c = c.execution_options(isolation_level="AUTOCOMMIT")
+                c.exec_driver_sql("VACUUM ANALYZE")
+        else:
+            with db.engine.connect() as c:
+                c.exec_driver_sql("ANALYZE")
+                c.commit()
+        # Unaligned 7-day windows ending within the last hours of the data (worst case for edges).
+        rng = random.Random(1)
+        end0 = int(END.timestamp())
+        starts = [end0 - 7 * 86400 - 60 * rng.randrange(0, 24 * 60) for _ in range(a.runs)]
+        # Make every window lie inside the raw rows' span for the baseline.
+        starts = [max(s, int(WINDOW_START.timestamp())) for s in starts]
+
+        def window(s: int, end0: int = end0) -> tuple[int, int]:
+            return s, min(s + 7 * 86400, end0)
+
+        stats_query(db, source_id, *window(starts[0]))  # warm-up
+        raw_query(db, source_id, *window(starts[0]))
+        rollup_ms = timed(
+            lambda s, db=db, source_id=source_id: stats_query(db, source_id, *window(s)),
+            a.runs,
+            starts,
+        )
+        raw_ms = timed(
+            lambda s, db=db, source_id=source_id: raw_query(db, source_id, *window(s)),
+            max(5, a.runs // 4),
+            starts,
+        )
+        check = stats_query(db, source_id, int(WINDOW_START.timestamp()), end0)["groups"]
+        raw = raw_query(db, source_id, int(WINDOW_START.timestamp()), end0)
+        agree = all(check[k][0] == raw.get(k) for k in check) and len(check) == len(raw)
+        print(
+            f"RESULT stats db={name} records={a.records} query=7d,groupBy=pathname,interval=1h "
+            f"p50_ms={statistics.median(rollup_ms):.1f} p95_ms={pct(rollup_ms, 0.95):.1f} max_ms={max(rollup_ms):.1f} "
+            f"baseline_raw_scan(7d rows, no percentiles) p50_ms={statistics.median(raw_ms):.1f} p95_ms={pct(raw_ms, 0.95):.1f} "
+            f"counts_agree_with_raw={agree}",
+            flush=True,
+        )
+        db.dispose()
+
+
+if __name__ == "__main__":
+    main()
