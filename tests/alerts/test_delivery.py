@@ -409,3 +409,22 @@ def test_compose_through_the_api_alerts_within_seconds(
     assert exceptions["meta"]["totalItems"] == 1
     assert exceptions["data"][0]["count"] == 1
     assert json.dumps(exceptions).count("secret-token") == 0
+
+
+def test_burst_within_the_group_window_is_one_message(
+    settings: Settings, receiver: Receiver
+) -> None:
+    owner = bare_owner(settings)
+    with running_app(settings, webhook_group_seconds=2.0) as app_client:
+        db: Database = app_client.app.state.db  # type: ignore[attr-defined]
+        source = add_source(db, owner.id)
+        created = app_client.post(
+            f"/webhooks/{source}",
+            json={"value": receiver.url, "level": "fatal"},
+            headers=owner.headers,
+        )
+        assert created.status_code == 201
+        for n in range(5):
+            emit(db, [event(source, pathname=f"/users/{n}")])
+        [received] = receiver.wait_for(1)
+        assert received.json()["alerts"][0]["count"] == 5

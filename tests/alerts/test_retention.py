@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
+from alerts.support import WAIT, bare_owner
 from helpers import AUser
 from logharbor.alerts import retention
+from logharbor.app import create_app
 from logharbor.cli import app as cli_app
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database
@@ -25,6 +28,7 @@ from logharbor.db.tables import (
     traffic_rollups,
     webhook_outbox,
 )
+from logharbor.settings import Settings
 
 
 def _source(client: TestClient, user: AUser, retention_days: int | None) -> str:
@@ -242,3 +246,21 @@ def test_cli_prune(
     assert result.exit_code == 0, result.output
     assert "2 traffic records" in result.output
     assert _count(db, http_traffic, source_id) == 0
+
+
+def test_background_job_prunes_on_its_own(settings: Settings) -> None:
+    owner = bare_owner(settings)
+    fast = settings.model_copy(update={"retention_interval_minutes": 0.005})
+    with TestClient(create_app(fast)) as app_client:
+        db: Database = app_client.app.state.db  # type: ignore[attr-defined]
+        source_id = _source(app_client, owner, retention_days=1)
+        old = _compose(app_client, owner, source_id, 3)
+        new = _compose(app_client, owner, source_id, 1)
+        _age(db, old, days=2)
+        deadline = time.monotonic() + WAIT
+        while _count(db, http_traffic, source_id) > 1:
+            assert time.monotonic() < deadline, "retention job did not run"
+            time.sleep(0.05)
+        with db.read() as conn:
+            left = list(conn.execute(select(http_traffic.c.id)).scalars())
+        assert left == new

@@ -37,13 +37,13 @@ class Alert:
     count: int
     first_at: str
     last_at: str
-    sample: Mapping[str, Any]
+    sample: Mapping[Any, Any]
     group_key: str
     exception_id: str | None = None
     exception_state: str | None = None
 
 
-def alert_from_row(row: Mapping[str, Any]) -> Alert:
+def alert_from_row(row: Mapping[Any, Any]) -> Alert:
     return Alert(
         count=int(row["count"]),
         first_at=iso(row["first_at"]),
@@ -60,7 +60,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + digest.hexdigest()
 
 
-def _url(sample: Mapping[str, Any]) -> str:
+def _url(sample: Mapping[Any, Any]) -> str:
     return f"{sample.get('domain') or ''}{sample.get('pathname') or ''}"
 
 
@@ -120,7 +120,7 @@ def slack_payload(source_name: str, alerts: Sequence[Alert]) -> dict[str, Any]:
 
 
 def generic_payload(
-    delivery_id: str, webhook: Mapping[str, Any], source_name: str, alerts: Sequence[Alert]
+    delivery_id: str, webhook: Mapping[Any, Any], source_name: str, alerts: Sequence[Alert]
 ) -> dict[str, Any]:
     return {
         "type": "logharbor.alert",
@@ -147,7 +147,7 @@ def generic_payload(
     }
 
 
-def test_payloads(delivery_id: str, webhook: Mapping[str, Any], source_name: str) -> dict[str, Any]:
+def test_payloads(delivery_id: str, webhook: Mapping[Any, Any], source_name: str) -> dict[str, Any]:
     text = f"LogHarbor · {source_name}: test message from webhook {webhook['id']}"
     match webhook["type"]:
         case "discord":
@@ -167,7 +167,7 @@ def test_payloads(delivery_id: str, webhook: Mapping[str, Any], source_name: str
 
 
 def payload(
-    delivery_id: str, webhook: Mapping[str, Any], source_name: str, alerts: Sequence[Alert]
+    delivery_id: str, webhook: Mapping[Any, Any], source_name: str, alerts: Sequence[Alert]
 ) -> dict[str, Any]:
     match webhook["type"]:
         case "discord":
@@ -179,7 +179,7 @@ def payload(
 
 
 def encode(
-    delivery_id: str, webhook: Mapping[str, Any], document: Mapping[str, Any], timestamp: int
+    delivery_id: str, webhook: Mapping[Any, Any], document: Mapping[Any, Any], timestamp: int
 ) -> tuple[bytes, dict[str, str]]:
     """The request body and headers; generic webhooks are signed."""
     body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()

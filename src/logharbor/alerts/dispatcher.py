@@ -76,9 +76,9 @@ def _retry_after(response: httpx.Response) -> float | None:
 def post(
     client: httpx.Client,
     policy: urls.UrlPolicy,
-    webhook: Mapping[str, Any],
+    webhook: Mapping[Any, Any],
     delivery_id: str,
-    document: Mapping[str, Any],
+    document: Mapping[Any, Any],
 ) -> Outcome:
     """Send one message; never raises. The URL is checked again here (and per connection)."""
     try:
@@ -108,9 +108,9 @@ def delivery_id_of(row_ids: Sequence[str]) -> str:
 
 
 def backoff_seconds(settings: Settings, attempts: int) -> float:
-    delay = settings.webhook_retry_base_seconds * 2 ** max(0, attempts - 1)
+    delay = settings.webhook_retry_base_seconds * 2 ** min(max(0, attempts - 1), 30)
     # Jitter spreads retries of many webhooks that failed together (a receiver outage).
-    return min(delay, MAX_BACKOFF_SECONDS) * random.uniform(0.9, 1.1)
+    return float(min(delay, MAX_BACKOFF_SECONDS) * random.uniform(0.9, 1.1))
 
 
 class Dispatcher:

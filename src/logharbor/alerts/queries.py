@@ -309,14 +309,14 @@ def upsert_exception(conn: Connection, row: dict[str, Any]) -> tuple[str, str, i
             "updated_at": excluded.updated_at,
         },
     ).returning(exceptions.c.id, exceptions.c.count, exceptions.c.reopened_at)
-    result = conn.execute(stmt.values(row)).one()
-    if result.id == row["id"]:
+    result = conn.execute(stmt.values(row)).mappings().one()
+    if result["id"] == row["id"]:
         state = "new"
-    elif result.reopened_at is not None and result.reopened_at == now:
+    elif result["reopened_at"] is not None and result["reopened_at"] == now:
         state = "reopened"
     else:
         state = "open"
-    return result.id, state, result.count
+    return str(result["id"]), state, int(result["count"])
 
 
 EXCEPTION_SORTS = {

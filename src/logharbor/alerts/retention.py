@@ -11,6 +11,7 @@ webhook outbox rows are forgotten after ``webhook_outbox_keep_days``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,8 +38,17 @@ class PruneReport:
         return self.traffic + self.core_logs + self.requests + self.responses
 
 
+def _never() -> bool:
+    return False
+
+
 def prune_source(
-    db: Database, source_id: str, cutoff: datetime, batch_size: int, report: PruneReport
+    db: Database,
+    source_id: str,
+    cutoff: datetime,
+    batch_size: int,
+    report: PruneReport,
+    should_stop: Callable[[], bool] = _never,
 ) -> None:
     for table in (http_traffic, core_logs):
         while True:
@@ -53,7 +63,7 @@ def prune_source(
                 report.traffic += count
             else:
                 report.core_logs += count
-            if count < batch_size:
+            if count < batch_size or should_stop():
                 break
     for kind in ("request", "response"):
         while True:
@@ -66,7 +76,7 @@ def prune_source(
                 report.requests += count
             else:
                 report.responses += count
-            if count < batch_size:
+            if count < batch_size or should_stop():
                 break
 
 
@@ -76,21 +86,25 @@ def prune(
     batch_size: int = 1000,
     outbox_keep_days: int = 7,
     now: datetime | None = None,
+    should_stop: Callable[[], bool] = _never,
 ) -> PruneReport:
+    """Apply every source's retention; ``should_stop`` is asked between batches (shutdown)."""
     now = now or utcnow()
     report = PruneReport()
     with db.read() as conn:
         sources = queries.sources_with_retention(conn)
     for source in sources:
+        if should_stop():
+            return report
         cutoff = now - timedelta(days=source["retention_days"])
-        prune_source(db, source["id"], cutoff, batch_size, report)
+        prune_source(db, source["id"], cutoff, batch_size, report, should_stop)
         report.sources.append(source["id"])
     before = now - timedelta(days=outbox_keep_days)
     while True:
         with db.write() as conn:
             count = queries.prune_outbox(conn, before, batch_size)
         report.outbox += count
-        if count < batch_size:
+        if count < batch_size or should_stop():
             break
     if report.total or report.outbox:
         log.info(

@@ -47,6 +47,7 @@ class RetentionJob:
                     self.db,
                     batch_size=self.settings.retention_batch_size,
                     outbox_keep_days=self.settings.webhook_outbox_keep_days,
+                    should_stop=self._stop.is_set,
                 )
             except Exception:
                 log.exception("retention job failed")
