@@ -93,7 +93,7 @@ def _percentile_series(request: Request, source_id: str, first: int, last: int) 
 
 
 @router.get("/ui/sources/{source_id}/charts")
-def charts_page(request: Request, source_id: str, range: str = "24h") -> Response:
+def charts_page(request: Request, source_id: str, range: str = "1h") -> Response:
     if range not in CHART_RANGES:
         raise BadRequest(field_errors={"range": "Unknown time range"})
     _, source = source_for(request, source_id)

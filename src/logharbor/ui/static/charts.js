@@ -30,7 +30,7 @@
 
   function line(label, values, stroke, fill) {
     return { label: label, data: values, stroke: stroke, fill: fill, width: 2, spanGaps: false,
-             points: { show: values.length < 80 } };
+             points: { show: values.filter(function (v) { return v != null; }).length < 30 } };
   }
   function fmt(suffix, digits) {
     return function (u, ticks) { return ticks.map(function (v) { return v == null ? "" : v.toFixed(digits) + suffix; }); };
