@@ -1,0 +1,116 @@
+"""Django middleware on a real Django app served by werkzeug on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from collector.harness import MemoryTransport, serve_wsgi
+from logharbor.collector import Collector
+
+
+def _views() -> types.ModuleType:
+    from django.http import HttpResponse, JsonResponse
+    from django.urls import path
+
+    def item(request: Any, item_id: int) -> JsonResponse:
+        request.user_ref = f"user-{item_id}"
+        return JsonResponse({"id": item_id, "token": "server-secret"})
+
+    def login(request: Any) -> JsonResponse:
+        body = json.loads(request.body)
+        return JsonResponse({"user": body["user"]}, status=201)
+
+    def form(request: Any) -> JsonResponse:
+        return JsonResponse({"name": request.POST["name"]})
+
+    def crash(request: Any) -> HttpResponse:
+        raise RuntimeError("the view crashed")
+
+    module = types.ModuleType("logharbor_django_test_urls")
+    module.urlpatterns = [  # type: ignore[attr-defined]
+        path("items/<int:item_id>", item),
+        path("login", login),
+        path("form", form),
+        path("crash", crash),
+    ]
+    return module
+
+
+@dataclass
+class Site:
+    url: str
+    collector: Collector
+    transport: MemoryTransport
+
+
+@pytest.fixture(scope="module")
+def django_site() -> Iterator[Site]:
+    """Django can be configured once per process: this module is its only user."""
+    import django
+    from django.conf import settings
+
+    transport = MemoryTransport()
+    collector = Collector(transport=transport, flush_interval=0.05)
+    if not settings.configured:
+        settings.configure(
+            DEBUG=False,
+            SECRET_KEY="django-test-secret",
+            ALLOWED_HOSTS=["127.0.0.1"],
+            ROOT_URLCONF="logharbor_django_test_urls",
+            MIDDLEWARE=["logharbor.collector.django.LogHarborMiddleware"],
+            INSTALLED_APPS=[],
+            LOGHARBOR={
+                "collector": collector,
+                "capture_bodies": True,
+                "max_body_bytes": 1024,
+                "user_id": lambda request: getattr(request, "user_ref", None),
+                "exclude_paths": ["/health"],
+            },
+            LOGGING_CONFIG=None,
+        )
+        django.setup()
+    sys.modules["logharbor_django_test_urls"] = _views()
+    from django.core.wsgi import get_wsgi_application
+
+    with serve_wsgi(get_wsgi_application()) as served:
+        yield Site(served.url, collector, transport)
+    collector.close()
+
+
+def test_django_requests_are_recorded(django_site: Site) -> None:
+    with httpx.Client(base_url=django_site.url) as client:
+        item = client.get("/items/5?x=1&secret=s", headers={"Authorization": "Bearer t"})
+        assert item.json() == {"id": 5, "token": "server-secret"}
+        login = client.post("/login", json={"user": "jane", "password": "hunter2"})
+        assert login.status_code == 201
+        assert client.post("/form", data={"name": "Ann", "password": "pw"}).json() == {
+            "name": "Ann"
+        }
+        assert client.get("/crash").status_code == 500
+        assert client.get("/health").status_code == 404
+        assert client.get("/nowhere").status_code == 404
+    assert django_site.collector.flush(30)
+    by_path = {r["pathnameUrl"]: r for r in django_site.transport.records}
+    assert set(by_path) == {"/items/5", "/login", "/form", "/crash", "/nowhere"}
+    item_record = by_path["/items/5"]
+    assert item_record["domainUrl"] == django_site.url
+    assert item_record["routeTemplate"] == "/items/<int:item_id>"
+    assert item_record["trafficUserId"] == "user-5"
+    assert item_record["queryParams"] == {"x": "1", "secret": "****"}
+    assert item_record["requestHeaders"]["authorization"] == "****"
+    assert item_record["responseBody"] == {"id": 5, "token": "****"}
+    assert item_record["elapsedTime"] > 0
+    assert by_path["/login"]["requestBody"] == {"user": "jane", "password": "****"}
+    assert by_path["/login"]["status"] == 201
+    assert by_path["/form"]["requestBody"] == {"name": "Ann", "password": "****"}
+    assert by_path["/crash"]["status"] == 500
+    assert by_path["/nowhere"]["status"] == 404
+    assert by_path["/nowhere"]["routeTemplate"] is None
