@@ -91,7 +91,8 @@ def test_accepted_variants(client: TestClient, user: AUser, source: dict[str, An
     assert response.json()["response"]["headers"] is None
 
     # Bodies of every JSON type come back as they came.
-    for value in ["plain text", [1, "two", {"three": 3}], 42, True, {"nested": {"a": [1]}}]:
+    values = ["plain text", [1, "two", {"three": 3}], 42, True, {"nested": {"a": [1]}}]
+    for value in [*values, "with a NUL \u0000 inside", {"k": "\u0000"}, ""]:
         record = compose(client, headers, sid, responseBody=value)
         detail = client.get(f"/http-traffic-record/{sid}/{record['id']}", headers=headers)
         assert detail.json()["response"]["body"] == value
@@ -257,6 +258,13 @@ def test_masking_on_every_ingest_path(
         responseBody="password=secret-11&user=jane",
     )
     assert json.loads(record["request"]["body"])["password"] == "****"
+    pairs = compose(
+        client,
+        user.headers,
+        sid,
+        requestHeaders=[["Accept", "*/*"], ["authorization", "Basic secret-15"]],
+    )
+    assert pairs["request"]["headers"] == [["Accept", "*/*"], ["authorization", "****"]]
     assert record["response"]["body"] == "password=****&user=jane"
     key = ingest_key(client, user, sid)
     sent = client.post(

@@ -28,7 +28,7 @@ from logharbor.db.tables import (
     responses,
 )
 from logharbor.traffic import normalize, queries
-from logharbor.traffic.access import Access, can_read, require_source, require_source_of
+from logharbor.traffic.access import Access, require_source, require_source_of
 from logharbor.traffic.filters import NameFilter, Sort, contains
 from logharbor.traffic.ingest import IngestConfig, payload_row, prepare_payload
 from logharbor.traffic.schemas import (
@@ -382,7 +382,7 @@ def _read_payload(table: Table, payload_id: str, principal: Any, db: Any, what: 
     field = "requestId" if table is requests else "responseId"
     payload_id = _path_id(payload_id, field)
     with db.read() as conn:
-        row = queries.readable_payload(conn, table, payload_id, principal, can_read)
+        row = queries.readable_payload(conn, table, payload_id, principal)
     if row is None:
         raise NotFound(f"{what} not found", field_errors={field: f"{what} not found"})
     return row

@@ -205,25 +205,26 @@ def store_records(
     if not records:
         return []
     now = utcnow()
-    domain_cache: dict[str, Any] = {}
-    pathname_cache: dict[tuple[str, str], Any] = {}
+    # Get-or-create in a sorted order, so that two transactions creating the same new domains
+    # and pathnames take their locks in the same order and cannot deadlock each other.
+    domain_by_origin = {
+        origin: queries.get_or_create_domain(conn, source_id, origin, protocol)
+        for origin, protocol in sorted({(r.origin, r.protocol) for r in records})
+    }
+    pathname_by_key = {
+        (origin, value): queries.get_or_create_pathname(
+            conn, source_id, domain_by_origin[origin]["id"], value
+        )
+        for origin, value in sorted({(r.origin, r.pathname) for r in records})
+    }
     request_rows: list[dict[str, Any]] = []
     response_rows: list[dict[str, Any]] = []
     traffic_rows: list[dict[str, Any]] = []
     created: list[dict[str, Any]] = []
     published: list[events.TrafficEvent] = []
     for record in records:
-        domain = domain_cache.get(record.origin)
-        if domain is None:
-            domain = queries.get_or_create_domain(conn, source_id, record.origin, record.protocol)
-            domain_cache[record.origin] = domain
-        pathname_key = (domain["id"], record.pathname)
-        pathname = pathname_cache.get(pathname_key)
-        if pathname is None:
-            pathname = queries.get_or_create_pathname(
-                conn, source_id, domain["id"], record.pathname
-            )
-            pathname_cache[pathname_key] = pathname
+        domain = domain_by_origin[record.origin]
+        pathname = pathname_by_key[(record.origin, record.pathname)]
         request_row = payload_row(
             record.request,
             source_id=source_id,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from logharbor.collector.redaction import mask, mask_text, normalize_keys
+from logharbor.collector.redaction import MASK, mask, mask_text, normalize_keys
 from logharbor.settings import Settings
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
@@ -170,14 +170,26 @@ class StoredBody:
     truncated: bool
 
 
+def _mask(value: Any, keys: frozenset[str]) -> Any:
+    # Headers also travel as [name, value] pairs (repeated headers keep their order that way).
+    if isinstance(value, list) and all(
+        isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) for item in value
+    ):
+        return [
+            [name, MASK if name.lower() in keys and item is not None else mask(item, keys)]
+            for name, item in value
+        ]
+    return mask(value, keys)
+
+
 def mask_document(value: Any, keys: frozenset[str]) -> Any:
     """Mask sensitive keys, keeping the form: an object stays an object, JSON text stays text."""
     if isinstance(value, (dict, list)):
-        return mask(value, keys)
+        return _mask(value, keys)
     if isinstance(value, str):
         parsed = parse_document_text(value)
         if isinstance(parsed, (dict, list)):
-            masked = mask(parsed, keys)
+            masked = _mask(parsed, keys)
             if masked != parsed:
                 return json.dumps(masked, ensure_ascii=False)
             return value

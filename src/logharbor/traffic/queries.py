@@ -8,6 +8,7 @@ caller can neither link another tenant's rows nor learn that they exist.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Table, exists, func, insert, or_, select, update
@@ -30,6 +31,7 @@ from logharbor.db.tables import (
     responses,
     traffic_sources,
 )
+from logharbor.traffic.access import can_read
 from logharbor.traffic.normalize import load_body
 
 # --- get-or-create ----------------------------------------------------------------------------
@@ -167,7 +169,7 @@ def claim_payload(
 
 
 def readable_payload(
-    conn: Connection, table: Table, payload_id: str, principal: Principal, can_read: Any
+    conn: Connection, table: Table, payload_id: str, principal: Principal
 ) -> RowMapping | None:
     """A request/response the caller may read: its creator's, or one of a readable source."""
     row = row_by_id(conn, table, payload_id)
@@ -194,12 +196,10 @@ def delete_payloads_of(conn: Connection, table: Table, condition: ColumnElement[
 def touch_ingest_key(conn: Connection, principal: Principal) -> None:
     """Record that an ingest key was used, at most once a minute (a row hot with every write
     would serialize all ingest of one source on its lock)."""
-    key_id = getattr(principal, "ingest_key_id", None)
+    key_id = principal.ingest_key_id
     if key_id is None:
         return
     now = utcnow()
-    from datetime import timedelta
-
     conn.execute(
         update(ingest_keys)
         .where(
