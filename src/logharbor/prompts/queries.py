@@ -153,7 +153,7 @@ def search_prompts(
     matches = (
         select(s.c.id.label("sid"), s.c.prompt_id, rank)
         .select_from(source)
-        .where(s.c.owner_id == owner_id, *search.conditions(dialect, terms))
+        .where(search.owner_clause(dialect, terms, owner_id), *search.conditions(dialect, terms))
         .order_by(rank.desc(), s.c.id)
     )
     total = None
