@@ -3,6 +3,7 @@ commit: the route, the ingest transaction or the worker owns the transaction."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,16 +38,15 @@ from logharbor.db.tables import (
 OPEN_STATES = ("pending", "sending", "retrying")
 
 
-def _upsert(conn: Connection, table: Table) -> Any:
+def _upsert(dialect: str, table: Table) -> Any:
     """``INSERT`` that supports ``ON CONFLICT``: the one place where the two dialects differ."""
-    name = conn.dialect.name
-    match name:
+    match dialect:
         case "postgresql":
             return postgresql.insert(table)
         case "sqlite":
             return sqlite.insert(table)
         case _:
-            raise NotImplementedError(name)
+            raise NotImplementedError(dialect)
 
 
 # --- webhooks -----------------------------------------------------------------------------------
@@ -109,16 +109,12 @@ def record_delivery(
 # --- outbox -------------------------------------------------------------------------------------
 
 
-def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Add events to the pending row of their (webhook, group), creating it if there is none.
-
-    A flood of one error therefore costs one row per webhook, whose ``count`` grows.
-    """
-    if not rows:
-        return
-    stmt = _upsert(conn, webhook_outbox)
+@functools.cache
+def _enqueue_statement(dialect: str) -> Any:
+    # Built once per dialect: constructing an upsert costs more than running it on a hot path.
+    stmt = _upsert(dialect, webhook_outbox)
     excluded = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[webhook_outbox.c.webhook_id, webhook_outbox.c.pending_key],
         set_={
             "count": webhook_outbox.c.count + excluded.count,
@@ -138,7 +134,15 @@ def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
             ),
         },
     )
-    conn.execute(stmt, list(rows))
+
+
+def enqueue(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Add events to the pending row of their (webhook, group), creating it if there is none.
+
+    A flood of one error therefore costs one row per webhook, whose ``count`` grows.
+    """
+    if rows:
+        conn.execute(_enqueue_statement(conn.dialect.name), list(rows))
 
 
 def _due(now: datetime, group_seconds: float) -> Any:
@@ -281,17 +285,12 @@ def prune_outbox(conn: Connection, before: datetime, limit: int) -> int:
 # --- exceptions ---------------------------------------------------------------------------------
 
 
-def upsert_exception(conn: Connection, row: dict[str, Any]) -> tuple[str, str, int]:
-    """Count ``row["count"]`` occurrences of a fingerprint; reopen it if it was resolved.
-
-    Returns ``(exception id, "new" | "reopened" | "open", total count)``. The SET clause reads the
-    row as it was before this statement, so "was it resolved?" is answered atomically.
-    """
-    now = row["updated_at"]
-    stmt = _upsert(conn, exceptions)
+@functools.cache
+def _exception_statement(dialect: str) -> Any:
+    stmt = _upsert(dialect, exceptions)
     excluded = stmt.excluded
     was_resolved = exceptions.c.status == "resolved"
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[exceptions.c.traffic_source_id, exceptions.c.fingerprint],
         set_={
             "count": exceptions.c.count + excluded.count,
@@ -309,7 +308,16 @@ def upsert_exception(conn: Connection, row: dict[str, Any]) -> tuple[str, str, i
             "updated_at": excluded.updated_at,
         },
     ).returning(exceptions.c.id, exceptions.c.count, exceptions.c.reopened_at)
-    result = conn.execute(stmt.values(row)).mappings().one()
+
+
+def upsert_exception(conn: Connection, row: dict[str, Any]) -> tuple[str, str, int]:
+    """Count ``row["count"]`` occurrences of a fingerprint; reopen it if it was resolved.
+
+    Returns ``(exception id, "new" | "reopened" | "open", total count)``. The SET clause reads the
+    row as it was before this statement, so "was it resolved?" is answered atomically.
+    """
+    now = row["updated_at"]
+    result = conn.execute(_exception_statement(conn.dialect.name), row).mappings().one()
     if result["id"] == row["id"]:
         state = "new"
     elif result["reopened_at"] is not None and result["reopened_at"] == now:
