@@ -283,6 +283,10 @@ class Collector:
                 except Exception:
                     broken += 1
                     log.debug("LogHarbor collector could not encode a record", exc_info=True)
+                # Offer the GIL to the app's threads between records. Otherwise a request
+                # arriving while this thread encodes a batch waits out a whole switch interval
+                # (5 ms) instead of one record's encoding (tens of microseconds).
+                time.sleep(0)
             if broken:
                 self._count(failed=broken)
             self._ship(records)
@@ -332,7 +336,7 @@ class Collector:
             self._count(retries=1)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        delay = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
         # Jitter so that many processes that lost the server together do not return together.
         delay *= 0.5 + random.random() / 2
         if retry_after is not None:

@@ -24,7 +24,7 @@ _CAPTURE_OPTIONS = ("capture_bodies", "max_body_bytes", "user_id", "exclude_path
 
 
 def _from_settings() -> tuple[Collector, dict[str, Any]]:
-    from django.conf import settings
+    from django.conf import settings  # type: ignore[import-untyped]
 
     config = getattr(settings, "LOGHARBOR", None)
     if isinstance(config, Collector):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 from urllib.parse import parse_qsl
 
-from logharbor.collector.redaction import mask, mask_text
+from logharbor.collector.redaction import MASK, mask, mask_text, mentions_any
 
 Headers = Iterable[tuple[str | bytes, str | bytes]]
 
@@ -87,23 +87,38 @@ class Exchange:
     timestamp: float = field(default_factory=time.time)
 
 
-def header_dict(headers: Headers | Mapping[str, str]) -> dict[str, str]:
-    """Header pairs as a dict with lower-case names; repeated headers are joined with ', '."""
+def header_dict(
+    headers: Headers | Mapping[str, str], keys: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """Header pairs as a dict with lower-case names, values of ``keys`` masked.
+
+    Repeated headers are joined with ', '.
+    """
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     out: dict[str, str] = {}
     for raw_name, raw_value in pairs:
         name = (raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name).lower()
+        if name in keys:
+            out[name] = MASK
+            continue
         value = raw_value.decode("latin-1") if isinstance(raw_value, bytes) else str(raw_value)
         out[name] = f"{out[name]}, {value}" if name in out else value
     return out
 
 
-def query_dict(query: str | bytes) -> dict[str, Any]:
-    """The query string as an object: one value as a string, a repeated key as a list."""
+def query_dict(query: str | bytes, keys: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The query string as an object: one value as a string, a repeated key as a list.
+
+    Values of ``keys`` (any case) are masked.
+    """
     text = query.decode("latin-1") if isinstance(query, bytes) else query
+    if not text:
+        return {}
     out: dict[str, Any] = {}
     for key, value in parse_qsl(text, keep_blank_values=True):
-        if key not in out:
+        if keys and key.lower() in keys:
+            out[key] = MASK
+        elif key not in out:
             out[key] = value
         elif isinstance(out[key], list):
             out[key].append(value)
@@ -140,11 +155,16 @@ def decode_body(body: Body | None, content_type: str, keys: frozenset[str]) -> A
     if not body.truncated:
         if _is_json(content_type):
             try:
-                return mask(json.loads(data), keys)
+                parsed = json.loads(data)
             except ValueError:
                 pass
+            else:
+                # Most bodies name no sensitive key: a substring check spares walking them.
+                if keys and mentions_any(data.decode("utf-8", "replace"), keys):
+                    return mask(parsed, keys)
+                return parsed
         elif media == "application/x-www-form-urlencoded":
-            return mask(query_dict(data.decode("utf-8", "replace")), keys)
+            return query_dict(data.decode("utf-8", "replace"), keys)
     if not (_is_json(content_type) or _is_text(content_type) or not media):
         return f"[{media} body, {body.size} bytes]"
     try:
@@ -161,8 +181,8 @@ def decode_body(body: Body | None, content_type: str, keys: frozenset[str]) -> A
 
 def to_record(exchange: Exchange, keys: frozenset[str]) -> TrafficRecord:
     """The wire record of an exchange, with every sensitive header, parameter and field masked."""
-    request_headers = header_dict(exchange.request_headers)
-    response_headers = header_dict(exchange.response_headers)
+    request_headers = header_dict(exchange.request_headers, keys)
+    response_headers = header_dict(exchange.response_headers, keys)
     path = exchange.path or "/"
     if not path.startswith("/"):
         path = "/" + path
@@ -174,12 +194,12 @@ def to_record(exchange: Exchange, keys: frozenset[str]) -> TrafficRecord:
         "method": exchange.method.upper(),
         "trafficUserId": exchange.user_id,
         "elapsedTime": round(exchange.elapsed_ms, 3),
-        "requestHeaders": mask(request_headers, keys),
+        "requestHeaders": request_headers,
         "requestBody": decode_body(
             exchange.request_body, request_headers.get("content-type", ""), keys
         ),
-        "queryParams": mask(query_dict(exchange.query), keys),
-        "responseHeaders": mask(response_headers, keys),
+        "queryParams": query_dict(exchange.query, keys),
+        "responseHeaders": response_headers,
         "responseBody": decode_body(
             exchange.response_body, response_headers.get("content-type", ""), keys
         ),

@@ -122,8 +122,8 @@ class HttpTransport:
                 for start in range(0, len(records), MAX_BATCH_RECORDS)
             ]
             merged = SendResult()
-            for result in results:
-                merged = _merge(merged, result)
+            for part in results:
+                merged = _merge(merged, part)
             return merged
         if self.batch_supported is not False:
             result = self._send_batch(records)
