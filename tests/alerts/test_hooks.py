@@ -6,6 +6,7 @@ published the way every ingest path publishes them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -196,3 +197,13 @@ def test_rolled_back_ingest_queues_nothing(bare_db: Database, source: str) -> No
         raise RuntimeError("the traffic insert failed")
     assert outbox(bare_db) == []
     assert all_exceptions(bare_db) == []
+
+
+def test_only_fatal_records_count_towards_an_exception(bare_db: Database, source: str) -> None:
+    fatal = event(source)
+    # A client-set level that its status would not give: same fingerprint, not FATAL.
+    warning = dataclasses.replace(event(source), level="WARNING")
+    emit(bare_db, [fatal, warning, warning])
+    [exc] = all_exceptions(bare_db)
+    assert exc["count"] == 1
+    assert exc["sample"]["recordId"] == fatal.id

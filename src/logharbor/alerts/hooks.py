@@ -65,6 +65,8 @@ class _Group:
     first_at: datetime
     last_at: datetime
     count: int = 0
+    # The FATAL events among them (a client may send a level that its status would not give).
+    fatal: list[TrafficEvent] = field(default_factory=list)
     exception: tuple[str, str] | None = None
     sample: dict[str, Any] = field(default_factory=dict)
 
@@ -74,6 +76,8 @@ class _Group:
             self.latest = event
             self.last_at = event.created_at
         self.first_at = min(self.first_at, event.created_at)
+        if event.level == "FATAL":
+            self.fatal.append(event)
 
 
 def _group(events: Sequence[TrafficEvent]) -> tuple[dict[str, _Group], list[str]]:
@@ -94,9 +98,9 @@ def _group(events: Sequence[TrafficEvent]) -> tuple[dict[str, _Group], list[str]
 
 def _record_exceptions(conn: Connection, groups: dict[str, _Group], now: datetime) -> None:
     for group in groups.values():
-        if group.latest.level != "FATAL":
+        if not group.fatal:
             continue
-        event = group.latest
+        event = max(group.fatal, key=lambda item: item.created_at)
         group.sample = sample_of(event, group.route, group.message)
         row = {
             "id": new_id(),
@@ -108,9 +112,9 @@ def _record_exceptions(conn: Connection, groups: dict[str, _Group], now: datetim
             "route": group.route[:2048],
             "http_status": event.status,
             "message": group.message,
-            "count": group.count,
-            "first_seen_at": group.first_at,
-            "last_seen_at": group.last_at,
+            "count": len(group.fatal),
+            "first_seen_at": min(item.created_at for item in group.fatal),
+            "last_seen_at": event.created_at,
             "resolved_at": None,
             "reopened_at": None,
             "times_reopened": 0,
