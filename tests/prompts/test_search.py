@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from helpers import AUser
 from logharbor.db.engine import make_engine
-from logharbor.prompts.search import MAX_TERMS, fold, parse_terms
+from logharbor.prompts.search import MAX_QUERY_CHARS, MAX_TERMS, fold, parse_terms
 
 QUERY_INVALID = "Missing or malformed query string."
 
@@ -214,6 +214,11 @@ def test_search_errors(client: TestClient, user: AUser) -> None:
     assert_error(
         client.get("/search", params={"q": too_many}, headers=user.headers), 400, QUERY_INVALID
     )
+    too_long = "x" * (MAX_QUERY_CHARS + 1)
+    assert_error(
+        client.get("/search", params={"q": too_long}, headers=user.headers), 400, QUERY_INVALID
+    )
+    assert client.get("/search", params={"q": too_long[1:]}, headers=user.headers).json() == []
     enough = " ".join(f"term{i}" for i in range(MAX_TERMS))
     assert client.get("/search", params={"q": enough}, headers=user.headers).json() == []
     assert_error(client.get("/search?q=a&limit=3", headers=user.headers), 400, PARAMS_INVALID)

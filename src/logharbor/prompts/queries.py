@@ -44,8 +44,9 @@ def create_prompt(
     conn: Connection, *, owner_id: str, title: str, content: str, model: str, tags: list[str]
 ) -> RowMapping:
     now = utcnow()
+    prompt_id = new_id()
     row = {
-        "id": new_id(),
+        "id": prompt_id,
         "owner_id": owner_id,
         "title": title,
         "content": content,
@@ -58,10 +59,10 @@ def create_prompt(
     conn.execute(insert(prompts).values(row))
     conn.execute(
         insert(prompt_search).values(
-            prompt_id=row["id"], owner_id=owner_id, **search.document(title, content, tags)
+            prompt_id=prompt_id, owner_id=owner_id, **search.document(title, content, tags)
         )
     )
-    return get_prompt(conn, row["id"])  # type: ignore[return-value]
+    return get_prompt(conn, prompt_id)  # type: ignore[return-value]
 
 
 def get_prompt(conn: Connection, prompt_id: str, *, lock: str | None = None) -> RowMapping | None:

@@ -390,8 +390,8 @@ def prompt_stats(id: str, principal: CurrentUser, db: Db) -> Response:
         "Search the caller's prompts. Each whitespace-separated term must occur in the title, "
         "the content or a tag, as a substring, ignoring case and accents (`cafe` finds `Café`, "
         "`photo` finds `photosynthesis`; any script). Prompts whose title holds more of the "
-        f"terms come first, then insertion order. At most {search.MAX_TERMS} terms."
-        + _PAGINATION_NOTE
+        f"terms come first, then insertion order. At most {search.MAX_TERMS} terms and "
+        f"{search.MAX_QUERY_CHARS} characters." + _PAGINATION_NOTE
     ),
 )
 def search_prompts(
@@ -404,8 +404,14 @@ def search_prompts(
 ) -> Response:
     _only_params(request, {"q", "page", "pageLimit"})
     paging = _page(request)
-    terms = search.parse_terms(q or "")
-    if not terms or len(terms) > search.MAX_TERMS or any("\x00" in t for t in terms):
+    query = q or ""
+    terms = search.parse_terms(query)
+    if (
+        not terms
+        or len(terms) > search.MAX_TERMS
+        or len(query) > search.MAX_QUERY_CHARS
+        or "\x00" in query
+    ):
         raise BadRequest(QUERY_INVALID)
     with db.read() as conn:
         listing = queries.search_prompts(conn, principal.user_id, terms, paging)

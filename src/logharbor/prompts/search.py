@@ -36,6 +36,8 @@ from sqlalchemy.sql.elements import BinaryExpression
 from logharbor.db.tables import prompt_search
 
 MAX_TERMS = 32
+# Longer queries are refused rather than handed to LIKE (SQLite caps pattern length at 50 kB).
+MAX_QUERY_CHARS = 1000
 TRIGRAM = 3
 FTS_TABLE = "prompt_search_fts"
 
