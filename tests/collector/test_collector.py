@@ -82,6 +82,42 @@ def test_without_batch_endpoint_it_posts_each_record_and_remembers(receiver: Rec
     collector.close()
 
 
+def test_a_batch_too_large_for_the_server_is_split(receiver: Receiver) -> None:
+    def answer(hit: Hit) -> Any:
+        if hit.path == "/api/v1/ingest" and len(hit.body["records"]) > 2:
+            return 413, {"name": "PayloadTooLarge", "message": "too large"}, {}
+        return None
+
+    receiver.reply = answer
+    collector = make(receiver, flush_interval=60)
+    for n in range(7):
+        collector.record(record(path=f"/{n}"))
+    assert collector.flush(30)
+    stored = [
+        r["pathnameUrl"]
+        for hit in receiver.hits
+        if hit.path == "/api/v1/ingest" and len(hit.body["records"]) <= 2
+        for r in hit.body["records"]
+    ]
+    assert stored == [f"/{n}" for n in range(7)]
+    assert collector.stats().sent == 7
+    collector.close()
+
+
+def test_a_404_from_both_endpoints_is_an_unknown_source_not_a_missing_endpoint(
+    receiver: Receiver,
+) -> None:
+    unknown = (404, {"name": "NotFound", "message": "Traffic source not found"}, {})
+    receiver.reply = lambda hit: unknown
+    collector = make(receiver)
+    collector.record(record())
+    assert collector.flush(30)
+    assert [hit.path for hit in receiver.hits] == ["/api/v1/ingest", "/ingest-log"]
+    assert collector.stats().rejected == 1
+    assert collector.transport.batch_supported is None  # type: ignore[attr-defined]
+    collector.close()
+
+
 def test_server_errors_are_retried_with_backoff_until_they_pass(receiver: Receiver) -> None:
     failures = iter([(503, {"name": "ServiceUnavailable"}, {"Retry-After": "0"})] * 2)
     receiver.reply = lambda hit: next(failures, None)

@@ -283,3 +283,28 @@ def test_a_frozen_logharbor_does_not_slow_the_app_and_records_arrive_after(
     # A batch the server read after it woke may have been stored although the collector had
     # already timed out and sent it again: delivery is at least once.
     assert paths == {f"/orders/{n}" for n in range(100)}
+
+
+def test_a_user_token_with_its_source_and_an_unknown_source(logharbor: LogHarbor) -> None:
+    good = Collector(
+        logharbor.url,
+        api_key=logharbor.token,
+        traffic_source_id=logharbor.source_id,
+        flush_interval=0.05,
+    )
+    unknown = Collector(
+        logharbor.url,
+        api_key=logharbor.token,
+        traffic_source_id="0197548f-0e8e-7550-b283-f26fd98a9423",
+        flush_interval=0.05,
+    )
+    for collector in (good, unknown):
+        with serve_wsgi(admin_site(collector)) as admin:
+            assert httpx.get(f"{admin.url}/users/1").status_code == 200
+            assert collector.flush(60)
+    assert (good.stats().sent, good.stats().rejected) == (1, 0)
+    assert (unknown.stats().sent, unknown.stats().rejected) == (0, 1)
+    assert "Traffic source not found" in (unknown.stats().last_error or "")
+    good.close()
+    unknown.close()
+    assert [r["pathname"] for r in logharbor.records()] == ["/users/1"]

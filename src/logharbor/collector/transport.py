@@ -69,8 +69,8 @@ class HttpTransport:
 
     With an ingest key (``lhk_...``) the source id may be left out: the key names its source.
 
-    Whether the server has the batch endpoint is learnt from its first answer (404/405 means
-    no) and remembered for the life of the transport.
+    Whether the server has the batch endpoint is learnt from its answers (404/405 there while
+    ``/ingest-log`` takes records means no) and remembered for the life of the transport.
     """
 
     def __init__(
@@ -129,6 +129,13 @@ class HttpTransport:
             result = self._send_batch(records)
             if result is not None:
                 return result
+            result = self._send_each(records)
+            # A 404 may also mean an unknown traffic source: conclude that the batch endpoint is
+            # missing only once the one-by-one endpoint has taken a record.
+            if result.sent:
+                self.batch_supported = False
+                log.info("LogHarbor at %s has no batch endpoint; sending one by one", self.base_url)
+            return result
         return self._send_each(records)
 
     def _with_source(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -151,8 +158,6 @@ class HttpTransport:
         except httpx.HTTPError as error:
             return SendResult(retry=list(records), error=f"{type(error).__name__}: {error}")
         if response.status_code in (404, 405) and self.batch_supported is None:
-            self.batch_supported = False
-            log.info("LogHarbor at %s has no batch endpoint; sending one by one", self.base_url)
             return None
         if response.status_code < 300 or response.status_code == 400:
             self.batch_supported = True
@@ -160,7 +165,9 @@ class HttpTransport:
         if response.status_code == 413 and len(records) > 1:
             half = len(records) // 2
             first, second = self._send_batch(records[:half]), self._send_batch(records[half:])
-            return _merge(first or self._send_each(records[:half]), second or SendResult())
+            return _merge(
+                first or self._send_each(records[:half]), second or self._send_each(records[half:])
+            )
         return _failure(records, response)
 
     def _send_each(self, records: Sequence[dict[str, Any]]) -> SendResult:
