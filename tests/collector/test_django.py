@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from collector.harness import MemoryTransport, serve_wsgi
+from collector.harness import MemoryTransport, serve_asgi, serve_wsgi
 from logharbor.collector import Collector
 
 
@@ -114,3 +114,45 @@ def test_django_requests_are_recorded(django_site: Site) -> None:
     assert by_path["/crash"]["status"] == 500
     assert by_path["/nowhere"]["status"] == 404
     assert by_path["/nowhere"]["routeTemplate"] is None
+
+
+def test_django_settings_as_a_dict_build_the_collector(django_site: Site) -> None:
+    from django.test import override_settings
+
+    from logharbor.collector.django import LogHarborMiddleware
+
+    def view(request: Any) -> Any:
+        return None
+
+    options = {
+        "url": "http://127.0.0.1:9",
+        "api_key": "lhk_from_settings",
+        "max_queue": 7,
+        "capture_bodies": True,
+        "exclude_paths": ["/internal"],
+    }
+    with override_settings(LOGHARBOR=options):
+        middleware = LogHarborMiddleware(view)
+    assert middleware.collector.max_queue == 7
+    assert middleware.collector.transport.base_url == "http://127.0.0.1:9"  # type: ignore[attr-defined]
+    assert middleware.capture_bodies is True
+    assert middleware.exclude_paths == ("/internal",)
+    middleware.collector.close()
+    # A missing or wrong configuration stops Django at start-up, not at a request.
+    with override_settings(LOGHARBOR=None), pytest.raises(RuntimeError, match="LOGHARBOR"):
+        LogHarborMiddleware(view)
+    with override_settings(LOGHARBOR={"url": "http://x"}), pytest.raises(ValueError):
+        LogHarborMiddleware(view)
+
+
+def test_django_under_asgi(django_site: Site) -> None:
+    from django.core.asgi import get_asgi_application
+
+    before = len(django_site.transport.records)
+    with serve_asgi(get_asgi_application()) as served:
+        assert httpx.get(f"{served.url}/items/8").json()["id"] == 8
+    assert django_site.collector.flush(30)
+    (record,) = django_site.transport.records[before:]
+    assert (record["pathnameUrl"], record["status"]) == ("/items/8", 200)
+    assert record["routeTemplate"] == "/items/<int:item_id>"
+    assert record["trafficUserId"] == "user-8"
