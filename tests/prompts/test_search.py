@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from helpers import AUser
 from logharbor.db.engine import make_engine
-from logharbor.prompts.search import MAX_QUERY_CHARS, MAX_TERMS, fold, parse_terms
+from logharbor.prompts.search import MAX_QUERY_CHARS, MAX_TERMS, document, fold, parse_terms
 
 QUERY_INVALID = "Missing or malformed query string."
 
@@ -47,6 +47,15 @@ def test_fold(raw: str, folded: str) -> None:
 def test_parse_terms_splits_on_any_whitespace_and_drops_duplicates() -> None:
     assert parse_terms("  Product\u00a0review\tPRODUCT  ") == ["product", "review"]
     assert parse_terms(" \u0301 ") == []
+
+
+def test_document_lists_cjk_pairs_per_field() -> None:
+    doc = document("東京タワー", "写真 a", ["日本", "x"])
+    assert doc["title"] == "東京タワー"
+    assert doc["body"] == "写真 a\n日本\nx"
+    # Pairs never straddle two fields ("ー写") or a space.
+    assert doc["grams"] == " タワ ワー 京タ 写真 日本 東京 "
+    assert document("Plain title", "no cjk", [])["grams"] == ""
 
 
 def _ids(response: Any) -> list[str]:
@@ -132,6 +141,26 @@ def test_accents_and_case_in_any_script(
     assert find("写") == [japanese["_id"]]
     assert find("요약") == [korean["_id"]]
     assert find("हिन्दी") == [hindi["_id"]]
+
+
+def test_two_character_cjk_terms(
+    user: AUser, make_prompt: MakeRow, find: Callable[[str], list[str]]
+) -> None:
+    content = make_prompt(user, title="Photo task", content="写真を説明して", tags=["旅行"])
+    title = make_prompt(user, title="写真の翻訳", content="Translate")
+    split = make_prompt(user, title="Ends with 写", content="真ん中")
+    korean = make_prompt(user, title="요약 작업", content="짧게")
+
+    assert find("写真") == [title["_id"], content["_id"]]
+    assert find("旅行") == [content["_id"]]
+    assert find("写真 translate") == [title["_id"]]
+    assert find("写真 説明 photo") == [content["_id"]]
+    # A pair split between the title and the content is not a match.
+    assert find("写真") == [title["_id"], content["_id"]]
+    assert find("真ん") == [split["_id"]]
+    assert find("요약 짧게") == [korean["_id"]]
+    # One-character terms: "写" is in the split prompt's title, so it ranks above "content".
+    assert find("写 真") == [title["_id"], split["_id"], content["_id"]]
 
 
 def test_short_terms_and_mixed_lengths(
@@ -254,11 +283,15 @@ def test_search_is_served_by_an_index(
                     text("SELECT indexdef FROM pg_indexes WHERE tablename = 'prompt_search'")
                 ).scalars()
                 trigram = [d for d in indexes if "gin_trgm_ops" in d]
-                assert len(trigram) == 2, trigram
+                assert len(trigram) == 3, trigram
                 conn.execute(text("SET enable_seqscan = off"))
                 plan = conn.execute(
                     text("EXPLAIN SELECT id FROM prompt_search WHERE body LIKE '%searchable%'")
                 ).scalars()
                 assert any("ix_prompt_search_trgm_body" in line for line in plan)
+                pair = conn.execute(
+                    text("EXPLAIN SELECT id FROM prompt_search WHERE grams LIKE '% 写真 %'")
+                ).scalars()
+                assert any("ix_prompt_search_trgm_grams" in line for line in pair)
     finally:
         engine.dispose()

@@ -275,6 +275,7 @@ prompt_search = Table(
     _fk("owner_id", "users.id"),
     Column("title", Text, nullable=False),
     Column("body", Text, nullable=False),  # content and tags, one per line
+    Column("grams", Text, nullable=False),  # " ab bc " pairs of CJK characters (2-char terms)
     Index(None, "owner_id"),
 )
 

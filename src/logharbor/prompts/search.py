@@ -16,8 +16,10 @@ How it stays fast and Unicode-aware:
   kept in step by triggers; migration 0002). A term of three or more characters is an FTS5
   phrase of its trigrams, i.e. an indexed substring match; any script works, CJK included.
 - PostgreSQL: ``pg_trgm`` GIN indexes on the folded columns serve ``LIKE '%term%'``.
-- Terms of one or two characters have no trigram; they are checked with ``LIKE`` on the rows the
-  other terms (or the owner index) leave.
+- A two-character CJK term (most Chinese words) has no trigram, so ``grams`` lists each pair of
+  adjacent CJK characters between spaces and the term is looked up there as `` xy `` (FTS5
+  phrase or pg_trgm LIKE). Other one- or two-character terms are checked with ``LIKE`` on the
+  rows the other terms (or the owner index) leave.
 
 Terms are bound parameters: ``%``, ``_`` and ``\\`` are escaped for LIKE, and FTS5 receives each
 term as one double-quoted string, so ``"``, ``*``, ``-``, ``OR`` or parentheses match literally.
@@ -49,6 +51,13 @@ _OPTIONAL_MARKS = re.compile(
     "\u0610-\u061a\u064b-\u065f\u0670]"
 )
 _LIKE_SPECIAL = re.compile(r"([\\%_])")
+# Han, kana, Hangul (and their compatibility blocks), where words are written without spaces.
+_CJK = (
+    "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff"
+    "\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+)
+_CJK_RUN = re.compile(f"[{_CJK}]{{2,}}")
+_CJK_PAIR = re.compile(f"[{_CJK}]{{2}}")
 
 
 def fold(text: str) -> str:
@@ -63,9 +72,19 @@ def document(title: str, content: str, tags: Sequence[str]) -> dict[str, str]:
     """The ``prompt_search`` columns for a prompt.
 
     Content and tags are joined by newlines: a term never holds whitespace, so a match cannot
-    straddle two tags or the end of the content.
+    straddle two tags or the end of the content. ``grams`` lists every pair of adjacent CJK
+    characters once, each between spaces, so that a two-character CJK term (most Chinese
+    words, many Japanese and Korean ones) is an indexed lookup of `` xy `` too.
     """
-    return {"title": fold(title), "body": "\n".join([fold(content), *(fold(t) for t in tags)])}
+    fields = [fold(title), fold(content), *(fold(t) for t in tags)]
+    pairs = {
+        run[i : i + 2] for f in fields for run in _CJK_RUN.findall(f) for i in range(len(run) - 1)
+    }
+    return {
+        "title": fields[0],
+        "body": "\n".join(fields[1:]),
+        "grams": f" {' '.join(sorted(pairs))} " if pairs else "",
+    }
 
 
 def parse_terms(query: str) -> list[str]:
@@ -95,26 +114,43 @@ def fts_table() -> Any:
     return table(FTS_TABLE, column("rowid"))
 
 
-def conditions(dialect: str, terms: Sequence[str]) -> list[ColumnElement[bool]]:
-    """WHERE clauses (besides the owner) that select the prompts matching every term.
-
-    On SQLite the FTS5 table must be joined on ``prompt_search.id`` when the first clause refers
-    to it (``uses_fts``).
-    """
-    s = prompt_search.c
-    clauses: list[ColumnElement[bool]] = []
-    if uses_fts(dialect, terms):
-        match = " AND ".join(_fts_phrase(t) for t in terms if len(t) >= TRIGRAM)
-        clauses.append(literal_column(FTS_TABLE).op("MATCH")(match))
-        short = [t for t in terms if len(t) < TRIGRAM]
-    else:
-        short = list(terms)
-    clauses.extend(or_(_contains(s.title, t), _contains(s.body, t)) for t in short)
-    return clauses
+def _kind(term: str) -> str:
+    if len(term) >= TRIGRAM:
+        return "trigram"
+    if _CJK_PAIR.fullmatch(term):
+        return "pair"
+    return "scan"
 
 
 def uses_fts(dialect: str, terms: Sequence[str]) -> bool:
-    return dialect == "sqlite" and any(len(t) >= TRIGRAM for t in terms)
+    return dialect == "sqlite" and any(_kind(t) != "scan" for t in terms)
+
+
+def conditions(dialect: str, terms: Sequence[str]) -> list[ColumnElement[bool]]:
+    """WHERE clauses (besides the owner) that select the prompts matching every term.
+
+    On SQLite the FTS5 table must be joined on ``prompt_search.id`` when ``uses_fts``; there the
+    indexable terms become one MATCH. On PostgreSQL each term is a LIKE that pg_trgm serves.
+    Other terms (one character, or two that are not both CJK) are LIKE-checked on the rows the
+    index leaves, or on the owner's rows.
+    """
+    s = prompt_search.c
+    clauses: list[ColumnElement[bool]] = []
+    substrings = [t for t in terms if _kind(t) == "scan"]
+    if uses_fts(dialect, terms):
+        phrases = [
+            f"{{title body}} : {_fts_phrase(t)}"
+            if _kind(t) == "trigram"
+            else f"grams : {_fts_phrase(f' {t} ')}"
+            for t in terms
+            if _kind(t) != "scan"
+        ]
+        clauses.append(literal_column(FTS_TABLE).op("MATCH")(" AND ".join(phrases)))
+    else:
+        clauses.extend(_contains(s.grams, f" {t} ") for t in terms if _kind(t) == "pair")
+        substrings += [t for t in terms if _kind(t) == "trigram"]
+    clauses.extend(or_(_contains(s.title, t), _contains(s.body, t)) for t in substrings)
+    return clauses
 
 
 def title_rank(terms: Sequence[str]) -> ColumnElement[int]:

@@ -26,19 +26,22 @@ depends_on = None
 
 log = logging.getLogger("logharbor")
 
+_COLUMNS = "title, body, grams"
+_NEW = "new.title, new.body, new.grams"
+_OLD = "old.title, old.body, old.grams"
 _SQLITE_FTS = [
     # External content: the FTS table stores only the index; text is read from prompt_search.
-    "CREATE VIRTUAL TABLE prompt_search_fts USING fts5("
-    "title, body, content='prompt_search', content_rowid='id', tokenize='trigram')",
+    f"CREATE VIRTUAL TABLE prompt_search_fts USING fts5({_COLUMNS}, "
+    "content='prompt_search', content_rowid='id', tokenize='trigram')",
     "CREATE TRIGGER prompt_search_fts_ai AFTER INSERT ON prompt_search BEGIN "
-    "INSERT INTO prompt_search_fts(rowid, title, body) VALUES (new.id, new.title, new.body); END",
+    f"INSERT INTO prompt_search_fts(rowid, {_COLUMNS}) VALUES (new.id, {_NEW}); END",
     "CREATE TRIGGER prompt_search_fts_ad AFTER DELETE ON prompt_search BEGIN "
-    "INSERT INTO prompt_search_fts(prompt_search_fts, rowid, title, body) "
-    "VALUES ('delete', old.id, old.title, old.body); END",
+    f"INSERT INTO prompt_search_fts(prompt_search_fts, rowid, {_COLUMNS}) "
+    f"VALUES ('delete', old.id, {_OLD}); END",
     "CREATE TRIGGER prompt_search_fts_au AFTER UPDATE ON prompt_search BEGIN "
-    "INSERT INTO prompt_search_fts(prompt_search_fts, rowid, title, body) "
-    "VALUES ('delete', old.id, old.title, old.body); "
-    "INSERT INTO prompt_search_fts(rowid, title, body) VALUES (new.id, new.title, new.body); END",
+    f"INSERT INTO prompt_search_fts(prompt_search_fts, rowid, {_COLUMNS}) "
+    f"VALUES ('delete', old.id, {_OLD}); "
+    f"INSERT INTO prompt_search_fts(rowid, {_COLUMNS}) VALUES (new.id, {_NEW}); END",
 ]
 
 
@@ -50,6 +53,7 @@ def upgrade() -> None:
         sa.Column("owner_id", sa.String(length=36), nullable=False),
         sa.Column("title", sa.Text(), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("grams", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(
             ["owner_id"],
             ["users.id"],
@@ -86,11 +90,11 @@ def _create_trigram_indexes(bind: sa.Connection) -> None:
             "pg_trgm is not available (%s): prompt search will scan each owner's prompts "
             "instead of using an index. To add the indexes later, run `CREATE EXTENSION pg_trgm` "
             "as a privileged user, then `CREATE INDEX ix_prompt_search_trgm_title ON "
-            "prompt_search USING gin (title gin_trgm_ops)` and the same for `body`.",
+            "prompt_search USING gin (title gin_trgm_ops)` and the same for `body` and `grams`.",
             exc.orig,
         )
         return
-    for col in ("title", "body"):
+    for col in ("title", "body", "grams"):
         op.execute(
             f"CREATE INDEX ix_prompt_search_trgm_{col} ON prompt_search "
             f"USING gin ({col} gin_trgm_ops)"
@@ -104,8 +108,8 @@ def _backfill(bind: sa.Connection) -> None:
 
     rows = bind.execute(sa.text("SELECT id, owner_id, title, content, tags FROM prompts"))
     insert = sa.text(
-        "INSERT INTO prompt_search (prompt_id, owner_id, title, body) "
-        "VALUES (:prompt_id, :owner_id, :title, :body)"
+        "INSERT INTO prompt_search (prompt_id, owner_id, title, body, grams) "
+        "VALUES (:prompt_id, :owner_id, :title, :body, :grams)"
     )
     for chunk in rows.mappings().partitions(1000):
         batch = []
@@ -128,7 +132,7 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS prompt_search_fts_{name}")
         op.execute("DROP TABLE IF EXISTS prompt_search_fts")
     elif bind.dialect.name == "postgresql":
-        for col in ("title", "body"):
+        for col in ("title", "body", "grams"):
             op.execute(f"DROP INDEX IF EXISTS ix_prompt_search_trgm_{col}")
     with op.batch_alter_table("prompt_search", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_prompt_search_owner_id"))
