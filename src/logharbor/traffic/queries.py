@@ -34,11 +34,14 @@ from logharbor.db.tables import (
 from logharbor.traffic.access import can_read
 from logharbor.traffic.normalize import load_body
 
+# A row as read (RowMapping) or as about to be inserted (dict).
+Row = Mapping[Any, Any]
+
 # --- get-or-create ----------------------------------------------------------------------------
 
 
 def insert_ignoring_conflict(
-    conn: Connection, table: Table, values: Mapping[str, Any], conflict_columns: list[str]
+    conn: Connection, table: Table, values: Row, conflict_columns: list[str]
 ) -> None:
     """INSERT ... ON CONFLICT DO NOTHING on the given unique columns (SQLite and PostgreSQL)."""
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
@@ -216,7 +219,7 @@ def touch_ingest_key(conn: Connection, principal: Principal) -> None:
 # --- JSON shapes -------------------------------------------------------------------------------
 
 
-def source_json(row: Mapping[str, Any], caller_id: str) -> dict[str, Any]:
+def source_json(row: Row, caller_id: str) -> dict[str, Any]:
     return {
         "id": row["id"],
         "name": row["name"],
@@ -229,7 +232,7 @@ def source_json(row: Mapping[str, Any], caller_id: str) -> dict[str, Any]:
     }
 
 
-def domain_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def domain_json(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "value": row["value"],
@@ -239,7 +242,7 @@ def domain_json(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def pathname_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def pathname_json(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "value": row["value"],
@@ -249,7 +252,7 @@ def pathname_json(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def core_pathname_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def core_pathname_json(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "value": row["value"],
@@ -258,9 +261,7 @@ def core_pathname_json(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def payload_json(
-    row: Mapping[str, Any], *, full: bool, query_params: bool, prefix: str = ""
-) -> dict[str, Any]:
+def payload_json(row: Row, *, full: bool, query_params: bool, prefix: str = "") -> dict[str, Any]:
     """A request (``query_params=True``) or response; ``full`` adds the body itself."""
     out: dict[str, Any] = {
         "id": row[prefix + "id"],
@@ -279,7 +280,7 @@ def payload_json(
     return out
 
 
-def traffic_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def traffic_json(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "status": row["status"],
@@ -296,7 +297,7 @@ def traffic_json(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def core_log_json(row: Mapping[str, Any]) -> dict[str, Any]:
+def core_log_json(row: Row) -> dict[str, Any]:
     # elapsedTime is included: the original's omission was a bug.
     return {
         "id": row["id"],
@@ -314,7 +315,7 @@ def core_log_json(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def record_json(
-    traffic: Mapping[str, Any],
+    traffic: Row,
     *,
     domain: str,
     protocol: str,
@@ -367,7 +368,7 @@ def record_select(*, full: bool = False) -> Any:
     )
 
 
-def joined_record_json(row: Mapping[str, Any], *, full: bool = False) -> dict[str, Any]:
+def joined_record_json(row: Row, *, full: bool = False) -> dict[str, Any]:
     request = (
         payload_json(row, full=full, query_params=True, prefix="rq_")
         if row["rq_id"] is not None
