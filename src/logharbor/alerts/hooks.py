@@ -97,7 +97,7 @@ def _group(events: Sequence[TrafficEvent]) -> tuple[dict[str, _Group], list[str]
 
 
 def _record_exceptions(conn: Connection, groups: dict[str, _Group], now: datetime) -> None:
-    for group in groups.values():
+    for _key, group in sorted(groups.items()):  # fixed lock order, as for the outbox
         if not group.fatal:
             continue
         event = max(group.fatal, key=lambda item: item.created_at)
@@ -184,4 +184,6 @@ def on_traffic(conn: Connection, events: Sequence[TrafficEvent]) -> None:
                 row["count"] += 1
                 row["first_at"] = min(row["first_at"], event.created_at)
                 row["last_at"] = max(row["last_at"], event.created_at)
-    queries.enqueue(conn, list(pending.values()))
+    # A fixed order, so that concurrent ingest transactions lock shared rows in the same order
+    # (no deadlock on PostgreSQL).
+    queries.enqueue(conn, [pending[key] for key in sorted(pending)])

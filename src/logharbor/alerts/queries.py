@@ -193,19 +193,23 @@ def take_due_rows(
 ) -> list[RowMapping]:
     """The rows of the next message, frozen: later events open a new pending row."""
     query = (
-        select(webhook_outbox)
+        select(webhook_outbox.c.id)
         .where(webhook_outbox.c.webhook_id == webhook_id, _due(now, group_seconds))
         .order_by(webhook_outbox.c.first_at, webhook_outbox.c.id)
         .limit(limit)
     )
-    rows = list(conn.execute(query).mappings().all())
-    if rows:
-        conn.execute(
-            update(webhook_outbox)
-            .where(webhook_outbox.c.id.in_([row["id"] for row in rows]))
-            .values(state="sending", pending_key=None)
-        )
-    return rows
+    ids = list(conn.execute(query).scalars())
+    if not ids:
+        return []
+    # RETURNING gives the rows as frozen: on PostgreSQL an ingest that bumped a count between
+    # the SELECT and this UPDATE is waited for and included, so the message says the right count.
+    frozen = conn.execute(
+        update(webhook_outbox)
+        .where(webhook_outbox.c.id.in_(ids))
+        .values(state="sending", pending_key=None)
+        .returning(*webhook_outbox.c)
+    )
+    return sorted(frozen.mappings().all(), key=lambda row: (row["first_at"], row["id"]))
 
 
 def release_webhook(
