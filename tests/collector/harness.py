@@ -201,3 +201,18 @@ def serve_wsgi(app: Any) -> Served:
         thread.join()
 
     return Served(f"http://127.0.0.1:{server.server_port}", stop)
+
+
+def drain(collector: Any, accepted: int, limit: float = 60.0) -> None:
+    """Wait until ``accepted`` records were handed to ``collector``, then flush them all.
+
+    A server answers the client before the middleware records the exchange (that happens once
+    the last byte is out), so a test that flushes straight after its last request could flush
+    before that request's record exists.
+    """
+    wait_until(
+        lambda: collector.stats().accepted + collector.stats().sampled_out >= accepted,
+        f"{accepted} records to be handed over",
+        limit,
+    )
+    assert collector.flush(limit)
