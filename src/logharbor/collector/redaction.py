@@ -129,7 +129,7 @@ def mask_text(text: str, keys: frozenset[str]) -> str:
                 value = _json_value(text, end + 1)
                 if value is not None:
                     spans.append((value[0], value[1], f'"{MASK}"'))
-            elif after == "=" and not (before.isalnum() or before in "_-"):
+            elif after == "=" and not (before.isalnum() or (before != "" and before in "_-")):
                 stop = end + 1
                 while stop < len(text) and text[stop] not in "&; \t\r\n":
                     stop += 1
