@@ -133,6 +133,12 @@ def test_failed_deliveries_are_retried_with_backoff(
     assert row["last_error"] is None
     [listed] = client.get(f"/webhooks/{source}", headers=user.headers).json()
     assert listed["lastDeliveryStatus"] == "delivered"
+    deliveries = client.get(f"/webhooks/{hook['id']}/deliveries", headers=user.headers)
+    assert deliveries.status_code == 200, deliveries.text
+    [delivery] = deliveries.json()["data"]
+    assert (delivery["state"], delivery["attempts"], delivery["count"]) == ("delivered", 3, 1)
+    assert delivery["deliveredAt"].endswith("Z") and delivery["nextAttemptAt"] is None
+    assert delivery["record"]["status"] == 500
 
 
 @contextmanager
@@ -163,6 +169,11 @@ def test_gives_up_after_the_retry_window_and_says_why(
         [listed] = app_client.get(f"/webhooks/{source}", headers=owner.headers).json()
         assert listed["lastDeliveryStatus"] == "failed"
         assert listed["lastDeliveryError"] == "HTTP 500: receiver says no"
+        [delivery] = app_client.get(
+            f"/webhook/{listed['id']}/deliveries", headers=owner.headers
+        ).json()["data"]
+        assert delivery["state"] == "failed"
+        assert delivery["lastError"] == "HTTP 500: receiver says no"
         attempts = len(receiver.answered)
         time.sleep(0.3)
         assert len(receiver.answered) == attempts  # given up means no more tries

@@ -155,6 +155,10 @@ def test_only_the_owner_manages_webhooks(
     )
     assert client.delete(f"/webhooks/{hook['id']}", headers=stranger.headers).status_code == 403
     assert client.post(f"/webhooks/{hook['id']}/test", headers=stranger.headers).status_code == 403
+    assert (
+        client.get(f"/webhooks/{hook['id']}/deliveries", headers=stranger.headers).status_code
+        == 403
+    )
     missing = "0190f1a2-0000-7000-8000-00000000dead"
     assert client.post(f"/webhooks/{missing}", json=body, headers=user.headers).status_code == 404
     assert client.get(f"/webhooks/{source}").status_code == 400  # no token

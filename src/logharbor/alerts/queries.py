@@ -262,13 +262,19 @@ def source_names(conn: Connection, source_ids: Iterable[str]) -> dict[str, str]:
     return {row.id: row.name for row in conn.execute(query)}
 
 
-def outbox_rows(conn: Connection, webhook_id: str) -> Sequence[RowMapping]:
+def list_deliveries(
+    conn: Connection, webhook_id: str, *, offset: int, limit: int
+) -> tuple[Sequence[RowMapping], int]:
+    where = webhook_outbox.c.webhook_id == webhook_id
+    total = conn.execute(select(func.count()).select_from(webhook_outbox).where(where)).scalar_one()
     query = (
         select(webhook_outbox)
-        .where(webhook_outbox.c.webhook_id == webhook_id)
-        .order_by(webhook_outbox.c.created_at, webhook_outbox.c.id)
+        .where(where)
+        .order_by(webhook_outbox.c.created_at.desc(), webhook_outbox.c.id.desc())
+        .offset(offset)
+        .limit(limit)
     )
-    return conn.execute(query).mappings().all()
+    return conn.execute(query).mappings().all(), int(total)
 
 
 def prune_outbox(conn: Connection, before: datetime, limit: int) -> int:

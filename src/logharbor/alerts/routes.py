@@ -12,6 +12,7 @@ from sqlalchemy import RowMapping
 
 from logharbor.alerts import dispatcher, queries, urls
 from logharbor.alerts.schemas import (
+    DeliveryPage,
     ExceptionOut,
     ExceptionPage,
     WebhookCreate,
@@ -20,6 +21,7 @@ from logharbor.alerts.schemas import (
     WebhookTestOut,
     WebhookUpdate,
     WebhookUpdated,
+    delivery_out,
     exception_out,
     webhook_out,
 )
@@ -229,6 +231,23 @@ def test_webhook(
         "error": outcome.error,
         "webhook": webhook_out(refreshed),
     }
+
+
+@router.get(
+    "/webhooks/{webhookId}/deliveries",
+    response_model=DeliveryPage,
+    responses=_ERRORS,
+    tags=["webhooks"],
+)
+@router.get("/webhook/{webhookId}/deliveries", response_model=DeliveryPage, include_in_schema=False)
+def list_deliveries(webhookId: str, principal: CurrentUser, db: Db, page: Page) -> dict[str, Any]:
+    """The webhook's queued and past notifications, newest first (kept 7 days once done)."""
+    webhook = _load_webhook(db, webhookId, principal)
+    with db.read() as conn:
+        rows, total = queries.list_deliveries(
+            conn, webhook["id"], offset=page.offset, limit=page.page_limit
+        )
+    return page.envelope([delivery_out(row) for row in rows], total)
 
 
 # --- exceptions ---------------------------------------------------------------------------------

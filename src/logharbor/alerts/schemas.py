@@ -171,6 +171,46 @@ def webhook_out(row: RowMapping) -> dict[str, Any]:
     }
 
 
+class DeliveryOut(BaseModel):
+    """One group of identical records queued for a webhook, and how its delivery went."""
+
+    id: str
+    webhookId: str
+    state: Literal["pending", "sending", "retrying", "delivered", "failed"]
+    count: int
+    firstAt: Timestamp
+    lastAt: Timestamp
+    attempts: int
+    nextAttemptAt: Timestamp | None
+    lastError: str | None
+    deliveredAt: Timestamp | None
+    exceptionId: str | None
+    record: dict[str, Any]
+
+
+class DeliveryPage(BaseModel):
+    data: list[DeliveryOut]
+    meta: dict[str, int]
+
+
+def delivery_out(row: RowMapping) -> dict[str, Any]:
+    done = row["state"] in ("delivered", "failed")
+    return {
+        "id": row["id"],
+        "webhookId": row["webhook_id"],
+        "state": row["state"],
+        "count": row["count"],
+        "firstAt": row["first_at"],
+        "lastAt": row["last_at"],
+        "attempts": row["attempts"],
+        "nextAttemptAt": None if done else row["next_attempt_at"],
+        "lastError": row["last_error"],
+        "deliveredAt": row["delivered_at"],
+        "exceptionId": row["exception_id"],
+        "record": row["sample"],
+    }
+
+
 class ExceptionOut(BaseModel):
     id: str
     trafficSourceId: str
