@@ -118,6 +118,9 @@ def test_mask_and_mask_text() -> None:
     )
     assert mask_text("a=1&api_key=zz&my_api_key=keep", keys) == "a=1&api_key=****&my_api_key=keep"
     assert mask_text("nothing here", frozenset()) == "nothing here"
+    assert mask_text("api_key=zz&a=1", keys) == "api_key=****&a=1"
+    assert mask_text('"api_key":"at the start"', keys) == '"api_key":"****"'
+    assert mask_text("Authorization=x; api_key", keys) == "Authorization=****; api_key"
 
 
 def test_importing_the_collector_pulls_in_nothing_of_the_server() -> None:
