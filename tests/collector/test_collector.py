@@ -399,7 +399,11 @@ def test_bad_configuration_is_refused_at_construction() -> None:
 
 def test_a_forked_child_starts_its_own_sender_and_does_not_resend(receiver: Receiver) -> None:
     collector = make(receiver, flush_interval=60)
+    collector.record(record(path="/before-fork"))
+    assert collector.flush(30)  # the parent now holds an open connection to the receiver
     collector.record(record(path="/parent"))
+    parent_client = collector.transport._client  # type: ignore[attr-defined]
+    assert parent_client is not None
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: it must not send the parent's queued record
@@ -408,7 +412,8 @@ def test_a_forked_child_starts_its_own_sender_and_does_not_resend(receiver: Rece
             collector.record(record(path="/child"))
             ok = collector.flush(30)
             stats = collector.stats()
-            code = 0 if ok and stats.sent == 1 and stats.accepted == 1 else 2
+            fresh = collector.transport._client is not parent_client  # type: ignore[attr-defined]
+            code = 0 if ok and stats.sent == 1 and stats.accepted == 1 and fresh else 2
         finally:
             os.write(write, bytes([code]))
             os._exit(code)
@@ -417,7 +422,11 @@ def test_a_forked_child_starts_its_own_sender_and_does_not_resend(receiver: Rece
     os.waitpid(pid, 0)
     assert status == b"\x00"
     collector.close()
-    assert sorted(r["pathnameUrl"] for r in receiver.records()) == ["/child", "/parent"]
+    assert sorted(r["pathnameUrl"] for r in receiver.records()) == [
+        "/before-fork",
+        "/child",
+        "/parent",
+    ]
 
 
 def test_records_from_many_threads_are_all_counted(receiver: Receiver) -> None:

@@ -246,7 +246,10 @@ class Collector:
         self._settled_cond = threading.Condition()
         self._queue.clear()
         self._thread = None
-        self._accepted = self._settled = 0
+        # The counters describe this process: the parent's losses and sends are its own.
+        self._accepted = self._settled = self._sent = self._sampled_out = 0
+        self._dropped = self._failed = self._rejected = self._retries = 0
+        self._last_error = None
         if self._closed is False and hasattr(self.transport, "reset_after_fork"):
             self.transport.reset_after_fork()
 

@@ -108,6 +108,11 @@ class HttpTransport:
             )
         return self._client
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: forget the parent's connections (their sockets are shared)."""
+        if self._owns_client:
+            self._client = None
+
     def close(self) -> None:
         if self._client is not None and self._owns_client:
             self._client.close()
