@@ -290,6 +290,7 @@ def test_a_user_token_with_its_source_and_an_unknown_source(logharbor: LogHarbor
         logharbor.url,
         api_key=logharbor.token,
         traffic_source_id=logharbor.source_id,
+        route_as_pathname=True,
         flush_interval=0.05,
     )
     unknown = Collector(
@@ -307,4 +308,5 @@ def test_a_user_token_with_its_source_and_an_unknown_source(logharbor: LogHarbor
     assert "Traffic source not found" in (unknown.stats().last_error or "")
     good.close()
     unknown.close()
-    assert [r["pathname"] for r in logharbor.records()] == ["/users/1"]
+    # route_as_pathname: stored under the route, so statistics group by route.
+    assert [r["pathname"] for r in logharbor.records()] == ["/users/<int:user_id>"]

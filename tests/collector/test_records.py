@@ -61,6 +61,14 @@ def test_the_wire_record_of_an_exchange() -> None:
     json.dumps(record)  # the wire record is plain JSON
 
 
+def test_the_route_as_pathname() -> None:
+    exchange = Exchange("GET", "http", "h", "/users/7", "", 200, 1.0, [], [], route="/users/{id}")
+    assert to_record(exchange, KEYS)["pathnameUrl"] == "/users/7"
+    assert to_record(exchange, KEYS, route_as_pathname=True)["pathnameUrl"] == "/users/{id}"
+    exchange.route = None
+    assert to_record(exchange, KEYS, route_as_pathname=True)["pathnameUrl"] == "/users/7"
+
+
 def test_headers_and_queries() -> None:
     assert header_dict([("Set-Cookie", "a=1"), ("set-cookie", "b=2")]) == {"set-cookie": "a=1, b=2"}
     assert query_dict("") == {}

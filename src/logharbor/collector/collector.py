@@ -78,6 +78,7 @@ class Collector:
         success_sample_rate: float = 1.0,
         masked_keys: Iterable[str] = DEFAULT_MASKED_KEYS,
         extra_masked_keys: Iterable[str] = (),
+        route_as_pathname: bool = False,
         enabled: bool = True,
     ) -> None:
         if transport is None:
@@ -101,6 +102,7 @@ class Collector:
         self.backoff_max = backoff_max
         self.success_sample_rate = success_sample_rate
         self.masked_keys = normalize_keys([*masked_keys, *extra_masked_keys])
+        self.route_as_pathname = route_as_pathname
         self.enabled = enabled
 
         self._queue: deque[Exchange | Mapping[str, Any]] = deque()
@@ -296,7 +298,7 @@ class Collector:
 
     def _wire(self, item: Exchange | Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(item, Exchange):
-            return dict(to_record(item, self.masked_keys))
+            return dict(to_record(item, self.masked_keys, self.route_as_pathname))
         record = dict(item)
         for key in (
             "requestHeaders",

@@ -179,11 +179,19 @@ def decode_body(body: Body | None, content_type: str, keys: frozenset[str]) -> A
     return text
 
 
-def to_record(exchange: Exchange, keys: frozenset[str]) -> TrafficRecord:
-    """The wire record of an exchange, with every sensitive header, parameter and field masked."""
+def to_record(
+    exchange: Exchange, keys: frozenset[str], route_as_pathname: bool = False
+) -> TrafficRecord:
+    """The wire record of an exchange, with every sensitive header, parameter and field masked.
+
+    With ``route_as_pathname`` the route template (when known) is sent as ``pathnameUrl``, as
+    Arkyn's own collector does, so that LogHarbor groups records and statistics by route.
+    """
     request_headers = header_dict(exchange.request_headers, keys)
     response_headers = header_dict(exchange.response_headers, keys)
     path = exchange.path or "/"
+    if route_as_pathname and exchange.route:
+        path = exchange.route
     if not path.startswith("/"):
         path = "/" + path
     return {
