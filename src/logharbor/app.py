@@ -62,11 +62,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     handlers.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    # Routes are matched in order, one by one: the ingest hot path goes first.
+    app.include_router(traffic_router)
+    app.include_router(batch_router)
     app.include_router(health_router)
     app.include_router(auth_routes.promptcrafter)
     app.include_router(auth_routes.arkyn)
-    app.include_router(traffic_router)
-    app.include_router(batch_router)
     app.include_router(prompts_router)
     app.include_router(stats_router)
     app.include_router(alerts_router)

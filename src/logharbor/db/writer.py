@@ -130,17 +130,27 @@ class GroupCommitWriter:
                 self._commit([item])
 
     def _commit(self, batch: list[_Pending]) -> None:
+        from logharbor.traffic import events
+
         results: list[tuple[_Pending, bool, Any]] = []
         try:
             with self.db.write() as conn:
-                for pending in batch:
-                    if not pending.future.set_running_or_notify_cancel():
-                        continue
-                    try:
-                        with conn.begin_nested():
-                            results.append((pending, True, pending.job(conn)))
-                    except Exception as exc:  # the job's own error goes back to its request
-                        results.append((pending, False, exc))
+                committed_events: list[Any] = []
+                try:
+                    for pending in batch:
+                        if not pending.future.set_running_or_notify_cancel():
+                            continue
+                        job_events: list[Any] = []
+                        conn.info[events.DEFERRED_EVENTS_KEY] = job_events
+                        try:
+                            with conn.begin_nested():
+                                results.append((pending, True, pending.job(conn)))
+                            committed_events.extend(job_events)
+                        except Exception as exc:  # the job's own error goes back to its request
+                            results.append((pending, False, exc))
+                finally:
+                    conn.info.pop(events.DEFERRED_EVENTS_KEY, None)
+                events.dispatch(conn, committed_events)
         except Exception as exc:
             log.exception("group commit of %d jobs failed", len(batch))
             for pending in batch:

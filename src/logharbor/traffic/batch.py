@@ -8,23 +8,16 @@ a JSON array of compose records (or ``{"records": [...]}``); ``POST /api/v1/inge
 never keeps the good ones out. All valid items are stored in one job of the group-commit writer,
 so the answer comes only after they are committed.
 
-Domains and pathnames are resolved through ``NameCache`` (ids kept per process), so a warm batch
-does no get-or-create queries at all. The cache is only a hint: a stale id (a domain deleted in
-the meantime, or created by a transaction that rolled back) is caught by the foreign keys of the
-traffic rows, and the job then forgets that source's names and retries with fresh lookups.
+Domains and pathnames are resolved through ``traffic.ingest.NameCache``, as compose does.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from logharbor.auth.deps import CurrentPrincipal, Principal
@@ -34,163 +27,15 @@ from logharbor.common.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from logharbor.common.ids import new_id
 from logharbor.common.routing import ArkynRoute, is_json_content_type
-from logharbor.common.timestamps import utcnow
-from logharbor.db.tables import http_traffic, requests, responses
-from logharbor.traffic import events, queries
 from logharbor.traffic.access import Access, check_source_id, require_source
-from logharbor.traffic.ingest import PreparedRecord, insert_many, payload_row, prepare_record
+from logharbor.traffic.ingest import PreparedRecord, name_cache, prepare_record, store_job
 from logharbor.traffic.normalize import IngestConfig
 
 router = APIRouter(route_class=ArkynRoute, tags=["batch ingest"])
 
 MAX_RECORDS = 1000
 MAX_BYTES = 5 * 1024 * 1024
-
-
-class NameCache:
-    """Domain and pathname ids per traffic source, so the hot path does not query for them."""
-
-    def __init__(self, max_entries: int = 100_000) -> None:
-        self.max_entries = max_entries
-        self._lock = threading.Lock()
-        # (source_id, origin) -> (domain_id, value, protocol)
-        self._domains: dict[tuple[str, str], tuple[str, str, str]] = {}
-        # (source_id, domain_id, pathname) -> (pathname_id, value)
-        self._pathnames: dict[tuple[str, str, str], tuple[str, str]] = {}
-        self.hits = 0
-        self.misses = 0
-
-    def domain(
-        self, conn: Connection, source_id: str, origin: str, protocol: str
-    ) -> tuple[str, str, str]:
-        key = (source_id, origin)
-        found = self._domains.get(key)
-        if found is not None:
-            self.hits += 1
-            return found
-        self.misses += 1
-        row = queries.get_or_create_domain(conn, source_id, origin, protocol)
-        value = (row["id"], row["value"], row["protocol"])
-        self._put(self._domains, key, value)
-        return value
-
-    def pathname(
-        self, conn: Connection, source_id: str, domain_id: str, path: str
-    ) -> tuple[str, str]:
-        key = (source_id, domain_id, path)
-        found = self._pathnames.get(key)
-        if found is not None:
-            self.hits += 1
-            return found
-        self.misses += 1
-        row = queries.get_or_create_pathname(conn, source_id, domain_id, path)
-        value = (row["id"], row["value"])
-        self._put(self._pathnames, key, value)
-        return value
-
-    def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
-        with self._lock:
-            if len(table) >= self.max_entries:
-                table.clear()  # crude but bounded; the next requests refill what is hot
-            table[key] = value
-
-    def forget(self, source_id: str) -> None:
-        with self._lock:
-            for table in (self._domains, self._pathnames):
-                for key in [k for k in table if k[0] == source_id]:
-                    del table[key]
-
-
-def name_cache(request: Request) -> NameCache:
-    cache = getattr(request.app.state, "name_cache", None)
-    if cache is None:
-        cache = request.app.state.name_cache = NameCache()
-    return cache
-
-
-def store_prepared(
-    conn: Connection, source_id: str, records: Sequence[PreparedRecord], cache: NameCache
-) -> list[str]:
-    """Insert ``records`` (requests, responses, traffic) and publish their events; their ids."""
-    now = utcnow()
-    request_rows: list[dict[str, Any]] = []
-    response_rows: list[dict[str, Any]] = []
-    traffic_rows: list[dict[str, Any]] = []
-    published: list[events.TrafficEvent] = []
-    for record in records:
-        domain_id, domain, _protocol = cache.domain(conn, source_id, record.origin, record.protocol)
-        pathname_id, pathname = cache.pathname(conn, source_id, domain_id, record.pathname)
-        request_row = payload_row(
-            record.request,
-            source_id=source_id,
-            owner_user_id=None,
-            created_at=now,
-            with_query_params=True,
-        )
-        response_row = payload_row(
-            record.response,
-            source_id=source_id,
-            owner_user_id=None,
-            created_at=now,
-            with_query_params=False,
-        )
-        row = {
-            "id": new_id(),
-            "traffic_source_id": source_id,
-            "domain_id": domain_id,
-            "pathname_id": pathname_id,
-            "status": record.status,
-            "method": record.method,
-            "level": record.level,
-            "elapsed_time": record.elapsed_time,
-            "traffic_user_id": record.traffic_user_id,
-            "request_id": request_row["id"],
-            "response_id": response_row["id"],
-            "created_at": now,
-        }
-        request_rows.append(request_row)
-        response_rows.append(response_row)
-        traffic_rows.append(row)
-        published.append(
-            events.TrafficEvent(
-                kind="traffic",
-                id=row["id"],
-                traffic_source_id=source_id,
-                domain_id=domain_id,
-                domain=domain,
-                pathname_id=pathname_id,
-                pathname=pathname,
-                method=record.method,
-                status=record.status,
-                level=record.level,
-                elapsed_time=record.elapsed_time,
-                traffic_user_id=record.traffic_user_id,
-                created_at=now,
-                response_preview=record.response.body.preview,
-            )
-        )
-    insert_many(conn, requests, request_rows)
-    insert_many(conn, responses, response_rows)
-    insert_many(conn, http_traffic, traffic_rows)
-    events.publish(conn, published)
-    return [row["id"] for row in traffic_rows]
-
-
-def store_job(source_id: str, records: Sequence[PreparedRecord], cache: NameCache) -> Any:
-    """A writer job storing ``records``, retrying once with fresh names if a cached id is stale."""
-
-    def job(conn: Connection) -> list[str]:
-        try:
-            with conn.begin_nested():
-                return store_prepared(conn, source_id, records, cache)
-        except IntegrityError:
-            cache.forget(source_id)
-        with conn.begin_nested():
-            return store_prepared(conn, source_id, records, cache)
-
-    return job
 
 
 async def _read_json(request: Request) -> Any:
@@ -246,7 +91,7 @@ async def _ingest(
     ids: list[str] = []
     if good:
         job = store_job(source_id, [record for _, record in good], name_cache(request))
-        ids = await request.app.state.writer.run(job)
+        ids = [created["id"] for created in await request.app.state.writer.run(job)]
     body = {
         "received": len(records),
         "stored": len(ids),

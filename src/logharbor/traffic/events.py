@@ -36,7 +36,24 @@ class TrafficEvent:
     response_preview: str | None = None
 
 
+# When a connection carries this key, publish() only collects: the group-commit writer then
+# dispatches the events of all jobs of one transaction at once (one rollup upsert per key for a
+# whole group instead of one per request), still before that transaction commits.
+DEFERRED_EVENTS_KEY = "logharbor.deferred_events"
+
+
 def publish(conn: Connection, events: Sequence[TrafficEvent]) -> None:
+    if not events:
+        return
+    deferred = conn.info.get(DEFERRED_EVENTS_KEY)
+    if deferred is not None:
+        deferred.extend(events)
+        return
+    dispatch(conn, events)
+
+
+def dispatch(conn: Connection, events: Sequence[TrafficEvent]) -> None:
+    """Run every feature's hook on ``events`` in ``conn``'s transaction."""
     if not events:
         return
     # Imported here so that each feature's module graph stays independent of the others.

@@ -17,13 +17,16 @@ in the same transaction before calling ``store_records``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fastapi import Request
 from pydantic import ValidationError
 from sqlalchemy import Connection, Table, insert
+from sqlalchemy.exc import IntegrityError
 
 from logharbor.common.errors import BadRequest
 from logharbor.common.ids import new_id
@@ -35,11 +38,13 @@ from logharbor.traffic.schemas import ComposeIn
 
 __all__ = [
     "IngestConfig",
+    "NameCache",
     "PreparedPayload",
     "PreparedRecord",
     "prepare_compose",
     "prepare_payload",
     "prepare_record",
+    "store_job",
     "store_records",
     "validation_field_errors",
 ]
@@ -192,29 +197,91 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         conn.execute(insert(table), rows)
 
 
+class NameCache:
+    """Domain and pathname ids per traffic source, so the hot path does not query for them.
+
+    Only a hint, never the authority: an id cached from a transaction that later rolled back,
+    or of a domain deleted since, makes the traffic insert fail its foreign key; ``store_job``
+    then forgets the source's names and retries once with fresh lookups.
+    """
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        # (source_id, origin) -> (domain_id, value, protocol)
+        self._domains: dict[tuple[str, str], tuple[str, str, str]] = {}
+        # (source_id, domain_id, pathname) -> (pathname_id, value)
+        self._pathnames: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def domain(
+        self, conn: Connection, source_id: str, origin: str, protocol: str
+    ) -> tuple[str, str, str]:
+        key = (source_id, origin)
+        found = self._domains.get(key)
+        if found is not None:
+            self.hits += 1
+            return found
+        self.misses += 1
+        row = queries.get_or_create_domain(conn, source_id, origin, protocol)
+        value = (row["id"], row["value"], row["protocol"])
+        self._put(self._domains, key, value)
+        return value
+
+    def pathname(
+        self, conn: Connection, source_id: str, domain_id: str, path: str
+    ) -> tuple[str, str]:
+        key = (source_id, domain_id, path)
+        found = self._pathnames.get(key)
+        if found is not None:
+            self.hits += 1
+            return found
+        self.misses += 1
+        row = queries.get_or_create_pathname(conn, source_id, domain_id, path)
+        value = (row["id"], row["value"])
+        self._put(self._pathnames, key, value)
+        return value
+
+    def _put(self, table: dict[Any, Any], key: Any, value: Any) -> None:
+        with self._lock:
+            if len(table) >= self.max_entries:
+                table.clear()  # crude but bounded; the next requests refill what is hot
+            table[key] = value
+
+    def forget(self, source_id: str) -> None:
+        with self._lock:
+            for table in (self._domains, self._pathnames):
+                for key in [k for k in table if k[0] == source_id]:
+                    del table[key]
+
+
 def store_records(
-    conn: Connection, source_id: str, records: Sequence[PreparedRecord]
+    conn: Connection,
+    source_id: str,
+    records: Sequence[PreparedRecord],
+    names: NameCache | None = None,
 ) -> list[dict[str, Any]]:
     """Store ``records`` under ``source_id`` in the caller's transaction; all rows or none.
 
     Returns one dict per record in the shape of ``schemas.RecordDetailOut`` (full request and
     response included), in the order given. The caller has already checked INGEST access to
-    ``source_id``. To let some items of a batch fail without the others, call it once per item
-    inside ``conn.begin_nested()``.
+    ``source_id``. Without ``names`` every domain and pathname is looked up (get-or-create);
+    with a ``NameCache`` a warm source needs no lookup at all (use ``store_job`` then, which
+    retries when a cached id turned out stale).
     """
     if not records:
         return []
+    names = names or NameCache()
     now = utcnow()
-    # Get-or-create in a sorted order, so that two transactions creating the same new domains
+    # Resolve names in a sorted order, so that two transactions creating the same new domains
     # and pathnames take their locks in the same order and cannot deadlock each other.
     domain_by_origin = {
-        origin: queries.get_or_create_domain(conn, source_id, origin, protocol)
+        origin: names.domain(conn, source_id, origin, protocol)
         for origin, protocol in sorted({(r.origin, r.protocol) for r in records})
     }
     pathname_by_key = {
-        (origin, value): queries.get_or_create_pathname(
-            conn, source_id, domain_by_origin[origin]["id"], value
-        )
+        (origin, value): names.pathname(conn, source_id, domain_by_origin[origin][0], value)
         for origin, value in sorted({(r.origin, r.pathname) for r in records})
     }
     request_rows: list[dict[str, Any]] = []
@@ -223,8 +290,8 @@ def store_records(
     created: list[dict[str, Any]] = []
     published: list[events.TrafficEvent] = []
     for record in records:
-        domain = domain_by_origin[record.origin]
-        pathname = pathname_by_key[(record.origin, record.pathname)]
+        domain_id, domain, protocol = domain_by_origin[record.origin]
+        pathname_id, pathname = pathname_by_key[(record.origin, record.pathname)]
         request_row = payload_row(
             record.request,
             source_id=source_id,
@@ -242,8 +309,8 @@ def store_records(
         traffic_row = {
             "id": new_id(),
             "traffic_source_id": source_id,
-            "domain_id": domain["id"],
-            "pathname_id": pathname["id"],
+            "domain_id": domain_id,
+            "pathname_id": pathname_id,
             "status": record.status,
             "method": record.method,
             "level": record.level,
@@ -259,9 +326,9 @@ def store_records(
         created.append(
             queries.record_json(
                 traffic_row,
-                domain=domain["value"],
-                protocol=domain["protocol"],
-                pathname=pathname["value"],
+                domain=domain,
+                protocol=protocol,
+                pathname=pathname,
                 request=queries.payload_json(request_row, full=True, query_params=True),
                 response=queries.payload_json(response_row, full=True, query_params=False),
             )
@@ -269,8 +336,8 @@ def store_records(
         published.append(
             traffic_event(
                 traffic_row,
-                domain=domain["value"],
-                pathname=pathname["value"],
+                domain=domain,
+                pathname=pathname,
                 response_preview=record.response.body.preview,
             )
         )
@@ -279,6 +346,39 @@ def store_records(
     insert_many(conn, http_traffic, traffic_rows)
     events.publish(conn, published)
     return created
+
+
+def store_job(
+    source_id: str,
+    records: Sequence[PreparedRecord],
+    names: NameCache,
+    before: Callable[[Connection], str] | None = None,
+) -> Callable[[Connection], list[dict[str, Any]]]:
+    """A group-commit writer job storing ``records``.
+
+    ``before(conn)`` runs first in the same transaction (the access check) and returns the
+    source id to store under. A stale cached name id fails a foreign key; the job then forgets
+    that source's names and retries once with fresh lookups.
+    """
+
+    def job(conn: Connection) -> list[dict[str, Any]]:
+        target = before(conn) if before is not None else source_id
+        try:
+            with conn.begin_nested():
+                return store_records(conn, target, records, names)
+        except IntegrityError:
+            names.forget(target)
+        with conn.begin_nested():
+            return store_records(conn, target, records, names)
+
+    return job
+
+
+def name_cache(request: Request) -> NameCache:
+    cache: NameCache | None = getattr(request.app.state, "name_cache", None)
+    if cache is None:
+        cache = request.app.state.name_cache = NameCache()
+    return cache
 
 
 def traffic_event(

@@ -13,6 +13,7 @@ from logharbor.common.routing import ArkynRoute
 from logharbor.traffic import entity_routes, source_routes, traffic_routes
 
 router = APIRouter(route_class=ArkynRoute)
+# traffic_routes first: it holds the ingest hot path, and routes are matched in order.
+router.include_router(traffic_routes.router)
 router.include_router(source_routes.router)
 router.include_router(entity_routes.router)
-router.include_router(traffic_routes.router)

@@ -33,8 +33,9 @@ from logharbor.traffic.access import Access, require_source, require_source_of
 from logharbor.traffic.filters import CoreLogFilters, Filters, Sort
 from logharbor.traffic.ingest import (
     IngestConfig,
+    name_cache,
     prepare_compose,
-    store_records,
+    store_job,
     traffic_event,
 )
 from logharbor.traffic.schemas import (
@@ -224,12 +225,13 @@ async def _compose(
 ) -> dict[str, Any]:
     record = prepare_compose(item, IngestConfig.from_settings(settings))
 
-    def job(conn: Connection) -> dict[str, Any]:
+    def check_access(conn: Connection) -> str:
         source = require_source(conn, source_id, principal, Access.INGEST)
         queries.touch_ingest_key(conn, principal)
-        return store_records(conn, source["id"], [record])[0]
+        return str(source["id"])
 
-    return await _writer(request).run(job)
+    job = store_job(source_id, [record], name_cache(request), before=check_access)
+    return (await _writer(request).run(job))[0]
 
 
 @router.post(
