@@ -367,7 +367,9 @@ webhook_outbox = Table(
     # Equal to group_key while the row still accepts more events of its group; NULL once a
     # worker has taken it (NULLs never collide, so a fresh pending row can then be opened).
     Column("pending_key", String(64), nullable=True),
-    Column("state", String(10), nullable=False),  # pending | sending | retrying | delivered | failed
+    Column(
+        "state", String(10), nullable=False
+    ),  # pending | sending | retrying | delivered | failed
     Column("count", Integer, nullable=False),
     Column("sample", JSONDocument, nullable=False),
     Column("exception_id", ID, nullable=True),

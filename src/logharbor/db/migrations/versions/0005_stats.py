@@ -25,9 +25,7 @@ def _key(table: str) -> list[sa.SchemaItem]:
     return [
         sa.Column("traffic_source_id", sa.String(length=36), nullable=False),
         sa.Column("resolution", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column(
-            "bucket_start", logharbor.db.types.UTCDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("bucket_start", logharbor.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("domain_id", sa.String(length=36), nullable=False),
         sa.Column("pathname_id", sa.String(length=36), nullable=False),
         sa.Column("method", sa.String(length=10), nullable=False),
@@ -69,9 +67,7 @@ def upgrade() -> None:
         *_key("traffic_rollup_latency"),
         sa.Column("bucket", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            *_KEY_COLUMNS, "bucket", name=op.f("pk_traffic_rollup_latency")
-        ),
+        sa.PrimaryKeyConstraint(*_KEY_COLUMNS, "bucket", name=op.f("pk_traffic_rollup_latency")),
         sqlite_with_rowid=False,
     )
 
