@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import email.message
 from collections.abc import Callable, Coroutine
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from fastapi import Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
@@ -24,10 +24,40 @@ PRE_AUTHENTICATE: list[Callable[[Request], Any]] = []
 
 ERROR_MESSAGES_KEY = "x-error-messages"
 
+EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
+
 
 def error_messages(**by_kind: str) -> dict[str, Any]:
     """``openapi_extra`` for a route whose API documents its own sentence per error kind."""
     return {ERROR_MESSAGES_KEY: by_kind}
+
+
+def also_at(router: APIRouter, *paths: str) -> Callable[[EndpointT], EndpointT]:
+    """Serve the route just declared on ``router`` for this endpoint at more ``paths`` too.
+
+    Put it *above* the route decorator. The aliases (e.g. the original Arkyn server's plural
+    paths) share the handler and every option of the documented route, and stay out of the
+    OpenAPI docs: aliases are routing only.
+    """
+
+    def register(endpoint: EndpointT) -> EndpointT:
+        route = next(
+            r for r in reversed(router.routes) if isinstance(r, APIRoute) and r.endpoint is endpoint
+        )
+        for path in paths:
+            router.add_api_route(
+                path,
+                endpoint,
+                methods=sorted(route.methods),
+                status_code=route.status_code,
+                response_model=route.response_model,
+                response_class=route.response_class,
+                openapi_extra=route.openapi_extra,
+                include_in_schema=False,
+            )
+        return endpoint
+
+    return register
 
 
 def _uses_any(dependant: Dependant, targets: set[Callable[..., Any]]) -> bool:

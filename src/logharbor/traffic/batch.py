@@ -27,7 +27,7 @@ from logharbor.common.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from logharbor.common.routing import ArkynRoute, is_json_content_type
+from logharbor.common.routing import ArkynRoute, also_at, is_json_content_type
 from logharbor.traffic.access import Access, check_source_id, require_source
 from logharbor.traffic.ingest import PreparedRecord, name_cache, prepare_record, store_job
 from logharbor.traffic.normalize import IngestConfig
@@ -133,14 +133,12 @@ _BATCH_DOC = {
 }
 
 
+@also_at(router, "/http-traffic-records/{trafficSourceId}/batch")
 @router.post(
     "/http-traffic-record/{trafficSourceId}/batch",
     status_code=201,
     summary="Store up to 1,000 traffic records; per-item errors",
     openapi_extra=_BATCH_DOC,
-)
-@router.post(
-    "/http-traffic-records/{trafficSourceId}/batch", status_code=201, include_in_schema=False
 )
 async def batch(
     trafficSourceId: str, request: Request, principal: CurrentPrincipal

@@ -16,7 +16,7 @@ from logharbor.auth.deps import AppSettings, CurrentPrincipal, CurrentUser, Db
 from logharbor.common.errors import BadRequest, NotFound
 from logharbor.common.ids import is_uuid
 from logharbor.common.pagination import Page, Paginated
-from logharbor.common.routing import ArkynRoute
+from logharbor.common.routing import ArkynRoute, also_at
 from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import (
     core_logs,
@@ -85,15 +85,13 @@ def _list(
 # --- domains ---------------------------------------------------------------------------------
 
 
+@also_at(router, "/domains/{trafficSourceId}")
 @router.post(
     "/domain/{trafficSourceId}",
     status_code=201,
     response_model=DomainOut,
     tags=["domains"],
     responses=_ERRORS,
-)
-@router.post(
-    "/domains/{trafficSourceId}", status_code=201, response_model=DomainOut, include_in_schema=False
 )
 def create_domain(
     trafficSourceId: str, body: DomainIn, principal: CurrentUser, db: Db
@@ -109,14 +107,12 @@ def create_domain(
     return queries.domain_json(row)
 
 
+@also_at(router, "/domains/{trafficSourceId}")
 @router.get(
     "/domain/{trafficSourceId}",
     response_model=Paginated[DomainOut],
     tags=["domains"],
     responses=_ERRORS,
-)
-@router.get(
-    "/domains/{trafficSourceId}", response_model=Paginated[DomainOut], include_in_schema=False
 )
 def list_domains(
     trafficSourceId: str, principal: CurrentUser, db: Db, page: Page, sort: Sort, q: NameFilter
@@ -139,15 +135,13 @@ def _delete_child(
     return row
 
 
+@also_at(router, "/domains/{domainId}")
 @router.delete(
     "/domain/{domainId}",
     status_code=204,
     response_class=Response,
     tags=["domains"],
     responses=_ERRORS,
-)
-@router.delete(
-    "/domains/{domainId}", status_code=204, response_class=Response, include_in_schema=False
 )
 def delete_domain(domainId: str, principal: CurrentUser, db: Db) -> Response:
     """Delete a domain with its pathnames and their traffic records."""
@@ -162,18 +156,13 @@ def delete_domain(domainId: str, principal: CurrentUser, db: Db) -> Response:
 # --- pathnames -------------------------------------------------------------------------------
 
 
+@also_at(router, "/pathnames/{trafficSourceId}/{domainId}")
 @router.post(
     "/pathname/{trafficSourceId}/{domainId}",
     status_code=201,
     response_model=PathnameOut,
     tags=["pathnames"],
     responses=_ERRORS,
-)
-@router.post(
-    "/pathnames/{trafficSourceId}/{domainId}",
-    status_code=201,
-    response_model=PathnameOut,
-    include_in_schema=False,
 )
 def create_pathname(
     trafficSourceId: str, domainId: str, body: PathnameIn, principal: CurrentUser, db: Db
@@ -193,16 +182,12 @@ def create_pathname(
     return queries.pathname_json(row)
 
 
+@also_at(router, "/pathnames/{trafficSourceId}/{domainId}")
 @router.get(
     "/pathname/{trafficSourceId}/{domainId}",
     response_model=Paginated[PathnameOut],
     tags=["pathnames"],
     responses=_ERRORS,
-)
-@router.get(
-    "/pathnames/{trafficSourceId}/{domainId}",
-    response_model=Paginated[PathnameOut],
-    include_in_schema=False,
 )
 def list_pathnames(
     trafficSourceId: str,
@@ -224,15 +209,13 @@ def list_pathnames(
         return _list(conn, pathnames, where, page, sort, q, queries.pathname_json)
 
 
+@also_at(router, "/pathnames/{pathnameId}")
 @router.delete(
     "/pathname/{pathnameId}",
     status_code=204,
     response_class=Response,
     tags=["pathnames"],
     responses=_ERRORS,
-)
-@router.delete(
-    "/pathnames/{pathnameId}", status_code=204, response_class=Response, include_in_schema=False
 )
 def delete_pathname(pathnameId: str, principal: CurrentUser, db: Db) -> Response:
     """Delete a pathname with its traffic records."""
@@ -247,18 +230,13 @@ def delete_pathname(pathnameId: str, principal: CurrentUser, db: Db) -> Response
 # --- core pathnames ----------------------------------------------------------------------------
 
 
+@also_at(router, "/core-pathnames/{trafficSourceId}")
 @router.post(
     "/core-pathname/{trafficSourceId}",
     status_code=201,
     response_model=CorePathnameOut,
     tags=["core logs"],
     responses=_ERRORS,
-)
-@router.post(
-    "/core-pathnames/{trafficSourceId}",
-    status_code=201,
-    response_model=CorePathnameOut,
-    include_in_schema=False,
 )
 def create_core_pathname(
     trafficSourceId: str, body: CorePathnameIn, principal: CurrentPrincipal, db: Db
@@ -275,16 +253,12 @@ def create_core_pathname(
     return queries.core_pathname_json(row)
 
 
+@also_at(router, "/core-pathnames/{trafficSourceId}")
 @router.get(
     "/core-pathname/{trafficSourceId}",
     response_model=Paginated[CorePathnameOut],
     tags=["core logs"],
     responses=_ERRORS,
-)
-@router.get(
-    "/core-pathnames/{trafficSourceId}",
-    response_model=Paginated[CorePathnameOut],
-    include_in_schema=False,
 )
 def list_core_pathnames(
     trafficSourceId: str, principal: CurrentUser, db: Db, page: Page, sort: Sort, q: NameFilter
@@ -296,18 +270,13 @@ def list_core_pathnames(
         return _list(conn, core_pathnames, where, page, sort, q, queries.core_pathname_json)
 
 
+@also_at(router, "/core-pathnames/{corePathnameId}")
 @router.delete(
     "/core-pathname/{corePathnameId}",
     status_code=204,
     response_class=Response,
     tags=["core logs"],
     responses=_ERRORS,
-)
-@router.delete(
-    "/core-pathnames/{corePathnameId}",
-    status_code=204,
-    response_class=Response,
-    include_in_schema=False,
 )
 def delete_core_pathname(corePathnameId: str, principal: CurrentUser, db: Db) -> Response:
     """Delete a core pathname with its core logs."""
@@ -351,10 +320,10 @@ def _create_payload(
     return queries.payload_json(row, full=True, query_params=with_query)
 
 
+@also_at(router, "/requests")
 @router.post(
     "/request", status_code=201, response_model=RequestOut, tags=["requests"], responses=_ERRORS
 )
-@router.post("/requests", status_code=201, response_model=RequestOut, include_in_schema=False)
 def create_request(
     body: RequestIn, principal: CurrentPrincipal, db: Db, settings: AppSettings
 ) -> dict[str, Any]:
@@ -367,10 +336,10 @@ def create_request(
     )
 
 
+@also_at(router, "/responses")
 @router.post(
     "/response", status_code=201, response_model=ResponseOut, tags=["responses"], responses=_ERRORS
 )
-@router.post("/responses", status_code=201, response_model=ResponseOut, include_in_schema=False)
 def create_response(
     body: ResponseIn, principal: CurrentPrincipal, db: Db, settings: AppSettings
 ) -> dict[str, Any]:
@@ -388,18 +357,18 @@ def _read_payload(table: Table, payload_id: str, principal: Any, db: Any, what: 
     return row
 
 
+@also_at(router, "/requests/{requestId}")
 @router.get("/request/{requestId}", response_model=RequestOut, tags=["requests"], responses=_ERRORS)
-@router.get("/requests/{requestId}", response_model=RequestOut, include_in_schema=False)
 def get_request(requestId: str, principal: CurrentUser, db: Db) -> dict[str, Any]:
     """A request with its full body."""
     row = _read_payload(requests, requestId, principal, db, "Request")
     return queries.payload_json(row, full=True, query_params=True)
 
 
+@also_at(router, "/responses/{responseId}")
 @router.get(
     "/response/{responseId}", response_model=ResponseOut, tags=["responses"], responses=_ERRORS
 )
-@router.get("/responses/{responseId}", response_model=ResponseOut, include_in_schema=False)
 def get_response(responseId: str, principal: CurrentUser, db: Db) -> dict[str, Any]:
     """A response with its full body."""
     row = _read_payload(responses, responseId, principal, db, "Response")

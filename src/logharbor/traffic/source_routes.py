@@ -17,7 +17,7 @@ from logharbor.auth.tokens import new_ingest_key
 from logharbor.common.errors import BadRequest, Conflict, NotFound
 from logharbor.common.ids import is_uuid, new_id
 from logharbor.common.pagination import Page, Paginated
-from logharbor.common.routing import ArkynRoute
+from logharbor.common.routing import ArkynRoute, also_at
 from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import ingest_keys, traffic_source_shares, traffic_sources, users
 from logharbor.traffic import normalize, queries
@@ -55,10 +55,8 @@ def _no_content() -> Response:
     return Response(status_code=204)
 
 
+@also_at(router, "/traffic-sources")
 @router.post("/traffic-source", status_code=201, response_model=TrafficSourceOut, responses=_ERRORS)
-@router.post(
-    "/traffic-sources", status_code=201, response_model=TrafficSourceOut, include_in_schema=False
-)
 def create_source(body: TrafficSourceIn, principal: CurrentUser, db: Db) -> dict[str, Any]:
     """Create a traffic source (one monitored app); the caller owns it."""
     now = utcnow()
@@ -76,8 +74,8 @@ def create_source(body: TrafficSourceIn, principal: CurrentUser, db: Db) -> dict
     return queries.source_json(row, principal.user_id)
 
 
+@also_at(router, "/traffic-sources")
 @router.get("/traffic-source", response_model=Paginated[TrafficSourceOut], responses=_ERRORS)
-@router.get("/traffic-sources", response_model=Paginated[TrafficSourceOut], include_in_schema=False)
 def list_sources(
     principal: CurrentUser, db: Db, page: Page, sort: Sort, q: NameFilter
 ) -> dict[str, Any]:
@@ -106,10 +104,8 @@ def list_sources(
     return page.envelope([queries.source_json(r, principal.user_id) for r in rows], total)
 
 
+@also_at(router, "/traffic-sources/{trafficSourceId}")
 @router.get("/traffic-source/{trafficSourceId}", response_model=TrafficSourceOut, responses=_ERRORS)
-@router.get(
-    "/traffic-sources/{trafficSourceId}", response_model=TrafficSourceOut, include_in_schema=False
-)
 def get_source(trafficSourceId: str, principal: CurrentUser, db: Db) -> dict[str, Any]:
     """One traffic source you own or that is shared with you."""
     with db.read() as conn:
@@ -117,10 +113,8 @@ def get_source(trafficSourceId: str, principal: CurrentUser, db: Db) -> dict[str
     return queries.source_json(source, principal.user_id)
 
 
+@also_at(router, "/traffic-sources/{trafficSourceId}")
 @router.put("/traffic-source/{trafficSourceId}", response_model=TrafficSourceOut, responses=_ERRORS)
-@router.put(
-    "/traffic-sources/{trafficSourceId}", response_model=TrafficSourceOut, include_in_schema=False
-)
 def update_source(
     trafficSourceId: str, body: TrafficSourceUpdate, principal: CurrentUser, db: Db
 ) -> dict[str, Any]:
@@ -144,14 +138,9 @@ def update_source(
     return queries.source_json(updated, principal.user_id)
 
 
+@also_at(router, "/traffic-sources/{trafficSourceId}")
 @router.delete(
     "/traffic-source/{trafficSourceId}", status_code=204, response_class=Response, responses=_ERRORS
-)
-@router.delete(
-    "/traffic-sources/{trafficSourceId}",
-    status_code=204,
-    response_class=Response,
-    include_in_schema=False,
 )
 def delete_source(trafficSourceId: str, principal: CurrentUser, db: Db) -> Response:
     """Delete a traffic source and everything under it (domains, records, keys, shares...)."""
@@ -182,17 +171,12 @@ _SHARE_SELECT = select(traffic_source_shares, users.c.email, users.c.name).join(
 )
 
 
+@also_at(router, "/traffic-sources/{trafficSourceId}/shares")
 @router.post(
     "/traffic-source/{trafficSourceId}/shares",
     status_code=201,
     response_model=ShareOut,
     responses={**_ERRORS, 409: {}},
-)
-@router.post(
-    "/traffic-sources/{trafficSourceId}/shares",
-    status_code=201,
-    response_model=ShareOut,
-    include_in_schema=False,
 )
 def create_share(
     trafficSourceId: str, body: ShareIn, principal: CurrentUser, db: Db
@@ -230,13 +214,9 @@ def create_share(
     return _share_json(row)
 
 
+@also_at(router, "/traffic-sources/{trafficSourceId}/shares")
 @router.get(
     "/traffic-source/{trafficSourceId}/shares", response_model=list[ShareOut], responses=_ERRORS
-)
-@router.get(
-    "/traffic-sources/{trafficSourceId}/shares",
-    response_model=list[ShareOut],
-    include_in_schema=False,
 )
 def list_shares(trafficSourceId: str, principal: CurrentUser, db: Db) -> list[dict[str, Any]]:
     """Who the traffic source is shared with (owner only)."""
@@ -250,17 +230,12 @@ def list_shares(trafficSourceId: str, principal: CurrentUser, db: Db) -> list[di
         return [_share_json(r) for r in rows]
 
 
+@also_at(router, "/traffic-sources/{trafficSourceId}/shares/{userId}")
 @router.delete(
     "/traffic-source/{trafficSourceId}/shares/{userId}",
     status_code=204,
     response_class=Response,
     responses=_ERRORS,
-)
-@router.delete(
-    "/traffic-sources/{trafficSourceId}/shares/{userId}",
-    status_code=204,
-    response_class=Response,
-    include_in_schema=False,
 )
 def delete_share(trafficSourceId: str, userId: str, principal: CurrentUser, db: Db) -> Response:
     """Revoke a share. The owner may revoke any; a viewer may remove their own."""
@@ -296,17 +271,12 @@ def _key_json(row: Any) -> dict[str, Any]:
     }
 
 
+@also_at(router, "/traffic-sources/{trafficSourceId}/ingest-keys")
 @router.post(
     "/traffic-source/{trafficSourceId}/ingest-keys",
     status_code=201,
     response_model=IngestKeyCreated,
     responses=_ERRORS,
-)
-@router.post(
-    "/traffic-sources/{trafficSourceId}/ingest-keys",
-    status_code=201,
-    response_model=IngestKeyCreated,
-    include_in_schema=False,
 )
 def create_ingest_key(
     trafficSourceId: str, body: IngestKeyIn, principal: CurrentUser, db: Db
@@ -332,15 +302,11 @@ def create_ingest_key(
     return {**_key_json(row), "key": key}
 
 
+@also_at(router, "/traffic-sources/{trafficSourceId}/ingest-keys")
 @router.get(
     "/traffic-source/{trafficSourceId}/ingest-keys",
     response_model=list[IngestKeyOut],
     responses=_ERRORS,
-)
-@router.get(
-    "/traffic-sources/{trafficSourceId}/ingest-keys",
-    response_model=list[IngestKeyOut],
-    include_in_schema=False,
 )
 def list_ingest_keys(trafficSourceId: str, principal: CurrentUser, db: Db) -> list[dict[str, Any]]:
     """The source's ingest keys, revoked ones included (never the key itself)."""
@@ -354,17 +320,12 @@ def list_ingest_keys(trafficSourceId: str, principal: CurrentUser, db: Db) -> li
         return [_key_json(r) for r in rows]
 
 
+@also_at(router, "/traffic-sources/{trafficSourceId}/ingest-keys/{keyId}")
 @router.delete(
     "/traffic-source/{trafficSourceId}/ingest-keys/{keyId}",
     status_code=204,
     response_class=Response,
     responses=_ERRORS,
-)
-@router.delete(
-    "/traffic-sources/{trafficSourceId}/ingest-keys/{keyId}",
-    status_code=204,
-    response_class=Response,
-    include_in_schema=False,
 )
 def revoke_ingest_key(trafficSourceId: str, keyId: str, principal: CurrentUser, db: Db) -> Response:
     """Revoke a key at once; requests made with it answer 401 from now on."""

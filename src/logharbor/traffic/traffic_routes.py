@@ -16,7 +16,7 @@ from logharbor.auth.deps import AppSettings, CurrentPrincipal, CurrentUser, Db, 
 from logharbor.common.errors import BadRequest, NotFound
 from logharbor.common.ids import is_uuid, new_id
 from logharbor.common.pagination import Page, Paginated
-from logharbor.common.routing import ArkynRoute
+from logharbor.common.routing import ArkynRoute, also_at
 from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import (
     core_logs,
@@ -79,18 +79,13 @@ def _path_id(value: str, field: str) -> str:
 # --- http traffic ------------------------------------------------------------------------------
 
 
+@also_at(router, "/http-traffics/{trafficSourceId}")
 @router.post(
     "/http-traffic/{trafficSourceId}",
     status_code=201,
     response_model=HttpTrafficOut,
     tags=["http traffic"],
     responses=_WRITE_ERRORS,
-)
-@router.post(
-    "/http-traffics/{trafficSourceId}",
-    status_code=201,
-    response_model=HttpTrafficOut,
-    include_in_schema=False,
 )
 async def create_http_traffic(
     trafficSourceId: str, body: HttpTrafficIn, principal: CurrentPrincipal, request: Request
@@ -155,16 +150,12 @@ async def create_http_traffic(
     return await _writer(request).run(job)
 
 
+@also_at(router, "/http-traffics/{trafficSourceId}")
 @router.get(
     "/http-traffic/{trafficSourceId}",
     response_model=Paginated[HttpTrafficOut],
     tags=["http traffic"],
     responses=_ERRORS,
-)
-@router.get(
-    "/http-traffics/{trafficSourceId}",
-    response_model=Paginated[HttpTrafficOut],
-    include_in_schema=False,
 )
 def list_http_traffic(
     trafficSourceId: str, principal: CurrentUser, db: Db, page: Page, sort: Sort, filters: Filters
@@ -188,18 +179,13 @@ def list_http_traffic(
     return page.envelope([queries.traffic_json(r) for r in rows], total)
 
 
+@also_at(router, "/http-traffics/{httpTrafficId}")
 @router.delete(
     "/http-traffic/{httpTrafficId}",
     status_code=204,
     response_class=Response,
     tags=["http traffic"],
     responses=_ERRORS,
-)
-@router.delete(
-    "/http-traffics/{httpTrafficId}",
-    status_code=204,
-    response_class=Response,
-    include_in_schema=False,
 )
 def delete_http_traffic(httpTrafficId: str, principal: CurrentUser, db: Db) -> Response:
     """Delete a traffic row with its request and response."""
@@ -234,18 +220,13 @@ async def _compose(
     return (await _writer(request).run(job))[0]
 
 
+@also_at(router, "/http-traffic-records/{trafficSourceId}")
 @router.post(
     "/http-traffic-record/{trafficSourceId}",
     status_code=201,
     response_model=RecordDetailOut,
     tags=["http traffic records"],
     responses=_WRITE_ERRORS,
-)
-@router.post(
-    "/http-traffic-records/{trafficSourceId}",
-    status_code=201,
-    response_model=RecordDetailOut,
-    include_in_schema=False,
 )
 async def compose_record(
     trafficSourceId: str,
@@ -283,16 +264,12 @@ async def ingest_log(
     return await _compose(source_id, body, principal, request, settings)
 
 
+@also_at(router, "/http-traffic-records/{trafficSourceId}")
 @router.get(
     "/http-traffic-record/{trafficSourceId}",
     response_model=Paginated[RecordOut],
     tags=["http traffic records"],
     responses=_ERRORS,
-)
-@router.get(
-    "/http-traffic-records/{trafficSourceId}",
-    response_model=Paginated[RecordOut],
-    include_in_schema=False,
 )
 def list_records(
     trafficSourceId: str, principal: CurrentUser, db: Db, page: Page, sort: Sort, filters: Filters
@@ -316,16 +293,12 @@ def list_records(
     return page.envelope([queries.joined_record_json(r) for r in rows], total)
 
 
+@also_at(router, "/http-traffic-records/{trafficSourceId}/{recordId}")
 @router.get(
     "/http-traffic-record/{trafficSourceId}/{recordId}",
     response_model=RecordDetailOut,
     tags=["http traffic records"],
     responses=_ERRORS,
-)
-@router.get(
-    "/http-traffic-records/{trafficSourceId}/{recordId}",
-    response_model=RecordDetailOut,
-    include_in_schema=False,
 )
 def get_record(
     trafficSourceId: str, recordId: str, principal: CurrentUser, db: Db
@@ -346,18 +319,13 @@ def get_record(
 # --- core logs -----------------------------------------------------------------------------------
 
 
+@also_at(router, "/core-logs/{trafficSourceId}")
 @router.post(
     "/core-log/{trafficSourceId}",
     status_code=201,
     response_model=CoreLogOut,
     tags=["core logs"],
     responses=_WRITE_ERRORS,
-)
-@router.post(
-    "/core-logs/{trafficSourceId}",
-    status_code=201,
-    response_model=CoreLogOut,
-    include_in_schema=False,
 )
 async def create_core_log(
     trafficSourceId: str, body: CoreLogIn, principal: CurrentPrincipal, request: Request
@@ -435,16 +403,12 @@ async def create_core_log(
     return await _writer(request).run(job)
 
 
+@also_at(router, "/core-logs/{trafficSourceId}")
 @router.get(
     "/core-log/{trafficSourceId}",
     response_model=Paginated[CoreLogOut],
     tags=["core logs"],
     responses=_ERRORS,
-)
-@router.get(
-    "/core-logs/{trafficSourceId}",
-    response_model=Paginated[CoreLogOut],
-    include_in_schema=False,
 )
 def list_core_logs(
     trafficSourceId: str,
