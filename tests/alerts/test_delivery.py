@@ -98,7 +98,18 @@ def test_discord_and_slack_payloads(
 ) -> None:
     make_webhook(receiver.url.replace("/hook", "/discord"), type="discord", level="warning")
     make_webhook(receiver.url.replace("/hook", "/slack"), type="slack", level="warning")
-    emit(db, [event(source, status=503, method="POST", pathname="/pay")])
+    emit(
+        db,
+        [
+            event(
+                source,
+                status=503,
+                method="POST",
+                pathname="/pay",
+                preview="@everyone <!channel> down",
+            )
+        ],
+    )
     received = {r.path: r for r in receiver.wait_for(2)}
     discord = received["/discord"].json()
     assert "x-logharbor-signature" not in received["/discord"].headers
@@ -108,9 +119,13 @@ def test_discord_and_slack_payloads(
     assert embed["color"] == 0xE11D48
     assert "URL: https://api.example.com/pay" in embed["description"]
     assert embed["timestamp"].endswith("Z")
+    assert discord["allowed_mentions"] == {"parse": []}  # record text cannot ping anyone
+    assert "@everyone" in embed["description"]
     slack = received["/slack"].json()
     assert "Shop API" in slack["text"]
     assert any("503 POST /pay" in block["text"]["text"] for block in slack["blocks"])
+    slack_text = json.dumps(slack)
+    assert "<!channel>" not in slack_text and "&lt;!channel&gt;" in slack_text
 
 
 def test_failed_deliveries_are_retried_with_backoff(

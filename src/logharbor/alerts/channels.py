@@ -103,20 +103,29 @@ def discord_payload(source_name: str, alerts: Sequence[Alert]) -> dict[str, Any]
         }
         for alert in alerts[:DISCORD_MAX_EMBEDS]
     ]
-    return {"content": _summary(source_name, alerts)[:2000], "embeds": embeds}
+    # Record text is attacker-influenced (paths, response bodies): never let it ping anyone.
+    return {
+        "content": _summary(source_name, alerts)[:2000],
+        "embeds": embeds,
+        "allowed_mentions": {"parse": []},
+    }
+
+
+def _slack_escape(text: str) -> str:
+    # Slack reads <!channel>, <@U123> and <url|label> as commands and links; escape its three
+    # control characters so record text stays text.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def slack_payload(source_name: str, alerts: Sequence[Alert]) -> dict[str, Any]:
+    summary = _slack_escape(_summary(source_name, alerts))
     blocks: list[dict[str, Any]] = [
-        {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": f"*{_summary(source_name, alerts)}*"},
-        }
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{summary}*"}}
     ]
     for alert in alerts:
-        text = f"*{_title(alert)}*\n" + "\n".join(_lines(alert))
+        text = f"*{_slack_escape(_title(alert))}*\n" + _slack_escape("\n".join(_lines(alert)))
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}})
-    return {"text": _summary(source_name, alerts), "blocks": blocks[:50]}
+    return {"text": summary, "blocks": blocks[:50]}
 
 
 def generic_payload(
@@ -151,9 +160,9 @@ def test_payloads(delivery_id: str, webhook: Mapping[Any, Any], source_name: str
     text = f"LogHarbor · {source_name}: test message from webhook {webhook['id']}"
     match webhook["type"]:
         case "discord":
-            return {"content": text}
+            return {"content": text, "allowed_mentions": {"parse": []}}
         case "slack":
-            return {"text": text}
+            return {"text": _slack_escape(text)}
         case _:
             return {
                 "type": "logharbor.test",
