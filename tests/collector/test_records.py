@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 
 from logharbor.collector.records import (
     Body,
@@ -43,6 +44,7 @@ def test_the_wire_record_of_an_exchange() -> None:
         ),
         KEYS,
     )
+    assert uuid.UUID(record.pop("id")).version == 7  # type: ignore[misc]
     assert record == {
         "domainUrl": "https://api.example.com:8443",
         "pathnameUrl": "/users/1",

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from logharbor.collector.records import Exchange, to_record
+from logharbor.collector.records import Exchange, new_record_id, to_record
 from logharbor.collector.redaction import DEFAULT_MASKED_KEYS, mask, normalize_keys
 from logharbor.collector.transport import HttpTransport, SendResult, Transport
 
@@ -309,6 +309,8 @@ class Collector:
         ):
             if key in record:
                 record[key] = mask(record[key], self.masked_keys)
+        # Fixed before the first attempt, so that every retry carries the same id.
+        record.setdefault("id", new_record_id())
         return record
 
     def _ship(self, records: list[dict[str, Any]]) -> None:

@@ -9,7 +9,9 @@ turns it into a ``TrafficRecord`` — the compose body of ``POST /ingest-log`` w
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -18,6 +20,19 @@ from urllib.parse import parse_qsl
 from logharbor.collector.redaction import MASK, mask, mask_text, mentions_any
 
 Headers = Iterable[tuple[str | bytes, str | bytes]]
+
+
+def new_record_id() -> str:
+    """A UUIDv7 (time-ordered, as the server's own ids) from the standard library alone.
+
+    The server stores a record sent twice with the same id once, so a batch the collector
+    retries after a lost answer is never duplicated.
+    """
+    millis = time.time_ns() // 1_000_000
+    value = (millis & (2**48 - 1)) << 80 | int.from_bytes(os.urandom(10), "big") & (2**80 - 1)
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
 
 
 class TrafficRecord(TypedDict):
@@ -37,6 +52,7 @@ class TrafficRecord(TypedDict):
     responseBody: Any
     # Not part of Arkyn's body (servers ignore unknown keys): the matched route's template.
     routeTemplate: str | None
+    id: str  # client-generated UUIDv7: retries are stored once
 
 
 @dataclass(slots=True)
@@ -212,4 +228,5 @@ def to_record(
             exchange.response_body, response_headers.get("content-type", ""), keys
         ),
         "routeTemplate": exchange.route,
+        "id": new_record_id(),
     }

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, Table, insert
 from sqlalchemy.exc import IntegrityError
 
-from logharbor.common.errors import BadRequest
+from logharbor.common.errors import BadRequest, Conflict
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import http_traffic, requests, responses
@@ -73,6 +73,8 @@ class PreparedRecord:
     traffic_user_id: str | None
     request: PreparedPayload
     response: PreparedPayload
+    # The client's own id, which makes retries idempotent; None lets the server pick one.
+    record_id: str | None = None
 
 
 def validation_field_errors(exc: ValidationError) -> dict[str, str]:
@@ -156,6 +158,7 @@ def prepare_compose(item: ComposeIn, config: IngestConfig) -> PreparedRecord:
         traffic_user_id=item.trafficUserId,
         request=request,
         response=response,
+        record_id=item.id.lower() if item.id else None,
     )
 
 
@@ -289,7 +292,11 @@ def store_records(
     traffic_rows: list[dict[str, Any]] = []
     created: list[dict[str, Any]] = []
     published: list[events.TrafficEvent] = []
+    stored = _already_stored(conn, source_id, records)
     for record in records:
+        if record.record_id is not None and record.record_id in stored:
+            created.append(stored[record.record_id])
+            continue
         domain_id, domain, protocol = domain_by_origin[record.origin]
         pathname_id, pathname = pathname_by_key[(record.origin, record.pathname)]
         request_row = payload_row(
@@ -307,7 +314,7 @@ def store_records(
             with_query_params=False,
         )
         traffic_row = {
-            "id": new_id(),
+            "id": record.record_id or new_id(),
             "traffic_source_id": source_id,
             "domain_id": domain_id,
             "pathname_id": pathname_id,
@@ -323,16 +330,18 @@ def store_records(
         request_rows.append(request_row)
         response_rows.append(response_row)
         traffic_rows.append(traffic_row)
-        created.append(
-            queries.record_json(
-                traffic_row,
-                domain=domain,
-                protocol=protocol,
-                pathname=pathname,
-                request=queries.payload_json(request_row, full=True, query_params=True),
-                response=queries.payload_json(response_row, full=True, query_params=False),
-            )
+        record_json = queries.record_json(
+            traffic_row,
+            domain=domain,
+            protocol=protocol,
+            pathname=pathname,
+            request=queries.payload_json(request_row, full=True, query_params=True),
+            response=queries.payload_json(response_row, full=True, query_params=False),
         )
+        created.append(record_json)
+        if record.record_id is not None:
+            # The same id twice in one batch is still one record.
+            stored[record.record_id] = record_json
         published.append(
             traffic_event(
                 traffic_row,
@@ -346,6 +355,25 @@ def store_records(
     insert_many(conn, http_traffic, traffic_rows)
     events.publish(conn, published)
     return created
+
+
+def _already_stored(
+    conn: Connection, source_id: str, records: Sequence[PreparedRecord]
+) -> dict[str, dict[str, Any]]:
+    """Records of this batch whose client ids are already stored (retries), by id."""
+    given = {record.record_id for record in records if record.record_id is not None}
+    if not given:
+        return {}
+    query = queries.record_select(full=True).where(http_traffic.c.id.in_(sorted(given)))
+    found: dict[str, dict[str, Any]] = {}
+    for row in conn.execute(query).mappings():
+        if row["traffic_source_id"] != source_id:
+            raise Conflict(
+                "A record with this id belongs to another traffic source",
+                field_errors={"id": "Already used by another record"},
+            )
+        found[row["id"]] = queries.joined_record_json(row, full=True)
+    return found
 
 
 def store_job(

@@ -320,6 +320,13 @@ class ComposeIn(_In):
     queryParams: Document = None
     responseHeaders: Document
     responseBody: Body = None
+    id: Id | None = Field(
+        default=None,
+        description=(
+            "Optional client-generated UUID. A record sent again with the same id (a collector's "
+            "retry) is stored once; the answer is the record already stored."
+        ),
+    )
 
 
 class IngestLogIn(ComposeIn):

@@ -1,0 +1,75 @@
+"""A record sent with a client id is stored once, however often a collector retries it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+from traffic_support import body, create_source
+
+from helpers import AUser
+from logharbor.common.ids import new_id
+
+
+def test_compose_retry_with_the_same_id_is_stored_once(
+    client: TestClient, user: AUser, source: dict[str, Any], rows: Callable[[], dict[str, int]]
+) -> None:
+    record_id = new_id()
+    first = client.post(
+        f"/http-traffic-record/{source['id']}", json=body(id=record_id), headers=user.headers
+    )
+    assert first.status_code == 201, first.text
+    assert first.json()["id"] == record_id
+    before = rows()
+
+    retry = client.post(
+        f"/http-traffic-record/{source['id']}", json=body(id=record_id), headers=user.headers
+    )
+    assert retry.status_code == 201
+    assert retry.json() == first.json()
+    assert rows() == before
+
+
+def test_batch_skips_ids_already_stored_and_repeated(
+    client: TestClient, user: AUser, source: dict[str, Any], rows: Callable[[], dict[str, int]]
+) -> None:
+    known, fresh = new_id(), new_id()
+    client.post(f"/http-traffic-record/{source['id']}", json=body(id=known), headers=user.headers)
+    before = rows()
+    batch = [body(id=known), body(id=fresh), body(id=fresh.upper()), body()]
+    response = client.post(
+        f"/http-traffic-record/{source['id']}/batch", json=batch, headers=user.headers
+    )
+    assert response.status_code == 201, response.text
+    ids = [item["id"] for item in response.json()["items"]]
+    assert ids[:3] == [known, fresh, fresh]
+    after = rows()
+    assert after["http_traffic"] == before["http_traffic"] + 2  # fresh + the id-less record
+
+
+def test_an_id_of_another_source_is_refused(
+    client: TestClient, make_user: Callable[..., AUser], user: AUser, source: dict[str, Any]
+) -> None:
+    record_id = new_id()
+    client.post(
+        f"/http-traffic-record/{source['id']}", json=body(id=record_id), headers=user.headers
+    )
+    other = make_user()
+    other_source = create_source(client, other)
+    response = client.post(
+        f"/http-traffic-record/{other_source['id']}", json=body(id=record_id), headers=other.headers
+    )
+    assert response.status_code == 409
+    assert "id" in response.json()["fieldErrors"]
+    # The first source's record is untouched.
+    listed = client.get(f"/http-traffic-record/{source['id']}", headers=user.headers).json()
+    assert [item["id"] for item in listed["data"]] == [record_id]
+
+
+def test_a_malformed_id_is_a_400(client: TestClient, user: AUser, source: dict[str, Any]) -> None:
+    response = client.post(
+        f"/http-traffic-record/{source['id']}", json=body(id="not-a-uuid"), headers=user.headers
+    )
+    assert response.status_code == 400
+    assert "id" in response.json()["fieldErrors"]
