@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from alerts.support import ago, emit, event
+from alerts.support import WAIT, ago, emit, event
 from helpers import AUser
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
@@ -127,3 +129,46 @@ def test_bad_input_and_tenancy(
     )
     still = client.get(f"/exceptions/{source}/{exc['id']}", headers=user.headers).json()
     assert still["status"] == "open"
+
+
+def test_core_logs_through_the_api_become_exceptions(
+    client: TestClient, user: AUser, receiver: Any
+) -> None:
+    source = client.post(
+        "/traffic-source",
+        json={"name": "Core", "trafficDomain": "https://api.example.com"},
+        headers=user.headers,
+    ).json()["id"]
+    hook = client.post(
+        f"/webhooks/{source}", json={"value": receiver.url, "level": "fatal"}, headers=user.headers
+    )
+    assert hook.status_code == 201
+    template = client.post(
+        f"/core-pathname/{source}", json={"value": "/users/:id"}, headers=user.headers
+    ).json()["id"]
+    for _ in range(3):
+        created = client.post(
+            f"/core-log/{source}",
+            json={"corePathnameId": template, "status": 500, "method": "delete", "elapsedTime": 9},
+            headers=user.headers,
+        )
+        assert created.status_code == 201, created.text
+    [exc] = client.get(f"/exceptions/{source}", headers=user.headers).json()["data"]
+    assert (exc["kind"], exc["route"], exc["method"], exc["count"]) == (
+        "core",
+        "/users/:id",
+        "DELETE",
+        3,
+    )
+    assert exc["sample"]["kind"] == "core"
+
+    # Core logs notify too: all three occurrences arrive (in one or more grouped messages).
+    def delivered() -> int:
+        return sum(alert["count"] for r in receiver.requests for alert in r.json()["alerts"])
+
+    deadline = time.monotonic() + WAIT
+    while delivered() < 3:
+        assert time.monotonic() < deadline, f"only {delivered()} of 3 delivered"
+        time.sleep(0.02)
+    assert delivered() == 3
+    assert receiver.requests[0].json()["alerts"][0]["record"]["route"] == "/users/:id"
