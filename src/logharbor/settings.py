@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     body_preview_chars: int = Field(default=200, ge=0)
     masked_keys: list[str] = Field(default_factory=lambda: list(DEFAULT_MASKED_KEYS))
     sqlite_busy_timeout_ms: int = 30_000
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     # --- alerts (webhooks, retention) ---
     webhook_allow_http: bool = Field(default=False, description="Allow http:// webhook URLs")
     webhook_allow_private: bool = Field(
