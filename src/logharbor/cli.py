@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 from typing import Annotated
 
-import typer
+try:
+    import typer
+except ImportError:  # pragma: no cover - only without the server extra
+    raise SystemExit(
+        "The logharbor command is the server; install it with: pip install 'logharbor[server]'"
+    ) from None
 
 from logharbor.settings import Settings
 
