@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import enum
 import os
+import sys
+from pathlib import Path
 from typing import Annotated
 
 try:
@@ -107,6 +110,54 @@ def prune() -> None:
         f"records, {report.core_logs} core logs, {report.requests} requests, "
         f"{report.responses} responses; {report.outbox} old webhook deliveries"
     )
+
+
+class ExportFormat(enum.StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+@app.command()
+def export(
+    traffic_source_id: Annotated[str, typer.Argument(help="The traffic source's id")],
+    output_format: Annotated[ExportFormat, typer.Option("--format", "-f")] = ExportFormat.jsonl,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write; default stdout")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="ISO-8601 start (inclusive)")] = None,
+    until: Annotated[str | None, typer.Option(help="ISO-8601 end (exclusive)")] = None,
+) -> None:
+    """Export a traffic source's records (full requests and responses) as JSONL or CSV."""
+    from logharbor.common.errors import NotFound
+    from logharbor.common.ids import is_uuid
+    from logharbor.common.timestamps import parse_iso
+    from logharbor.traffic import export as exporter
+    from logharbor.traffic.filters import TrafficFilters
+
+    if not is_uuid(traffic_source_id):
+        raise typer.BadParameter("not a traffic source id", param_hint="TRAFFIC_SOURCE_ID")
+    try:
+        start = parse_iso(since) if since else None
+        end = parse_iso(until) if until else None
+    except ValueError:
+        raise typer.BadParameter("dates must be ISO-8601, e.g. 2025-07-10T16:00:00Z") from None
+    db = _database(Settings())
+    records = exporter.iter_records(
+        db, traffic_source_id.lower(), TrafficFilters(start=start, end=end)
+    )
+    write = exporter.write_csv if output_format is ExportFormat.csv else exporter.write_jsonl
+    try:
+        if output is None:
+            count = write(records, sys.stdout)
+        else:
+            with output.open("w", newline="", encoding="utf-8") as handle:
+                count = write(records, handle)
+    except NotFound:
+        typer.echo(f"error: no traffic source {traffic_source_id}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    typer.echo(f"exported {count} records", err=True)
 
 
 @app.command()
