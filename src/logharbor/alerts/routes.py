@@ -29,7 +29,7 @@ from logharbor.auth.deps import AppSettings, CurrentPrincipal, CurrentUser, Db, 
 from logharbor.common.errors import BadRequest, NotFound
 from logharbor.common.ids import is_uuid, new_id
 from logharbor.common.pagination import Page, parse_sort
-from logharbor.common.routing import ArkynRoute
+from logharbor.common.routing import ArkynRoute, path_id
 from logharbor.common.timestamps import utcnow
 from logharbor.settings import Settings
 from logharbor.traffic.access import Access, require_source
@@ -81,20 +81,24 @@ def _new_secret() -> str:
 
 
 @router.post(
-    "/webhooks/{trafficSourceId}",
+    "/webhooks/{id}",
     status_code=201,
     response_model=WebhookCreated,
     responses=_ERRORS,
     tags=["webhooks"],
 )
 @router.post(
-    "/webhook/{trafficSourceId}",
+    "/webhook/{id}",
     status_code=201,
     response_model=WebhookCreated,
     include_in_schema=False,
 )
 def create_webhook(
-    trafficSourceId: str, body: WebhookCreate, principal: CurrentUser, db: Db, settings: AppSettings
+    trafficSourceId: Annotated[str, path_id("The traffic source's id")],
+    body: WebhookCreate,
+    principal: CurrentUser,
+    db: Db,
+    settings: AppSettings,
 ) -> dict[str, Any]:
     """Add a webhook; the answer holds its signing secret, which is never shown again."""
     with db.read() as conn:
@@ -126,13 +130,17 @@ def create_webhook(
 
 
 @router.get(
-    "/webhooks/{trafficSourceId}",
+    "/webhooks/{id}",
     response_model=list[WebhookOut],
     responses=_ERRORS,
     tags=["webhooks"],
 )
-@router.get("/webhook/{trafficSourceId}", response_model=list[WebhookOut], include_in_schema=False)
-def list_webhooks(trafficSourceId: str, principal: CurrentUser, db: Db) -> list[dict[str, Any]]:
+@router.get("/webhook/{id}", response_model=list[WebhookOut], include_in_schema=False)
+def list_webhooks(
+    trafficSourceId: Annotated[str, path_id("The traffic source's id")],
+    principal: CurrentUser,
+    db: Db,
+) -> list[dict[str, Any]]:
     """The source's webhooks (a plain array, as the original), with their last delivery."""
     with db.read() as conn:
         source = require_source(conn, trafficSourceId, principal, Access.MANAGE)
@@ -141,20 +149,24 @@ def list_webhooks(trafficSourceId: str, principal: CurrentUser, db: Db) -> list[
 
 
 @router.put(
-    "/webhooks/{webhookId}",
+    "/webhooks/{id}",
     response_model=WebhookUpdated,
     response_model_exclude_unset=True,
     responses=_ERRORS,
     tags=["webhooks"],
 )
 @router.put(
-    "/webhook/{webhookId}",
+    "/webhook/{id}",
     response_model=WebhookUpdated,
     response_model_exclude_unset=True,
     include_in_schema=False,
 )
 def update_webhook(
-    webhookId: str, body: WebhookUpdate, principal: CurrentUser, db: Db, settings: AppSettings
+    webhookId: Annotated[str, path_id("The webhook's id")],
+    body: WebhookUpdate,
+    principal: CurrentUser,
+    db: Db,
+    settings: AppSettings,
 ) -> dict[str, Any]:
     """Change a webhook; fields left out keep their value, ``null`` clears a filter.
 
@@ -194,9 +206,11 @@ def update_webhook(
     return out
 
 
-@router.delete("/webhooks/{webhookId}", status_code=204, responses=_ERRORS, tags=["webhooks"])
-@router.delete("/webhook/{webhookId}", status_code=204, include_in_schema=False)
-def delete_webhook(webhookId: str, principal: CurrentUser, db: Db) -> Response:
+@router.delete("/webhooks/{id}", status_code=204, responses=_ERRORS, tags=["webhooks"])
+@router.delete("/webhook/{id}", status_code=204, include_in_schema=False)
+def delete_webhook(
+    webhookId: Annotated[str, path_id("The webhook's id")], principal: CurrentUser, db: Db
+) -> Response:
     """Delete a webhook and its pending notifications."""
     webhook = _load_webhook(db, webhookId, principal)
     with db.write() as conn:

@@ -11,7 +11,7 @@ import email.message
 from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, TypeVar
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
@@ -58,6 +58,16 @@ def also_at(router: APIRouter, *paths: str) -> Callable[[EndpointT], EndpointT]:
         return endpoint
 
     return register
+
+
+def path_id(description: str) -> Any:
+    """The ``{id}`` segment of a path that different operations use for different ids.
+
+    Arkyn uses ``/domain/:trafficSourceId`` to create and list, and ``/domain/:domainId`` to
+    delete. OpenAPI forbids two templates that differ only in a parameter's name, so such paths
+    are declared once as ``/domain/{id}`` and each operation says which id it takes.
+    """
+    return Path(alias="id", description=description)
 
 
 def _uses_any(dependant: Dependant, targets: set[Callable[..., Any]]) -> bool:

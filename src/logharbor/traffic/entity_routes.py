@@ -7,7 +7,7 @@ belongs to whoever created it until an ``http-traffic`` or ``core-log`` row link
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
 from sqlalchemy import Table, delete, select
@@ -16,7 +16,7 @@ from logharbor.auth.deps import AppSettings, CurrentPrincipal, CurrentUser, Db
 from logharbor.common.errors import BadRequest, NotFound
 from logharbor.common.ids import is_uuid
 from logharbor.common.pagination import Page, Paginated
-from logharbor.common.routing import ArkynRoute, also_at
+from logharbor.common.routing import ArkynRoute, also_at, path_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import (
     core_logs,
@@ -85,16 +85,19 @@ def _list(
 # --- domains ---------------------------------------------------------------------------------
 
 
-@also_at(router, "/domains/{trafficSourceId}")
+@also_at(router, "/domains/{id}")
 @router.post(
-    "/domain/{trafficSourceId}",
+    "/domain/{id}",
     status_code=201,
     response_model=DomainOut,
     tags=["domains"],
     responses=_ERRORS,
 )
 def create_domain(
-    trafficSourceId: str, body: DomainIn, principal: CurrentUser, db: Db
+    trafficSourceId: Annotated[str, path_id("The traffic source's id")],
+    body: DomainIn,
+    principal: CurrentUser,
+    db: Db,
 ) -> dict[str, Any]:
     """Get or create a domain (an origin such as ``https://api.example.com``) of the source."""
     try:
@@ -107,15 +110,20 @@ def create_domain(
     return queries.domain_json(row)
 
 
-@also_at(router, "/domains/{trafficSourceId}")
+@also_at(router, "/domains/{id}")
 @router.get(
-    "/domain/{trafficSourceId}",
+    "/domain/{id}",
     response_model=Paginated[DomainOut],
     tags=["domains"],
     responses=_ERRORS,
 )
 def list_domains(
-    trafficSourceId: str, principal: CurrentUser, db: Db, page: Page, sort: Sort, q: NameFilter
+    trafficSourceId: Annotated[str, path_id("The traffic source's id")],
+    principal: CurrentUser,
+    db: Db,
+    page: Page,
+    sort: Sort,
+    q: NameFilter,
 ) -> dict[str, Any]:
     """The source's domains; sort by createdAt (default) or value; ``q`` searches the value."""
     with db.read() as conn:
@@ -135,15 +143,17 @@ def _delete_child(
     return row
 
 
-@also_at(router, "/domains/{domainId}")
+@also_at(router, "/domains/{id}")
 @router.delete(
-    "/domain/{domainId}",
+    "/domain/{id}",
     status_code=204,
     response_class=Response,
     tags=["domains"],
     responses=_ERRORS,
 )
-def delete_domain(domainId: str, principal: CurrentUser, db: Db) -> Response:
+def delete_domain(
+    domainId: Annotated[str, path_id("The domain's id")], principal: CurrentUser, db: Db
+) -> Response:
     """Delete a domain with its pathnames and their traffic records."""
     domain_id = _path_id(domainId, "domainId")
     with db.write() as conn:
@@ -230,16 +240,19 @@ def delete_pathname(pathnameId: str, principal: CurrentUser, db: Db) -> Response
 # --- core pathnames ----------------------------------------------------------------------------
 
 
-@also_at(router, "/core-pathnames/{trafficSourceId}")
+@also_at(router, "/core-pathnames/{id}")
 @router.post(
-    "/core-pathname/{trafficSourceId}",
+    "/core-pathname/{id}",
     status_code=201,
     response_model=CorePathnameOut,
     tags=["core logs"],
     responses=_ERRORS,
 )
 def create_core_pathname(
-    trafficSourceId: str, body: CorePathnameIn, principal: CurrentPrincipal, db: Db
+    trafficSourceId: Annotated[str, path_id("The traffic source's id")],
+    body: CorePathnameIn,
+    principal: CurrentPrincipal,
+    db: Db,
 ) -> dict[str, Any]:
     """Get or create a core pathname: a route template such as ``/users/:id``."""
     try:
@@ -253,15 +266,20 @@ def create_core_pathname(
     return queries.core_pathname_json(row)
 
 
-@also_at(router, "/core-pathnames/{trafficSourceId}")
+@also_at(router, "/core-pathnames/{id}")
 @router.get(
-    "/core-pathname/{trafficSourceId}",
+    "/core-pathname/{id}",
     response_model=Paginated[CorePathnameOut],
     tags=["core logs"],
     responses=_ERRORS,
 )
 def list_core_pathnames(
-    trafficSourceId: str, principal: CurrentUser, db: Db, page: Page, sort: Sort, q: NameFilter
+    trafficSourceId: Annotated[str, path_id("The traffic source's id")],
+    principal: CurrentUser,
+    db: Db,
+    page: Page,
+    sort: Sort,
+    q: NameFilter,
 ) -> dict[str, Any]:
     """The source's core pathnames; sort by createdAt (default) or value."""
     with db.read() as conn:
@@ -270,15 +288,19 @@ def list_core_pathnames(
         return _list(conn, core_pathnames, where, page, sort, q, queries.core_pathname_json)
 
 
-@also_at(router, "/core-pathnames/{corePathnameId}")
+@also_at(router, "/core-pathnames/{id}")
 @router.delete(
-    "/core-pathname/{corePathnameId}",
+    "/core-pathname/{id}",
     status_code=204,
     response_class=Response,
     tags=["core logs"],
     responses=_ERRORS,
 )
-def delete_core_pathname(corePathnameId: str, principal: CurrentUser, db: Db) -> Response:
+def delete_core_pathname(
+    corePathnameId: Annotated[str, path_id("The core pathname's id")],
+    principal: CurrentUser,
+    db: Db,
+) -> Response:
     """Delete a core pathname with its core logs."""
     core_id = _path_id(corePathnameId, "corePathnameId")
     with db.write() as conn:

@@ -8,7 +8,7 @@ rolls back its savepoint, so bad input never leaves partial rows.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
@@ -18,7 +18,7 @@ from logharbor.auth.deps import AppSettings, CurrentPrincipal, CurrentUser, Db, 
 from logharbor.common.errors import BadRequest, NotFound
 from logharbor.common.ids import is_uuid, new_id
 from logharbor.common.pagination import Page, Paginated
-from logharbor.common.routing import ArkynRoute, also_at
+from logharbor.common.routing import ArkynRoute, also_at, path_id
 from logharbor.common.timestamps import iso, utcnow
 from logharbor.db.tables import (
     core_logs,
@@ -81,16 +81,19 @@ def _path_id(value: str, field: str) -> str:
 # --- http traffic ------------------------------------------------------------------------------
 
 
-@also_at(router, "/http-traffics/{trafficSourceId}")
+@also_at(router, "/http-traffics/{id}")
 @router.post(
-    "/http-traffic/{trafficSourceId}",
+    "/http-traffic/{id}",
     status_code=201,
     response_model=HttpTrafficOut,
     tags=["http traffic"],
     responses=_WRITE_ERRORS,
 )
 async def create_http_traffic(
-    trafficSourceId: str, body: HttpTrafficIn, principal: CurrentPrincipal, request: Request
+    trafficSourceId: Annotated[str, path_id("The traffic source's id")],
+    body: HttpTrafficIn,
+    principal: CurrentPrincipal,
+    request: Request,
 ) -> dict[str, Any]:
     """Create a traffic row from a domain, pathname, request and response created before.
 
@@ -152,15 +155,20 @@ async def create_http_traffic(
     return await _writer(request).run(job)
 
 
-@also_at(router, "/http-traffics/{trafficSourceId}")
+@also_at(router, "/http-traffics/{id}")
 @router.get(
-    "/http-traffic/{trafficSourceId}",
+    "/http-traffic/{id}",
     response_model=Paginated[HttpTrafficOut],
     tags=["http traffic"],
     responses=_ERRORS,
 )
 def list_http_traffic(
-    trafficSourceId: str, principal: CurrentUser, db: Db, page: Page, sort: Sort, filters: Filters
+    trafficSourceId: Annotated[str, path_id("The traffic source's id")],
+    principal: CurrentUser,
+    db: Db,
+    page: Page,
+    sort: Sort,
+    filters: Filters,
 ) -> dict[str, Any]:
     """The source's traffic rows, filtered (method, status, level, domain, pathname, dates,
     trafficUserId, q) and sorted by createdAt (default), status, elapsedTime, method or level."""
@@ -181,15 +189,19 @@ def list_http_traffic(
     return page.envelope([queries.traffic_json(r) for r in rows], total)
 
 
-@also_at(router, "/http-traffics/{httpTrafficId}")
+@also_at(router, "/http-traffics/{id}")
 @router.delete(
-    "/http-traffic/{httpTrafficId}",
+    "/http-traffic/{id}",
     status_code=204,
     response_class=Response,
     tags=["http traffic"],
     responses=_ERRORS,
 )
-def delete_http_traffic(httpTrafficId: str, principal: CurrentUser, db: Db) -> Response:
+def delete_http_traffic(
+    httpTrafficId: Annotated[str, path_id("The http traffic record's id")],
+    principal: CurrentUser,
+    db: Db,
+) -> Response:
     """Delete a traffic row with its request and response."""
     traffic_id = _path_id(httpTrafficId, "httpTrafficId")
     missing = NotFound(
