@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
+
+import orjson
 
 from logharbor.collector.redaction import MASK, mask, mask_text, normalize_keys
 from logharbor.settings import Settings
@@ -198,13 +202,74 @@ def mask_document(value: Any, keys: frozenset[str]) -> Any:
     return value
 
 
+def _quick_dump(value: Any, *, allow_nul: bool) -> bytes | None:
+    """Compact JSON of ``value`` when it surely passes ``check_json``; None means "check it".
+
+    orjson refuses unpaired surrogates, non-string keys and huge integers (None here), writes
+    NaN and Infinity as ``null`` and NUL as ``\\u0000``. So output without ``null``, without
+    ``\\u0000`` (where NUL is refused) and with at most ``_MAX_DEPTH`` brackets cannot hold any
+    of what ``check_json`` rejects; anything else (a JSON null, say) takes the exact walk.
+    """
+    try:
+        data = orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return None
+    if b"null" in data or (not allow_nul and b"\\u0000" in data):
+        return None
+    if data.count(b"{") + data.count(b"[") > _MAX_DEPTH:
+        return None
+    return data
+
+
+def check_json_quickly(value: Any, *, allow_nul: bool = False) -> Any:
+    """``check_json`` with the same verdicts, skipping the walk when orjson's output clears it."""
+    if _quick_dump(value, allow_nul=allow_nul) is None:
+        check_json(value, allow_nul=allow_nul)
+    return value
+
+
+@lru_cache(maxsize=16)
+def _plain_keys(keys: frozenset[str]) -> re.Pattern[bytes] | None:
+    """A search for the masked keys in ASCII JSON, or None when a key could be escaped there."""
+    if not keys or not all(
+        key.isascii() and key.isprintable() and not set(key) & {'"', "\\"} for key in keys
+    ):
+        return None
+    return re.compile(b"|".join(re.escape(key.encode()) for key in sorted(keys)))
+
+
+def _mentions_none(data: bytes, keys: frozenset[str]) -> bool:
+    """True when masking cannot change the value ``data`` encodes: no masked key occurs in it.
+
+    ASCII only: there str.lower() is ASCII lowering (a Kelvin sign lowers to "k", for one), and a
+    key without quotes, backslashes or control characters is written out verbatim.
+    """
+    if not keys:
+        return True
+    search = _plain_keys(keys)
+    if search is None or not data.isascii():
+        return False
+    return search.search(data.lower()) is None
+
+
+def _masked(value: Any, data: bytes | None, keys: frozenset[str]) -> Any:
+    if data is not None and _mentions_none(data, keys):
+        return value  # what mask_document would return: an equal copy, or value itself
+    return mask_document(value, keys)
+
+
 def prepare_document(value: Any, config: IngestConfig) -> Any:
     """Headers or query params: checked, size-limited, masked. Raises ValueError."""
-    check_json(value)
-    masked = mask_document(value, config.masked_keys)
-    size = len(json.dumps(masked, ensure_ascii=False).encode("utf-8"))
-    if size > MAX_DOCUMENT_BYTES:
-        raise ValueError(f"Must be at most {MAX_DOCUMENT_BYTES} bytes of JSON")
+    data = _quick_dump(value, allow_nul=False)
+    if data is None:
+        check_json(value)
+    masked = _masked(value, data, config.masked_keys)
+    # The limit counts json.dumps' spaced form. It is at most twice the compact one (one space
+    # per ":" or ","), so only a document near the limit needs the exact, slower count.
+    if data is None or masked is not value or 2 * len(data) > MAX_DOCUMENT_BYTES:
+        size = len(json.dumps(masked, ensure_ascii=False).encode("utf-8"))
+        if size > MAX_DOCUMENT_BYTES:
+            raise ValueError(f"Must be at most {MAX_DOCUMENT_BYTES} bytes of JSON")
     return masked
 
 
@@ -216,15 +281,22 @@ def prepare_body(value: Any, config: IngestConfig) -> StoredBody:
     """A body of any JSON type, masked and capped. Over the cap we keep its head as a string."""
     if value is None:
         return StoredBody(None, None, 0, False)
-    check_json(value, allow_nul=True)
-    masked = mask_document(value, config.masked_keys)
+    data = _quick_dump(value, allow_nul=True)
+    if data is None:
+        check_json(value, allow_nul=True)
+    masked = _masked(value, data, config.masked_keys)
     raw = masked if isinstance(masked, str) else json.dumps(masked, ensure_ascii=False)
     size = len(raw.encode("utf-8"))
     truncated = size > config.body_cap_bytes
-    stored: Any = _head_bytes(raw, config.body_cap_bytes) if truncated else masked
+    if truncated:
+        text = json.dumps(_head_bytes(raw, config.body_cap_bytes), ensure_ascii=False)
+    elif isinstance(masked, str):
+        text = json.dumps(masked, ensure_ascii=False)
+    else:
+        text = raw  # json.dumps(masked) already
     # PostgreSQL text cannot hold NUL; the JSON text escapes it, the preview must drop it.
     preview = raw[: config.body_preview_chars].replace("\x00", "") or None
-    return StoredBody(json.dumps(stored, ensure_ascii=False), preview, size, truncated)
+    return StoredBody(text, preview, size, truncated)
 
 
 def load_body(text: str | None) -> Any:

@@ -53,11 +53,11 @@ def _traffic_user_id(value: Any) -> str | None:
 
 
 def _document(value: Any) -> Any:
-    return normalize.check_json(value)
+    return normalize.check_json_quickly(value)
 
 
 def _body(value: Any) -> Any:
-    return normalize.check_json(value, allow_nul=True)
+    return normalize.check_json_quickly(value, allow_nul=True)
 
 
 def _enum_schema(values: tuple[str, ...]) -> WithJsonSchema:
