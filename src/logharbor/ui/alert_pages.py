@@ -8,20 +8,22 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from logharbor.alerts import routes as alert_routes
-from logharbor.alerts.schemas import WebhookCreate
+from logharbor.alerts.schemas import WebhookCreate, WebhookUpdate
 from logharbor.auth.deps import get_db, get_settings
-from logharbor.common.errors import BadRequest
+from logharbor.common.errors import BadRequest, NotFound
 from logharbor.common.pagination import PageRequest
 from logharbor.traffic.access import Access, require_source
 from logharbor.traffic.ingest import validation_field_errors
 from logharbor.ui import session
-from logharbor.ui.rendering import UIRoute, read_form, render
+from logharbor.ui.rendering import UIRoute, read_form, redirect, render
 
 router = APIRouter(route_class=UIRoute, include_in_schema=False)
 
 PAGE_SIZE = 50
+STATUSES = ("open", "resolved", "all")
 
 
 def _source(request: Request, source_id: str) -> dict[str, Any]:
@@ -34,7 +36,7 @@ def _source(request: Request, source_id: str) -> dict[str, Any]:
 def exceptions_page(request: Request, source_id: str, status: str = "open") -> Response:
     principal = session.require_user(request)
     source = _source(request, source_id)
-    if status not in ("open", "resolved", "all"):
+    if status not in STATUSES:
         raise BadRequest(field_errors={"status": "status must be open, resolved or all"})
     listing = alert_routes.list_exceptions(
         source["id"],
@@ -48,6 +50,8 @@ def exceptions_page(request: Request, source_id: str, status: str = "open") -> R
     context = {
         "source": source,
         "tab": "exceptions",
+        # Viewers of a shared source read the list; only the owner gets the buttons.
+        "owner": source["user_id"] == principal.user_id,
         "exceptions": listing["data"],
         "total": listing["meta"]["totalItems"],
         "status": status,
@@ -62,6 +66,8 @@ def _webhooks_page(
     form: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     created: dict[str, Any] | None = None,
+    edit: dict[str, Any] | None = None,
+    test_result: dict[str, Any] | None = None,
     status: int = 200,
 ) -> Response:
     principal = session.require_user(request)
@@ -76,6 +82,9 @@ def _webhooks_page(
         "form": form or {"level": "FATAL"},
         "errors": errors or {},
         "created": created,
+        # The webhook whose edit form failed: {"id", "form", "errors"} to show it open again.
+        "edit": edit,
+        "test_result": test_result,
     }
     return render(request, "webhooks.html", context, status=status)
 
@@ -105,3 +114,121 @@ async def create_webhook(request: Request, source_id: str) -> Response:
         errors = exc.field_errors or {"value": exc.message}
         return _webhooks_page(request, source_id, form=values, errors=errors, status=400)
     return _webhooks_page(request, source_id, created=created, status=201)
+
+
+@router.post("/ui/sources/{source_id}/exceptions/{exception_id}/{action}")
+async def set_exception_status(
+    request: Request, source_id: str, exception_id: str, action: str
+) -> Response:
+    principal = session.require_user(request)
+    form = await read_form(request)
+    session.check_form_origin(request, form, signed_in=True)
+    change = {"resolve": alert_routes.resolve_exception, "reopen": alert_routes.reopen_exception}
+    if action not in change:
+        raise NotFound("No such action")
+    # The API's handler: MANAGE access, so a read-only viewer gets 403 here too.
+    change[action](source_id, exception_id, principal, get_db(request))
+    back = form.get("status", "open")
+    return redirect(
+        f"/ui/sources/{source_id}/exceptions?status={back if back in STATUSES else 'open'}"
+    )
+
+
+def _own_webhook(request: Request, source_id: str, webhook_id: str) -> None:
+    """The webhook must belong to the source in the address, not merely to the same owner."""
+    principal = session.require_user(request)
+    hooks = alert_routes.list_webhooks(source_id, principal, get_db(request))
+    if webhook_id.lower() not in {hook["id"] for hook in hooks}:
+        raise NotFound("Webhook not found")
+
+
+_EDIT_FIELDS = ("value", "level", "pathnamePrefix", "statusMin", "statusMax", "cooldownSeconds")
+
+
+def _update_body(form: dict[str, str]) -> WebhookUpdate:
+    """Form text to the API's update: a blank filter clears it, a blank cooldown keeps it."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for field in ("statusMin", "statusMax", "cooldownSeconds"):
+        text = form.get(field, "").strip()
+        if not text:
+            values[field] = None
+            continue
+        try:
+            values[field] = int(text)
+        except ValueError:
+            errors[field] = f"{field} must be a whole number"
+    if errors:
+        raise BadRequest("Invalid webhook", field_errors=errors)
+    values["value"] = form.get("value", "").strip()
+    values["level"] = form.get("level", "").strip()
+    values["pathnamePrefix"] = form.get("pathnamePrefix", "").strip() or None
+    if values["cooldownSeconds"] is None:
+        # Left out of the set fields, the stored cooldown stays.
+        del values["cooldownSeconds"]
+    return WebhookUpdate(**values)
+
+
+@router.post("/ui/sources/{source_id}/webhooks/{webhook_id}")
+async def update_webhook(request: Request, source_id: str, webhook_id: str) -> Response:
+    principal = session.require_user(request)
+    form = await read_form(request)
+    session.check_form_origin(request, form, signed_in=True)
+    _own_webhook(request, source_id, webhook_id)
+    values = {k: form.get(k, "").strip() for k in _EDIT_FIELDS}
+    try:
+        body = _update_body(form)
+        alert_routes.update_webhook(
+            webhook_id, body, principal, get_db(request), get_settings(request)
+        )
+    except ValidationError as exc:
+        edit = {"id": webhook_id, "form": values, "errors": validation_field_errors(exc)}
+        return _webhooks_page(request, source_id, edit=edit, status=400)
+    except BadRequest as exc:
+        edit = {
+            "id": webhook_id,
+            "form": values,
+            "errors": exc.field_errors or {"value": exc.message},
+        }
+        return _webhooks_page(request, source_id, edit=edit, status=400)
+    return redirect(f"/ui/sources/{source_id}/webhooks")
+
+
+@router.post("/ui/sources/{source_id}/webhooks/{webhook_id}/delete")
+async def delete_webhook(request: Request, source_id: str, webhook_id: str) -> Response:
+    principal = session.require_user(request)
+    form = await read_form(request)
+    session.check_form_origin(request, form, signed_in=True)
+    _own_webhook(request, source_id, webhook_id)
+    alert_routes.delete_webhook(webhook_id, principal, get_db(request))
+    return redirect(f"/ui/sources/{source_id}/webhooks")
+
+
+@router.post("/ui/sources/{source_id}/webhooks/{webhook_id}/rotate")
+async def rotate_webhook_secret(request: Request, source_id: str, webhook_id: str) -> Response:
+    principal = session.require_user(request)
+    form = await read_form(request)
+    session.check_form_origin(request, form, signed_in=True)
+    _own_webhook(request, source_id, webhook_id)
+    updated = alert_routes.update_webhook(
+        webhook_id,
+        WebhookUpdate(rotateSecret=True),
+        principal,
+        get_db(request),
+        get_settings(request),
+    )
+    # Like creation: the new secret is in this response only.
+    return _webhooks_page(request, source_id, created={**updated, "rotated": True})
+
+
+@router.post("/ui/sources/{source_id}/webhooks/{webhook_id}/test")
+async def test_webhook(request: Request, source_id: str, webhook_id: str) -> Response:
+    principal = session.require_user(request)
+    form = await read_form(request)
+    session.check_form_origin(request, form, signed_in=True)
+    _own_webhook(request, source_id, webhook_id)
+    # A real HTTP request (up to the webhook timeout): off the event loop.
+    outcome = await run_in_threadpool(
+        alert_routes.test_webhook, webhook_id, principal, get_db(request), get_settings(request)
+    )
+    return _webhooks_page(request, source_id, test_result=outcome)

@@ -11,13 +11,13 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from logharbor.auth.deps import get_db
-from logharbor.common.errors import BadRequest
+from logharbor.common.errors import BadRequest, Conflict, NotFound
 from logharbor.common.pagination import PageRequest
 from logharbor.traffic import source_routes
 from logharbor.traffic.access import Access, require_source
 from logharbor.traffic.filters import SortRequest
 from logharbor.traffic.ingest import validation_field_errors
-from logharbor.traffic.schemas import IngestKeyIn, TrafficSourceIn
+from logharbor.traffic.schemas import IngestKeyIn, ShareIn, TrafficSourceIn, TrafficSourceUpdate
 from logharbor.ui import charts, session
 from logharbor.ui.rendering import UIRoute, read_form, redirect, render
 
@@ -124,3 +124,133 @@ async def revoke_key(request: Request, source_id: str, key_id: str) -> Response:
     session.check_form_origin(request, form, signed_in=True)
     source_routes.revoke_ingest_key(source_id, key_id, principal, get_db(request))
     return redirect(f"/ui/sources/{source_id}/keys")
+
+
+# --- settings: rename, retention, shares, deletion ------------------------------------------------
+
+
+def _settings_page(
+    request: Request,
+    source_id: str,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    share_form: dict[str, str] | None = None,
+    share_errors: dict[str, str] | None = None,
+    confirm_delete: bool = False,
+    delete_error: str | None = None,
+    saved: bool = False,
+    status: int = 200,
+) -> Response:
+    principal = session.require_user(request)
+    db = get_db(request)
+    with db.read() as conn:
+        # Settings are the owner's: a viewer of a shared source gets 403 like the API.
+        source = dict(require_source(conn, source_id, principal, Access.MANAGE))
+    shares = source_routes.list_shares(source["id"], principal, db)
+    retention = source["retention_days"]
+    context = {
+        "source": source,
+        "tab": "settings",
+        "form": form
+        or {"name": source["name"], "retentionDays": "" if retention is None else str(retention)},
+        "errors": errors or {},
+        "shares": shares,
+        "share_form": share_form or {},
+        "share_errors": share_errors or {},
+        "confirm_delete": confirm_delete,
+        "delete_error": delete_error,
+        "saved": saved,
+    }
+    return render(request, "settings.html", context, status=status)
+
+
+@router.get("/ui/sources/{source_id}/settings")
+def settings_page(request: Request, source_id: str) -> Response:
+    return _settings_page(request, source_id, saved=request.query_params.get("saved") == "1")
+
+
+def _retention(text: str) -> int | None:
+    """Blank keeps every record; otherwise whole days (the API's bounds apply after)."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise BadRequest(field_errors={"retentionDays": "Enter a whole number of days"}) from None
+
+
+@router.post("/ui/sources/{source_id}/settings")
+async def update_settings(request: Request, source_id: str) -> Response:
+    principal = session.require_user(request)
+    form = await read_form(request)
+    session.check_form_origin(request, form, signed_in=True)
+    values = {"name": form.get("name", ""), "retentionDays": form.get("retentionDays", "").strip()}
+    try:
+        body = TrafficSourceUpdate(
+            name=values["name"], retentionDays=_retention(values["retentionDays"])
+        )
+        source_routes.update_source(source_id, body, principal, get_db(request))
+    except ValidationError as exc:
+        errors = validation_field_errors(exc)
+        return _settings_page(request, source_id, form=values, errors=errors, status=400)
+    except BadRequest as exc:
+        errors = exc.field_errors or {"name": exc.message}
+        return _settings_page(request, source_id, form=values, errors=errors, status=400)
+    return redirect(f"/ui/sources/{source_id}/settings?saved=1")
+
+
+@router.post("/ui/sources/{source_id}/shares")
+async def create_share(request: Request, source_id: str) -> Response:
+    principal = session.require_user(request)
+    form = await read_form(request)
+    session.check_form_origin(request, form, signed_in=True)
+    values = {"email": form.get("email", "").strip()}
+    try:
+        source_routes.create_share(source_id, ShareIn(**values), principal, get_db(request))
+    except ValidationError as exc:
+        errors = validation_field_errors(exc)
+        return _settings_page(
+            request, source_id, share_form=values, share_errors=errors, status=400
+        )
+    except (BadRequest, NotFound, Conflict) as exc:
+        errors = exc.field_errors or {"email": exc.message}
+        return _settings_page(
+            request, source_id, share_form=values, share_errors=errors, status=exc.status_code
+        )
+    return redirect(f"/ui/sources/{source_id}/settings")
+
+
+@router.post("/ui/sources/{source_id}/shares/{user_id}/revoke")
+async def revoke_share(request: Request, source_id: str, user_id: str) -> Response:
+    principal = session.require_user(request)
+    form = await read_form(request)
+    session.check_form_origin(request, form, signed_in=True)
+    source_routes.delete_share(source_id, user_id, principal, get_db(request))
+    return redirect(f"/ui/sources/{source_id}/settings")
+
+
+@router.get("/ui/sources/{source_id}/delete")
+def delete_confirm_page(request: Request, source_id: str) -> Response:
+    return _settings_page(request, source_id, confirm_delete=True)
+
+
+@router.post("/ui/sources/{source_id}/delete")
+async def delete_source(request: Request, source_id: str) -> Response:
+    principal = session.require_user(request)
+    form = await read_form(request)
+    session.check_form_origin(request, form, signed_in=True)
+    with get_db(request).read() as conn:
+        source = require_source(conn, source_id, principal, Access.MANAGE)
+    # Deleting drops every record, so the name must be typed back, not just a click.
+    if form.get("confirm", "").strip() != source["name"]:
+        return _settings_page(
+            request,
+            source_id,
+            confirm_delete=True,
+            delete_error="Type the source's name exactly to delete it.",
+            status=400,
+        )
+    source_routes.delete_source(source_id, principal, get_db(request))
+    return redirect("/")
