@@ -30,11 +30,12 @@ from logharbor.db.tables import (
     http_traffic,
     pathnames,
     traffic_rollup_latency,
+    traffic_rollup_path_latency,
     traffic_rollups,
 )
 from logharbor.stats import queries
 from logharbor.stats.histogram import percentiles
-from logharbor.stats.rollups import KEY_COLUMNS, Rollup
+from logharbor.stats.rollups import KEY_COLUMNS, PATH_KEY_COLUMNS, Rollup
 
 DAYS = 30
 END = datetime(2025, 8, 1, tzinfo=UTC)
@@ -74,6 +75,7 @@ def make_names(db: Database, source_id: str) -> list[tuple[str, str]]:
 
 ROLLUP_COLUMNS = [*KEY_COLUMNS, "count", "errors", "latency_sum", "latency_min", "latency_max"]
 LATENCY_COLUMNS = [*KEY_COLUMNS, "bucket", "count"]
+PATH_LATENCY_COLUMNS = [*PATH_KEY_COLUMNS, "bucket", "count"]
 RAW_COLUMNS = [
     "id",
     "traffic_source_id",
@@ -118,7 +120,7 @@ def _bulk_insert(db: Database, table: str, columns: list[str], rows: list[tuple]
         raw.close()
 
 
-def write_day(db: Database, rollup: Rollup) -> tuple[int, int]:
+def write_day(db: Database, rollup: Rollup) -> tuple[int, int, int]:
     """Store one UTC day's ``Rollup`` with bulk INSERTs instead of the hook's upserts.
 
     Every minute, hour and day bucket of a UTC day lies inside that day, so the days' key sets are
@@ -129,17 +131,21 @@ def write_day(db: Database, rollup: Rollup) -> tuple[int, int]:
     stamps: dict[int, object] = {}
 
     def key_values(key: tuple) -> tuple:
-        source, resolution, start, domain_id, pathname_id, method, cls = key
+        source, resolution, start, *rest = key
         stamp = stamps.get(start)
         if stamp is None:
             stamp = stamps[start] = _stored(datetime.fromtimestamp(start, UTC), dialect)
-        return (source, resolution, stamp, domain_id, pathname_id, method, cls)
+        return (source, resolution, stamp, *rest)
 
     rows = [(*key_values(k), *rollup.rows[k]) for k in sorted(rollup.rows)]
     hist = [(*key_values(k), b, rollup.histogram[(k, b)]) for k, b in sorted(rollup.histogram)]
     _bulk_insert(db, "traffic_rollups", ROLLUP_COLUMNS, rows)
+    path = [
+        (*key_values(k), b, rollup.path_histogram[(k, b)]) for k, b in sorted(rollup.path_histogram)
+    ]
     _bulk_insert(db, "traffic_rollup_latency", LATENCY_COLUMNS, hist)
-    return len(rows), len(hist)
+    _bulk_insert(db, "traffic_rollup_path_latency", PATH_LATENCY_COLUMNS, path)
+    return len(rows), len(hist), len(path)
 
 
 def generate(db: Database, source_id: str, n: int) -> None:
@@ -153,7 +159,7 @@ def generate(db: Database, source_id: str, n: int) -> None:
     methods = ["GET", "POST", "PUT", "DELETE"]
     method_w = [75, 15, 6, 4]
     t0 = time.perf_counter()
-    raw_rows = rollup_rows = hist_rows = 0
+    raw_rows = rollup_rows = hist_rows = path_rows = 0
     for day in range(DAYS):
         day_start = int((START + timedelta(days=day)).timestamp())
         picks = rng.choices(keys, weights, k=per_day)
@@ -188,9 +194,10 @@ def generate(db: Database, source_id: str, n: int) -> None:
                         _stored(created, dialect),
                     )
                 )
-        r, h = write_day(db, rollup)
+        r, h, p = write_day(db, rollup)
         rollup_rows += r
         hist_rows += h
+        path_rows += p
         if raw:
             _bulk_insert(db, "http_traffic", RAW_COLUMNS, raw)
         raw_rows += len(raw)
@@ -201,10 +208,11 @@ def generate(db: Database, source_id: str, n: int) -> None:
     with db.read() as conn:
         r = conn.execute(select(func.count()).select_from(traffic_rollups)).scalar_one()
         h = conn.execute(select(func.count()).select_from(traffic_rollup_latency)).scalar_one()
-    assert (r, h) == (rollup_rows, hist_rows)
+        p = conn.execute(select(func.count()).select_from(traffic_rollup_path_latency)).scalar_one()
+    assert (r, h, p) == (rollup_rows, hist_rows, path_rows)
     elapsed = time.perf_counter() - t0
     print(
-        f"  generated in {elapsed:.0f}s ({per_day * DAYS / elapsed:,.0f} records/s): {r:,} rollup rows, {h:,} histogram rows, {raw_rows:,} raw rows",
+        f"  generated in {elapsed:.0f}s ({per_day * DAYS / elapsed:,.0f} records/s): {r:,} rollup rows, {h:,} + {p:,} histogram rows, {raw_rows:,} raw rows",
         flush=True,
     )
 

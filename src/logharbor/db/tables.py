@@ -330,6 +330,18 @@ traffic_rollup_latency = Table(
     sqlite_with_rowid=False,
 )
 
+# The same histograms summed over methods and status classes: what a query without a method or
+# status filter, grouped by pathname or domain (the dashboard), reads. At 10M records it reads
+# ~6x fewer rows than summing traffic_rollup_latency, whose GROUP BY dominated the query.
+traffic_rollup_path_latency = Table(
+    "traffic_rollup_path_latency",
+    metadata,
+    *_rollup_key()[:5],
+    Column("bucket", Integer, primary_key=True, autoincrement=False),
+    Column("count", Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 # --- alerts: webhooks, their outbox, exceptions (alerts/) -------------------------------------
 
 webhooks = Table(

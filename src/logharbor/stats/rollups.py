@@ -20,7 +20,11 @@ from typing import Any
 from sqlalchemy import Connection, func
 from sqlalchemy.dialects import postgresql, sqlite
 
-from logharbor.db.tables import traffic_rollup_latency, traffic_rollups
+from logharbor.db.tables import (
+    traffic_rollup_latency,
+    traffic_rollup_path_latency,
+    traffic_rollups,
+)
 from logharbor.stats.histogram import bucket_of
 from logharbor.traffic.events import TrafficEvent
 
@@ -38,6 +42,9 @@ KEY_COLUMNS = (
 
 # (source, resolution, bucket start in epoch seconds, domain, pathname, method, status class)
 Key = tuple[str, int, int, str, str, str, int]
+# The first five of those: the key of the per-pathname histogram (all methods and statuses).
+PathKey = tuple[str, int, int, str, str]
+PATH_KEY_COLUMNS = KEY_COLUMNS[:5]
 
 
 def status_class(status: int) -> int:
@@ -51,6 +58,7 @@ class Rollup:
         # key -> [count, errors, latency_sum, latency_min, latency_max]
         self.rows: dict[Key, list[Any]] = {}
         self.histogram: dict[tuple[Key, int], int] = {}
+        self.path_histogram: dict[tuple[PathKey, int], int] = {}
 
     def add(
         self,
@@ -68,16 +76,10 @@ class Rollup:
         bucket = bucket_of(elapsed_ms)
         rows = self.rows
         histogram = self.histogram
+        path_histogram = self.path_histogram
         for resolution in RESOLUTIONS:
-            key = (
-                traffic_source_id,
-                resolution,
-                epoch - epoch % resolution,
-                domain_id,
-                pathname_id,
-                method,
-                cls,
-            )
+            start = epoch - epoch % resolution
+            key = (traffic_source_id, resolution, start, domain_id, pathname_id, method, cls)
             row = rows.get(key)
             if row is None:
                 rows[key] = [1, error, elapsed_ms, elapsed_ms, elapsed_ms]
@@ -91,6 +93,8 @@ class Rollup:
                     row[4] = elapsed_ms
             hkey = (key, bucket)
             histogram[hkey] = histogram.get(hkey, 0) + 1
+            pkey = ((traffic_source_id, resolution, start, domain_id, pathname_id), bucket)
+            path_histogram[pkey] = path_histogram.get(pkey, 0) + 1
 
     def add_events(self, events: Iterable[TrafficEvent]) -> None:
         for event in events:
@@ -111,19 +115,15 @@ class Rollup:
             return
         conn.execute(_rollup_upsert(conn.dialect.name), _rollup_params(self.rows))
         conn.execute(_latency_upsert(conn.dialect.name), _latency_params(self.histogram))
+        conn.execute(
+            _path_latency_upsert(conn.dialect.name), _path_latency_params(self.path_histogram)
+        )
 
 
-def _key_params(key: Key) -> dict[str, Any]:
-    source, resolution, start, domain_id, pathname_id, method, cls = key
-    return {
-        "traffic_source_id": source,
-        "resolution": resolution,
-        "bucket_start": datetime.fromtimestamp(start, UTC),
-        "domain_id": domain_id,
-        "pathname_id": pathname_id,
-        "method": method,
-        "status_class": cls,
-    }
+def _key_params(key: Key | PathKey) -> dict[str, Any]:
+    params = dict(zip(KEY_COLUMNS, key, strict=False))
+    params["bucket_start"] = datetime.fromtimestamp(params["bucket_start"], UTC)
+    return params
 
 
 def _rollup_params(rows: dict[Key, list[Any]]) -> list[dict[str, Any]]:
@@ -139,6 +139,15 @@ def _rollup_params(rows: dict[Key, list[Any]]) -> list[dict[str, Any]]:
 
 
 def _latency_params(histogram: dict[tuple[Key, int], int]) -> list[dict[str, Any]]:
+    params = []
+    for key, bucket in sorted(histogram):
+        p = _key_params(key)
+        p.update(bucket=bucket, count=histogram[(key, bucket)])
+        params.append(p)
+    return params
+
+
+def _path_latency_params(histogram: dict[tuple[PathKey, int], int]) -> list[dict[str, Any]]:
     params = []
     for key, bucket in sorted(histogram):
         p = _key_params(key)
@@ -191,6 +200,19 @@ def _latency_upsert(dialect: str) -> Any:
         set_={"count": traffic_rollup_latency.c.count + stmt.excluded.count},
     )
     _statements[("latency", dialect)] = stmt
+    return stmt
+
+
+def _path_latency_upsert(dialect: str) -> Any:
+    cached = _statements.get(("path_latency", dialect))
+    if cached is not None:
+        return cached
+    stmt = _insert(dialect, traffic_rollup_path_latency)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[*PATH_KEY_COLUMNS, "bucket"],
+        set_={"count": traffic_rollup_path_latency.c.count + stmt.excluded.count},
+    )
+    _statements[("path_latency", dialect)] = stmt
     return stmt
 
 

@@ -90,7 +90,9 @@ async def _ingest(
     good, bad = await run_in_threadpool(_prepare_all, records, config)
     ids: list[str] = []
     if good:
-        job = store_job(source_id, [record for _, record in good], name_cache(request))
+        job = store_job(
+            source_id, [record for _, record in good], name_cache(request), detail=False
+        )
         ids = [created["id"] for created in await request.app.state.writer.run(job)]
     body = {
         "received": len(records),

@@ -264,14 +264,17 @@ def store_records(
     source_id: str,
     records: Sequence[PreparedRecord],
     names: NameCache | None = None,
+    *,
+    detail: bool = True,
 ) -> list[dict[str, Any]]:
     """Store ``records`` under ``source_id`` in the caller's transaction; all rows or none.
 
     Returns one dict per record in the shape of ``schemas.RecordDetailOut`` (full request and
-    response included), in the order given. The caller has already checked INGEST access to
-    ``source_id``. Without ``names`` every domain and pathname is looked up (get-or-create);
-    with a ``NameCache`` a warm source needs no lookup at all (use ``store_job`` then, which
-    retries when a cached id turned out stale).
+    response included), in the order given; with ``detail=False`` only ``{"id": ...}`` (the
+    batch answer needs no more, and building the detail costs as much as validating). The caller
+    has already checked INGEST access to ``source_id``. Without ``names`` every domain and
+    pathname is looked up (get-or-create); with a ``NameCache`` a warm source needs no lookup at
+    all (use ``store_job`` then, which retries when a cached id turned out stale).
     """
     if not records:
         return []
@@ -330,13 +333,17 @@ def store_records(
         request_rows.append(request_row)
         response_rows.append(response_row)
         traffic_rows.append(traffic_row)
-        record_json = queries.record_json(
-            traffic_row,
-            domain=domain,
-            protocol=protocol,
-            pathname=pathname,
-            request=queries.payload_json(request_row, full=True, query_params=True),
-            response=queries.payload_json(response_row, full=True, query_params=False),
+        record_json = (
+            queries.record_json(
+                traffic_row,
+                domain=domain,
+                protocol=protocol,
+                pathname=pathname,
+                request=queries.payload_json(request_row, full=True, query_params=True),
+                response=queries.payload_json(response_row, full=True, query_params=False),
+            )
+            if detail
+            else {"id": traffic_row["id"]}
         )
         created.append(record_json)
         if record.record_id is not None:
@@ -381,6 +388,8 @@ def store_job(
     records: Sequence[PreparedRecord],
     names: NameCache,
     before: Callable[[Connection], str] | None = None,
+    *,
+    detail: bool = True,
 ) -> Callable[[Connection], list[dict[str, Any]]]:
     """A group-commit writer job storing ``records``.
 
@@ -393,11 +402,11 @@ def store_job(
         target = before(conn) if before is not None else source_id
         try:
             with conn.begin_nested():
-                return store_records(conn, target, records, names)
+                return store_records(conn, target, records, names, detail=detail)
         except IntegrityError:
             names.forget(target)
         with conn.begin_nested():
-            return store_records(conn, target, records, names)
+            return store_records(conn, target, records, names, detail=detail)
 
     return job
 

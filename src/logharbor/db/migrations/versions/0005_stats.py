@@ -21,8 +21,8 @@ branch_labels = None
 depends_on = None
 
 
-def _key(table: str) -> list[sa.SchemaItem]:
-    return [
+def _key(table: str, *, per_pathname: bool = False) -> list[sa.SchemaItem]:
+    columns = [
         sa.Column("traffic_source_id", sa.String(length=36), nullable=False),
         sa.Column("resolution", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("bucket_start", logharbor.db.types.UTCDateTime(timezone=True), nullable=False),
@@ -30,6 +30,11 @@ def _key(table: str) -> list[sa.SchemaItem]:
         sa.Column("pathname_id", sa.String(length=36), nullable=False),
         sa.Column("method", sa.String(length=10), nullable=False),
         sa.Column("status_class", sa.Integer(), autoincrement=False, nullable=False),
+    ]
+    if per_pathname:
+        columns = columns[:5]
+    return [
+        *columns,
         sa.ForeignKeyConstraint(
             ["traffic_source_id"],
             ["traffic_sources.id"],
@@ -70,8 +75,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(*_KEY_COLUMNS, "bucket", name=op.f("pk_traffic_rollup_latency")),
         sqlite_with_rowid=False,
     )
+    op.create_table(
+        "traffic_rollup_path_latency",
+        *_key("traffic_rollup_path_latency", per_pathname=True),
+        sa.Column("bucket", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            *_KEY_COLUMNS[:5], "bucket", name=op.f("pk_traffic_rollup_path_latency")
+        ),
+        sqlite_with_rowid=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("traffic_rollup_path_latency")
     op.drop_table("traffic_rollup_latency")
     op.drop_table("traffic_rollups")
