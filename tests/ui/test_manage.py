@@ -178,6 +178,9 @@ def test_owner_manages_a_source_and_a_viewer_only_reads_it(
     rotated = page.locator("#webhook-secret").inner_text().strip()
     assert rotated.startswith("whsec_") and rotated != secret
     shot(page, screenshot_dir, "11-webhooks")
+    hook.get_by_text("Edit").click()
+    page.set_viewport_size(PHONE)
+    shot(page, screenshot_dir, "12-phone-webhook-edit")
     fits_phone(page)
 
     # --- the viewer: shared source marked on the home page, read-only everywhere.

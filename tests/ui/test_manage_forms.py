@@ -1,0 +1,144 @@
+"""The management forms answer junk with a 4xx page naming the field, and change nothing.
+
+Plain HTTP (no browser): these are the inputs a browser's own form controls would not send.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from helpers import AUser
+from logharbor.settings import Settings
+from logharbor.ui.session import COOKIE
+
+
+def _errors(html: str) -> str:
+    """What the page says is wrong: field errors under inputs, or the error page's list."""
+    found = [
+        f"{name}: {message}"
+        for label in re.findall(r"<label>(.*?)</label>", html, re.DOTALL)
+        for name, message in re.findall(
+            r'name="(\w+)".*class="field-error">([^<]*)<', label, re.DOTALL
+        )
+    ]
+    found += re.findall(r"<li><code>([^<]*)</code>: ([^<]*)</li>", html)
+    found += re.findall(r'class="error-message">([^<]*)<', html)
+    return repr(found)
+
+
+def _csrf(client: TestClient, path: str) -> str:
+    page = client.get(path)
+    assert page.status_code == 200, page.text
+    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page.text)
+    assert found
+    return found.group(1)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Webhook URLs on 127.0.0.1 (the sandbox resolves no public names); nothing is sent.
+    return settings.model_copy(update={"webhook_allow_http": True, "webhook_allow_private": True})
+
+
+@pytest.fixture
+def owned(client: TestClient, user: AUser) -> dict[str, Any]:
+    source = client.post(
+        "/traffic-source",
+        headers=user.headers,
+        json={"name": "Shop", "trafficDomain": "https://shop.example"},
+    ).json()
+    client.cookies.set(COOKIE, user.token)
+    return {"id": source["id"], "csrf": _csrf(client, f"/ui/sources/{source['id']}/settings")}
+
+
+@pytest.mark.parametrize(
+    ("path", "form", "status", "field"),
+    [
+        (
+            "settings",
+            {"name": "Shop", "retentionDays": "1.5"},
+            400,
+            "retentionDays: Enter a whole number",
+        ),
+        (
+            "settings",
+            {"name": "Shop", "retentionDays": "99999999"},
+            400,
+            "retentionDays: Input should be less than or equal to 36500",
+        ),
+        (
+            "settings",
+            {"name": "x" * 201, "retentionDays": ""},
+            400,
+            "name: String should have at most 200",
+        ),
+        ("shares", {"email": "ab"}, 400, "email: String should have at least 3"),
+        ("shares", {"email": "ghost@example.com"}, 404, "email: No user with this email"),
+        ("exceptions/not-a-uuid/resolve", {}, 400, "exceptionId"),
+        ("exceptions/0190a8e4-0000-7000-8000-000000000000/reopen", {}, 404, "Exception not found"),
+        ("exceptions/0190a8e4-0000-7000-8000-000000000000/explode", {}, 404, "No such action"),
+        ("shares/not-a-uuid/revoke", {}, 400, "userId"),
+        ("webhooks/not-a-uuid", {"value": "https://x.example"}, 404, "Webhook not found"),
+        ("delete", {"confirm": "shop"}, 400, "confirm: Type the source"),
+    ],
+)
+def test_bad_management_input_names_the_field(
+    client: TestClient,
+    user: AUser,
+    owned: dict[str, Any],
+    path: str,
+    form: dict[str, str],
+    status: int,
+    field: str,
+) -> None:
+    answer = client.post(f"/ui/sources/{owned['id']}/{path}", data={"csrf": owned["csrf"], **form})
+    assert answer.status_code == status, answer.text
+    assert field in _errors(answer.text)
+    source = client.get(f"/traffic-source/{owned['id']}", headers=user.headers).json()
+    assert (source["name"], source["retentionDays"]) == ("Shop", None)
+
+
+def test_webhook_edit_junk_is_refused_per_field(
+    client: TestClient, user: AUser, owned: dict[str, Any]
+) -> None:
+    created = client.post(
+        f"/webhooks/{owned['id']}",
+        headers=user.headers,
+        json={"value": "http://127.0.0.1:9/hook", "level": "fatal"},
+    )
+    assert created.status_code == 201, created.text
+    hook = created.json()
+    url = f"/ui/sources/{owned['id']}/webhooks/{hook['id']}"
+    base = {"csrf": owned["csrf"], "value": hook["value"], "level": "FATAL"}
+    for junk, field in (
+        ({"cooldownSeconds": "soon"}, "cooldownSeconds: "),
+        ({"cooldownSeconds": "-1"}, "cooldownSeconds: "),
+        ({"statusMin": "99"}, "statusMin: "),
+        ({"level": "LOUD"}, "level: Level must be"),
+        ({"pathnamePrefix": "v1"}, "pathnamePrefix: "),
+        ({"value": ""}, "value: Webhook value must not be empty"),
+    ):
+        answer = client.post(url, data={**base, **junk})
+        assert answer.status_code == 400, (junk, answer.text)
+        assert field in _errors(answer.text), junk
+    stored = client.get(f"/webhooks/{owned['id']}", headers=user.headers).json()[0]
+    assert (stored["level"], stored["cooldownSeconds"], stored["statusMin"]) == (
+        hook["level"],
+        hook["cooldownSeconds"],
+        None,
+    )
+    # A webhook of another source of the same owner is not reachable through this one.
+    other = client.post(
+        "/traffic-source",
+        headers=user.headers,
+        json={"name": "Other", "trafficDomain": "https://other.example"},
+    ).json()
+    answer = client.post(
+        f"/ui/sources/{other['id']}/webhooks/{hook['id']}/delete", data={"csrf": owned["csrf"]}
+    )
+    assert answer.status_code == 404
+    assert len(client.get(f"/webhooks/{owned['id']}", headers=user.headers).json()) == 1
