@@ -32,6 +32,12 @@ MAX_ELAPSED_MS = 1e12
 _MAX_DEPTH = 64
 
 
+# json.dumps(value, ensure_ascii=False) builds an encoder per call; this is the same encoder.
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
+# The characters str.isspace() accepts (re's \s is the same Unicode table), controls and DEL.
+_BAD_PATHNAME_CHARACTER = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
 def level_for(status: int) -> str:
     if 400 <= status < 500:
         return "WARNING"
@@ -131,7 +137,7 @@ def normalize_pathname(value: str) -> str:
         raise ValueError("Pathname must start with /")
     if len(text) > MAX_URL_CHARS:
         raise ValueError(f"Must be at most {MAX_URL_CHARS} characters")
-    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+    if _BAD_PATHNAME_CHARACTER.search(text):
         raise ValueError("Invalid pathname format")
     return text
 
@@ -195,7 +201,7 @@ def mask_document(value: Any, keys: frozenset[str]) -> Any:
         if isinstance(parsed, (dict, list)):
             masked = _mask(parsed, keys)
             if masked != parsed:
-                return json.dumps(masked, ensure_ascii=False)
+                return _dumps(masked)
             return value
         # Form bodies, JSON cut short by a collector's cap...: mask by pattern, best effort.
         return mask_text(value, keys)
@@ -267,7 +273,7 @@ def prepare_document(value: Any, config: IngestConfig) -> Any:
     # The limit counts json.dumps' spaced form. It is at most twice the compact one (one space
     # per ":" or ","), so only a document near the limit needs the exact, slower count.
     if data is None or masked is not value or 2 * len(data) > MAX_DOCUMENT_BYTES:
-        size = len(json.dumps(masked, ensure_ascii=False).encode("utf-8"))
+        size = len(_dumps(masked).encode("utf-8"))
         if size > MAX_DOCUMENT_BYTES:
             raise ValueError(f"Must be at most {MAX_DOCUMENT_BYTES} bytes of JSON")
     return masked
@@ -285,13 +291,13 @@ def prepare_body(value: Any, config: IngestConfig) -> StoredBody:
     if data is None:
         check_json(value, allow_nul=True)
     masked = _masked(value, data, config.masked_keys)
-    raw = masked if isinstance(masked, str) else json.dumps(masked, ensure_ascii=False)
+    raw = masked if isinstance(masked, str) else _dumps(masked)
     size = len(raw.encode("utf-8"))
     truncated = size > config.body_cap_bytes
     if truncated:
-        text = json.dumps(_head_bytes(raw, config.body_cap_bytes), ensure_ascii=False)
+        text = _dumps(_head_bytes(raw, config.body_cap_bytes))
     elif isinstance(masked, str):
-        text = json.dumps(masked, ensure_ascii=False)
+        text = _dumps(masked)
     else:
         text = raw  # json.dumps(masked) already
     # PostgreSQL text cannot hold NUL; the JSON text escapes it, the preview must drop it.
