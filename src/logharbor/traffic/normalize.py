@@ -270,9 +270,11 @@ def prepare_document(value: Any, config: IngestConfig) -> Any:
     if data is None:
         check_json(value)
     masked = _masked(value, data, config.masked_keys)
+    if data is not None and masked is not value:
+        data = orjson.dumps(masked)  # masking only puts "****" strings in: still clean
     # The limit counts json.dumps' spaced form. It is at most twice the compact one (one space
     # per ":" or ","), so only a document near the limit needs the exact, slower count.
-    if data is None or masked is not value or 2 * len(data) > MAX_DOCUMENT_BYTES:
+    if data is None or 2 * len(data) > MAX_DOCUMENT_BYTES:
         size = len(_dumps(masked).encode("utf-8"))
         if size > MAX_DOCUMENT_BYTES:
             raise ValueError(f"Must be at most {MAX_DOCUMENT_BYTES} bytes of JSON")
