@@ -199,3 +199,35 @@ def test_acknowledged_records_survive_kill_9(database_url: str, tmp_path: Path) 
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
     assert answered - stored == set()
+
+
+def test_a_transient_failure_is_retried_and_a_real_one_is_not(database_url: str) -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    db = Database(make_engine(database_url))
+    writer = GroupCommitWriter(db)
+    writer.start()
+    calls = {"flaky": 0, "broken": 0}
+
+    def flaky(conn):  # type: ignore[no-untyped-def]
+        calls["flaky"] += 1
+        if calls["flaky"] == 1:
+            raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
+        return _insert_user("flaky@example.com")(conn)
+
+    def broken(conn):  # type: ignore[no-untyped-def]
+        calls["broken"] += 1
+        raise ValueError("a bug, not contention")
+
+    try:
+        assert writer.run_sync(flaky, timeout=10) == "flaky@example.com"
+        with pytest.raises(ValueError):
+            writer.run_sync(broken, timeout=10)
+    finally:
+        writer.close()
+    assert calls == {"flaky": 2, "broken": 1}
+    with db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(users)).scalar_one() == 1
+    db.dispose()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from logharbor.common.errors import ServiceUnavailable
 from logharbor.db.engine import Database
@@ -130,33 +131,24 @@ class GroupCommitWriter:
                 self._commit([item])
 
     def _commit(self, batch: list[_Pending]) -> None:
-        from logharbor.traffic import events
-
-        results: list[tuple[_Pending, bool, Any]] = []
-        try:
-            with self.db.write() as conn:
-                committed_events: list[Any] = []
-                try:
-                    for pending in batch:
-                        if not pending.future.set_running_or_notify_cancel():
-                            continue
-                        job_events: list[Any] = []
-                        conn.info[events.DEFERRED_EVENTS_KEY] = job_events
-                        try:
-                            with conn.begin_nested():
-                                results.append((pending, True, pending.job(conn)))
-                            committed_events.extend(job_events)
-                        except Exception as exc:  # the job's own error goes back to its request
-                            results.append((pending, False, exc))
-                finally:
-                    conn.info.pop(events.DEFERRED_EVENTS_KEY, None)
-                events.dispatch(conn, committed_events)
-        except Exception as exc:
-            log.exception("group commit of %d jobs failed", len(batch))
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(exc)
+        runnable = [p for p in batch if p.future.set_running_or_notify_cancel()]
+        if not runnable:
             return
+        try:
+            results = self._run_batch(runnable)
+        except Exception as exc:
+            if not is_transient(exc):
+                self._fail(runnable, exc)
+                return
+            # A deadlock between two processes' groups, or SQLite busy past its timeout: the
+            # transaction is gone but the jobs are plain functions of a connection, so the
+            # whole group runs again once before anyone is told it failed.
+            try:
+                results = self._run_batch(runnable)
+            except Exception as again:
+                self._fail(runnable, ServiceUnavailable("Storage is busy; retry shortly"))
+                log.warning("group commit failed twice: %s", again)
+                return
         self.transactions += 1
         self.jobs += len(results)
         for pending, ok, value in results:
@@ -169,3 +161,49 @@ class GroupCommitWriter:
                 self._after_commit()
             except Exception:
                 log.exception("after-commit hook failed")
+
+    def _run_batch(self, batch: list[_Pending]) -> list[tuple[_Pending, bool, Any]]:
+        """Every job in its own savepoint, the hooks once for all, one commit."""
+        from logharbor.traffic import events
+
+        results: list[tuple[_Pending, bool, Any]] = []
+        with self.db.write() as conn:
+            committed_events: list[Any] = []
+            try:
+                for pending in batch:
+                    job_events: list[Any] = []
+                    conn.info[events.DEFERRED_EVENTS_KEY] = job_events
+                    results.append(self._run_job(conn, pending))
+                    if results[-1][1]:
+                        committed_events.extend(job_events)
+            finally:
+                conn.info.pop(events.DEFERRED_EVENTS_KEY, None)
+            events.dispatch(conn, committed_events)
+        return results
+
+    @staticmethod
+    def _run_job(conn: Connection, pending: _Pending) -> tuple[_Pending, bool, Any]:
+        for attempt in (1, 2):
+            try:
+                with conn.begin_nested():
+                    return pending, True, pending.job(conn)
+            except Exception as exc:  # the job's own error goes back to its request
+                if attempt == 2 or not is_transient(exc):
+                    return pending, False, exc
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _fail(batch: list[_Pending], exc: BaseException) -> None:
+        log.error("group commit of %d jobs failed: %s", len(batch), exc)
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors that a second try of the same transaction may not meet."""
+    if isinstance(exc, DBAPIError):
+        if getattr(exc.orig, "sqlstate", None) in ("40P01", "40001"):  # deadlock, serialization
+            return True
+        return "database is locked" in str(exc.orig)
+    return False
