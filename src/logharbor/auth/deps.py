@@ -8,6 +8,7 @@ per request, before the body is parsed (see ``common.routing``), and kept in the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -30,8 +31,9 @@ class Principal:
     user_id: str
     # Set when the caller is an ingest key: the only traffic source it may write to.
     ingest_source_id: str | None = None
-    # The ingest key's own id (to record when it was last used).
+    # The ingest key's own id and when it was last recorded as used (to record use sparingly).
     ingest_key_id: str | None = None
+    ingest_key_last_used_at: datetime | None = None
 
     @property
     def is_ingest_key(self) -> bool:
@@ -78,6 +80,7 @@ def resolve_principal(request: Request) -> Principal:
             user_id=key["owner_id"],
             ingest_source_id=key["traffic_source_id"],
             ingest_key_id=key["id"],
+            ingest_key_last_used_at=key["last_used_at"],
         )
     else:
         user_id = user_id_from_token(token, get_settings(request).secret_key)
