@@ -44,14 +44,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool_size=settings.db_pool_size,
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         )
-        app.state.db = Database(engine)
+        app.state.db = db = Database(engine)
         try:
             async with AsyncExitStack() as stack:
                 app.state.writer = await stack.enter_async_context(GroupCommitWriter(app.state.db))
                 await stack.enter_async_context(alerts_service.running(app))
                 yield
         finally:
-            engine.dispose()
+            db.dispose()
 
     app = FastAPI(
         title="LogHarbor",
