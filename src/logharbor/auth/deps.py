@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from logharbor.auth import queries
 from logharbor.auth.tokens import hash_ingest_key, is_ingest_key, user_id_from_token
@@ -92,13 +93,19 @@ def resolve_principal(request: Request) -> Principal:
     return principal
 
 
-def authenticated(
+async def authenticated(
     request: Request, _doc: Annotated[object, Depends(bearer_scheme)] = None
 ) -> Principal:
-    return resolve_principal(request)
+    # The route class resolved the principal before the body (common.routing), so this is
+    # normally a lookup in the request state; async so that FastAPI does not hop to a thread
+    # for it. A caller outside those routes still gets it resolved, off the event loop.
+    cached = getattr(request.state, "principal", None)
+    if isinstance(cached, Principal):
+        return cached
+    return await run_in_threadpool(resolve_principal, request)
 
 
-def user_only(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+async def user_only(principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
     if principal.is_ingest_key:
         raise Forbidden("Ingest keys can only write traffic; use a user token")
     return principal
