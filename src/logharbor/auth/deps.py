@@ -73,8 +73,7 @@ def resolve_principal(request: Request) -> Principal:
     token = _bearer_token(request)
     db = get_db(request)
     if is_ingest_key(token):
-        with db.read() as conn:
-            key = queries.active_ingest_key(conn, hash_ingest_key(token))
+        key = queries.active_ingest_key_now(db, hash_ingest_key(token))
         if key is None:
             raise Unauthorized("Invalid or revoked ingest key")
         principal = Principal(
@@ -85,9 +84,8 @@ def resolve_principal(request: Request) -> Principal:
         )
     else:
         user_id = user_id_from_token(token, get_settings(request).secret_key)
-        with db.read() as conn:
-            if not queries.user_exists(conn, user_id):
-                raise Unauthorized()
+        if not queries.user_exists_now(db, user_id):
+            raise Unauthorized()
         principal = Principal(user_id=user_id)
     request.state.principal = principal
     return principal

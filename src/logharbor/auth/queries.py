@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping, insert, select, update
@@ -8,7 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from logharbor.common.errors import Conflict
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
-from logharbor.db.tables import ingest_keys, traffic_sources, users
+from logharbor.db.engine import Database
+from logharbor.db.tables import users
 
 
 def create_user(
@@ -50,15 +52,29 @@ def update_user(conn: Connection, user_id: str, changes: dict[str, Any]) -> RowM
     return get_user(conn, user_id)
 
 
-def user_exists(conn: Connection, user_id: str) -> bool:
-    return conn.execute(select(users.c.id).where(users.c.id == user_id)).first() is not None
+# --- per-request lookups (driver level, no transaction; see Database.fetch_one) -----------------
 
 
-def active_ingest_key(conn: Connection, key_hash: str) -> RowMapping | None:
-    """The key's row with its source's owner, if the key exists and is not revoked."""
-    query = (
-        select(ingest_keys, traffic_sources.c.user_id.label("owner_id"))
-        .join(traffic_sources, traffic_sources.c.id == ingest_keys.c.traffic_source_id)
-        .where(ingest_keys.c.key_hash == key_hash, ingest_keys.c.revoked_at.is_(None))
+def user_exists_now(db: Database, user_id: str) -> bool:
+    return db.fetch_one("SELECT 1 FROM users WHERE id = ?", (user_id,)) is not None
+
+
+def active_ingest_key_now(db: Database, key_hash: str) -> dict[str, Any] | None:
+    """The key's id, source, last use and the source's owner, if it exists and is not revoked."""
+    row = db.fetch_one(
+        "SELECT k.id, k.traffic_source_id, k.last_used_at, s.user_id FROM ingest_keys k "
+        "JOIN traffic_sources s ON s.id = k.traffic_source_id "
+        "WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+        (key_hash,),
     )
-    return conn.execute(query).mappings().first()
+    if row is None:
+        return None
+    key_id, source_id, last_used_at, owner_id = row
+    if isinstance(last_used_at, str):  # SQLite hands back the stored naive-UTC text
+        last_used_at = datetime.fromisoformat(last_used_at).replace(tzinfo=UTC)
+    return {
+        "id": key_id,
+        "traffic_source_id": source_id,
+        "last_used_at": last_used_at,
+        "owner_id": owner_id,
+    }

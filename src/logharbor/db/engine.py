@@ -130,6 +130,26 @@ class Database:
             with conn.begin():
                 yield conn
 
+    def fetch_one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """One row of a single-statement read, on the driver with no transaction around it.
+
+        For the lookups every request makes (its token's user or ingest key): through a
+        SQLAlchemy transaction they cost a BEGIN and a COMMIT plus the statement machinery,
+        which together weighed more than the rest of authenticating. ``sql`` uses ``?`` marks.
+        Values come back as the driver gives them (no column types applied).
+        """
+        if self.dialect != "sqlite":
+            sql = sql.replace("?", "%s")
+        raw = self.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+            cursor.close()
+            return tuple(row) if row is not None else None
+        finally:
+            raw.close()  # back to the pool, which rolls back what the read opened
+
     def ping(self) -> bool:
         try:
             with self.engine.connect() as conn:
