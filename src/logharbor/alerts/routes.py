@@ -29,7 +29,7 @@ from logharbor.auth.deps import AppSettings, CurrentPrincipal, CurrentUser, Db, 
 from logharbor.common.errors import BadRequest, NotFound
 from logharbor.common.ids import is_uuid, new_id
 from logharbor.common.pagination import Page, parse_sort
-from logharbor.common.routing import ArkynRoute, path_id
+from logharbor.common.routing import ArkynRoute, also_at, path_id
 from logharbor.common.timestamps import utcnow
 from logharbor.settings import Settings
 from logharbor.traffic.access import Access, require_source
@@ -80,18 +80,13 @@ def _new_secret() -> str:
 # --- webhooks -----------------------------------------------------------------------------------
 
 
+@also_at(router, "/webhook/{id}")
 @router.post(
     "/webhooks/{id}",
     status_code=201,
     response_model=WebhookCreated,
     responses=_ERRORS,
     tags=["webhooks"],
-)
-@router.post(
-    "/webhook/{id}",
-    status_code=201,
-    response_model=WebhookCreated,
-    include_in_schema=False,
 )
 def create_webhook(
     trafficSourceId: Annotated[str, path_id("The traffic source's id")],
@@ -129,13 +124,13 @@ def create_webhook(
     return {**webhook_out(webhook), "secret": secret}
 
 
+@also_at(router, "/webhook/{id}")
 @router.get(
     "/webhooks/{id}",
     response_model=list[WebhookOut],
     responses=_ERRORS,
     tags=["webhooks"],
 )
-@router.get("/webhook/{id}", response_model=list[WebhookOut], include_in_schema=False)
 def list_webhooks(
     trafficSourceId: Annotated[str, path_id("The traffic source's id")],
     principal: CurrentUser,
@@ -148,18 +143,13 @@ def list_webhooks(
     return [webhook_out(row) for row in rows]
 
 
+@also_at(router, "/webhook/{id}")
 @router.put(
     "/webhooks/{id}",
     response_model=WebhookUpdated,
     response_model_exclude_unset=True,
     responses=_ERRORS,
     tags=["webhooks"],
-)
-@router.put(
-    "/webhook/{id}",
-    response_model=WebhookUpdated,
-    response_model_exclude_unset=True,
-    include_in_schema=False,
 )
 def update_webhook(
     webhookId: Annotated[str, path_id("The webhook's id")],
@@ -206,8 +196,8 @@ def update_webhook(
     return out
 
 
+@also_at(router, "/webhook/{id}")
 @router.delete("/webhooks/{id}", status_code=204, responses=_ERRORS, tags=["webhooks"])
-@router.delete("/webhook/{id}", status_code=204, include_in_schema=False)
 def delete_webhook(
     webhookId: Annotated[str, path_id("The webhook's id")], principal: CurrentUser, db: Db
 ) -> Response:
@@ -218,13 +208,13 @@ def delete_webhook(
     return Response(status_code=204)
 
 
+@also_at(router, "/webhook/{webhookId}/test")
 @router.post(
     "/webhooks/{webhookId}/test",
     response_model=WebhookTestOut,
     responses=_ERRORS,
     tags=["webhooks"],
 )
-@router.post("/webhook/{webhookId}/test", response_model=WebhookTestOut, include_in_schema=False)
 def test_webhook(
     webhookId: str, principal: CurrentUser, db: Db, settings: AppSettings
 ) -> dict[str, Any]:
@@ -247,13 +237,13 @@ def test_webhook(
     }
 
 
+@also_at(router, "/webhook/{webhookId}/deliveries")
 @router.get(
     "/webhooks/{webhookId}/deliveries",
     response_model=DeliveryPage,
     responses=_ERRORS,
     tags=["webhooks"],
 )
-@router.get("/webhook/{webhookId}/deliveries", response_model=DeliveryPage, include_in_schema=False)
 def list_deliveries(webhookId: str, principal: CurrentUser, db: Db, page: Page) -> dict[str, Any]:
     """The webhook's queued and past notifications, newest first (kept 7 days once done)."""
     webhook = _load_webhook(db, webhookId, principal)
@@ -267,13 +257,13 @@ def list_deliveries(webhookId: str, principal: CurrentUser, db: Db, page: Page) 
 # --- exceptions ---------------------------------------------------------------------------------
 
 
+@also_at(router, "/exception/{trafficSourceId}")
 @router.get(
     "/exceptions/{trafficSourceId}",
     response_model=ExceptionPage,
     responses=_ERRORS,
     tags=["exceptions"],
 )
-@router.get("/exception/{trafficSourceId}", response_model=ExceptionPage, include_in_schema=False)
 def list_exceptions(
     trafficSourceId: str,
     principal: CurrentPrincipal,
@@ -311,16 +301,12 @@ def _load_exception(
     return row
 
 
+@also_at(router, "/exception/{trafficSourceId}/{exceptionId}")
 @router.get(
     "/exceptions/{trafficSourceId}/{exceptionId}",
     response_model=ExceptionOut,
     responses=_ERRORS,
     tags=["exceptions"],
-)
-@router.get(
-    "/exception/{trafficSourceId}/{exceptionId}",
-    response_model=ExceptionOut,
-    include_in_schema=False,
 )
 def get_exception(
     trafficSourceId: str, exceptionId: str, principal: CurrentPrincipal, db: Db
@@ -340,16 +326,12 @@ def _set_status(
     return exception_out(updated)
 
 
+@also_at(router, "/exception/{trafficSourceId}/{exceptionId}/resolve")
 @router.post(
     "/exceptions/{trafficSourceId}/{exceptionId}/resolve",
     response_model=ExceptionOut,
     responses=_ERRORS,
     tags=["exceptions"],
-)
-@router.post(
-    "/exception/{trafficSourceId}/{exceptionId}/resolve",
-    response_model=ExceptionOut,
-    include_in_schema=False,
 )
 def resolve_exception(
     trafficSourceId: str, exceptionId: str, principal: CurrentUser, db: Db
@@ -358,16 +340,12 @@ def resolve_exception(
     return _set_status(db, trafficSourceId, exceptionId, principal, "resolved")
 
 
+@also_at(router, "/exception/{trafficSourceId}/{exceptionId}/reopen")
 @router.post(
     "/exceptions/{trafficSourceId}/{exceptionId}/reopen",
     response_model=ExceptionOut,
     responses=_ERRORS,
     tags=["exceptions"],
-)
-@router.post(
-    "/exception/{trafficSourceId}/{exceptionId}/reopen",
-    response_model=ExceptionOut,
-    include_in_schema=False,
 )
 def reopen_exception(
     trafficSourceId: str, exceptionId: str, principal: CurrentUser, db: Db
