@@ -28,6 +28,7 @@ from logharbor.db.tables import (
     core_logs,
     exceptions,
     http_traffic,
+    job_leases,
     requests,
     responses,
     traffic_sources,
@@ -384,6 +385,71 @@ def set_exception_status(conn: Connection, exception_id: str, status: str, now: 
 
 
 # --- retention ----------------------------------------------------------------------------------
+
+
+def _job_free(name: str, now: datetime) -> Any:
+    return and_(
+        job_leases.c.name == name,
+        job_leases.c.next_run_at <= now,
+        or_(job_leases.c.claimed_until.is_(None), job_leases.c.claimed_until < now),
+    )
+
+
+def claim_job(
+    conn: Connection, name: str, now: datetime, until: datetime, token: str, holder: str
+) -> bool:
+    """Take the job's run if it is due and nobody holds an unexpired claim.
+
+    The row is made on first use (racing first users all pass the INSERT, which does nothing for
+    all but one); the UPDATE's row count then says who won, as for webhook leases: on PostgreSQL
+    the loser's UPDATE waits for the winner's commit, re-checks the WHERE and matches nothing.
+    """
+    conn.execute(
+        _upsert(conn.dialect.name, job_leases)
+        .values(name=name, next_run_at=now)
+        .on_conflict_do_nothing(index_elements=[job_leases.c.name])
+    )
+    result = conn.execute(
+        update(job_leases)
+        .where(_job_free(name, now))
+        .values(claim_token=token, claimed_by=holder, claimed_until=until)
+    )
+    return result.rowcount == 1
+
+
+def renew_job(conn: Connection, name: str, token: str, until: datetime) -> bool:
+    """Extend our claim; False when another process has taken the job over meanwhile."""
+    result = conn.execute(
+        update(job_leases)
+        .where(job_leases.c.name == name, job_leases.c.claim_token == token)
+        .values(claimed_until=until)
+    )
+    return result.rowcount == 1
+
+
+def release_job(
+    conn: Connection,
+    name: str,
+    token: str,
+    *,
+    next_run_at: datetime | None = None,
+    finished_at: datetime | None = None,
+) -> bool:
+    """Give the claim back; with ``next_run_at`` the run is done and the next one scheduled,
+    without it the job stays due (an interrupted run that another process should resume)."""
+    values: dict[str, Any] = {"claim_token": None, "claimed_by": None, "claimed_until": None}
+    if next_run_at is not None:
+        values.update(next_run_at=next_run_at, last_finished_at=finished_at)
+    result = conn.execute(
+        update(job_leases)
+        .where(job_leases.c.name == name, job_leases.c.claim_token == token)
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def get_job(conn: Connection, name: str) -> RowMapping | None:
+    return conn.execute(select(job_leases).where(job_leases.c.name == name)).mappings().first()
 
 
 def sources_with_retention(conn: Connection) -> Sequence[RowMapping]:

@@ -421,3 +421,20 @@ exceptions = Table(
     UniqueConstraint("traffic_source_id", "fingerprint"),
     Index(None, "traffic_source_id", "status", "last_seen_at"),
 )
+
+# --- periodic jobs that one process of many must run (alerts/service.py) ----------------------
+#
+# One row per job. Whoever holds an unexpired claim runs it; ``next_run_at`` is the schedule, kept
+# here rather than in a process so that any worker or host on the database may do the next run
+# and a restart loop never turns into a run loop.
+
+job_leases = Table(
+    "job_leases",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("claim_token", String(36), nullable=True),
+    Column("claimed_by", String(200), nullable=True),  # host and pid, for whoever looks
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("next_run_at", UTCDateTime, nullable=False),
+    Column("last_finished_at", UTCDateTime, nullable=True),
+)

@@ -1,0 +1,227 @@
+"""The retention job across processes: one run per period whoever polls, decided by a lease row in
+the database; a dead holder's run is taken over, and a holder that lost its claim stops.
+
+Each "process" is a RetentionJob over its own engine on the same database, with no app running
+beside it. Time is a clock the test moves, so periods and lease expiry need no waiting.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, insert, select, update
+
+from alerts.support import add_source, bare_owner
+from logharbor.alerts import queries
+from logharbor.alerts.service import LEASE, RETENTION_JOB, RetentionJob
+from logharbor.common.ids import new_id
+from logharbor.common.timestamps import utcnow
+from logharbor.db.engine import Database, make_engine
+from logharbor.db.tables import domains, http_traffic, job_leases, pathnames
+from logharbor.settings import Settings
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.on_read: Callable[[], None] | None = None
+
+    def __call__(self) -> datetime:
+        if self.on_read is not None:
+            self.on_read()
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture
+def processes(settings: Settings) -> Iterator[tuple[Database, Database]]:
+    """Two connections pools on one database, as two worker processes (or hosts) have."""
+    url = settings.resolved_database_url()
+    first, second = Database(make_engine(url)), Database(make_engine(url))
+    yield first, second
+    first.dispose()
+    second.dispose()
+
+
+@pytest.fixture
+def source(settings: Settings, processes: tuple[Database, Database]) -> str:
+    owner = bare_owner(settings)
+    return add_source(processes[0], owner.id, retention_days=1)
+
+
+def add_old_records(db: Database, source_id: str, n: int) -> None:
+    old = utcnow() - timedelta(days=2)
+    with db.write() as conn:
+        domain_id, pathname_id = new_id(), new_id()
+        conn.execute(
+            insert(domains).values(
+                id=domain_id,
+                traffic_source_id=source_id,
+                value=f"https://{domain_id}.example",
+                protocol="HTTPS",
+                created_at=old,
+            )
+        )
+        conn.execute(
+            insert(pathnames).values(
+                id=pathname_id,
+                traffic_source_id=source_id,
+                domain_id=domain_id,
+                value="/old",
+                created_at=old,
+            )
+        )
+        conn.execute(
+            insert(http_traffic),
+            [
+                {
+                    "id": new_id(),
+                    "traffic_source_id": source_id,
+                    "domain_id": domain_id,
+                    "pathname_id": pathname_id,
+                    "status": 200,
+                    "method": "GET",
+                    "level": "INFO",
+                    "elapsed_time": 1.0,
+                    "created_at": old,
+                }
+                for _ in range(n)
+            ],
+        )
+
+
+def count_records(db: Database, source_id: str) -> int:
+    with db.read() as conn:
+        query = select(func.count()).where(http_traffic.c.traffic_source_id == source_id)
+        return int(conn.execute(query).scalar_one())
+
+
+def lease_row(db: Database) -> dict[str, object]:
+    with db.read() as conn:
+        row = queries.get_job(conn, RETENTION_JOB)
+    assert row is not None
+    return dict(row)
+
+
+def test_two_processes_prune_once_per_period(
+    settings: Settings, processes: tuple[Database, Database], source: str
+) -> None:
+    db_a, db_b = processes
+    clock = Clock(utcnow())
+    a = RetentionJob(db_a, settings, clock=clock)
+    b = RetentionJob(db_b, settings, clock=clock)
+    interval = timedelta(minutes=settings.retention_interval_minutes)
+    add_old_records(db_a, source, 3)
+
+    first = a.run_due()
+    assert first is not None and first.traffic == 3
+    assert b.run_due() is None  # same period: already done by the other process
+    assert a.run_due() is None  # nor does the same process run it twice
+    released = lease_row(db_a)
+    assert released["claim_token"] is None
+    assert released["next_run_at"] == clock.now + interval
+
+    add_old_records(db_b, source, 2)
+    clock.advance(interval / 2)
+    assert a.run_due() is None and b.run_due() is None
+    assert count_records(db_a, source) == 2
+
+    clock.advance(interval / 2)
+    second = b.run_due()  # any process may do the next period's run
+    assert second is not None and second.traffic == 2
+    assert a.run_due() is None
+    assert count_records(db_a, source) == 0
+
+
+def _run_at_once(job: RetentionJob, start: threading.Barrier, reports: list[object]) -> None:
+    start.wait()
+    reports.append(job.run_due())
+
+
+def test_racing_processes_one_wins_each_period(
+    settings: Settings, processes: tuple[Database, Database], source: str
+) -> None:
+    clock = Clock(utcnow())
+    jobs = [RetentionJob(db, settings, clock=clock) for db in processes]
+    interval = timedelta(minutes=settings.retention_interval_minutes)
+    for _ in range(8):
+        add_old_records(processes[0], source, 2)
+        start = threading.Barrier(len(jobs))
+        reports: list[object] = []
+        threads = [
+            threading.Thread(target=_run_at_once, args=(job, start, reports)) for job in jobs
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(reports) == len(jobs)
+        winners = [report for report in reports if report is not None]
+        assert len(winners) == 1, reports
+        assert count_records(processes[0], source) == 0
+        clock.advance(interval)
+
+
+def test_a_dead_holders_run_is_taken_over_when_its_lease_expires(
+    settings: Settings, processes: tuple[Database, Database], source: str
+) -> None:
+    db_a, db_b = processes
+    start = utcnow()
+    clock = Clock(start)
+    add_old_records(db_a, source, 4)
+    # A process claimed the run and died before finishing it.
+    with db_a.write() as conn:
+        assert queries.claim_job(conn, RETENTION_JOB, start, start + LEASE, "dead", "gone:1")
+    survivor = RetentionJob(db_b, settings, clock=clock)
+
+    assert survivor.run_due() is None
+    clock.advance(LEASE - timedelta(seconds=1))
+    assert survivor.run_due() is None  # the claim still holds
+    assert count_records(db_a, source) == 4
+
+    clock.advance(timedelta(seconds=2))
+    report = survivor.run_due()
+    assert report is not None and report.traffic == 4
+    assert count_records(db_a, source) == 0
+    # Were the dead process to wake up now, it would find its claim gone and stop.
+    with db_a.write() as conn:
+        assert not queries.renew_job(conn, RETENTION_JOB, "dead", clock.now + LEASE)
+    assert lease_row(db_a)["next_run_at"] == clock.now + timedelta(
+        minutes=settings.retention_interval_minutes
+    )
+
+
+def test_a_holder_that_lost_its_claim_stops_and_leaves_the_new_holders_lease(
+    settings: Settings, processes: tuple[Database, Database], source: str
+) -> None:
+    db_a, db_b = processes
+    clock = Clock(utcnow())
+    slow = settings.model_copy(update={"retention_batch_size": 1})
+    job = RetentionJob(db_a, slow, clock=clock)
+    add_old_records(db_a, source, 6)
+    reads = 0
+
+    def time_passes_and_another_process_takes_over() -> None:
+        # Each look at the clock is a stall longer than the lease; on the fifth (after two
+        # batches), another process finds the claim expired and takes the run over.
+        nonlocal reads
+        reads += 1
+        clock.advance(LEASE + timedelta(seconds=1))
+        if reads == 5:
+            with db_b.write() as conn:
+                conn.execute(update(job_leases).values(claim_token="other", claimed_by="other:2"))
+
+    clock.on_read = time_passes_and_another_process_takes_over
+    report = job.run_due()
+    clock.on_read = None
+
+    assert report is not None
+    assert 0 < report.traffic < 6  # it stopped between batches
+    assert count_records(db_a, source) == 6 - report.traffic
+    row = lease_row(db_a)
+    assert (row["claim_token"], row["claimed_by"]) == ("other", "other:2")
