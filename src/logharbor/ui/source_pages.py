@@ -152,8 +152,13 @@ def _settings_page(
     context = {
         "source": source,
         "tab": "settings",
-        "form": form
-        or {"name": source["name"], "retentionDays": "" if retention is None else str(retention)},
+        # What was typed wins over what is stored, field by field.
+        "form": {
+            "name": source["name"],
+            "trafficDomain": source["traffic_domain"],
+            "retentionDays": "" if retention is None else str(retention),
+            **(form or {}),
+        },
         "errors": errors or {},
         "shares": shares,
         "share_form": share_form or {},
@@ -186,10 +191,17 @@ async def update_settings(request: Request, source_id: str) -> Response:
     principal = session.require_user(request)
     form = await read_form(request)
     session.check_form_origin(request, form, signed_in=True)
+    # A form from before the domain field existed (a tab left open) keeps the stored domain; a
+    # blank one is refused by the API's rules like any other bad domain.
     values = {"name": form.get("name", ""), "retentionDays": form.get("retentionDays", "").strip()}
+    if "trafficDomain" in form:
+        values["trafficDomain"] = form["trafficDomain"].strip()
     try:
+        # The API's update checks and normalizes the domain (an http(s) origin).
         body = TrafficSourceUpdate(
-            name=values["name"], retentionDays=_retention(values["retentionDays"])
+            name=values["name"],
+            trafficDomain=values.get("trafficDomain"),
+            retentionDays=_retention(values["retentionDays"]),
         )
         source_routes.update_source(source_id, body, principal, get_db(request))
     except ValidationError as exc:
@@ -229,6 +241,22 @@ async def revoke_share(request: Request, source_id: str, user_id: str) -> Respon
     session.check_form_origin(request, form, signed_in=True)
     source_routes.delete_share(source_id, user_id, principal, get_db(request))
     return redirect(f"/ui/sources/{source_id}/settings")
+
+
+@router.post("/ui/sources/{source_id}/leave")
+async def leave_share(request: Request, source_id: str) -> Response:
+    """A viewer gives up a source shared with them: only ever the caller's own share."""
+    principal = session.require_user(request)
+    form = await read_form(request)
+    session.check_form_origin(request, form, signed_in=True)
+    db = get_db(request)
+    with db.read() as conn:
+        source = require_source(conn, source_id, principal, Access.READ)
+    if source["user_id"] == principal.user_id:
+        raise BadRequest("You own this source: delete it in its settings instead of leaving it.")
+    # The user id is the session's, never the form's, so nobody can remove someone else's share.
+    source_routes.delete_share(source["id"], principal.user_id, principal, db)
+    return redirect("/")
 
 
 @router.get("/ui/sources/{source_id}/delete")
