@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -437,4 +438,20 @@ job_leases = Table(
     Column("claimed_until", UTCDateTime, nullable=True),
     Column("next_run_at", UTCDateTime, nullable=False),
     Column("last_finished_at", UTCDateTime, nullable=True),
+)
+
+# --- web UI (ui/flash.py) ---------------------------------------------------------------------
+#
+# A one-time message (a secret shown once) crossing the redirect after a form post: this row holds
+# a random pad, the browser's cookie holds the message XOR the pad; reading deletes the row.
+
+ui_flashes = Table(
+    "ui_flashes",
+    metadata,
+    _id(),
+    _fk("user_id", "users.id"),
+    Column("path", String(300), nullable=False),  # the page the message is for
+    Column("pad", LargeBinary, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index(None, "expires_at"),
 )

@@ -17,7 +17,7 @@ from logharbor.common.errors import BadRequest, NotFound
 from logharbor.common.pagination import PageRequest
 from logharbor.traffic.access import Access, require_source
 from logharbor.traffic.ingest import validation_field_errors
-from logharbor.ui import session
+from logharbor.ui import flash, session
 from logharbor.ui.rendering import UIRoute, read_form, redirect, render
 
 router = APIRouter(route_class=UIRoute, include_in_schema=False)
@@ -89,9 +89,18 @@ def _webhooks_page(
     return render(request, "webhooks.html", context, status=status)
 
 
+def _webhooks_path(source_id: str) -> str:
+    return f"/ui/sources/{source_id}/webhooks"
+
+
 @router.get("/ui/sources/{source_id}/webhooks")
 def webhooks_page(request: Request, source_id: str) -> Response:
-    return _webhooks_page(request, source_id)
+    # What the last create, rotate or test produced, once (Post/Redirect/Get: see ui/flash.py).
+    shown = flash.take(request) or {}
+    response = _webhooks_page(
+        request, source_id, created=shown.get("created"), test_result=shown.get("test_result")
+    )
+    return flash.shown(request, response)
 
 
 @router.post("/ui/sources/{source_id}/webhooks")
@@ -113,7 +122,11 @@ async def create_webhook(request: Request, source_id: str) -> Response:
     except BadRequest as exc:
         errors = exc.field_errors or {"value": exc.message}
         return _webhooks_page(request, source_id, form=values, errors=errors, status=400)
-    return _webhooks_page(request, source_id, created=created, status=201)
+    # A redirect, so that reloading the page does not post the form again (a second webhook);
+    # the secret crosses it as a one-time flash.
+    return flash.redirect_with(
+        request, _webhooks_path(source_id), {"created": {"secret": created["secret"]}}
+    )
 
 
 @router.post("/ui/sources/{source_id}/exceptions/{exception_id}/{action}")
@@ -191,7 +204,7 @@ async def update_webhook(request: Request, source_id: str, webhook_id: str) -> R
             "errors": exc.field_errors or {"value": exc.message},
         }
         return _webhooks_page(request, source_id, edit=edit, status=400)
-    return redirect(f"/ui/sources/{source_id}/webhooks")
+    return redirect(_webhooks_path(source_id))
 
 
 @router.post("/ui/sources/{source_id}/webhooks/{webhook_id}/delete")
@@ -201,7 +214,7 @@ async def delete_webhook(request: Request, source_id: str, webhook_id: str) -> R
     session.check_form_origin(request, form, signed_in=True)
     _own_webhook(request, source_id, webhook_id)
     alert_routes.delete_webhook(webhook_id, principal, get_db(request))
-    return redirect(f"/ui/sources/{source_id}/webhooks")
+    return redirect(_webhooks_path(source_id))
 
 
 @router.post("/ui/sources/{source_id}/webhooks/{webhook_id}/rotate")
@@ -217,8 +230,12 @@ async def rotate_webhook_secret(request: Request, source_id: str, webhook_id: st
         get_db(request),
         get_settings(request),
     )
-    # Like creation: the new secret is in this response only.
-    return _webhooks_page(request, source_id, created={**updated, "rotated": True})
+    # Like creation: the new secret is shown once, after a redirect (a reload rotates nothing).
+    return flash.redirect_with(
+        request,
+        _webhooks_path(source_id),
+        {"created": {"secret": updated["secret"], "rotated": True}},
+    )
 
 
 @router.post("/ui/sources/{source_id}/webhooks/{webhook_id}/test")
@@ -231,4 +248,11 @@ async def test_webhook(request: Request, source_id: str, webhook_id: str) -> Res
     outcome = await run_in_threadpool(
         alert_routes.test_webhook, webhook_id, principal, get_db(request), get_settings(request)
     )
-    return _webhooks_page(request, source_id, test_result=outcome)
+    # Redirected like the other writes: a reload must not send another test message.
+    result = {
+        "delivered": outcome["delivered"],
+        "statusCode": outcome["statusCode"],
+        "error": outcome["error"],
+        "webhook": {"value": outcome["webhook"]["value"]},
+    }
+    return flash.redirect_with(request, _webhooks_path(source_id), {"test_result": result})

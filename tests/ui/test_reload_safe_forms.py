@@ -1,0 +1,214 @@
+"""Forms that create something answer with a redirect (Post/Redirect/Get): reloading the page
+that follows creates nothing more, and what is shown once (a webhook's secret, an ingest key)
+crosses the redirect as a one-time flash that any worker can read and none keeps in clear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from playwright.sync_api import Page, expect
+from sqlalchemy import select, update
+
+from alerts.support import Receiver
+from helpers import AUser
+from logharbor.app import create_app
+from logharbor.common.timestamps import utcnow
+from logharbor.db.engine import Database, make_engine
+from logharbor.db.tables import ui_flashes, webhooks
+from logharbor.settings import Settings
+from logharbor.ui import flash
+from logharbor.ui.session import COOKIE
+from ui.harness import LiveServer
+from ui.test_journey import DOMAIN
+from ui.test_manage import account, sign_in
+from ui.test_manage_forms import _csrf
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Webhooks that post to a receiver on 127.0.0.1.
+    return settings.model_copy(update={"webhook_allow_http": True, "webhook_allow_private": True})
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver().start()
+    yield rec
+    rec.stop()
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(make_engine(settings.resolved_database_url()))
+    yield database
+    database.dispose()
+
+
+def stored_secrets(db: Database) -> list[str]:
+    with db.read() as conn:
+        return list(conn.execute(select(webhooks.c.secret).order_by(webhooks.c.id)).scalars())
+
+
+def flash_rows(db: Database) -> list[dict[str, Any]]:
+    with db.read() as conn:
+        return [dict(row) for row in conn.execute(select(ui_flashes)).mappings()]
+
+
+# --- in a real browser -------------------------------------------------------------------------
+
+
+def test_reloading_after_webhook_forms_repeats_nothing(
+    page: Page, live_server: LiveServer, receiver: Receiver, db: Database
+) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with live_server.api() as api:
+        owner = account(api, "Olga Owner", "olga@example.com")
+        auth = {"Authorization": f"Bearer {owner['token']}"}
+        source = api.post(
+            "/traffic-source", headers=auth, json={"name": "Payments API", "trafficDomain": DOMAIN}
+        ).json()
+    sign_in(page, owner)
+    page.goto(f"/ui/sources/{source['id']}/webhooks")
+
+    page.get_by_label("URL", exact=True).fill(receiver.url)
+    page.get_by_role("button", name="Add webhook").click()
+    secret = page.locator("#webhook-secret").inner_text().strip()
+    assert stored_secrets(db) == [secret]
+    page.reload()
+    expect(page.get_by_test_id("webhook")).to_have_count(1)
+    expect(page.get_by_test_id("new-webhook")).to_have_count(0)  # shown once
+    assert stored_secrets(db) == [secret]
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Rotate secret").click()
+    rotated = page.locator("#webhook-secret").inner_text().strip()
+    assert rotated != secret and stored_secrets(db) == [rotated]
+    page.reload()
+    expect(page.get_by_test_id("new-webhook")).to_have_count(0)
+    assert stored_secrets(db) == [rotated]  # the secret just shown still works
+
+    page.get_by_role("button", name="Send test").click()
+    expect(page.get_by_test_id("test-result")).to_contain_text("delivered")
+    page.reload()
+    expect(page.get_by_test_id("test-result")).to_have_count(0)
+    assert len(receiver.wait_for(1)) == 1
+    assert len(receiver.requests) == 1
+    assert flash_rows(db) == []
+    assert errors == []
+
+
+# --- the flash over plain HTTP -----------------------------------------------------------------
+
+
+@pytest.fixture
+def owned(client: TestClient, user: AUser) -> dict[str, Any]:
+    source = client.post(
+        "/traffic-source",
+        headers=user.headers,
+        json={"name": "Shop", "trafficDomain": "https://shop.example"},
+    ).json()
+    client.cookies.set(COOKIE, user.token)
+    base = f"/ui/sources/{source['id']}"
+    return {"id": source["id"], "base": base, "csrf": _csrf(client, f"{base}/webhooks")}
+
+
+def _add_webhook(client: TestClient, owned: dict[str, Any]) -> Any:
+    return client.post(
+        f"{owned['base']}/webhooks",
+        data={"csrf": owned["csrf"], "value": "http://127.0.0.1:9/hook", "level": "FATAL"},
+        follow_redirects=False,
+    )
+
+
+def test_adding_a_webhook_redirects_and_its_secret_shows_once(
+    client: TestClient, owned: dict[str, Any], db: Database
+) -> None:
+    answer = _add_webhook(client, owned)
+    assert answer.status_code == 303, answer.text
+    page_path = f"{owned['base']}/webhooks"
+    assert answer.headers["location"] == page_path
+    cookie = answer.headers["set-cookie"]
+    assert f"Path={page_path}" in cookie and "HttpOnly" in cookie and "Max-Age=" in cookie
+    (secret,) = stored_secrets(db)
+
+    shown = client.get(page_path)
+    assert shown.status_code == 200
+    assert secret in shown.text and 'data-testid="new-webhook"' in shown.text
+    assert flash.COOKIE not in client.cookies  # dropped by the page that showed it
+    assert flash_rows(db) == []
+    again = client.get(page_path)
+    assert secret not in again.text and 'data-testid="new-webhook"' not in again.text
+
+
+def test_the_flash_crosses_workers_and_neither_half_holds_the_secret(
+    client: TestClient, owned: dict[str, Any], settings: Settings, db: Database
+) -> None:
+    answer = _add_webhook(client, owned)
+    assert answer.status_code == 303, answer.text
+    sealed = client.cookies[flash.COOKIE]
+    (secret,) = stored_secrets(db)
+    (row,) = flash_rows(db)
+    assert secret not in sealed
+    assert secret.encode() not in bytes(row["pad"])
+
+    # Another worker (its own app and connection pool on the same database) shows it.
+    with TestClient(create_app(settings)) as other_worker:
+        other_worker.cookies.set(COOKIE, client.cookies[COOKIE])
+        other_worker.cookies.set(flash.COOKIE, sealed, path=f"{owned['base']}/webhooks")
+        shown = other_worker.get(f"{owned['base']}/webhooks")
+    assert shown.status_code == 200
+    assert secret in shown.text
+    # The cookie replayed after that shows nothing: the pad is gone.
+    client.cookies.set(flash.COOKIE, sealed, path=f"{owned['base']}/webhooks")
+    assert secret not in client.get(f"{owned['base']}/webhooks").text
+
+
+def test_a_flash_is_for_its_user_and_page_only_and_not_after_it_expires(
+    client: TestClient, owned: dict[str, Any], user: AUser, make_user: Any, db: Database
+) -> None:
+    page_path = f"{owned['base']}/webhooks"
+    answer = _add_webhook(client, owned)
+    assert answer.status_code == 303, answer.text
+    sealed = client.cookies[flash.COOKIE]
+    (secret,) = stored_secrets(db)
+
+    def visit(token: str, path: str, value: str) -> Any:
+        client.cookies.clear()
+        client.cookies.set(COOKIE, token)
+        client.cookies.set(flash.COOKIE, value, path=path)
+        return client.get(path)
+
+    # Another user with the stolen cookie, on a page of theirs: nothing, and nothing consumed.
+    other = make_user()
+    mine = client.post(
+        "/traffic-source",
+        headers=other.headers,
+        json={"name": "Theirs", "trafficDomain": "https://theirs.example"},
+    ).json()
+    stolen = visit(other.token, f"/ui/sources/{mine['id']}/webhooks", sealed)
+    assert stolen.status_code == 200 and secret not in stolen.text
+    # The same user on another page of theirs: not that page's message.
+    assert secret not in visit(user.token, f"{owned['base']}/keys", sealed).text
+    # Altered in the browser: nothing, and no error.
+    forged = sealed[:-4] + ("AAAA" if not sealed.endswith("AAAA") else "BBBB")
+    for junk in (forged, "not-a-flash", sealed.split(".")[0] + ".%%%", ""):
+        answer = visit(user.token, page_path, junk)
+        assert answer.status_code == 200 and secret not in answer.text, junk
+    assert flash_rows(db) == []  # the forged one was read (and spent) with the real id
+
+    # Expired: nothing.
+    client.cookies.clear()
+    client.cookies.set(COOKIE, user.token)
+    assert _add_webhook(client, owned).status_code == 303
+    sealed = client.cookies[flash.COOKIE]
+    with db.write() as conn:
+        conn.execute(update(ui_flashes).values(expires_at=utcnow() - timedelta(seconds=1)))
+    shown = visit(user.token, page_path, sealed).text
+    assert all(secret not in shown for secret in stored_secrets(db))
+    assert flash_rows(db) == []
