@@ -5,6 +5,7 @@ crosses the redirect as a one-time flash that any worker can read and none keeps
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -212,3 +213,103 @@ def test_a_flash_is_for_its_user_and_page_only_and_not_after_it_expires(
     shown = visit(user.token, page_path, sealed).text
     assert all(secret not in shown for secret in stored_secrets(db))
     assert flash_rows(db) == []
+
+
+# --- the other create forms: sources, ingest keys, shares --------------------------------------
+
+
+def test_reloading_after_the_other_create_forms_repeats_nothing(
+    page: Page, live_server: LiveServer
+) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with live_server.api() as api:
+        owner = account(api, "Olga Owner", "olga@example.com")
+        viewer = account(api, "Vic Viewer", "vic@example.com")
+    auth = {"Authorization": f"Bearer {owner['token']}"}
+    sign_in(page, owner)
+
+    page.get_by_label("Name").fill("Payments API")
+    page.get_by_label("Domain").fill(DOMAIN)
+    page.get_by_role("button", name="Create source").click()
+    expect(page.get_by_role("heading", name="Payments API")).to_be_visible()
+    page.reload()
+    expect(page.get_by_role("heading", name="Payments API")).to_be_visible()
+    with live_server.api() as api:
+        sources = api.get("/traffic-source", headers=auth).json()["data"]
+    assert [source["name"] for source in sources] == ["Payments API"]
+    source_id = sources[0]["id"]
+
+    page.get_by_label("Key name").fill("production")
+    page.get_by_role("button", name="Create key").click()
+    key = page.locator("#new-key-value").inner_text().strip()
+    assert key.startswith("lhk_")
+    assert key in page.locator("#snippet-asgi").inner_text()  # the snippets carry it too
+    page.reload()
+    expect(page.get_by_test_id("new-key")).to_have_count(0)  # shown once
+    assert key not in page.content()
+    with live_server.api() as api:
+        keys = api.get(f"/traffic-source/{source_id}/ingest-keys", headers=auth).json()
+        assert [k["name"] for k in keys] == ["production"]
+        # The key that was shown is the one that works.
+        sent = api.post(
+            "/ingest-log",
+            headers={"Authorization": f"Bearer {key}"},
+            json={
+                "trafficSourceId": source_id,
+                "domainUrl": DOMAIN,
+                "pathnameUrl": "/hello",
+                "method": "GET",
+                "status": 200,
+                "elapsedTime": 1,
+                "requestHeaders": {},
+                "responseHeaders": {},
+            },
+        )
+        assert sent.status_code == 201, sent.text
+
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_label("Share with (email)").fill(viewer["email"])
+    page.get_by_role("button", name="Share read-only").click()
+    expect(page.get_by_test_id("share")).to_contain_text(viewer["email"])
+    page.reload()
+    expect(page.get_by_test_id("share")).to_have_count(1)
+    expect(page.locator(".field-error")).to_have_count(0)  # no "Already shared" from a re-post
+    assert errors == []
+
+
+def test_create_forms_answer_with_a_redirect(
+    client: TestClient, owned: dict[str, Any], user: AUser, make_user: Any, db: Database
+) -> None:
+    csrf = owned["csrf"]
+    created = client.post(
+        "/ui/sources",
+        data={"csrf": csrf, "name": "Second", "trafficDomain": "https://second.example"},
+        follow_redirects=False,
+    )
+    assert created.status_code == 303, created.text
+    assert created.headers["location"].endswith("/keys?new=1")
+
+    viewer = make_user()
+    shared = client.post(
+        f"{owned['base']}/shares",
+        data={"csrf": csrf, "email": viewer.email},
+        follow_redirects=False,
+    )
+    assert shared.status_code == 303, shared.text
+
+    keys_path = f"{owned['base']}/keys"
+    answer = client.post(keys_path, data={"csrf": csrf, "name": "ci"}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == keys_path
+    sealed = client.cookies[flash.COOKIE]
+    (row,) = flash_rows(db)
+    shown = client.get(keys_path)
+    key = re.search(r'id="new-key-value">(lhk_[^<]+)<', shown.text)
+    assert key is not None, shown.text
+    # Only the key's hash is stored for good; the flash's halves do not hold it either.
+    assert key.group(1) not in sealed and key.group(1).encode() not in bytes(row["pad"])
+    assert flash_rows(db) == []
+    assert key.group(1) not in client.get(keys_path).text
+    listed = client.get(f"/traffic-source/{owned['id']}/ingest-keys", headers=user.headers)
+    assert [k["name"] for k in listed.json()] == ["ci"]

@@ -18,7 +18,7 @@ from logharbor.traffic.access import Access, require_source
 from logharbor.traffic.filters import SortRequest
 from logharbor.traffic.ingest import validation_field_errors
 from logharbor.traffic.schemas import IngestKeyIn, ShareIn, TrafficSourceIn, TrafficSourceUpdate
-from logharbor.ui import charts, session
+from logharbor.ui import charts, flash, session
 from logharbor.ui.rendering import UIRoute, read_form, redirect, render
 
 router = APIRouter(route_class=UIRoute, include_in_schema=False)
@@ -100,7 +100,9 @@ def _keys_page(
 
 @router.get("/ui/sources/{source_id}/keys")
 def keys_page(request: Request, source_id: str) -> Response:
-    return _keys_page(request, source_id)
+    # A key just created, shown once (Post/Redirect/Get: see ui/flash.py).
+    created = (flash.take(request) or {}).get("created")
+    return flash.shown(request, _keys_page(request, source_id, created=created))
 
 
 @router.post("/ui/sources/{source_id}/keys")
@@ -113,8 +115,13 @@ async def create_key(request: Request, source_id: str) -> Response:
     except ValidationError as exc:
         return _keys_page(request, source_id, errors=validation_field_errors(exc), status=400)
     created = source_routes.create_ingest_key(source_id, body, principal, get_db(request))
-    # The secret is shown once, in this response; it is never stored in clear or redisplayed.
-    return _keys_page(request, source_id, created=created, status=201)
+    # A redirect, so that reloading the page does not post the form again (a second key). The
+    # key crosses it as a one-time flash, which keeps it nowhere in clear and shows it once.
+    return flash.redirect_with(
+        request,
+        f"/ui/sources/{source_id}/keys",
+        {"created": {"name": created["name"], "key": created["key"]}},
+    )
 
 
 @router.post("/ui/sources/{source_id}/keys/{key_id}/revoke")
