@@ -31,3 +31,32 @@ def test_timestamps_have_milliseconds_and_z() -> None:
     assert parse_iso("2025-07-10T18:00:05+02:00") == datetime(2025, 7, 10, 16, 0, 5, tzinfo=UTC)
     with pytest.raises(ValueError):
         parse_iso("yesterday")
+
+
+def test_ids_stay_ordered_and_on_the_clock_under_a_burst() -> None:
+    # Many ids per millisecond: each is unique and larger than the last, and the time field is
+    # never ahead of the clock (a generator that bumps it per id would run seconds ahead here).
+    import time
+    import uuid
+
+    burst = [new_id() for _ in range(50_000)]
+    now_ms = time.time_ns() // 1_000_000
+    assert burst == sorted(burst) and len(set(burst)) == len(burst)
+    assert uuid.UUID(burst[-1]).int >> 80 <= now_ms + 1
+    assert all(uuid.UUID(value).version == 7 for value in burst[::5000])
+
+
+def test_a_forked_child_does_not_reuse_the_parents_buffered_randomness() -> None:
+    import os
+
+    new_id()  # the parent has entropy buffered now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child only reports
+        os.write(write, new_id().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 64).decode()
+    os.waitpid(pid, 0)
+    parent = new_id()
+    assert child[19:] != parent[19:]  # the 62 random bits (and the counter) differ

@@ -231,3 +231,58 @@ def test_a_transient_failure_is_retried_and_a_real_one_is_not(database_url: str)
     with db.read() as conn:
         assert conn.execute(select(func.count()).select_from(users)).scalar_one() == 1
     db.dispose()
+
+
+def test_bulk_items_share_one_call_and_a_failing_one_is_stored_alone(database_url: str) -> None:
+    import asyncio
+
+    from logharbor.common.errors import Forbidden
+
+    db = Database(make_engine(database_url))
+    writer = GroupCommitWriter(db)
+    writer.start()
+    calls: list[list[str]] = []
+
+    def runner(conn, items):  # type: ignore[no-untyped-def]
+        calls.append(list(items))
+        outcomes = []
+        for email in items:
+            if email == "refused":
+                outcomes.append(Forbidden("not this one"))
+            else:
+                outcomes.append(_insert_user(email)(conn))
+        return outcomes
+
+    gate = threading.Event()
+
+    async def scenario() -> list[object]:
+        # A job that holds the writer, so that every bulk item below lands in one group.
+        blocker = writer.submit_nowait(lambda conn: gate.wait(10))
+        emails = ["a@example.com", "refused", "b@example.com", "a@example.com", "c@example.com"]
+        tasks = [asyncio.ensure_future(writer.run_bulk(runner, email)) for email in emails]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await asyncio.wrap_future(blocker)
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        results = asyncio.run(scenario())
+    finally:
+        writer.close()
+    # Together first (the duplicate "a" fails the whole call), then each alone.
+    assert calls[0] == [
+        "a@example.com",
+        "refused",
+        "b@example.com",
+        "a@example.com",
+        "c@example.com",
+    ]
+    assert [len(call) for call in calls[1:]] == [1, 1, 1, 1, 1]
+    assert results[0] == "a@example.com" and results[2] == "b@example.com"
+    assert results[4] == "c@example.com"
+    assert isinstance(results[1], Forbidden)
+    assert not isinstance(results[3], str)  # the duplicate email: its own error, nobody else's
+    with db.read() as conn:
+        stored = set(conn.execute(select(users.c.email)).scalars())
+    assert stored == {"a@example.com", "b@example.com", "c@example.com"}
+    db.dispose()

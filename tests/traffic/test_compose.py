@@ -389,3 +389,27 @@ def test_compose_is_one_transaction(
     )
     assert response.status_code == 404
     assert rows() == before
+
+
+def test_a_token_of_no_user_is_401_on_every_ingest_path(
+    client: TestClient, user: AUser, source: dict[str, Any], rows: Callable[[], dict[str, int]]
+) -> None:
+    """The ingest routes trust a token's signature before the body and confirm its user in the
+    write transaction: a well-signed token of a user that does not exist is still a 401, whether
+    the source exists or not, never a 403 or 404 that would tell it apart from a stranger's."""
+    from logharbor.auth.tokens import issue_token
+    from logharbor.common.ids import new_id
+
+    before = rows()
+    secret = client.app.state.settings.secret_key  # type: ignore[attr-defined]
+    ghost = bearer(issue_token(new_id(), secret, 3600))
+    for sid in (source["id"], new_id()):
+        for path, extra in (
+            (f"/http-traffic-record/{sid}", {}),
+            ("/ingest-log", {"trafficSourceId": sid}),
+        ):
+            response = client.post(path, json=body(**extra), headers=ghost)
+            assert response.status_code == 401, (path, response.text)
+        batch = client.post(f"/http-traffic-record/{sid}/batch", json=[body()], headers=ghost)
+        assert batch.status_code == 401, batch.text
+    assert rows() == before

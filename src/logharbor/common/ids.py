@@ -7,10 +7,11 @@ second column.
 
 from __future__ import annotations
 
+import os
 import re
+import threading
+import time
 import uuid
-
-import uuid6
 
 _UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -18,8 +19,51 @@ _UUID_RE = re.compile(
 _MAX_UUID_INT = (1 << 128) - 1
 
 
-def new_id() -> str:
-    return str(uuid6.uuid7())
+class _UUID7Source:
+    """UUIDv7 text, strictly increasing within a process (RFC 9562, method 1).
+
+    48 bits of Unix milliseconds, then a 12-bit counter that starts at a random value below
+    2048 each millisecond (so a thousand ids per millisecond still fit), then 62 random bits.
+    Only when the counter runs out does the clock field step ahead by one millisecond: unlike a
+    generator that bumps the timestamp on every id of a busy millisecond, ids do not drift ahead
+    of the real time under a sustained rate of thousands per second.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ms = 0
+        self._counter = 0
+        # Entropy fetched 512 ids at a time: one system call per id showed in ingest profiles.
+        self._entropy = b""
+        self._taken = 0
+
+    def forget_entropy(self) -> None:
+        self._lock = threading.Lock()
+        self._entropy, self._taken = b"", 0
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._taken >= len(self._entropy):
+                self._entropy, self._taken = os.urandom(4096), 0
+            random_bits = int.from_bytes(self._entropy[self._taken : self._taken + 8]) >> 2
+            self._taken += 8
+            ms = time.time_ns() // 1_000_000
+            if ms > self._ms:
+                self._ms = ms
+                self._counter = random_bits >> 51  # 11 bits: the other half stays headroom
+            elif self._counter < 0xFFF:
+                self._counter += 1
+            else:
+                self._ms += 1
+                self._counter = 0
+            value = (self._ms << 80) | (0x7000 | self._counter) << 64 | 1 << 63 | random_bits
+        text = f"{value:032x}"
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+new_id = _UUID7Source()
+# A forked worker must not hand out the random bits its parent already buffered.
+os.register_at_fork(after_in_child=new_id.forget_entropy)
 
 
 def is_uuid(value: object) -> bool:

@@ -11,12 +11,13 @@ process is killed right after the answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection
@@ -29,12 +30,23 @@ log = logging.getLogger("logharbor.writer")
 
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
+# Runs many requests' items of one kind together: returns one outcome per item, in order, each
+# either the item's result or the LogHarborError to answer it with. Raising instead means "this
+# group could not be stored together": the writer then runs each item alone (see _run_bulk).
+BulkRunner = Callable[[Connection, list[Any]], list[Any]]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
-    job: Job
-    future: Future[Any] = field(default_factory=Future)
+    job: Job | None
+    # An asyncio future of ``loop`` for async callers, a concurrent one for threads.
+    future: asyncio.Future[Any] | Future[Any]
+    loop: asyncio.AbstractEventLoop | None = None
+    bulk: BulkRunner | None = None
+    item: Any = None
+
+    def cancelled(self) -> bool:
+        return self.future.cancelled()
 
 
 class GroupCommitWriter:
@@ -78,16 +90,33 @@ class GroupCommitWriter:
     # -- submitting ----------------------------------------------------------------------------
 
     def submit_nowait(self, job: Callable[[Connection], T]) -> Future[T]:
-        pending = _Pending(job)
+        future: Future[T] = Future()
+        self._submit(_Pending(job, future))
+        return future
+
+    def _submit(self, pending: _Pending) -> None:
         try:
             self._queue.put_nowait(pending)
         except queue.Full:
             raise ServiceUnavailable("Ingest queue is full; retry shortly") from None
-        return pending.future
 
     async def run(self, job: Callable[[Connection], T]) -> T:
         """Run ``job`` in a shared transaction; returns its result once committed."""
-        return await asyncio.wrap_future(self.submit_nowait(job))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._submit(_Pending(job, future, loop))
+        return await future
+
+    async def run_bulk(self, runner: BulkRunner, item: Any) -> Any:
+        """Hand ``item`` to ``runner`` together with the other items of its kind in the group.
+
+        One call per kind and group instead of one job per request: a hundred single-record
+        requests become one executemany per table. The result is the item's own outcome.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._submit(_Pending(None, future, loop, bulk=runner, item=item))
+        return await future
 
     def run_sync(self, job: Callable[[Connection], T], timeout: float | None = None) -> T:
         return self.submit_nowait(job).result(timeout)
@@ -131,11 +160,12 @@ class GroupCommitWriter:
                 self._commit([item])
 
     def _commit(self, batch: list[_Pending]) -> None:
-        runnable = [p for p in batch if p.future.set_running_or_notify_cancel()]
+        # A request whose client went away before its turn is not stored.
+        runnable = [p for p in batch if not p.cancelled()]
         if not runnable:
             return
         try:
-            results = self._run_batch(runnable)
+            results = self._attempt(runnable)
         except Exception as exc:
             if not is_transient(exc):
                 self._fail(runnable, exc)
@@ -144,45 +174,102 @@ class GroupCommitWriter:
             # transaction is gone but the jobs are plain functions of a connection, so the
             # whole group runs again once before anyone is told it failed.
             try:
-                results = self._run_batch(runnable)
+                results = self._attempt(runnable)
             except Exception as again:
                 self._fail(runnable, ServiceUnavailable("Storage is busy; retry shortly"))
                 log.warning("group commit failed twice: %s", again)
                 return
         self.transactions += 1
         self.jobs += len(results)
-        for pending, ok, value in results:
-            if ok:
-                pending.future.set_result(value)
-            else:
-                pending.future.set_exception(value)
+        _deliver(results)
         if self._after_commit is not None:
             try:
                 self._after_commit()
             except Exception:
                 log.exception("after-commit hook failed")
 
-    def _run_batch(self, batch: list[_Pending]) -> list[tuple[_Pending, bool, Any]]:
-        """Every job in its own savepoint, the hooks once for all, one commit."""
+    def _attempt(self, batch: list[_Pending]) -> list[tuple[_Pending, bool, Any]]:
+        try:
+            return self._run_batch(batch, careful=False)
+        except _BulkFailed as failed:
+            log.info("a bulk failed as a whole, storing item by item: %s", failed.__cause__)
+            return self._run_batch(batch, careful=True)
+
+    def _run_batch(self, batch: list[_Pending], careful: bool) -> list[tuple[_Pending, bool, Any]]:
+        """Every job in its own savepoint, the bulks, the hooks once for all, one commit."""
         from logharbor.traffic import events
 
         results: list[tuple[_Pending, bool, Any]] = []
+        bulks: dict[BulkRunner, list[_Pending]] = {}
         with self.db.write() as conn:
             committed_events: list[Any] = []
             try:
                 for pending in batch:
+                    if pending.bulk is not None:
+                        bulks.setdefault(pending.bulk, []).append(pending)
+                        continue
                     job_events: list[Any] = []
                     conn.info[events.DEFERRED_EVENTS_KEY] = job_events
                     results.append(self._run_job(conn, pending))
                     if results[-1][1]:
                         committed_events.extend(job_events)
+                for runner, group in bulks.items():
+                    results.extend(self._run_bulk(conn, runner, group, committed_events, careful))
             finally:
                 conn.info.pop(events.DEFERRED_EVENTS_KEY, None)
             events.dispatch(conn, committed_events)
         return results
 
+    def _run_bulk(
+        self,
+        conn: Connection,
+        runner: BulkRunner,
+        group: list[_Pending],
+        events_out: list[Any],
+        careful: bool,
+    ) -> list[tuple[_Pending, bool, Any]]:
+        """The whole group at once. Not ``careful``: with no savepoint, and a failure rolls the
+        transaction back (``_BulkFailed``) to run again carefully: each item in a savepoint."""
+        from logharbor.common.errors import LogHarborError
+        from logharbor.traffic import events
+
+        def outcomes(items: list[_Pending]) -> list[tuple[_Pending, bool, Any]]:
+            found: list[Any] = []
+            conn.info[events.DEFERRED_EVENTS_KEY] = found
+            if careful:
+                with conn.begin_nested():
+                    values = runner(conn, [pending.item for pending in items])
+            else:
+                values = runner(conn, [pending.item for pending in items])
+            events_out.extend(found)
+            return [
+                (pending, not isinstance(value, LogHarborError), value)
+                for pending, value in zip(items, values, strict=True)
+            ]
+
+        if not careful:
+            # Savepoints cost statements inside the write lock, and a bulk rarely fails.
+            try:
+                return outcomes(group)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # the whole transaction is gone: _commit runs the group again
+                raise _BulkFailed() from exc
+        results: list[tuple[_Pending, bool, Any]] = []
+        for pending in group:
+            for attempt in (1, 2):
+                try:
+                    results.extend(outcomes([pending]))
+                    break
+                except Exception as exc:
+                    if attempt == 2 or not is_transient(exc):
+                        results.append((pending, False, exc))
+                        break
+        return results
+
     @staticmethod
     def _run_job(conn: Connection, pending: _Pending) -> tuple[_Pending, bool, Any]:
+        assert pending.job is not None
         for attempt in (1, 2):
             try:
                 with conn.begin_nested():
@@ -195,9 +282,35 @@ class GroupCommitWriter:
     @staticmethod
     def _fail(batch: list[_Pending], exc: BaseException) -> None:
         log.error("group commit of %d jobs failed: %s", len(batch), exc)
-        for pending in batch:
-            if not pending.future.done():
-                pending.future.set_exception(exc)
+        _deliver([(pending, False, exc) for pending in batch])
+
+
+class _BulkFailed(Exception):
+    """A bulk runner raised while running without savepoints: run the group carefully."""
+
+
+def _deliver(results: list[tuple[_Pending, bool, Any]]) -> None:
+    """Resolve every waiter: one wake-up per event loop for the whole group, not one each."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, bool, Any]]] = {}
+    for result in results:
+        loop = result[0].loop
+        if loop is None:
+            _resolve([result])
+        else:
+            by_loop.setdefault(loop, []).append(result)
+    for loop, group in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_resolve, group)
+
+
+def _resolve(results: list[tuple[_Pending, bool, Any]]) -> None:
+    for pending, ok, value in results:
+        if pending.future.done():  # cancelled meanwhile
+            continue
+        if ok:
+            pending.future.set_result(value)
+        else:
+            pending.future.set_exception(value)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -12,13 +12,16 @@ Arkyn documentation promises.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, RowMapping, select
+from sqlalchemy import Connection, RowMapping, or_, select, update
 
 from logharbor.auth.deps import Principal
-from logharbor.common.errors import BadRequest, Forbidden, NotFound
+from logharbor.common.errors import BadRequest, Forbidden, LogHarborError, NotFound, Unauthorized
 from logharbor.common.ids import is_uuid
-from logharbor.db.tables import traffic_source_shares, traffic_sources
+from logharbor.common.timestamps import utcnow
+from logharbor.db.tables import ingest_keys, traffic_source_shares, traffic_sources, users
 
 
 class Access(enum.Enum):
@@ -52,16 +55,83 @@ def require_source(
         .first()
     )
     if source is None:
-        raise NotFound("Traffic source not found")
+        raise NotFound(_NO_SOURCE)
     if principal.is_ingest_key:
         if access is Access.INGEST and principal.ingest_source_id == source_id:
             return source
-        raise Forbidden("This ingest key may only write traffic to its own traffic source.")
+        raise Forbidden(_KEY_ELSEWHERE)
     if source["user_id"] == principal.user_id:
         return source
     if access is Access.READ and is_shared_with(conn, source_id, principal.user_id):
         return source
-    raise Forbidden("You do not own this traffic source.")
+    raise Forbidden(_NOT_OWNER)
+
+
+_NO_SOURCE = "Traffic source not found"
+_KEY_ELSEWHERE = "This ingest key may only write traffic to its own traffic source."
+_NOT_OWNER = "You do not own this traffic source."
+
+
+def _ingest_refusal(
+    source_id: str, owner_id: str | None, principal: Principal
+) -> LogHarborError | None:
+    """Why ``principal`` may not write traffic to the source ``owner_id`` owns, if it may not."""
+    if owner_id is None:
+        return NotFound(_NO_SOURCE)
+    if principal.is_ingest_key:
+        return None if principal.ingest_source_id == source_id else Forbidden(_KEY_ELSEWHERE)
+    if owner_id == principal.user_id:
+        return None
+    return Forbidden(_NOT_OWNER)
+
+
+def grant_ingest(
+    conn: Connection, asks: Sequence[tuple[Principal, str]]
+) -> list[LogHarborError | None]:
+    """INGEST verdicts for many (principal, source id) pairs at once, in the write transaction.
+
+    The ingest routes take a token's word before the body (signature and expiry for a user
+    token, a cached lookup for an ingest key) and confirm it here, where it costs one query for
+    a whole group commit: the key must still be unrevoked, the user must still exist. An
+    ingest key's last use is recorded here too, at most once a minute.
+    """
+    source_ids = sorted({source_id for _, source_id in asks})
+    owners: dict[str, str] = dict(
+        conn.execute(  # type: ignore[arg-type]
+            select(traffic_sources.c.id, traffic_sources.c.user_id).where(
+                traffic_sources.c.id.in_(source_ids)
+            )
+        ).all()
+    )
+    key_ids = sorted({p.ingest_key_id for p, _ in asks if p.ingest_key_id is not None})
+    live_keys: dict[str, datetime | None] = {}
+    if key_ids:
+        live_keys = dict(
+            conn.execute(  # type: ignore[arg-type]
+                select(ingest_keys.c.id, ingest_keys.c.last_used_at).where(
+                    ingest_keys.c.id.in_(key_ids), ingest_keys.c.revoked_at.is_(None)
+                )
+            ).all()
+        )
+    verdicts: list[LogHarborError | None] = []
+    for principal, source_id in asks:
+        if principal.is_ingest_key and principal.ingest_key_id not in live_keys:
+            verdicts.append(Unauthorized("Invalid or revoked ingest key"))
+            continue
+        verdicts.append(_ingest_refusal(source_id, owners.get(source_id), principal))
+    # A source's owner exists (users are never deleted from under their sources), so only a
+    # refused user token needs the check that its user exists at all.
+    doubtful = sorted(
+        {p.user_id for (p, _), v in zip(asks, verdicts, strict=True) if v and not p.is_ingest_key}
+    )
+    if doubtful:
+        known = set(conn.execute(select(users.c.id).where(users.c.id.in_(doubtful))).scalars())
+        verdicts = [
+            Unauthorized() if v and not p.is_ingest_key and p.user_id not in known else v
+            for (p, _), v in zip(asks, verdicts, strict=True)
+        ]
+    touch_ingest_keys(conn, live_keys)
+    return verdicts
 
 
 def can_read(conn: Connection, source_id: str, principal: Principal) -> bool:
@@ -94,3 +164,24 @@ def require_source_of(
         if access is not Access.READ and can_read(conn, source_id, principal):
             raise
         raise not_found from None
+
+
+def touch_ingest_keys(conn: Connection, last_used: dict[str, datetime | None]) -> None:
+    """Record that ingest keys were used, at most once a minute each (a row hot with every write
+    would serialize all ingest of one source on its lock). ``last_used``: key id → last use as
+    known when the key was looked up; a recent one costs no statement at all."""
+    now = utcnow()
+    stale = sorted(key for key, last in last_used.items() if last is None or last < now - _TOUCH)
+    if not stale:
+        return
+    conn.execute(
+        update(ingest_keys)
+        .where(
+            ingest_keys.c.id.in_(stale),
+            or_(ingest_keys.c.last_used_at.is_(None), ingest_keys.c.last_used_at < now - _TOUCH),
+        )
+        .values(last_used_at=now)
+    )
+
+
+_TOUCH = timedelta(minutes=1)

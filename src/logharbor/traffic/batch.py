@@ -28,8 +28,9 @@ from logharbor.common.errors import (
     UnsupportedMediaType,
 )
 from logharbor.common.routing import ArkynRoute, also_at, is_json_content_type
-from logharbor.traffic.access import Access, check_source_id, require_source
-from logharbor.traffic.ingest import PreparedRecord, name_cache, prepare_record, store_job
+from logharbor.traffic import ingest as traffic_ingest
+from logharbor.traffic.access import check_source_id
+from logharbor.traffic.ingest import IngestItem, PreparedRecord, prepare_record
 from logharbor.traffic.normalize import IngestConfig
 
 router = APIRouter(route_class=ArkynRoute, tags=["batch ingest"])
@@ -73,27 +74,18 @@ def _prepare_all(records: list[Any], config: IngestConfig) -> tuple[list[Any], l
     return good, bad
 
 
-def _check_access(request: Request, principal: Principal, source_id: str) -> str:
-    with request.app.state.db.read() as conn:
-        source = require_source(conn, source_id, principal, Access.INGEST)
-    return str(source["id"])
-
-
 async def _ingest(
     request: Request, principal: Principal, source_id: Any, records: list[Any]
 ) -> JSONResponse:
     source_id = check_source_id(source_id) if isinstance(source_id, str) else None
     if source_id is None:
         raise BadRequest(field_errors={"trafficSourceId": "Required"})
-    source_id = await run_in_threadpool(_check_access, request, principal, source_id)
     config = IngestConfig.from_settings(request.app.state.settings)
     good, bad = await run_in_threadpool(_prepare_all, records, config)
     ids: list[str] = []
     if good:
-        job = store_job(
-            source_id, [record for _, record in good], name_cache(request), detail=False
-        )
-        ids = [created["id"] for created in await request.app.state.writer.run(job)]
+        item = IngestItem(principal, source_id, [record for _, record in good], detail=False)
+        ids = [created["id"] for created in await traffic_ingest.ingest(request, item)]
     body = {
         "received": len(records),
         "stored": len(ids),

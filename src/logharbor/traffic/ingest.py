@@ -10,41 +10,47 @@ which items failed:
 2. ``store_records(conn, source_id, records)``: inside the caller's transaction, get-or-create
    the domains and pathnames (scoped to the source, race-safe), insert requests, responses and
    traffic rows, and publish the ``TrafficEvent``s. Returns the created records as JSON dicts.
+   The caller has checked INGEST access in the same transaction.
 
-Access is the caller's job: check ``require_source(conn, source_id, principal, Access.INGEST)``
-in the same transaction before calling ``store_records``.
+The ingest routes do not call ``store_records`` themselves: they hand an ``IngestItem`` to the
+group-commit writer's ``run_bulk`` with the app's ``Ingestor``, which checks access for every
+item of the group at once and stores all their records per source in one statement per table.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from fastapi import Request
 from pydantic import ValidationError
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from logharbor.common.errors import BadRequest, Conflict
+from logharbor.auth.deps import Principal
+from logharbor.common.errors import BadRequest, Conflict, LogHarborError
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
+from logharbor.db.bulk import BulkInsert
 from logharbor.db.tables import http_traffic, requests, responses
 from logharbor.traffic import events, normalize, queries
+from logharbor.traffic.access import grant_ingest
 from logharbor.traffic.normalize import IngestConfig, StoredBody
 from logharbor.traffic.schemas import ComposeIn
 
 __all__ = [
     "IngestConfig",
+    "IngestItem",
+    "Ingestor",
     "NameCache",
     "PreparedPayload",
     "PreparedRecord",
     "prepare_compose",
     "prepare_payload",
     "prepare_record",
-    "store_job",
     "store_records",
     "validation_field_errors",
 ]
@@ -195,9 +201,36 @@ def payload_row(
     return row
 
 
-def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(table), rows)
+_PAYLOAD_COLUMNS = (
+    "id",
+    "traffic_source_id",
+    "owner_user_id",
+    "headers",
+    "body",
+    "body_preview",
+    "body_size",
+    "body_truncated",
+    "created_at",
+)
+_insert_requests = BulkInsert(requests, (*_PAYLOAD_COLUMNS, "query_params"))
+_insert_responses = BulkInsert(responses, _PAYLOAD_COLUMNS)
+_insert_traffic = BulkInsert(
+    http_traffic,
+    (
+        "id",
+        "traffic_source_id",
+        "domain_id",
+        "pathname_id",
+        "status",
+        "method",
+        "level",
+        "elapsed_time",
+        "traffic_user_id",
+        "request_id",
+        "response_id",
+        "created_at",
+    ),
+)
 
 
 class NameCache:
@@ -357,9 +390,9 @@ def store_records(
                 response_preview=record.response.body.preview,
             )
         )
-    insert_many(conn, requests, request_rows)
-    insert_many(conn, responses, response_rows)
-    insert_many(conn, http_traffic, traffic_rows)
+    _insert_requests(conn, request_rows)
+    _insert_responses(conn, response_rows)
+    _insert_traffic(conn, traffic_rows)
     events.publish(conn, published)
     return created
 
@@ -383,39 +416,72 @@ def _already_stored(
     return found
 
 
-def store_job(
-    source_id: str,
-    records: Sequence[PreparedRecord],
-    names: NameCache,
-    before: Callable[[Connection], str] | None = None,
-    *,
-    detail: bool = True,
-) -> Callable[[Connection], list[dict[str, Any]]]:
-    """A group-commit writer job storing ``records``.
+@dataclass(frozen=True, slots=True)
+class IngestItem:
+    """One request's records for the writer: who sends them, to which source, in what answer."""
 
-    ``before(conn)`` runs first in the same transaction (the access check) and returns the
-    source id to store under. A stale cached name id fails a foreign key; the job then forgets
-    that source's names and retries once with fresh lookups.
+    principal: Principal
+    source_id: str
+    records: Sequence[PreparedRecord]
+    # The full stored record in the answer (compose), or its id alone (batch).
+    detail: bool = True
+
+
+class Ingestor:
+    """The group-commit writer's bulk runner for traffic records (see ``db.writer.run_bulk``).
+
+    One call gets every ``IngestItem`` of a group commit: access for all of them in one query
+    (``access.grant_ingest``), then per source one insert per table for the records of all the
+    items that may write there. An item refused access gets its error; the others are stored.
     """
 
-    def job(conn: Connection) -> list[dict[str, Any]]:
-        target = before(conn) if before is not None else source_id
+    def __init__(self, names: NameCache | None = None) -> None:
+        self.names = names or NameCache()
+
+    def __call__(self, conn: Connection, items: list[IngestItem]) -> list[Any]:
+        verdicts = grant_ingest(conn, [(item.principal, item.source_id) for item in items])
+        outcomes: list[Any] = list(verdicts)
+        targets: dict[tuple[str, bool], list[int]] = {}
+        for index, (item, verdict) in enumerate(zip(items, verdicts, strict=True)):
+            if verdict is None:
+                targets.setdefault((item.source_id, item.detail), []).append(index)
+        # Sorted, so that two processes' groups take the sources' name locks in the same order.
+        for (source_id, detail), indexes in sorted(targets.items()):
+            records = [record for index in indexes for record in items[index].records]
+            created = self._store(conn, source_id, records, detail)
+            start = 0
+            for index in indexes:
+                end = start + len(items[index].records)
+                outcomes[index] = created[start:end]
+                start = end
+        return outcomes
+
+    def _store(
+        self, conn: Connection, source_id: str, records: list[PreparedRecord], detail: bool
+    ) -> list[dict[str, Any]]:
         try:
-            with conn.begin_nested():
-                return store_records(conn, target, records, names, detail=detail)
+            return store_records(conn, source_id, records, self.names, detail=detail)
         except IntegrityError:
-            names.forget(target)
-        with conn.begin_nested():
-            return store_records(conn, target, records, names, detail=detail)
+            # A stale cached name id fails a foreign key. The writer runs the items again,
+            # each in a savepoint (see ``GroupCommitWriter._run_bulk``): with fresh lookups.
+            self.names.forget(source_id)
+            raise
 
-    return job
+
+def ingestor(request: Request) -> Ingestor:
+    """The app's one Ingestor: the writer groups items by runner, so it must be shared."""
+    found: Ingestor | None = getattr(request.app.state, "ingestor", None)
+    if found is None:
+        found = request.app.state.ingestor = Ingestor()
+    return found
 
 
-def name_cache(request: Request) -> NameCache:
-    cache: NameCache | None = getattr(request.app.state, "name_cache", None)
-    if cache is None:
-        cache = request.app.state.name_cache = NameCache()
-    return cache
+async def ingest(request: Request, item: IngestItem) -> list[dict[str, Any]]:
+    """Store ``item`` through the group-commit writer; its records once committed."""
+    outcome = await request.app.state.writer.run_bulk(ingestor(request), item)
+    if isinstance(outcome, LogHarborError):
+        raise outcome
+    return outcome  # type: ignore[no-any-return]
 
 
 def traffic_event(

@@ -165,11 +165,15 @@ class IngestConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestConfig:
-        return cls(
-            masked_keys=normalize_keys(settings.masked_keys),
-            body_cap_bytes=settings.body_cap_bytes,
-            body_preview_chars=settings.body_preview_chars,
+        return _config(
+            tuple(settings.masked_keys), settings.body_cap_bytes, settings.body_preview_chars
         )
+
+
+@lru_cache(maxsize=16)
+def _config(masked_keys: tuple[str, ...], body_cap_bytes: int, preview_chars: int) -> IngestConfig:
+    # Every ingest request asks for it; building the key set each time showed in profiles.
+    return IngestConfig(normalize_keys(masked_keys), body_cap_bytes, preview_chars)
 
 
 @dataclass(frozen=True, slots=True)

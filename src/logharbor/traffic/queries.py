@@ -8,7 +8,6 @@ caller can neither link another tenant's rows nor learn that they exist.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Table, exists, func, insert, or_, select, update
@@ -25,13 +24,12 @@ from logharbor.db.tables import (
     core_pathnames,
     domains,
     http_traffic,
-    ingest_keys,
     pathnames,
     requests,
     responses,
     traffic_sources,
 )
-from logharbor.traffic.access import can_read
+from logharbor.traffic.access import can_read, touch_ingest_keys
 from logharbor.traffic.normalize import load_body
 
 # A row as read (RowMapping) or as about to be inserted (dict).
@@ -197,28 +195,8 @@ def delete_payloads_of(conn: Connection, table: Table, condition: ColumnElement[
 
 
 def touch_ingest_key(conn: Connection, principal: Principal) -> None:
-    """Record that an ingest key was used, at most once a minute (a row hot with every write
-    would serialize all ingest of one source on its lock)."""
-    key_id = principal.ingest_key_id
-    if key_id is None:
-        return
-    now = utcnow()
-    last = principal.ingest_key_last_used_at
-    if last is not None and last >= now - timedelta(minutes=1):
-        # Known recent when the key was looked up for this request: no statement at all (the
-        # collector's every record would otherwise pay an UPDATE that matches nothing).
-        return
-    conn.execute(
-        update(ingest_keys)
-        .where(
-            ingest_keys.c.id == key_id,
-            or_(
-                ingest_keys.c.last_used_at.is_(None),
-                ingest_keys.c.last_used_at < now - timedelta(minutes=1),
-            ),
-        )
-        .values(last_used_at=now)
-    )
+    if principal.ingest_key_id is not None:
+        touch_ingest_keys(conn, {principal.ingest_key_id: principal.ingest_key_last_used_at})
 
 
 # --- JSON shapes -------------------------------------------------------------------------------

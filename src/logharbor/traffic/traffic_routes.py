@@ -18,7 +18,7 @@ from logharbor.auth.deps import AppSettings, CurrentPrincipal, CurrentUser, Db, 
 from logharbor.common.errors import BadRequest, NotFound
 from logharbor.common.ids import is_uuid, new_id
 from logharbor.common.pagination import Page, Paginated
-from logharbor.common.routing import ArkynRoute, also_at, path_id
+from logharbor.common.routing import ArkynRoute, also_at, direct_arguments, json_body, path_id
 from logharbor.common.timestamps import iso, utcnow
 from logharbor.db.tables import (
     core_logs,
@@ -31,13 +31,13 @@ from logharbor.db.tables import (
 )
 from logharbor.db.writer import GroupCommitWriter
 from logharbor.traffic import events, normalize, queries
-from logharbor.traffic.access import Access, require_source, require_source_of
+from logharbor.traffic.access import Access, check_source_id, require_source, require_source_of
 from logharbor.traffic.filters import CoreLogFilters, Filters, Sort
 from logharbor.traffic.ingest import (
     IngestConfig,
-    name_cache,
+    IngestItem,
+    ingest,
     prepare_compose,
-    store_job,
     traffic_event,
 )
 from logharbor.traffic.schemas import (
@@ -230,19 +230,32 @@ async def _compose(
     source_id: str, item: ComposeIn, principal: Principal, request: Request, settings: Any
 ) -> Response:
     record = prepare_compose(item, IngestConfig.from_settings(settings))
-
-    def check_access(conn: Connection) -> str:
-        source = require_source(conn, source_id, principal, Access.INGEST)
-        queries.touch_ingest_key(conn, principal)
-        return str(source["id"])
-
-    job = store_job(source_id, [record], name_cache(request), before=check_access)
-    created = (await _writer(request).run(job))[0]
+    item_in = IngestItem(principal, check_source_id(source_id), [record])
+    created = (await ingest(request, item_in))[0]
     # The hot path answers with bytes built here: store_records already made the exact
     # RecordDetailOut shape, and validating it again through the response model cost more than
     # storing it. (The OpenAPI docs still show RecordDetailOut.)
     payload = orjson.dumps(created, default=_wire_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
     return Response(payload, status_code=201, media_type="application/json")
+
+
+async def _compose_arguments(request: Request) -> dict[str, Any]:
+    return {
+        "trafficSourceId": request.path_params["trafficSourceId"],
+        "body": await json_body(request, ComposeIn),
+        "principal": request.state.principal,
+        "request": request,
+        "settings": request.app.state.settings,
+    }
+
+
+async def _ingest_log_arguments(request: Request) -> dict[str, Any]:
+    return {
+        "body": await json_body(request, IngestLogIn),
+        "principal": request.state.principal,
+        "request": request,
+        "settings": request.app.state.settings,
+    }
 
 
 @also_at(router, "/http-traffic-records/{trafficSourceId}")
@@ -253,6 +266,7 @@ async def _compose(
     tags=["http traffic records"],
     responses=_WRITE_ERRORS,
 )
+@direct_arguments(_compose_arguments)
 async def compose_record(
     trafficSourceId: str,
     body: ComposeIn,
@@ -276,6 +290,7 @@ async def compose_record(
     tags=["http traffic records"],
     responses=_WRITE_ERRORS,
 )
+@direct_arguments(_ingest_log_arguments)
 async def ingest_log(
     body: IngestLogIn, principal: CurrentPrincipal, request: Request, settings: AppSettings
 ) -> dict[str, Any]:
