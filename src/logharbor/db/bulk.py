@@ -1,10 +1,11 @@
-"""Many-row inserts on the driver: one executemany with values the column types converted.
+"""Many-row inserts on the driver, with values the column types converted.
 
 ``conn.execute(insert(table), rows)`` costs SQLAlchemy's generic per-row parameter processing,
-which for the ingest hot path weighed more than SQLite's own work. ``BulkInsert`` compiles the
-statement once per dialect (so PostgreSQL keeps SQLAlchemy's bind casts, e.g. ``::JSONB``), keeps
-the columns' own bind processors (timestamps, JSON) and hands the driver plain tuples or dicts:
-the stored values are exactly what ``conn.execute(insert(table), rows)`` would have stored.
+which for the ingest hot path weighed more than SQLite's own work. ``BulkInsert`` keeps the
+columns' own bind processors (timestamps, JSON), so the stored values are exactly what
+``conn.execute(insert(table), rows)`` would have stored, and hands the driver plain tuples:
+SQLite gets one ``executemany`` of the statement SQLAlchemy compiled; PostgreSQL gets ``COPY``,
+its fastest way in (psycopg adapts each value as it would a query parameter).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, insert
+from sqlalchemy.exc import DBAPIError
 
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     sql: str
-    positional: bool
+    copy: bool
     # (column key, converter or None), in the order the statement binds them.
     columns: tuple[tuple[str, Callable[[Any], Any] | None], ...]
 
@@ -33,11 +35,21 @@ class BulkInsert:
     def _compiled(self, dialect: Dialect) -> _Compiled:
         found = self._by_dialect.get(dialect.name)
         if found is None:
-            compiled = insert(self.table).compile(dialect=dialect, column_keys=list(self.columns))
-            order = list(compiled.positiontup or ()) if compiled.positional else self.columns
+            copy = dialect.name == "postgresql"
+            if copy:
+                names = ", ".join(dialect.identifier_preparer.quote(key) for key in self.columns)
+                table = dialect.identifier_preparer.format_table(self.table)
+                sql, order = f"COPY {table} ({names}) FROM STDIN", list(self.columns)
+            else:
+                compiled = insert(self.table).compile(
+                    dialect=dialect, column_keys=list(self.columns)
+                )
+                if not compiled.positional:
+                    raise NotImplementedError(f"no bulk insert for {dialect.name}")
+                sql, order = compiled.string, list(compiled.positiontup or ())
             found = _Compiled(
-                sql=compiled.string,
-                positional=compiled.positional,
+                sql=sql,
+                copy=copy,
                 columns=tuple(
                     (key, self.table.c[key].type.dialect_impl(dialect).bind_processor(dialect))
                     for key in order
@@ -47,24 +59,33 @@ class BulkInsert:
         return found
 
     def __call__(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        if not rows:
+        self.execute(conn, self.parameters(conn.dialect, rows))
+
+    def execute(self, conn: Connection, params: list[Any]) -> None:
+        """Insert rows already converted by ``parameters`` for this connection's dialect."""
+        if not params:
             return
         compiled = self._compiled(conn.dialect)
-        columns = compiled.columns
-        params: list[Any]
-        if compiled.positional:
-            params = [
-                tuple(
-                    row[key] if convert is None else convert(row[key]) for key, convert in columns
-                )
-                for row in rows
-            ]
-        else:
-            params = [
-                {
-                    key: row[key] if convert is None else convert(row[key])
-                    for key, convert in columns
-                }
-                for row in rows
-            ]
-        conn.exec_driver_sql(compiled.sql, params)
+        if not compiled.copy:
+            conn.exec_driver_sql(compiled.sql, params)
+            return
+        # The psycopg connection under ``conn``: the COPY joins the same transaction.
+        driver = conn.connection.driver_connection
+        dbapi_error = conn.dialect.dbapi.Error  # type: ignore[union-attr]
+        try:
+            with driver.cursor() as cursor, cursor.copy(compiled.sql) as copy:  # type: ignore[union-attr]
+                for row in params:
+                    copy.write_row(row)
+        except dbapi_error as exc:
+            # As SQLAlchemy would have raised it (IntegrityError for a foreign key...), so that
+            # callers and the writer's retry rules see the same exceptions on both paths.
+            raise DBAPIError.instance(compiled.sql, None, exc, dbapi_error) from exc
+
+    def parameters(self, dialect: Dialect, rows: Sequence[dict[str, Any]]) -> list[Any]:
+        """The driver's parameters for ``rows``: work that needs no connection, so a writer can
+        do it before it takes the database's write lock."""
+        columns = self._compiled(dialect).columns
+        return [
+            tuple(row[key] if convert is None else convert(row[key]) for key, convert in columns)
+            for row in rows
+        ]

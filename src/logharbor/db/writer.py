@@ -18,9 +18,9 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
 
 from logharbor.common.errors import ServiceUnavailable
@@ -30,10 +30,18 @@ log = logging.getLogger("logharbor.writer")
 
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
-# Runs many requests' items of one kind together: returns one outcome per item, in order, each
-# either the item's result or the LogHarborError to answer it with. Raising instead means "this
-# group could not be stored together": the writer then runs each item alone (see _run_bulk).
-BulkRunner = Callable[[Connection, list[Any]], list[Any]]
+
+
+class BulkRunner(Protocol):
+    """Runs many requests' items of one kind together (see ``GroupCommitWriter.run_bulk``)."""
+
+    def stage(self, dialect: Dialect, items: list[Any]) -> Any:
+        """Optional: the work that needs no database, done before the write lock is taken."""
+
+    def __call__(self, conn: Connection, items: list[Any], staged: Any = None) -> list[Any]:
+        """One outcome per item, in order: the item's result or the LogHarborError to answer
+        it with. ``staged`` is what ``stage`` returned for these very items, if anything.
+        Raising means "this group could not be stored together": each item then runs alone."""
 
 
 @dataclass(slots=True)
@@ -201,12 +209,20 @@ class GroupCommitWriter:
 
         results: list[tuple[_Pending, bool, Any]] = []
         bulks: dict[BulkRunner, list[_Pending]] = {}
+        for pending in batch:
+            if pending.bulk is not None:
+                bulks.setdefault(pending.bulk, []).append(pending)
+        # Staged before the transaction: on SQLite every process queues for one write lock, so
+        # whatever needs no database is done before taking it (and while another holds it).
+        staged = {
+            runner: None if careful else _stage(runner, self.db.engine.dialect, group)
+            for runner, group in bulks.items()
+        }
         with self.db.write() as conn:
             committed_events: list[Any] = []
             try:
                 for pending in batch:
                     if pending.bulk is not None:
-                        bulks.setdefault(pending.bulk, []).append(pending)
                         continue
                     job_events: list[Any] = []
                     conn.info[events.DEFERRED_EVENTS_KEY] = job_events
@@ -214,7 +230,9 @@ class GroupCommitWriter:
                     if results[-1][1]:
                         committed_events.extend(job_events)
                 for runner, group in bulks.items():
-                    results.extend(self._run_bulk(conn, runner, group, committed_events, careful))
+                    results.extend(
+                        self._run_bulk(conn, runner, group, committed_events, staged[runner])
+                    )
             finally:
                 conn.info.pop(events.DEFERRED_EVENTS_KEY, None)
             events.dispatch(conn, committed_events)
@@ -226,10 +244,11 @@ class GroupCommitWriter:
         runner: BulkRunner,
         group: list[_Pending],
         events_out: list[Any],
-        careful: bool,
+        staged: Any,
     ) -> list[tuple[_Pending, bool, Any]]:
         """The whole group at once. Not ``careful``: with no savepoint, and a failure rolls the
         transaction back (``_BulkFailed``) to run again carefully: each item in a savepoint."""
+        careful = staged is None
         from logharbor.common.errors import LogHarborError
         from logharbor.traffic import events
 
@@ -239,8 +258,10 @@ class GroupCommitWriter:
             if careful:
                 with conn.begin_nested():
                     values = runner(conn, [pending.item for pending in items])
-            else:
+            elif staged is _NOT_STAGED:
                 values = runner(conn, [pending.item for pending in items])
+            else:
+                values = runner(conn, [pending.item for pending in items], staged)
             events_out.extend(found)
             return [
                 (pending, not isinstance(value, LogHarborError), value)
@@ -283,6 +304,14 @@ class GroupCommitWriter:
     def _fail(batch: list[_Pending], exc: BaseException) -> None:
         log.error("group commit of %d jobs failed: %s", len(batch), exc)
         _deliver([(pending, False, exc) for pending in batch])
+
+
+_NOT_STAGED = object()
+
+
+def _stage(runner: BulkRunner, dialect: Dialect, group: list[_Pending]) -> Any:
+    stage = getattr(runner, "stage", None)  # optional: a plain function is a runner too
+    return _NOT_STAGED if stage is None else stage(dialect, [pending.item for pending in group])
 
 
 class _BulkFailed(Exception):

@@ -20,14 +20,14 @@ item of the group at once and stores all their records per source in one stateme
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import ValidationError
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Dialect
 from sqlalchemy.exc import IntegrityError
 
 from logharbor.auth.deps import Principal
@@ -40,6 +40,8 @@ from logharbor.traffic import events, normalize, queries
 from logharbor.traffic.access import grant_ingest
 from logharbor.traffic.normalize import IngestConfig, StoredBody
 from logharbor.traffic.schemas import ComposeIn
+
+T = TypeVar("T")
 
 __all__ = [
     "IngestConfig",
@@ -231,14 +233,15 @@ _insert_traffic = BulkInsert(
         "created_at",
     ),
 )
+_INSERTS = (_insert_requests, _insert_responses, _insert_traffic)
 
 
 class NameCache:
     """Domain and pathname ids per traffic source, so the hot path does not query for them.
 
     Only a hint, never the authority: an id cached from a transaction that later rolled back,
-    or of a domain deleted since, makes the traffic insert fail its foreign key; ``store_job``
-    then forgets the source's names and retries once with fresh lookups.
+    or of a domain deleted since, makes the traffic insert fail its foreign key; the
+    ``Ingestor`` then forgets the source's names and the writer runs the items again.
     """
 
     def __init__(self, max_entries: int = 100_000) -> None:
@@ -250,6 +253,12 @@ class NameCache:
         self._pathnames: dict[tuple[str, str, str], tuple[str, str]] = {}
         self.hits = 0
         self.misses = 0
+
+    def cached_domain(self, source_id: str, origin: str) -> tuple[str, str, str] | None:
+        return self._domains.get((source_id, origin))
+
+    def cached_pathname(self, source_id: str, domain_id: str, path: str) -> tuple[str, str] | None:
+        return self._pathnames.get((source_id, domain_id, path))
 
     def domain(
         self, conn: Connection, source_id: str, origin: str, protocol: str
@@ -307,12 +316,11 @@ def store_records(
     batch answer needs no more, and building the detail costs as much as validating). The caller
     has already checked INGEST access to ``source_id``. Without ``names`` every domain and
     pathname is looked up (get-or-create); with a ``NameCache`` a warm source needs no lookup at
-    all (use ``store_job`` then, which retries when a cached id turned out stale).
+    all (a stale cached id fails a foreign key: forget the source's names and run again).
     """
     if not records:
         return []
     names = names or NameCache()
-    now = utcnow()
     # Resolve names in a sorted order, so that two transactions creating the same new domains
     # and pathnames take their locks in the same order and cannot deadlock each other.
     domain_by_origin = {
@@ -323,12 +331,94 @@ def store_records(
         (origin, value): names.pathname(conn, source_id, domain_by_origin[origin][0], value)
         for origin, value in sorted({(r.origin, r.pathname) for r in records})
     }
+    stored = _already_stored(conn, source_id, records)
+    rows = _rows(source_id, records, domain_by_origin, pathname_by_key, detail, stored)
+    dialect = conn.dialect
+    staged = StagedRecords(
+        source_id,
+        records,
+        tuple(insert.parameters(dialect, table_rows) for insert, table_rows in rows[:3]),
+        rows[3],
+        rows[4],
+    )
+    return apply_staged(conn, staged, already_checked=True)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class StagedRecords:
+    """``store_records``' work that needs no database: ids, driver parameters, answers, events."""
+
+    source_id: str
+    records: Sequence[PreparedRecord]
+    # Driver parameters for the requests, responses and http_traffic inserts.
+    parameters: tuple[list[Any], ...]
+    created: list[dict[str, Any]]
+    events: list[events.TrafficEvent]
+
+
+def stage_records(
+    dialect: Dialect,
+    source_id: str,
+    records: Sequence[PreparedRecord],
+    names: NameCache,
+    detail: bool,
+) -> StagedRecords | None:
+    """What ``store_records`` would insert, prepared before the transaction (and so outside the
+    write lock); None when a domain or pathname is not in the cache (that takes the database)."""
+    domain_by_origin: dict[str, tuple[str, str, str]] = {}
+    pathname_by_key: dict[tuple[str, str], tuple[str, str]] = {}
+    for record in records:
+        domain = domain_by_origin.get(record.origin) or names.cached_domain(
+            source_id, record.origin
+        )
+        if domain is None:
+            return None
+        domain_by_origin[record.origin] = domain
+        key = (record.origin, record.pathname)
+        if key not in pathname_by_key:
+            pathname = names.cached_pathname(source_id, domain[0], record.pathname)
+            if pathname is None:
+                return None
+            pathname_by_key[key] = pathname
+    rows = _rows(source_id, records, domain_by_origin, pathname_by_key, detail, {})
+    return StagedRecords(
+        source_id,
+        records,
+        tuple(insert.parameters(dialect, table_rows) for insert, table_rows in rows[:3]),
+        rows[3],
+        rows[4],
+    )
+
+
+def apply_staged(
+    conn: Connection, staged: StagedRecords, *, already_checked: bool = False
+) -> list[dict[str, Any]] | None:
+    """Insert what ``stage_records`` prepared; None when some record's client id is already
+    stored (a retry: ``store_records`` then answers with the stored record instead)."""
+    if not already_checked and _already_stored(conn, staged.source_id, staged.records):
+        return None
+    for insert, params in zip(_INSERTS, staged.parameters, strict=True):
+        insert.execute(conn, params)
+    events.publish(conn, staged.events)
+    return staged.created
+
+
+def _rows(
+    source_id: str,
+    records: Sequence[PreparedRecord],
+    domain_by_origin: dict[str, tuple[str, str, str]],
+    pathname_by_key: dict[tuple[str, str], tuple[str, str]],
+    detail: bool,
+    stored: dict[str, dict[str, Any]],
+) -> tuple[Any, Any, Any, list[dict[str, Any]], list[events.TrafficEvent]]:
+    """Rows for the three tables (paired with their inserts), the answers and the events;
+    records whose client ids are in ``stored`` are answered from there and not inserted."""
+    now = utcnow()
     request_rows: list[dict[str, Any]] = []
     response_rows: list[dict[str, Any]] = []
     traffic_rows: list[dict[str, Any]] = []
     created: list[dict[str, Any]] = []
     published: list[events.TrafficEvent] = []
-    stored = _already_stored(conn, source_id, records)
     for record in records:
         if record.record_id is not None and record.record_id in stored:
             created.append(stored[record.record_id])
@@ -390,11 +480,13 @@ def store_records(
                 response_preview=record.response.body.preview,
             )
         )
-    _insert_requests(conn, request_rows)
-    _insert_responses(conn, response_rows)
-    _insert_traffic(conn, traffic_rows)
-    events.publish(conn, published)
-    return created
+    return (
+        (_insert_requests, request_rows),
+        (_insert_responses, response_rows),
+        (_insert_traffic, traffic_rows),
+        created,
+        published,
+    )
 
 
 def _already_stored(
@@ -438,17 +530,40 @@ class Ingestor:
     def __init__(self, names: NameCache | None = None) -> None:
         self.names = names or NameCache()
 
-    def __call__(self, conn: Connection, items: list[IngestItem]) -> list[Any]:
+    def stage(self, dialect: Dialect, items: list[IngestItem]) -> dict[Target, Any]:
+        """Everything but the database work, done by the writer before it takes the lock."""
+        staged: dict[Target, Any] = {}
+        for target, indexes in _targets(items, range(len(items))).items():
+            records = [record for index in indexes for record in items[index].records]
+            staged[target] = (
+                indexes,
+                stage_records(dialect, target[0], records, self.names, target[1]),
+            )
+        return staged
+
+    def __call__(
+        self, conn: Connection, items: list[IngestItem], staged: dict[Target, Any] | None = None
+    ) -> list[Any]:
         verdicts = grant_ingest(conn, [(item.principal, item.source_id) for item in items])
         outcomes: list[Any] = list(verdicts)
-        targets: dict[tuple[str, bool], list[int]] = {}
-        for index, (item, verdict) in enumerate(zip(items, verdicts, strict=True)):
-            if verdict is None:
-                targets.setdefault((item.source_id, item.detail), []).append(index)
+        allowed = [index for index, verdict in enumerate(verdicts) if verdict is None]
         # Sorted, so that two processes' groups take the sources' name locks in the same order.
-        for (source_id, detail), indexes in sorted(targets.items()):
+        for target, indexes in sorted(_targets(items, allowed).items()):
             records = [record for index in indexes for record in items[index].records]
-            created = self._store(conn, source_id, records, detail)
+            created = None
+            ready = (staged or {}).get(target)
+            if ready is not None and ready[0] == indexes and ready[1] is not None:
+                created = self._guarded(target[0], apply_staged, conn, ready[1])
+            if created is None:
+                created = self._guarded(
+                    target[0],
+                    store_records,
+                    conn,
+                    target[0],
+                    records,
+                    self.names,
+                    detail=target[1],
+                )
             start = 0
             for index in indexes:
                 end = start + len(items[index].records)
@@ -456,16 +571,25 @@ class Ingestor:
                 start = end
         return outcomes
 
-    def _store(
-        self, conn: Connection, source_id: str, records: list[PreparedRecord], detail: bool
-    ) -> list[dict[str, Any]]:
+    def _guarded(self, source_id: str, store: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
-            return store_records(conn, source_id, records, self.names, detail=detail)
+            return store(*args, **kwargs)
         except IntegrityError:
             # A stale cached name id fails a foreign key. The writer runs the items again,
             # each in a savepoint (see ``GroupCommitWriter._run_bulk``): with fresh lookups.
             self.names.forget(source_id)
             raise
+
+
+Target = tuple[str, bool]  # (source id, detail)
+
+
+def _targets(items: list[IngestItem], indexes: Iterable[int]) -> dict[Target, list[int]]:
+    targets: dict[Target, list[int]] = {}
+    for index in indexes:
+        item = items[index]
+        targets.setdefault((item.source_id, item.detail), []).append(index)
+    return targets
 
 
 def ingestor(request: Request) -> Ingestor:
