@@ -14,12 +14,14 @@ from logharbor.alerts.routes import router as alerts_router
 from logharbor.auth import routes as auth_routes
 from logharbor.common import handlers
 from logharbor.common.limits import BodySizeLimit
+from logharbor.common.routing import DirectLane
 from logharbor.db.engine import Database, make_engine
 from logharbor.db.writer import GroupCommitWriter
 from logharbor.health import router as health_router
 from logharbor.prompts.routes import router as prompts_router
 from logharbor.settings import Settings
 from logharbor.stats.routes import router as stats_router
+from logharbor.traffic import traffic_routes
 from logharbor.traffic.batch import router as batch_router
 from logharbor.traffic.routes import router as traffic_router
 from logharbor.ui.routes import router as ui_router
@@ -58,9 +60,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry=None
+        if settings.opentelemetry
+        else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     handlers.install(app)
+    # Inside the size limit: it reads a body already checked.
+    app.add_middleware(DirectLane, routers=[traffic_routes.router])
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     # Routes are matched in order, one by one: the ingest hot path goes first.
     app.include_router(traffic_router)

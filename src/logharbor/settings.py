@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     masked_keys: list[str] = Field(default_factory=lambda: list(DEFAULT_MASKED_KEYS))
     sqlite_busy_timeout_ms: int = 30_000
     db_pool_size: int = 20
+    opentelemetry: bool = Field(
+        default=False,
+        description=(
+            "FastAPI's OpenTelemetry traces, metrics and logs (to the globally configured "
+            "providers). Off by default: it looks the providers up on every request."
+        ),
+    )
     # --- alerts (webhooks, retention) ---
     webhook_allow_http: bool = Field(default=False, description="Allow http:// webhook URLs")
     webhook_allow_private: bool = Field(
