@@ -214,6 +214,20 @@ def server(app: str, *, factory: bool, env: dict[str, str], workers: int = 2) ->
         proc.wait(30)
 
 
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median rate, plus the spread of all runs as rps_min / rps_max.
+
+    Several runs because uvicorn's workers share one listening socket: which worker accepts
+    the load generator's connections varies from run to run, and with it the throughput.
+    """
+    ordered = sorted(runs, key=lambda run: run["rps"])
+    return {
+        **ordered[len(ordered) // 2],
+        "rps_min": ordered[0]["rps"],
+        "rps_max": ordered[-1]["rps"],
+    }
+
+
 def wrk(url: str, lua: Path, conns: int, seconds: int, threads: int = 2) -> dict[str, float]:
     import subprocess
 

@@ -1,8 +1,8 @@
 # ruff: noqa: E501  (long result lines and SQL column lists read better unwrapped)
 """Batch ingest records/s over HTTP vs raw batched inserts of the same rows into the same database.
 
-LogHarbor: wrk POSTs batches of 500 compose records to /http-traffic-record/:id/batch (4
-connections). Baseline, same run and same database: the rows those records become (requests,
+LogHarbor: wrk POSTs batches of 500 compose records to /http-traffic-record/:id/batch (8
+connections, so that both workers get some; median of 3 runs). Baseline, same run and same database: the rows those records become (requests,
 responses, http_traffic) prepared in Python before the clock starts, inserted 1,000 records per
 transaction with sqlite3 executemany (SQLite) or COPY (PostgreSQL), without rollups.
 
@@ -24,6 +24,7 @@ from common import (
     databases,
     lua_script,
     machine,
+    median_run,
     now_text,
     seed,
     server,
@@ -171,11 +172,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--raw-records", type=int, default=100_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=8)
     a = ap.parse_args()
     if not wrk_available():
         sys.exit(2)
     print(
-        f"# ingest_batch: {a.batch} records/request, c4, {a.seconds}s, 2 workers; {now_text()}; {machine()}",
+        f"# ingest_batch: {a.batch} records/request, c{a.connections}, {a.seconds}s, 2 workers; {now_text()}; {machine()}",
         flush=True,
     )
     body = json.dumps([RECORD] * a.batch)
@@ -184,7 +187,7 @@ def main() -> None:
             _, source_id, token = seed(url)
             baseline = raw_insert(url, source_id, a.raw_records)
             print(
-                f"RESULT baseline raw_insert db={name} rows_per_s={baseline:.0f} ({'executemany' if name == 'sqlite' else 'COPY'}, 1000 records/txn, 3 tables)",
+                f"RESULT baseline raw_insert db={name} records_per_s={baseline:.0f} ({'executemany' if name == 'sqlite' else 'COPY'}, 1000 records/txn, 3 tables)",
                 flush=True,
             )
             env = {
@@ -195,11 +198,12 @@ def main() -> None:
             with server("logharbor.app:create_app_from_env", factory=True, env=env) as base:
                 lua = lua_script(Path(tmp) / "batch.lua", body, token)
                 target = f"{base}/http-traffic-record/{source_id}/batch"
-                wrk(target, lua, 4, 3)
-                got = wrk(target, lua, 4, a.seconds)
+                wrk(target, lua, a.connections, 3)
+                runs = [wrk(target, lua, a.connections, a.seconds) for _ in range(a.runs)]
+                got = median_run(runs)
             rate = got["rps"] * a.batch
             print(
-                f"RESULT batch db={name} records_per_s={rate:.0f} req_per_s={got['rps']:.1f} p99_ms={got['p99_ms']:.0f} "
+                f"RESULT batch db={name} records_per_s={rate:.0f} (runs {got['rps_min'] * a.batch:.0f}-{got['rps_max'] * a.batch:.0f}) req_per_s={got['rps']:.1f} p99_ms={got['p99_ms']:.0f} "
                 f"non2xx={got['non2xx']:.0f} errors={got['errs']:.0f} ratio_to_raw={rate / baseline:.1%}",
                 flush=True,
             )

@@ -5,7 +5,9 @@ Both run under the same uvicorn command (2 workers, uvloop, httptools, no access
 generator is wrk, a separate C program. LogHarbor stores every record (request, response, traffic
 row, rollups, alert hooks) through its group-commit writer before answering.
 
-Usage: python bench/ingest_http.py [--db sqlite,postgresql] [--seconds 10] [--workers 2]
+Each figure is the median of ``--runs`` runs (3), with the slowest and fastest beside it.
+
+Usage: python bench/ingest_http.py [--db sqlite,postgresql] [--seconds 10] [--workers 2] [--runs 3]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from common import (
     databases,
     lua_script,
     machine,
+    median_run,
     now_text,
     seed,
     server,
@@ -35,6 +38,7 @@ def main() -> None:
     ap.add_argument("--db", default="sqlite,postgresql")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=3)
     a = ap.parse_args()
     if not wrk_available():
         sys.exit(2)
@@ -47,9 +51,9 @@ def main() -> None:
         with server("bare_asgi:app", factory=False, env={}, workers=a.workers) as base:
             lua = lua_script(Path(tmp) / "bare.lua", body, None)
             wrk(base + "/x", lua, 64, 3)  # warm-up
-            bare = wrk(base + "/x", lua, 64, a.seconds)
+            bare = median_run([wrk(base + "/x", lua, 64, a.seconds) for _ in range(a.runs)])
         print(
-            f"RESULT baseline bare_asgi rps={bare['rps']:.0f} p99_ms={bare['p99_ms']:.1f}",
+            f"RESULT baseline bare_asgi rps={bare['rps']:.0f} (runs {bare['rps_min']:.0f}-{bare['rps_max']:.0f}) p99_ms={bare['p99_ms']:.1f}",
             flush=True,
         )
         for name, url in databases(a.db):
@@ -65,9 +69,9 @@ def main() -> None:
                 lua = lua_script(Path(tmp) / "compose.lua", body, token)
                 target = f"{base}/http-traffic-record/{source_id}"
                 wrk(target, lua, 64, 3)
-                got = wrk(target, lua, 64, a.seconds)
+                got = median_run([wrk(target, lua, 64, a.seconds) for _ in range(a.runs)])
             print(
-                f"RESULT compose db={name} rps={got['rps']:.0f} p50_ms={got['p50_ms']:.1f} p99_ms={got['p99_ms']:.1f} "
+                f"RESULT compose db={name} rps={got['rps']:.0f} (runs {got['rps_min']:.0f}-{got['rps_max']:.0f}) p50_ms={got['p50_ms']:.1f} p99_ms={got['p99_ms']:.1f} "
                 f"non2xx={got['non2xx']:.0f} errors={got['errs']:.0f} ratio_to_bare={got['rps'] / bare['rps']:.1%}",
                 flush=True,
             )

@@ -21,7 +21,7 @@ COLUMNS += ("query_params", "created_at")
 def _row(**changes: object) -> dict[str, object]:
     row: dict[str, object] = {
         "id": new_id(),
-        "headers": {"accept": "*/*", "x-n": [1, 2.5, None, "é", {"deep": True}]},
+        "headers": {"accept": "*/*", "x-n": [1, 2.5, None, "é", {"deep": True}], "big": 2**70},
         "body": '{"a": 1}',
         "body_preview": "é preview",
         "body_size": 8,

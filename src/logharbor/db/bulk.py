@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, insert
@@ -85,7 +87,21 @@ class BulkInsert:
         """The driver's parameters for ``rows``: work that needs no connection, so a writer can
         do it before it takes the database's write lock."""
         columns = self._compiled(dialect).columns
-        return [
-            tuple(row[key] if convert is None else convert(row[key]) for key, convert in columns)
-            for row in rows
-        ]
+        take = itemgetter(*(key for key, _ in columns))
+        converted = [(index, convert) for index, (_, convert) in enumerate(columns) if convert]
+        # Rows of one call mostly share their timestamps: convert each distinct one once.
+        memo: dict[tuple[int, datetime], Any] = {}
+        params: list[Any] = []
+        for row in rows:
+            values = list(take(row))
+            for index, convert in converted:
+                raw = values[index]
+                if type(raw) is datetime:
+                    found = memo.get((index, raw))
+                    if found is None:
+                        found = memo[(index, raw)] = convert(raw)
+                    values[index] = found
+                else:
+                    values[index] = convert(raw)
+            params.append(tuple(values))
+        return params

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import threading
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
@@ -21,6 +23,16 @@ def normalize_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+def dump_json(value: Any) -> str:
+    """JSON columns' serializer: orjson, several times faster than json.dumps on the ingest
+    path (compact text; the same value back). json.dumps for what orjson refuses: integers
+    beyond 64 bits. (Reading stays with json.loads: orjson turns such integers into floats.)"""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False)
 
 
 def make_engine(url: str, *, pool_size: int = 20, busy_timeout_ms: int = 30_000) -> Engine:
@@ -36,6 +48,7 @@ def make_engine(url: str, *, pool_size: int = 20, busy_timeout_ms: int = 30_000)
             pool_size=pool_size,
             max_overflow=0,
             connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+            json_serializer=dump_json,
         )
         _configure_sqlite(engine, busy_timeout_ms)
         # WAL is a property of the database file: set it once, not on every connection (the
@@ -46,7 +59,9 @@ def make_engine(url: str, *, pool_size: int = 20, busy_timeout_ms: int = 30_000)
         finally:
             raw.close()
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+    return create_engine(
+        url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, json_serializer=dump_json
+    )
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

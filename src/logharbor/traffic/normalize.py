@@ -95,6 +95,7 @@ def check_json(value: Any, *, allow_nul: bool = False, _depth: int = 0) -> Any:
     return value
 
 
+@lru_cache(maxsize=4096)  # collectors send the same few domains over and over
 def normalize_domain(value: str, protocol: str | None = None) -> tuple[str, str]:
     """``(origin, PROTOCOL)``: ``scheme://host[:port]``, lower-case host, default port dropped.
 
