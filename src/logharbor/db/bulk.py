@@ -16,7 +16,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, insert
+from sqlalchemy import Connection, Dialect, Insert, Table, insert
 from sqlalchemy.exc import DBAPIError
 
 
@@ -24,34 +24,46 @@ from sqlalchemy.exc import DBAPIError
 class _Compiled:
     sql: str
     copy: bool
+    # Parameters by name (psycopg's pyformat) rather than by position.
+    named: bool
     # (column key, converter or None), in the order the statement binds them.
     columns: tuple[tuple[str, Callable[[Any], Any] | None], ...]
 
 
 class BulkInsert:
-    def __init__(self, table: Table, columns: Sequence[str]) -> None:
+    """``upsert(dialect_name)``, when given, builds the statement to run instead of a plain
+    insert (an ``INSERT ... ON CONFLICT``, say); it is executed as a statement, never by COPY."""
+
+    def __init__(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        upsert: Callable[[str], Insert] | None = None,
+    ) -> None:
         self.table = table
         self.columns = tuple(columns)
+        self.upsert = upsert
         self._by_dialect: dict[str, _Compiled] = {}
 
     def _compiled(self, dialect: Dialect) -> _Compiled:
         found = self._by_dialect.get(dialect.name)
         if found is None:
-            copy = dialect.name == "postgresql"
+            copy = dialect.name == "postgresql" and self.upsert is None
             if copy:
                 names = ", ".join(dialect.identifier_preparer.quote(key) for key in self.columns)
                 table = dialect.identifier_preparer.format_table(self.table)
                 sql, order = f"COPY {table} ({names}) FROM STDIN", list(self.columns)
             else:
-                compiled = insert(self.table).compile(
-                    dialect=dialect, column_keys=list(self.columns)
-                )
-                if not compiled.positional:
-                    raise NotImplementedError(f"no bulk insert for {dialect.name}")
-                sql, order = compiled.string, list(compiled.positiontup or ())
+                statement = insert(self.table) if self.upsert is None else self.upsert(dialect.name)
+                compiled = statement.compile(dialect=dialect, column_keys=list(self.columns))
+                sql = compiled.string
+                order = list(compiled.positiontup or ()) if compiled.positional else self.columns
+            if sorted(order) != sorted(self.columns):
+                raise ValueError(f"{sql!r} binds {order}, not {self.columns}")
             found = _Compiled(
                 sql=sql,
                 copy=copy,
+                named=not copy and not compiled.positional,
                 columns=tuple(
                     (key, self.table.c[key].type.dialect_impl(dialect).bind_processor(dialect))
                     for key in order
@@ -68,6 +80,12 @@ class BulkInsert:
         if not params:
             return
         compiled = self._compiled(conn.dialect)
+        if compiled.named:
+            keys = [key for key, _ in compiled.columns]
+            conn.exec_driver_sql(
+                compiled.sql, [dict(zip(keys, row, strict=True)) for row in params]
+            )
+            return
         if not compiled.copy:
             conn.exec_driver_sql(compiled.sql, params)
             return

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, func
 from sqlalchemy.dialects import postgresql, sqlite
 
+from logharbor.db.bulk import BulkInsert
 from logharbor.db.tables import (
     traffic_rollup_latency,
     traffic_rollup_path_latency,
@@ -113,11 +114,11 @@ class Rollup:
     def write(self, conn: Connection) -> None:
         if not self.rows:
             return
-        conn.execute(_rollup_upsert(conn.dialect.name), _rollup_params(self.rows))
-        conn.execute(_latency_upsert(conn.dialect.name), _latency_params(self.histogram))
-        conn.execute(
-            _path_latency_upsert(conn.dialect.name), _path_latency_params(self.path_histogram)
-        )
+        # On the driver (db.bulk): these upserts run in every group commit of the ingest path,
+        # where SQLAlchemy's per-execution work cost more than SQLite's.
+        _upsert_rollups(conn, _rollup_params(self.rows))
+        _upsert_latency(conn, _latency_params(self.histogram))
+        _upsert_path_latency(conn, _path_latency_params(self.path_histogram))
 
 
 def _key_params(key: Key | PathKey) -> dict[str, Any]:
@@ -214,6 +215,21 @@ def _path_latency_upsert(dialect: str) -> Any:
     )
     _statements[("path_latency", dialect)] = stmt
     return stmt
+
+
+_upsert_rollups = BulkInsert(
+    traffic_rollups,
+    (*KEY_COLUMNS, "count", "errors", "latency_sum", "latency_min", "latency_max"),
+    upsert=_rollup_upsert,
+)
+_upsert_latency = BulkInsert(
+    traffic_rollup_latency, (*KEY_COLUMNS, "bucket", "count"), upsert=_latency_upsert
+)
+_upsert_path_latency = BulkInsert(
+    traffic_rollup_path_latency,
+    (*PATH_KEY_COLUMNS, "bucket", "count"),
+    upsert=_path_latency_upsert,
+)
 
 
 def record(conn: Connection, events: Sequence[TrafficEvent]) -> None:
