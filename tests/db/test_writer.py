@@ -286,3 +286,42 @@ def test_bulk_items_share_one_call_and_a_failing_one_is_stored_alone(database_ur
         stored = set(conn.execute(select(users.c.email)).scalars())
     assert stored == {"a@example.com", "b@example.com", "c@example.com"}
     db.dispose()
+
+
+def test_staged_work_is_used_and_a_failed_staging_falls_back(database_url: str) -> None:
+    import asyncio
+
+    db = Database(make_engine(database_url))
+    writer = GroupCommitWriter(db)
+    writer.start()
+
+    class Runner:
+        def __init__(self, broken: bool) -> None:
+            self.broken = broken
+            self.staged_seen: list[object] = []
+
+        def stage(self, dialect, items):  # type: ignore[no-untyped-def]
+            if self.broken:
+                raise RuntimeError("a bug in staging")
+            return [f"{item}@example.com" for item in items]
+
+        def __call__(self, conn, items, staged=None):  # type: ignore[no-untyped-def]
+            self.staged_seen.append(staged)
+            emails = staged or [f"{item}@example.com" for item in items]
+            return [_insert_user(email)(conn) for email in emails]
+
+    good, broken = Runner(broken=False), Runner(broken=True)
+
+    async def scenario() -> list[object]:
+        return list(
+            await asyncio.gather(writer.run_bulk(good, "staged"), writer.run_bulk(broken, "plain"))
+        )
+
+    try:
+        results = asyncio.run(scenario())
+    finally:
+        writer.close()
+    assert results == ["staged@example.com", "plain@example.com"]
+    assert good.staged_seen == [["staged@example.com"]]
+    assert broken.staged_seen == [None]  # stored anyway, item by item
+    db.dispose()

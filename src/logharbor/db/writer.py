@@ -248,9 +248,10 @@ class GroupCommitWriter:
     ) -> list[tuple[_Pending, bool, Any]]:
         """The whole group at once. Not ``careful``: with no savepoint, and a failure rolls the
         transaction back (``_BulkFailed``) to run again carefully: each item in a savepoint."""
-        careful = staged is None
         from logharbor.common.errors import LogHarborError
         from logharbor.traffic import events
+
+        careful = staged is None
 
         def outcomes(items: list[_Pending]) -> list[tuple[_Pending, bool, Any]]:
             found: list[Any] = []
@@ -310,8 +311,15 @@ _NOT_STAGED = object()
 
 
 def _stage(runner: BulkRunner, dialect: Dialect, group: list[_Pending]) -> Any:
+    """What ``runner.stage`` prepares; None (run carefully) if staging itself failed."""
     stage = getattr(runner, "stage", None)  # optional: a plain function is a runner too
-    return _NOT_STAGED if stage is None else stage(dialect, [pending.item for pending in group])
+    if stage is None:
+        return _NOT_STAGED
+    try:
+        return stage(dialect, [pending.item for pending in group])
+    except Exception:
+        log.exception("staging %d items failed; storing them item by item", len(group))
+        return None
 
 
 class _BulkFailed(Exception):
