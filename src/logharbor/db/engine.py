@@ -35,6 +35,11 @@ def dump_json(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
 
 
+# Write transactions between PASSIVE checkpoints of a process (per transaction, not per page:
+# a group commit writes tens of records; SQLite's own default is every 1,000 pages).
+CHECKPOINT_EVERY_WRITES = 20
+
+
 def make_engine(url: str, *, pool_size: int = 20, busy_timeout_ms: int = 30_000) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
@@ -73,6 +78,8 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         # NORMAL in WAL mode survives a process crash (kill -9); only power loss can drop the
         # last commits. That is the durability promised to acknowledged writes.
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints are run by Database.write after the write gate is released (see there).
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
@@ -127,6 +134,7 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         database = engine.url.database
+        self._writes_since_checkpoint = 0
         self._write_gate: SqliteWriteGate | contextlib.nullcontext[None] = (
             SqliteWriteGate(database)
             if self.dialect == "sqlite" and database and database != ":memory:"
@@ -144,6 +152,23 @@ class Database:
             conn = conn.execution_options(logharbor_write=True)
             with conn.begin():
                 yield conn
+        if isinstance(self._write_gate, SqliteWriteGate):
+            self._checkpoint_now_and_then()
+
+    def _checkpoint_now_and_then(self) -> None:
+        """Copy the WAL back into the database every so many writes, outside the write gate.
+
+        SQLite's automatic checkpoint runs inside the COMMIT that crosses its threshold, with
+        its fsyncs, while this process still holds the write gate: every other worker waited
+        for it. A PASSIVE checkpoint here lets them write meanwhile (it copies what it can
+        without blocking writers or readers).
+        """
+        self._writes_since_checkpoint += 1
+        if self._writes_since_checkpoint < CHECKPOINT_EVERY_WRITES:
+            return
+        self._writes_since_checkpoint = 0
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def fetch_one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         """One row of a single-statement read, on the driver with no transaction around it.
