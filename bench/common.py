@@ -166,34 +166,31 @@ def free_port() -> int:
 
 @contextmanager
 def server(app: str, *, factory: bool, env: dict[str, str], workers: int = 2) -> Iterator[str]:
-    """uvicorn with the same options for the baseline and for LogHarbor; yields the base URL."""
+    """The same server and options for the baseline and for LogHarbor; yields the base URL."""
     import signal
     import subprocess
     import time
     import urllib.request
 
     port = free_port()
+    # LogHarbor's own launcher (what `logharbor serve --workers N` runs): uvicorn workers, each
+    # on its own SO_REUSEPORT socket. The baseline runs under it too: the same server.
     cmd = [
         sys.executable,
         "-m",
-        "uvicorn",
+        "logharbor.serving",
+        app,
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
         "--workers",
         str(workers),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
         "--log-level",
         "warning",
     ]
     if factory:
         cmd.append("--factory")
-    cmd.append(app)
     proc = subprocess.Popen(
         cmd, env={**os.environ, **env}, cwd=str(ROOT / "bench"), start_new_session=True
     )
@@ -217,8 +214,7 @@ def server(app: str, *, factory: bool, env: dict[str, str], workers: int = 2) ->
 def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
     """The run with the median rate, plus the spread of all runs as rps_min / rps_max.
 
-    Several runs because uvicorn's workers share one listening socket: which worker accepts
-    the load generator's connections varies from run to run, and with it the throughput.
+    Several runs because the box is shared and drifts (see shared/reference/limits-here.md).
     """
     ordered = sorted(runs, key=lambda run: run["rps"])
     return {

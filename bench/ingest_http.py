@@ -1,7 +1,8 @@
 # ruff: noqa: E501  (long result lines and SQL column lists read better unwrapped)
 """Single-record compose: throughput and p99 at 64 connections vs a bare ASGI app returning 201.
 
-Both run under the same uvicorn command (2 workers, uvloop, httptools, no access log); the load
+Both run under the same server (``logharbor.serving``: 2 uvicorn workers with uvloop and httptools,
+each on its own SO_REUSEPORT socket, no access log); the load
 generator is wrk, a separate C program. LogHarbor stores every record (request, response, traffic
 row, rollups, alert hooks) through its group-commit writer before answering.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -116,3 +117,91 @@ def test_serve_answers_health_docs_signup_and_login(database_url: str, tmp_path:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _wait_for(condition, what: str, seconds: float = 60) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@pytest.mark.slow
+def test_serve_with_workers_restarts_a_dead_one_and_stops_them_all(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Several workers, each on its own SO_REUSEPORT socket: all serve; one killed is replaced;
+    SIGTERM stops every one of them; and a port already taken is refused, not shared."""
+    port = free_port()
+    env = {**os.environ, **_env(database_url, tmp_path / "data")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "logharbor", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(lambda: _healthy(base) and len(_children(process.pid)) >= 2, "no two workers")
+        # Many fresh connections: each is accepted by some worker and answered.
+        for _ in range(20):
+            with httpx.Client() as fresh:
+                assert fresh.get(f"{base}/health").status_code == 200
+        workers = {pid for pid in _children(process.pid) if _is_worker(pid)}
+        assert len(workers) == 2
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        _wait_for(
+            lambda: len({p for p in _children(process.pid) if _is_worker(p)} - {victim}) == 2,
+            "the killed worker was not replaced",
+        )
+        _wait_for(lambda: _healthy(base), "not serving after the restart")
+        taken = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "logharbor",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--no-migrate",
+            ],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
+        assert taken.returncode != 0  # the port is in use: refused, not shared
+        assert _healthy(base)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    assert process.returncode == 0 or process.returncode == -signal.SIGTERM
+    remaining = {pid for pid in workers if Path(f"/proc/{pid}").exists()}
+    assert not remaining - {victim}
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        return "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()
+    except OSError:
+        return False

@@ -167,9 +167,12 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
 ) -> None:
-    """Apply pending migrations, then serve the API, its docs (/docs) and the web UI."""
-    import uvicorn
+    """Apply pending migrations, then serve the API, its docs (/docs) and the web UI.
 
+    With several workers each listens on a socket of its own (SO_REUSEPORT), so the kernel
+    spreads connections over them; a worker that dies is started again.
+    """
+    from logharbor import serving
     from logharbor.db import migrate
 
     settings = Settings()
@@ -180,14 +183,8 @@ def serve(
         migrate.upgrade(engine)
         engine.dispose()
     typer.echo(f"LogHarbor on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(
-        "logharbor.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=False,
+    serving.run(
+        "logharbor.app:create_app_from_env", factory=True, host=host, port=port, workers=workers
     )
 
 
