@@ -8,7 +8,7 @@ per request, before the body is parsed (see ``common.routing``), and kept in the
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -81,15 +81,7 @@ def resolve_principal(request: Request) -> Principal:
     token = _bearer_token(request)
     db = get_db(request)
     if is_ingest_key(token):
-        key = queries.active_ingest_key_now(db, hash_ingest_key(token))
-        if key is None:
-            raise Unauthorized("Invalid or revoked ingest key")
-        principal = Principal(
-            user_id=key["owner_id"],
-            ingest_source_id=key["traffic_source_id"],
-            ingest_key_id=key["id"],
-            ingest_key_last_used_at=key["last_used_at"],
-        )
+        principal = _key_principal(queries.active_ingest_key_now(db, hash_ingest_key(token)))
     else:
         user_id = user_id_from_token(token, get_settings(request).secret_key)
         if not queries.user_exists_now(db, user_id):
@@ -97,6 +89,17 @@ def resolve_principal(request: Request) -> Principal:
         principal = Principal(user_id=user_id)
     request.state.principal = principal
     return principal
+
+
+def _key_principal(key: dict[str, Any] | None) -> Principal:
+    if key is None:
+        raise Unauthorized("Invalid or revoked ingest key")
+    return Principal(
+        user_id=key["owner_id"],
+        ingest_source_id=key["traffic_source_id"],
+        ingest_key_id=key["id"],
+        ingest_key_last_used_at=key["last_used_at"],
+    )
 
 
 async def claim_principal(request: Request) -> Principal:
@@ -116,13 +119,8 @@ async def claim_principal(request: Request) -> Principal:
         principal = keys.get(key_hash)
         if principal is None:
             key = await run_in_threadpool(queries.active_ingest_key_now, get_db(request), key_hash)
-            if key is None:
-                raise Unauthorized("Invalid or revoked ingest key")
-            principal = Principal(
-                user_id=key["owner_id"],
-                ingest_source_id=key["traffic_source_id"],
-                ingest_key_id=key["id"],
-            )
+            # Without its last use: that is read again in the transaction (grant_ingest).
+            principal = replace(_key_principal(key), ingest_key_last_used_at=None)
             if len(keys) >= 10_000:
                 keys.clear()  # bounded; keys in use come back on their next request
             keys[key_hash] = principal
