@@ -67,6 +67,16 @@ MASK_CASES: list[Any] = [
     "token=abc&x=1",
     {"harmless": "value", "list": [{"a": 1}]},
     {"x": "y" * 200},
+    # The key walk (_holds_masked_key) against mask_document's own walk:
+    {"token": None, "a": [None, {"b": None}]},
+    {"list": [{"ok": 1}, [{"secret": "s"}]]},
+    [["x-note", {"password": "p"}], ["accept", None]],
+    [["Set-Cookie", None], ["accept", "x"]],
+    [["only", "pairs"], "not a pair"],
+    [{"api_key": "k"}],
+    [],
+    {},
+    {"wrapper": [*nested(30), {"client_secret": "deep"}]},
 ]
 
 

@@ -263,7 +263,38 @@ def _mentions_none(data: bytes, keys: frozenset[str]) -> bool:
     return search.search(data.lower()) is None
 
 
+def _holds_masked_key(value: Any, keys: frozenset[str], depth: int = 0) -> bool:
+    """Whether ``mask_document`` would mask anything in this object or array: the same walk as
+    ``redaction.mask`` (and ``_mask``'s [name, value] header pairs), without building a copy."""
+    if depth > _MAX_DEPTH:
+        return False
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if item is not None and isinstance(key, str) and key.lower() in keys:
+                return True
+            if isinstance(item, (dict, list)) and _holds_masked_key(item, keys, depth + 1):
+                return True
+        return False
+    if isinstance(value, list):
+        if depth == 0 and all(
+            isinstance(item, list) and len(item) == 2 and isinstance(item[0], str) for item in value
+        ):
+            return any(
+                (pair[1] is not None and pair[0].lower() in keys)
+                or (isinstance(pair[1], (dict, list)) and _holds_masked_key(pair[1], keys, 1))
+                for pair in value
+            )
+        return any(
+            isinstance(item, (dict, list)) and _holds_masked_key(item, keys, depth + 1)
+            for item in value
+        )
+    return False
+
+
 def _masked(value: Any, data: bytes | None, keys: frozenset[str]) -> Any:
+    if isinstance(value, (dict, list)):
+        # Walking the keys is cheaper than searching the JSON text for every masked key.
+        return mask_document(value, keys) if _holds_masked_key(value, keys) else value
     if data is not None and _mentions_none(data, keys):
         return value  # what mask_document would return: an equal copy, or value itself
     return mask_document(value, keys)
