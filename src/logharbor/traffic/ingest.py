@@ -333,14 +333,7 @@ def store_records(
     }
     stored = _already_stored(conn, source_id, records)
     rows = _rows(source_id, records, domain_by_origin, pathname_by_key, detail, stored)
-    dialect = conn.dialect
-    staged = StagedRecords(
-        source_id,
-        records,
-        tuple(insert.parameters(dialect, table_rows) for insert, table_rows in rows[:3]),
-        rows[3],
-        rows[4],
-    )
+    staged = _staged(conn.dialect, source_id, records, rows)
     return apply_staged(conn, staged, already_checked=True)  # type: ignore[return-value]
 
 
@@ -381,13 +374,15 @@ def stage_records(
                 return None
             pathname_by_key[key] = pathname
     rows = _rows(source_id, records, domain_by_origin, pathname_by_key, detail, {})
-    return StagedRecords(
-        source_id,
-        records,
-        tuple(insert.parameters(dialect, table_rows) for insert, table_rows in rows[:3]),
-        rows[3],
-        rows[4],
-    )
+    return _staged(dialect, source_id, records, rows)
+
+
+def _staged(
+    dialect: Dialect, source_id: str, records: Sequence[PreparedRecord], rows: Any
+) -> StagedRecords:
+    tables, created, published = rows[:3], rows[3], rows[4]
+    parameters = tuple(insert.parameters(dialect, table_rows) for insert, table_rows in tables)
+    return StagedRecords(source_id, records, parameters, created, published)
 
 
 def apply_staged(
