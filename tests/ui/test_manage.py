@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -64,7 +65,7 @@ def test_owner_manages_a_source_and_a_viewer_only_reads_it(
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     with live_server.api() as api:
         owner = account(api, "Olga Owner", "olga@example.com")
-        viewer = account(api, "Vic Viewer", "vic@example.com")
+        viewer = account(api, "Vic Viewer", "vic.o'neil@example.com")  # quotes occur in emails
         auth = {"Authorization": f"Bearer {owner['token']}"}
         source = api.post(
             "/traffic-source", headers=auth, json={"name": "Payments API", "trafficDomain": DOMAIN}
@@ -219,9 +220,18 @@ def test_owner_manages_a_source_and_a_viewer_only_reads_it(
 
         # --- the owner revokes the share; the viewer loses the source.
         page.goto(f"{base}/settings")
-        page.once("dialog", lambda dialog: dialog.accept())
+        asked: list[str] = []
+
+        def answer_dialog(dialog: Any) -> None:
+            asked.append(dialog.message)
+            dialog.accept()
+
+        page.once("dialog", answer_dialog)
         page.get_by_test_id("share").get_by_role("button", name="Revoke").click()
         expect(page.get_by_text("Not shared with anyone.")).to_be_visible()
+        # The question names the viewer; the email reaches it as text (data-confirm), never
+        # spliced into JavaScript.
+        assert asked == [f"Stop sharing with {viewer['email']}?"]
         other.goto("/")
         expect(other.get_by_text("No traffic sources yet.")).to_be_visible()
     finally:
