@@ -34,7 +34,7 @@ from common import (
 from logharbor.common.ids import new_id
 from logharbor.db.engine import make_engine
 from logharbor.settings import Settings
-from logharbor.traffic.ingest import payload_row, prepare_record
+from logharbor.traffic.ingest import TRAFFIC_COLUMNS, payload_row, prepare_record
 from logharbor.traffic.normalize import IngestConfig
 
 TABLES = ("requests", "responses", "http_traffic")
@@ -123,20 +123,7 @@ def raw_insert(url: str, source_id: str, n: int) -> float:
     cols = {
         "requests": req_cols,
         "responses": res_cols,
-        "http_traffic": [
-            "id",
-            "traffic_source_id",
-            "domain_id",
-            "pathname_id",
-            "status",
-            "method",
-            "level",
-            "elapsed_time",
-            "traffic_user_id",
-            "request_id",
-            "response_id",
-            "created_at",
-        ],
+        "http_traffic": list(TRAFFIC_COLUMNS),
     }
     raw = db.engine.raw_connection()
     driver = raw.driver_connection

@@ -36,6 +36,7 @@ from logharbor.db.tables import (
 from logharbor.stats import queries
 from logharbor.stats.histogram import percentiles
 from logharbor.stats.rollups import KEY_COLUMNS, PATH_KEY_COLUMNS, Rollup
+from logharbor.traffic.ingest import TRAFFIC_COLUMNS
 
 DAYS = 30
 END = datetime(2025, 8, 1, tzinfo=UTC)
@@ -76,20 +77,7 @@ def make_names(db: Database, source_id: str) -> list[tuple[str, str]]:
 ROLLUP_COLUMNS = [*KEY_COLUMNS, "count", "errors", "latency_sum", "latency_min", "latency_max"]
 LATENCY_COLUMNS = [*KEY_COLUMNS, "bucket", "count"]
 PATH_LATENCY_COLUMNS = [*PATH_KEY_COLUMNS, "bucket", "count"]
-RAW_COLUMNS = [
-    "id",
-    "traffic_source_id",
-    "domain_id",
-    "pathname_id",
-    "status",
-    "method",
-    "level",
-    "elapsed_time",
-    "traffic_user_id",
-    "request_id",
-    "response_id",
-    "created_at",
-]
+RAW_COLUMNS = list(TRAFFIC_COLUMNS)
 
 
 def _stored(value: datetime, dialect: str) -> object:

@@ -216,23 +216,22 @@ _PAYLOAD_COLUMNS = (
 )
 _insert_requests = BulkInsert(requests, (*_PAYLOAD_COLUMNS, "query_params"))
 _insert_responses = BulkInsert(responses, _PAYLOAD_COLUMNS)
-_insert_traffic = BulkInsert(
-    http_traffic,
-    (
-        "id",
-        "traffic_source_id",
-        "domain_id",
-        "pathname_id",
-        "status",
-        "method",
-        "level",
-        "elapsed_time",
-        "traffic_user_id",
-        "request_id",
-        "response_id",
-        "created_at",
-    ),
+# The http_traffic columns every ingest path writes (the benches insert the same raw rows).
+TRAFFIC_COLUMNS = (
+    "id",
+    "traffic_source_id",
+    "domain_id",
+    "pathname_id",
+    "status",
+    "method",
+    "level",
+    "elapsed_time",
+    "traffic_user_id",
+    "request_id",
+    "response_id",
+    "created_at",
 )
+_insert_traffic = BulkInsert(http_traffic, TRAFFIC_COLUMNS)
 _INSERTS = (_insert_requests, _insert_responses, _insert_traffic)
 
 
