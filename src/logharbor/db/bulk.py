@@ -17,7 +17,19 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Insert, Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
+
+
+def upsertable_insert(dialect: str, table: Table) -> Insert:
+    """``INSERT`` that supports ``ON CONFLICT``: the one place where the two dialects differ."""
+    match dialect:
+        case "postgresql":
+            return postgresql.insert(table)
+        case "sqlite":
+            return sqlite.insert(table)
+        case _:
+            raise NotImplementedError(dialect)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,14 +13,13 @@ per-pathname figures would double-count requests that are also captured as traff
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func
-from sqlalchemy.dialects import postgresql, sqlite
 
-from logharbor.db.bulk import BulkInsert
+from logharbor.db.bulk import BulkInsert, upsertable_insert
 from logharbor.db.tables import (
     traffic_rollup_latency,
     traffic_rollup_path_latency,
@@ -157,27 +156,13 @@ def _path_latency_params(histogram: dict[tuple[PathKey, int], int]) -> list[dict
     return params
 
 
-_statements: dict[tuple[str, str], Any] = {}
-
-
-def _insert(dialect: str, table: Any) -> Any:
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(dialect)
-
-
 def _rollup_upsert(dialect: str) -> Any:
-    cached = _statements.get(("rollup", dialect))
-    if cached is not None:
-        return cached
-    stmt = _insert(dialect, traffic_rollups)
+    stmt = upsertable_insert(dialect, traffic_rollups)
     c, ex = traffic_rollups.c, stmt.excluded
     # Two-argument min()/max() are scalar in SQLite; PostgreSQL spells them least()/greatest().
     smaller = func.least if dialect == "postgresql" else func.min
     larger = func.greatest if dialect == "postgresql" else func.max
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=list(KEY_COLUMNS),
         set_={
             "count": c.count + ex.count,
@@ -187,48 +172,36 @@ def _rollup_upsert(dialect: str) -> Any:
             "latency_max": larger(c.latency_max, ex.latency_max),
         },
     )
-    _statements[("rollup", dialect)] = stmt
-    return stmt
 
 
-def _latency_upsert(dialect: str) -> Any:
-    cached = _statements.get(("latency", dialect))
-    if cached is not None:
-        return cached
-    stmt = _insert(dialect, traffic_rollup_latency)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[*KEY_COLUMNS, "bucket"],
-        set_={"count": traffic_rollup_latency.c.count + stmt.excluded.count},
-    )
-    _statements[("latency", dialect)] = stmt
-    return stmt
+def _count_upsert(table: Any, key_columns: Sequence[str]) -> Callable[[str], Any]:
+    """A histogram table's upsert: add the counts of buckets that exist, insert the others."""
+
+    def build(dialect: str) -> Any:
+        stmt = upsertable_insert(dialect, table)
+        return stmt.on_conflict_do_update(
+            index_elements=[*key_columns, "bucket"],
+            set_={"count": table.c.count + stmt.excluded.count},
+        )
+
+    return build
 
 
-def _path_latency_upsert(dialect: str) -> Any:
-    cached = _statements.get(("path_latency", dialect))
-    if cached is not None:
-        return cached
-    stmt = _insert(dialect, traffic_rollup_path_latency)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[*PATH_KEY_COLUMNS, "bucket"],
-        set_={"count": traffic_rollup_path_latency.c.count + stmt.excluded.count},
-    )
-    _statements[("path_latency", dialect)] = stmt
-    return stmt
-
-
+# BulkInsert builds each statement once per dialect and runs it on the driver.
 _upsert_rollups = BulkInsert(
     traffic_rollups,
     (*KEY_COLUMNS, "count", "errors", "latency_sum", "latency_min", "latency_max"),
     upsert=_rollup_upsert,
 )
 _upsert_latency = BulkInsert(
-    traffic_rollup_latency, (*KEY_COLUMNS, "bucket", "count"), upsert=_latency_upsert
+    traffic_rollup_latency,
+    (*KEY_COLUMNS, "bucket", "count"),
+    upsert=_count_upsert(traffic_rollup_latency, KEY_COLUMNS),
 )
 _upsert_path_latency = BulkInsert(
     traffic_rollup_path_latency,
     (*PATH_KEY_COLUMNS, "bucket", "count"),
-    upsert=_path_latency_upsert,
+    upsert=_count_upsert(traffic_rollup_path_latency, PATH_KEY_COLUMNS),
 )
 
 

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Table, exists, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -19,6 +18,7 @@ from logharbor.auth.deps import Principal
 from logharbor.common.errors import Conflict, NotFound
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
+from logharbor.db.bulk import upsertable_insert
 from logharbor.db.tables import (
     core_logs,
     core_pathnames,
@@ -42,8 +42,7 @@ def insert_ignoring_conflict(
     conn: Connection, table: Table, values: Row, conflict_columns: list[str]
 ) -> None:
     """INSERT ... ON CONFLICT DO NOTHING on the given unique columns (SQLite and PostgreSQL)."""
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(table).values(**values)
+    statement = upsertable_insert(conn.dialect.name, table).values(**values)
     conn.execute(statement.on_conflict_do_nothing(index_elements=conflict_columns))
 
 

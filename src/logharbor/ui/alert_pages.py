@@ -12,13 +12,13 @@ from starlette.concurrency import run_in_threadpool
 
 from logharbor.alerts import routes as alert_routes
 from logharbor.alerts.schemas import WebhookCreate, WebhookUpdate
-from logharbor.auth.deps import get_db, get_settings
+from logharbor.auth.deps import Principal, get_db, get_settings
 from logharbor.common.errors import BadRequest, NotFound
 from logharbor.common.pagination import PageRequest
 from logharbor.traffic.access import Access, require_source
-from logharbor.traffic.ingest import validation_field_errors
 from logharbor.ui import flash, session
-from logharbor.ui.rendering import UIRoute, read_form, redirect, render
+from logharbor.ui.rendering import UIRoute, redirect, render
+from logharbor.ui.source_pages import form_errors, signed_form
 
 router = APIRouter(route_class=UIRoute, include_in_schema=False)
 
@@ -96,18 +96,17 @@ def _webhooks_path(source_id: str) -> str:
 @router.get("/ui/sources/{source_id}/webhooks")
 def webhooks_page(request: Request, source_id: str) -> Response:
     # What the last create, rotate or test produced, once (Post/Redirect/Get: see ui/flash.py).
-    shown = flash.take(request) or {}
-    response = _webhooks_page(
-        request, source_id, created=shown.get("created"), test_result=shown.get("test_result")
+    return flash.show_once(
+        request,
+        lambda shown: _webhooks_page(
+            request, source_id, created=shown.get("created"), test_result=shown.get("test_result")
+        ),
     )
-    return flash.shown(request, response)
 
 
 @router.post("/ui/sources/{source_id}/webhooks")
 async def create_webhook(request: Request, source_id: str) -> Response:
-    principal = session.require_user(request)
-    form = await read_form(request)
-    session.check_form_origin(request, form, signed_in=True)
+    principal, form = await signed_form(request)
     values = {k: form.get(k, "").strip() for k in ("value", "level", "type")}
     try:
         body = WebhookCreate(
@@ -116,11 +115,8 @@ async def create_webhook(request: Request, source_id: str) -> Response:
         created = alert_routes.create_webhook(
             source_id, body, principal, get_db(request), get_settings(request)
         )
-    except ValidationError as exc:
-        errors = validation_field_errors(exc)
-        return _webhooks_page(request, source_id, form=values, errors=errors, status=400)
-    except BadRequest as exc:
-        errors = exc.field_errors or {"value": exc.message}
+    except (ValidationError, BadRequest) as exc:
+        errors = form_errors(exc, "value")
         return _webhooks_page(request, source_id, form=values, errors=errors, status=400)
     # A redirect, so that reloading the page does not post the form again (a second webhook);
     # the secret crosses it as a one-time flash.
@@ -133,9 +129,7 @@ async def create_webhook(request: Request, source_id: str) -> Response:
 async def set_exception_status(
     request: Request, source_id: str, exception_id: str, action: str
 ) -> Response:
-    principal = session.require_user(request)
-    form = await read_form(request)
-    session.check_form_origin(request, form, signed_in=True)
+    principal, form = await signed_form(request)
     change = {"resolve": alert_routes.resolve_exception, "reopen": alert_routes.reopen_exception}
     if action not in change:
         raise NotFound("No such action")
@@ -147,12 +141,16 @@ async def set_exception_status(
     )
 
 
-def _own_webhook(request: Request, source_id: str, webhook_id: str) -> None:
-    """The webhook must belong to the source in the address, not merely to the same owner."""
-    principal = session.require_user(request)
+async def _webhook_form(
+    request: Request, source_id: str, webhook_id: str
+) -> tuple[Principal, dict[str, str]]:
+    """``signed_form`` for one webhook's forms, which must name a webhook of the source in the
+    address, not merely one of the same owner."""
+    principal, form = await signed_form(request)
     hooks = alert_routes.list_webhooks(source_id, principal, get_db(request))
     if webhook_id.lower() not in {hook["id"] for hook in hooks}:
         raise NotFound("Webhook not found")
+    return principal, form
 
 
 _EDIT_FIELDS = ("value", "level", "pathnamePrefix", "statusMin", "statusMax", "cooldownSeconds")
@@ -184,45 +182,29 @@ def _update_body(form: dict[str, str]) -> WebhookUpdate:
 
 @router.post("/ui/sources/{source_id}/webhooks/{webhook_id}")
 async def update_webhook(request: Request, source_id: str, webhook_id: str) -> Response:
-    principal = session.require_user(request)
-    form = await read_form(request)
-    session.check_form_origin(request, form, signed_in=True)
-    _own_webhook(request, source_id, webhook_id)
+    principal, form = await _webhook_form(request, source_id, webhook_id)
     values = {k: form.get(k, "").strip() for k in _EDIT_FIELDS}
     try:
         body = _update_body(form)
         alert_routes.update_webhook(
             webhook_id, body, principal, get_db(request), get_settings(request)
         )
-    except ValidationError as exc:
-        edit = {"id": webhook_id, "form": values, "errors": validation_field_errors(exc)}
-        return _webhooks_page(request, source_id, edit=edit, status=400)
-    except BadRequest as exc:
-        edit = {
-            "id": webhook_id,
-            "form": values,
-            "errors": exc.field_errors or {"value": exc.message},
-        }
+    except (ValidationError, BadRequest) as exc:
+        edit = {"id": webhook_id, "form": values, "errors": form_errors(exc, "value")}
         return _webhooks_page(request, source_id, edit=edit, status=400)
     return redirect(_webhooks_path(source_id))
 
 
 @router.post("/ui/sources/{source_id}/webhooks/{webhook_id}/delete")
 async def delete_webhook(request: Request, source_id: str, webhook_id: str) -> Response:
-    principal = session.require_user(request)
-    form = await read_form(request)
-    session.check_form_origin(request, form, signed_in=True)
-    _own_webhook(request, source_id, webhook_id)
+    principal, _ = await _webhook_form(request, source_id, webhook_id)
     alert_routes.delete_webhook(webhook_id, principal, get_db(request))
     return redirect(_webhooks_path(source_id))
 
 
 @router.post("/ui/sources/{source_id}/webhooks/{webhook_id}/rotate")
 async def rotate_webhook_secret(request: Request, source_id: str, webhook_id: str) -> Response:
-    principal = session.require_user(request)
-    form = await read_form(request)
-    session.check_form_origin(request, form, signed_in=True)
-    _own_webhook(request, source_id, webhook_id)
+    principal, _ = await _webhook_form(request, source_id, webhook_id)
     updated = alert_routes.update_webhook(
         webhook_id,
         WebhookUpdate(rotateSecret=True),
@@ -240,10 +222,7 @@ async def rotate_webhook_secret(request: Request, source_id: str, webhook_id: st
 
 @router.post("/ui/sources/{source_id}/webhooks/{webhook_id}/test")
 async def test_webhook(request: Request, source_id: str, webhook_id: str) -> Response:
-    principal = session.require_user(request)
-    form = await read_form(request)
-    session.check_form_origin(request, form, signed_in=True)
-    _own_webhook(request, source_id, webhook_id)
+    principal, _ = await _webhook_form(request, source_id, webhook_id)
     # A real HTTP request (up to the webhook timeout): off the event loop.
     outcome = await run_in_threadpool(
         alert_routes.test_webhook, webhook_id, principal, get_db(request), get_settings(request)

@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -37,7 +38,7 @@ def _xor(data: bytes, pad: bytes) -> bytes:
 
 
 def redirect_with(request: Request, path: str, message: dict[str, Any]) -> Response:
-    """A 303 to the page at ``path`` that shows ``message`` once (see ``take``)."""
+    """A 303 to the page at ``path`` that shows ``message`` once (see ``show_once``)."""
     principal = session.require_user(request)
     data = json.dumps(message, separators=(",", ":")).encode()
     pad = secrets.token_bytes(len(data))
@@ -68,7 +69,13 @@ def redirect_with(request: Request, path: str, message: dict[str, Any]) -> Respo
     return response
 
 
-def take(request: Request) -> dict[str, Any] | None:
+def show_once(request: Request, page: Callable[[dict[str, Any]], Response]) -> Response:
+    """The GET half of Post/Redirect/Get: ``page`` renders what was left for it (``{}`` when
+    nothing, or nothing any more), and the cookie is dropped with the answer."""
+    return _shown(request, page(_take(request) or {}))
+
+
+def _take(request: Request) -> dict[str, Any] | None:
     """The message left for this page and this user, once; None when there is none (any more)."""
     value = request.cookies.get(COOKIE)
     if not value:
@@ -98,7 +105,7 @@ def take(request: Request) -> dict[str, Any] | None:
     return message if isinstance(message, dict) else None
 
 
-def shown(request: Request, response: Response) -> Response:
+def _shown(request: Request, response: Response) -> Response:
     """Drop the cookie once the page that read it is answered (its row is already gone)."""
     if COOKIE in request.cookies:
         response.delete_cookie(

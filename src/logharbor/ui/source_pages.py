@@ -10,8 +10,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from logharbor.auth.deps import get_db
-from logharbor.common.errors import BadRequest, Conflict, NotFound
+from logharbor.auth.deps import Principal, get_db
+from logharbor.common.errors import BadRequest, Conflict, LogHarborError, NotFound
 from logharbor.common.pagination import PageRequest
 from logharbor.traffic import source_routes
 from logharbor.traffic.access import Access, require_source
@@ -25,6 +25,21 @@ router = APIRouter(route_class=UIRoute, include_in_schema=False)
 
 MAX_SOURCES_SHOWN = 100
 OVERVIEW_SECONDS = 3600
+
+
+async def signed_form(request: Request) -> tuple[Principal, dict[str, str]]:
+    """How every UI write starts: the signed-in user and their form, its CSRF token checked."""
+    principal = session.require_user(request)
+    form = await read_form(request)
+    session.check_form_origin(request, form, signed_in=True)
+    return principal, form
+
+
+def form_errors(exc: ValidationError | LogHarborError, field: str) -> dict[str, str]:
+    """What to show under a form's inputs: per field when known, else the message on ``field``."""
+    if isinstance(exc, ValidationError):
+        return validation_field_errors(exc)
+    return exc.field_errors or {field: exc.message}
 
 
 def _overview(request: Request, source: dict[str, Any]) -> dict[str, Any]:
@@ -56,17 +71,13 @@ def home(request: Request) -> Response:
 
 @router.post("/ui/sources")
 async def create_source(request: Request) -> Response:
-    principal = session.require_user(request)
-    form = await read_form(request)
-    session.check_form_origin(request, form, signed_in=True)
+    principal, form = await signed_form(request)
     values = {"name": form.get("name", ""), "trafficDomain": form.get("trafficDomain", "").strip()}
     try:
         body = TrafficSourceIn(**values)
         created = source_routes.create_source(body, principal, get_db(request))
-    except ValidationError as exc:
-        return _home(request, values, validation_field_errors(exc), 400)
-    except BadRequest as exc:
-        return _home(request, values, exc.field_errors or {"name": exc.message}, 400)
+    except (ValidationError, BadRequest) as exc:
+        return _home(request, values, form_errors(exc, "name"), 400)
     return redirect(f"/ui/sources/{created['id']}/keys?new=1")
 
 
@@ -101,15 +112,14 @@ def _keys_page(
 @router.get("/ui/sources/{source_id}/keys")
 def keys_page(request: Request, source_id: str) -> Response:
     # A key just created, shown once (Post/Redirect/Get: see ui/flash.py).
-    created = (flash.take(request) or {}).get("created")
-    return flash.shown(request, _keys_page(request, source_id, created=created))
+    return flash.show_once(
+        request, lambda shown: _keys_page(request, source_id, created=shown.get("created"))
+    )
 
 
 @router.post("/ui/sources/{source_id}/keys")
 async def create_key(request: Request, source_id: str) -> Response:
-    principal = session.require_user(request)
-    form = await read_form(request)
-    session.check_form_origin(request, form, signed_in=True)
+    principal, form = await signed_form(request)
     try:
         body = IngestKeyIn(name=form.get("name", ""))
     except ValidationError as exc:
@@ -126,9 +136,7 @@ async def create_key(request: Request, source_id: str) -> Response:
 
 @router.post("/ui/sources/{source_id}/keys/{key_id}/revoke")
 async def revoke_key(request: Request, source_id: str, key_id: str) -> Response:
-    principal = session.require_user(request)
-    form = await read_form(request)
-    session.check_form_origin(request, form, signed_in=True)
+    principal, _ = await signed_form(request)
     source_routes.revoke_ingest_key(source_id, key_id, principal, get_db(request))
     return redirect(f"/ui/sources/{source_id}/keys")
 
@@ -195,9 +203,7 @@ def _retention(text: str) -> int | None:
 
 @router.post("/ui/sources/{source_id}/settings")
 async def update_settings(request: Request, source_id: str) -> Response:
-    principal = session.require_user(request)
-    form = await read_form(request)
-    session.check_form_origin(request, form, signed_in=True)
+    principal, form = await signed_form(request)
     # A form from before the domain field existed (a tab left open) keeps the stored domain; a
     # blank one is refused by the API's rules like any other bad domain.
     values = {"name": form.get("name", ""), "retentionDays": form.get("retentionDays", "").strip()}
@@ -211,41 +217,30 @@ async def update_settings(request: Request, source_id: str) -> Response:
             retentionDays=_retention(values["retentionDays"]),
         )
         source_routes.update_source(source_id, body, principal, get_db(request))
-    except ValidationError as exc:
-        errors = validation_field_errors(exc)
-        return _settings_page(request, source_id, form=values, errors=errors, status=400)
-    except BadRequest as exc:
-        errors = exc.field_errors or {"name": exc.message}
+    except (ValidationError, BadRequest) as exc:
+        errors = form_errors(exc, "name")
         return _settings_page(request, source_id, form=values, errors=errors, status=400)
     return redirect(f"/ui/sources/{source_id}/settings?saved=1")
 
 
 @router.post("/ui/sources/{source_id}/shares")
 async def create_share(request: Request, source_id: str) -> Response:
-    principal = session.require_user(request)
-    form = await read_form(request)
-    session.check_form_origin(request, form, signed_in=True)
+    principal, form = await signed_form(request)
     values = {"email": form.get("email", "").strip()}
     try:
         source_routes.create_share(source_id, ShareIn(**values), principal, get_db(request))
-    except ValidationError as exc:
-        errors = validation_field_errors(exc)
+    except (ValidationError, BadRequest, NotFound, Conflict) as exc:
+        status = 400 if isinstance(exc, ValidationError) else exc.status_code
+        errors = form_errors(exc, "email")
         return _settings_page(
-            request, source_id, share_form=values, share_errors=errors, status=400
-        )
-    except (BadRequest, NotFound, Conflict) as exc:
-        errors = exc.field_errors or {"email": exc.message}
-        return _settings_page(
-            request, source_id, share_form=values, share_errors=errors, status=exc.status_code
+            request, source_id, share_form=values, share_errors=errors, status=status
         )
     return redirect(f"/ui/sources/{source_id}/settings")
 
 
 @router.post("/ui/sources/{source_id}/shares/{user_id}/revoke")
 async def revoke_share(request: Request, source_id: str, user_id: str) -> Response:
-    principal = session.require_user(request)
-    form = await read_form(request)
-    session.check_form_origin(request, form, signed_in=True)
+    principal, _ = await signed_form(request)
     source_routes.delete_share(source_id, user_id, principal, get_db(request))
     return redirect(f"/ui/sources/{source_id}/settings")
 
@@ -253,9 +248,7 @@ async def revoke_share(request: Request, source_id: str, user_id: str) -> Respon
 @router.post("/ui/sources/{source_id}/leave")
 async def leave_share(request: Request, source_id: str) -> Response:
     """A viewer gives up a source shared with them: only ever the caller's own share."""
-    principal = session.require_user(request)
-    form = await read_form(request)
-    session.check_form_origin(request, form, signed_in=True)
+    principal, _ = await signed_form(request)
     db = get_db(request)
     with db.read() as conn:
         source = require_source(conn, source_id, principal, Access.READ)
@@ -273,9 +266,7 @@ def delete_confirm_page(request: Request, source_id: str) -> Response:
 
 @router.post("/ui/sources/{source_id}/delete")
 async def delete_source(request: Request, source_id: str) -> Response:
-    principal = session.require_user(request)
-    form = await read_form(request)
-    session.check_form_origin(request, form, signed_in=True)
+    principal, form = await signed_form(request)
     with get_db(request).read() as conn:
         source = require_source(conn, source_id, principal, Access.MANAGE)
     # Deleting drops every record, so the name must be typed back, not just a click.
