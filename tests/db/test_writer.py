@@ -243,7 +243,7 @@ def test_bulk_items_share_one_call_and_a_failing_one_is_stored_alone(database_ur
     writer.start()
     calls: list[list[str]] = []
 
-    def runner(conn, items):  # type: ignore[no-untyped-def]
+    def runner(conn, items, staged=None):  # type: ignore[no-untyped-def]
         calls.append(list(items))
         outcomes = []
         for email in items:

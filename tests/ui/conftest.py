@@ -13,14 +13,19 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
+from alerts.support import Receiver
+from helpers import AUser
 from logharbor.app import create_app
 from logharbor.settings import Settings
-from ui.harness import LiveServer
+from logharbor.ui.session import COOKIE
+from ui.harness import LiveServer, csrf_of
 
 CHROMIUM = os.environ.get("LOGHARBOR_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -34,6 +39,32 @@ CHROMIUM_ARGS = [
 ]
 # Screenshots land here when set (the README's images come from docs/screenshots).
 SCREENSHOT_DIR_ENV = "LOGHARBOR_SCREENSHOTS"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Webhooks that post to a receiver on 127.0.0.1 (the sandbox resolves no public names).
+    return settings.model_copy(update={"webhook_allow_http": True, "webhook_allow_private": True})
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rec = Receiver().start()
+    yield rec
+    rec.stop()
+
+
+@pytest.fixture
+def owned(client: TestClient, user: AUser) -> dict[str, Any]:
+    """A source of ``user``, who is signed in to the pages on ``client``, and their CSRF token."""
+    source = client.post(
+        "/traffic-source",
+        headers=user.headers,
+        json={"name": "Shop", "trafficDomain": "https://shop.example"},
+    ).json()
+    client.cookies.set(COOKIE, user.token)
+    base = f"/ui/sources/{source['id']}"
+    return {"id": source["id"], "base": base, "csrf": csrf_of(client, f"{base}/settings")}
 
 
 @pytest.fixture

@@ -15,10 +15,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from helpers import AUser
 from logharbor.ui.session import COOKIE
-from ui.harness import LiveServer
+from ui.harness import LiveServer, account, csrf_of, page_errors, sign_in
 from ui.test_journey import DOMAIN
-from ui.test_manage import account, sign_in
-from ui.test_manage_forms import _csrf, _errors
 
 
 def test_owner_changes_the_domain_and_a_viewer_leaves(
@@ -107,7 +105,7 @@ def shared_source(
 def _as(client: TestClient, who: AUser) -> str:
     """Sign the client's cookie jar in as ``who``; returns their CSRF token."""
     client.cookies.set(COOKIE, who.token)
-    return _csrf(client, "/")
+    return csrf_of(client, "/")
 
 
 def _shared_with(client: TestClient, shared: dict[str, Any]) -> set[str]:
@@ -144,14 +142,14 @@ def test_the_owner_cannot_leave_and_others_are_refused(
     csrf = _as(client, shared_source["owner"])
     answer = client.post(leave, data={"csrf": csrf})
     assert answer.status_code == 400
-    assert "You own this source" in _errors(answer.text)
+    assert "You own this source" in page_errors(answer.text)
 
     csrf = _as(client, make_user())
     assert client.post(leave, data={"csrf": csrf}).status_code == 403  # not shared with them
 
     _as(client, shared_source["viewers"][0])
     assert client.post(leave, data={"name": "x"}).status_code == 403  # no CSRF token
-    answer = client.post("/ui/sources/not-a-uuid/leave", data={"csrf": _csrf(client, "/")})
+    answer = client.post("/ui/sources/not-a-uuid/leave", data={"csrf": csrf_of(client, "/")})
     assert answer.status_code == 400
     assert _shared_with(client, shared_source) == everyone
 
@@ -176,7 +174,7 @@ def test_bad_domains_are_refused_on_the_field(
         data={"csrf": csrf, "name": "Renamed", "trafficDomain": domain, "retentionDays": "9"},
     )
     assert answer.status_code == 400, answer.text
-    assert why in _errors(answer.text)
+    assert why in page_errors(answer.text)
     stored = client.get(f"/traffic-source/{shared_source['id']}", headers=owner.headers).json()
     assert (stored["name"], stored["trafficDomain"], stored["retentionDays"]) == (
         "Shop",

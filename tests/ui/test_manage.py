@@ -4,48 +4,16 @@ webhooks; and what a read-only viewer of a shared source can (not) do."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from alerts.support import Receiver
-from logharbor.settings import Settings
-from ui.harness import LiveServer
+from ui.harness import LiveServer, account, sign_in
 from ui.test_journey import DOMAIN, TRAFFIC, ingest, shot
 
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    # The test webhook posts to a receiver on 127.0.0.1.
-    return settings.model_copy(update={"webhook_allow_http": True, "webhook_allow_private": True})
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver().start()
-    yield rec
-    rec.stop()
-
-
-def account(api: httpx.Client, name: str, email: str) -> dict[str, str]:
-    user = {"name": name, "email": email, "password": "password123"}
-    assert api.post("/auth/signup", json=user).status_code == 201
-    token = api.post("/auth/login", json=user).json()["token"]
-    return {**user, "token": token}
-
-
-def sign_in(page: Page, user: dict[str, str]) -> None:
-    page.goto("/ui/login")
-    page.get_by_label("Email").fill(user["email"])
-    page.get_by_label("Password").fill(user["password"])
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Traffic sources")).to_be_visible()
 
 
 def fits_phone(page: Page) -> None:

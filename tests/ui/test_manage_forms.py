@@ -5,54 +5,13 @@ Plain HTTP (no browser): these are the inputs a browser's own form controls woul
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from helpers import AUser
-from logharbor.settings import Settings
-from logharbor.ui.session import COOKIE
-
-
-def _errors(html: str) -> str:
-    """What the page says is wrong: field errors under inputs, or the error page's list."""
-    found = [
-        f"{name}: {message}"
-        for label in re.findall(r"<label>(.*?)</label>", html, re.DOTALL)
-        for name, message in re.findall(
-            r'name="(\w+)".*class="field-error">([^<]*)<', label, re.DOTALL
-        )
-    ]
-    found += re.findall(r"<li><code>([^<]*)</code>: ([^<]*)</li>", html)
-    found += re.findall(r'class="error-message">([^<]*)<', html)
-    return repr(found)
-
-
-def _csrf(client: TestClient, path: str) -> str:
-    page = client.get(path)
-    assert page.status_code == 200, page.text
-    found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page.text)
-    assert found
-    return found.group(1)
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    # Webhook URLs on 127.0.0.1 (the sandbox resolves no public names); nothing is sent.
-    return settings.model_copy(update={"webhook_allow_http": True, "webhook_allow_private": True})
-
-
-@pytest.fixture
-def owned(client: TestClient, user: AUser) -> dict[str, Any]:
-    source = client.post(
-        "/traffic-source",
-        headers=user.headers,
-        json={"name": "Shop", "trafficDomain": "https://shop.example"},
-    ).json()
-    client.cookies.set(COOKIE, user.token)
-    return {"id": source["id"], "csrf": _csrf(client, f"/ui/sources/{source['id']}/settings")}
+from ui.harness import page_errors
 
 
 @pytest.mark.parametrize(
@@ -97,7 +56,7 @@ def test_bad_management_input_names_the_field(
 ) -> None:
     answer = client.post(f"/ui/sources/{owned['id']}/{path}", data={"csrf": owned["csrf"], **form})
     assert answer.status_code == status, answer.text
-    assert field in _errors(answer.text)
+    assert field in page_errors(answer.text)
     source = client.get(f"/traffic-source/{owned['id']}", headers=user.headers).json()
     assert (source["name"], source["retentionDays"]) == ("Shop", None)
 
@@ -124,7 +83,7 @@ def test_webhook_edit_junk_is_refused_per_field(
     ):
         answer = client.post(url, data={**base, **junk})
         assert answer.status_code == 400, (junk, answer.text)
-        assert field in _errors(answer.text), junk
+        assert field in page_errors(answer.text), junk
     stored = client.get(f"/webhooks/{owned['id']}", headers=user.headers).json()[0]
     assert (stored["level"], stored["cooldownSeconds"], stored["statusMin"]) == (
         hook["level"],

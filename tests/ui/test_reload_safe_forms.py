@@ -24,23 +24,8 @@ from logharbor.db.tables import ui_flashes, webhooks
 from logharbor.settings import Settings
 from logharbor.ui import flash
 from logharbor.ui.session import COOKIE
-from ui.harness import LiveServer
+from ui.harness import LiveServer, account, sign_in
 from ui.test_journey import DOMAIN
-from ui.test_manage import account, sign_in
-from ui.test_manage_forms import _csrf
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    # Webhooks that post to a receiver on 127.0.0.1.
-    return settings.model_copy(update={"webhook_allow_http": True, "webhook_allow_private": True})
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver().start()
-    yield rec
-    rec.stop()
 
 
 @pytest.fixture
@@ -105,18 +90,6 @@ def test_reloading_after_webhook_forms_repeats_nothing(
 
 
 # --- the flash over plain HTTP -----------------------------------------------------------------
-
-
-@pytest.fixture
-def owned(client: TestClient, user: AUser) -> dict[str, Any]:
-    source = client.post(
-        "/traffic-source",
-        headers=user.headers,
-        json={"name": "Shop", "trafficDomain": "https://shop.example"},
-    ).json()
-    client.cookies.set(COOKIE, user.token)
-    base = f"/ui/sources/{source['id']}"
-    return {"id": source["id"], "base": base, "csrf": _csrf(client, f"{base}/webhooks")}
 
 
 def _add_webhook(client: TestClient, owned: dict[str, Any]) -> Any:

@@ -110,10 +110,7 @@ class GroupCommitWriter:
 
     async def run(self, job: Callable[[Connection], T]) -> T:
         """Run ``job`` in a shared transaction; returns its result once committed."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._submit(_Pending(job, future, loop))
-        return await future
+        return await self._wait(job, None, None)  # type: ignore[no-any-return]
 
     async def run_bulk(self, runner: BulkRunner, item: Any) -> Any:
         """Hand ``item`` to ``runner`` together with the other items of its kind in the group.
@@ -121,9 +118,12 @@ class GroupCommitWriter:
         One call per kind and group instead of one job per request: a hundred single-record
         requests become one executemany per table. The result is the item's own outcome.
         """
+        return await self._wait(None, runner, item)
+
+    async def _wait(self, job: Job | None, bulk: BulkRunner | None, item: Any) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._submit(_Pending(None, future, loop, bulk=runner, item=item))
+        self._submit(_Pending(job, future, loop, bulk, item))
         return await future
 
     def run_sync(self, job: Callable[[Connection], T], timeout: float | None = None) -> T:
@@ -214,92 +214,27 @@ class GroupCommitWriter:
                 bulks.setdefault(pending.bulk, []).append(pending)
         # Staged before the transaction: on SQLite every process queues for one write lock, so
         # whatever needs no database is done before taking it (and while another holds it).
-        staged = {
-            runner: None if careful else _stage(runner, self.db.engine.dialect, group)
-            for runner, group in bulks.items()
-        }
+        staged = (
+            {}
+            if careful
+            else {
+                runner: _stage(runner, self.db.engine.dialect, group)
+                for runner, group in bulks.items()
+            }
+        )
         with self.db.write() as conn:
             committed_events: list[Any] = []
             try:
                 for pending in batch:
-                    if pending.bulk is not None:
-                        continue
-                    job_events: list[Any] = []
-                    conn.info[events.DEFERRED_EVENTS_KEY] = job_events
-                    results.append(self._run_job(conn, pending))
-                    if results[-1][1]:
-                        committed_events.extend(job_events)
+                    if pending.job is not None:
+                        results.append(_run_one(conn, pending, pending.job, committed_events))
                 for runner, group in bulks.items():
-                    results.extend(
-                        self._run_bulk(conn, runner, group, committed_events, staged[runner])
-                    )
+                    ready = staged.get(runner, _UNSTAGED)
+                    results.extend(_run_bulk(conn, runner, group, committed_events, ready))
             finally:
                 conn.info.pop(events.DEFERRED_EVENTS_KEY, None)
             events.dispatch(conn, committed_events)
         return results
-
-    def _run_bulk(
-        self,
-        conn: Connection,
-        runner: BulkRunner,
-        group: list[_Pending],
-        events_out: list[Any],
-        staged: Any,
-    ) -> list[tuple[_Pending, bool, Any]]:
-        """The whole group at once. Not ``careful``: with no savepoint, and a failure rolls the
-        transaction back (``_BulkFailed``) to run again carefully: each item in a savepoint."""
-        from logharbor.common.errors import LogHarborError
-        from logharbor.traffic import events
-
-        careful = staged is None
-
-        def outcomes(items: list[_Pending]) -> list[tuple[_Pending, bool, Any]]:
-            found: list[Any] = []
-            conn.info[events.DEFERRED_EVENTS_KEY] = found
-            if careful:
-                with conn.begin_nested():
-                    values = runner(conn, [pending.item for pending in items])
-            elif staged is _NOT_STAGED:
-                values = runner(conn, [pending.item for pending in items])
-            else:
-                values = runner(conn, [pending.item for pending in items], staged)
-            events_out.extend(found)
-            return [
-                (pending, not isinstance(value, LogHarborError), value)
-                for pending, value in zip(items, values, strict=True)
-            ]
-
-        if not careful:
-            # Savepoints cost statements inside the write lock, and a bulk rarely fails.
-            try:
-                return outcomes(group)
-            except Exception as exc:
-                if is_transient(exc):
-                    raise  # the whole transaction is gone: _commit runs the group again
-                raise _BulkFailed() from exc
-        results: list[tuple[_Pending, bool, Any]] = []
-        for pending in group:
-            for attempt in (1, 2):
-                try:
-                    results.extend(outcomes([pending]))
-                    break
-                except Exception as exc:
-                    if attempt == 2 or not is_transient(exc):
-                        results.append((pending, False, exc))
-                        break
-        return results
-
-    @staticmethod
-    def _run_job(conn: Connection, pending: _Pending) -> tuple[_Pending, bool, Any]:
-        assert pending.job is not None
-        for attempt in (1, 2):
-            try:
-                with conn.begin_nested():
-                    return pending, True, pending.job(conn)
-            except Exception as exc:  # the job's own error goes back to its request
-                if attempt == 2 or not is_transient(exc):
-                    return pending, False, exc
-        raise AssertionError("unreachable")
 
     @staticmethod
     def _fail(batch: list[_Pending], exc: BaseException) -> None:
@@ -307,19 +242,81 @@ class GroupCommitWriter:
         _deliver([(pending, False, exc) for pending in batch])
 
 
-_NOT_STAGED = object()
+# A bulk that runs carefully: no staged work, each item alone in a savepoint.
+_UNSTAGED = object()
 
 
 def _stage(runner: BulkRunner, dialect: Dialect, group: list[_Pending]) -> Any:
-    """What ``runner.stage`` prepares; None (run carefully) if staging itself failed."""
+    """What ``runner.stage`` prepares (None without one); _UNSTAGED if staging itself failed."""
     stage = getattr(runner, "stage", None)  # optional: a plain function is a runner too
     if stage is None:
-        return _NOT_STAGED
+        return None
     try:
         return stage(dialect, [pending.item for pending in group])
     except Exception:
         log.exception("staging %d items failed; storing them item by item", len(group))
-        return None
+        return _UNSTAGED
+
+
+def _run_bulk(
+    conn: Connection,
+    runner: BulkRunner,
+    group: list[_Pending],
+    events_out: list[Any],
+    staged: Any,
+) -> list[tuple[_Pending, bool, Any]]:
+    """The whole group at once, with no savepoint (they cost statements inside the write lock,
+    and a bulk rarely fails); a failure rolls the transaction back (``_BulkFailed``) and the
+    group runs again carefully (``staged`` is _UNSTAGED then): each item in a savepoint."""
+    from logharbor.traffic import events
+
+    if staged is _UNSTAGED:
+        return [
+            _run_one(conn, pending, lambda c, item=pending.item: runner(c, [item])[0], events_out)
+            for pending in group
+        ]
+    found: list[Any] = []
+    conn.info[events.DEFERRED_EVENTS_KEY] = found
+    items = [pending.item for pending in group]
+    try:
+        values = runner(conn, items) if staged is None else runner(conn, items, staged)
+    except Exception as exc:
+        if is_transient(exc):
+            raise  # the whole transaction is gone: _commit runs the group again
+        raise _BulkFailed() from exc
+    events_out.extend(found)
+    return [
+        (pending, _succeeded(value), value) for pending, value in zip(group, values, strict=True)
+    ]
+
+
+def _run_one(
+    conn: Connection, pending: _Pending, call: Job, events_out: list[Any]
+) -> tuple[_Pending, bool, Any]:
+    """One job (or one bulk item) in its own savepoint, tried again once on a transient error;
+    its error, raised or returned, goes back to its own request alone."""
+    from logharbor.traffic import events
+
+    for attempt in (1, 2):
+        found: list[Any] = []
+        conn.info[events.DEFERRED_EVENTS_KEY] = found
+        try:
+            with conn.begin_nested():
+                value = call(conn)
+        except Exception as exc:
+            if attempt == 2 or not is_transient(exc):
+                return pending, False, exc
+            continue
+        if _succeeded(value):
+            events_out.extend(found)
+        return pending, _succeeded(value), value
+    raise AssertionError("unreachable")
+
+
+def _succeeded(value: Any) -> bool:
+    from logharbor.common.errors import LogHarborError
+
+    return not isinstance(value, LogHarborError)
 
 
 class _BulkFailed(Exception):
