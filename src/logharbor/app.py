@@ -13,6 +13,7 @@ from logharbor import __version__
 from logharbor.alerts import service as alerts_service
 from logharbor.alerts.routes import router as alerts_router
 from logharbor.auth import routes as auth_routes
+from logharbor.auth.tokens import VerifiedTokens
 from logharbor.common import handlers
 from logharbor.common.limits import BodySizeLimit
 from logharbor.common.routing import DirectLane
@@ -24,6 +25,7 @@ from logharbor.settings import Settings
 from logharbor.stats.routes import router as stats_router
 from logharbor.traffic import traffic_routes
 from logharbor.traffic.batch import router as batch_router
+from logharbor.traffic.ingest import Ingestor
 from logharbor.traffic.routes import router as traffic_router
 from logharbor.ui.routes import router as ui_router
 
@@ -66,6 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
+    # This process's caches of the ingest path: they save work, the write transaction decides.
+    app.state.ingestor = Ingestor()
+    app.state.verified_tokens = VerifiedTokens(settings.secret_key)
+    app.state.claimed_ingest_keys = {}
     handlers.install(app)
     # Inside the size limit: it reads a body already checked.
     app.add_middleware(DirectLane, routers=[traffic_routes.router])

@@ -7,10 +7,9 @@ per request, before the body is parsed (see ``common.routing``), and kept in the
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
@@ -18,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 
 from logharbor.auth import queries
 from logharbor.auth.tokens import (
-    VerifiedTokens,
     hash_ingest_key,
     is_ingest_key,
     user_id_from_token,
@@ -30,8 +28,6 @@ from logharbor.settings import Settings
 
 # Only for the OpenAPI docs ("Authorize" button); the parsing below is our own because the
 # Arkyn family also accepts a bare token without the "Bearer " prefix.
-T = TypeVar("T")
-
 bearer_scheme = HTTPBearer(auto_error=False, description="A user token or an ingest key")
 
 
@@ -115,7 +111,7 @@ async def claim_principal(request: Request) -> Principal:
     state = request.app.state
     if is_ingest_key(token):
         key_hash = hash_ingest_key(token)
-        keys: dict[str, Principal] = _app_cache(state, "claimed_ingest_keys", dict)
+        keys: dict[str, Principal] = state.claimed_ingest_keys
         principal = keys.get(key_hash)
         if principal is None:
             key = await run_in_threadpool(queries.active_ingest_key_now, get_db(request), key_hash)
@@ -125,20 +121,9 @@ async def claim_principal(request: Request) -> Principal:
                 keys.clear()  # bounded; keys in use come back on their next request
             keys[key_hash] = principal
     else:
-        tokens = _app_cache(
-            state, "verified_tokens", lambda: VerifiedTokens(state.settings.secret_key)
-        )
-        principal = Principal(user_id=tokens.user_id(token))
+        principal = Principal(user_id=state.verified_tokens.user_id(token))
     request.state.principal = principal
     return principal
-
-
-def _app_cache(state: Any, name: str, make: Callable[[], T]) -> T:
-    found = getattr(state, name, None)
-    if found is None:
-        found = make()
-        setattr(state, name, found)
-    return found  # type: ignore[no-any-return]
 
 
 async def authenticated(

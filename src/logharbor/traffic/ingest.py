@@ -586,17 +586,10 @@ def _targets(items: list[IngestItem], indexes: Iterable[int]) -> dict[Target, li
     return targets
 
 
-def ingestor(request: Request) -> Ingestor:
-    """The app's one Ingestor: the writer groups items by runner, so it must be shared."""
-    found: Ingestor | None = getattr(request.app.state, "ingestor", None)
-    if found is None:
-        found = request.app.state.ingestor = Ingestor()
-    return found
-
-
 async def ingest(request: Request, item: IngestItem) -> list[dict[str, Any]]:
     """Store ``item`` through the group-commit writer; its records once committed."""
-    outcome = await request.app.state.writer.run_bulk(ingestor(request), item)
+    # One Ingestor per app (app.state): the writer groups bulk items by their runner.
+    outcome = await request.app.state.writer.run_bulk(request.app.state.ingestor, item)
     if isinstance(outcome, LogHarborError):
         raise outcome
     return outcome  # type: ignore[no-any-return]
