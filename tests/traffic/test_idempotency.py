@@ -73,3 +73,26 @@ def test_a_malformed_id_is_a_400(client: TestClient, user: AUser, source: dict[s
     )
     assert response.status_code == 400
     assert "id" in response.json()["fieldErrors"]
+
+
+def test_a_batch_stores_its_other_records_when_one_id_is_another_sources(
+    client: TestClient, make_user: Callable[..., AUser], user: AUser, source: dict[str, Any]
+) -> None:
+    taken = new_id()
+    client.post(f"/http-traffic-record/{source['id']}", json=body(id=taken), headers=user.headers)
+    other = make_user()
+    other_source = create_source(client, other)
+    fresh = new_id()
+    response = client.post(
+        f"/http-traffic-record/{other_source['id']}/batch",
+        json=[body(id=fresh), body(id=taken), body()],
+        headers=other.headers,
+    )
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert answer["stored"] == 2 and answer["failed"] == 1
+    assert [item["index"] for item in answer["items"]] == [0, 2]
+    assert answer["items"][0]["id"] == fresh
+    assert answer["errors"] == [{"index": 1, "errors": {"id": "Already used by another record"}}]
+    listed = client.get(f"/http-traffic-record/{other_source['id']}", headers=other.headers).json()
+    assert len(listed["data"]) == 2 and taken not in {item["id"] for item in listed["data"]}

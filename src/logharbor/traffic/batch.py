@@ -70,8 +70,12 @@ def _prepare_all(records: list[Any], config: IngestConfig) -> tuple[list[Any], l
         try:
             good.append((index, prepare_record(raw, config)))
         except LogHarborError as exc:
-            bad.append({"index": index, "errors": exc.field_errors or {"record": exc.message}})
+            bad.append(_item_error(index, exc))
     return good, bad
+
+
+def _item_error(index: int, exc: LogHarborError) -> dict[str, Any]:
+    return {"index": index, "errors": exc.field_errors or {"record": exc.message}}
 
 
 async def _ingest(
@@ -82,18 +86,24 @@ async def _ingest(
         raise BadRequest(field_errors={"trafficSourceId": "Required"})
     config = IngestConfig.from_settings(request.app.state.settings)
     good, bad = await run_in_threadpool(_prepare_all, records, config)
-    ids: list[str] = []
+    stored: list[dict[str, Any]] = []
     if good:
         item = IngestItem(principal, source_id, [record for _, record in good], detail=False)
-        ids = [created["id"] for created in await traffic_ingest.ingest(request, item)]
+        outcomes = await traffic_ingest.ingest(request, item)
+        for (index, _), outcome in zip(good, outcomes, strict=True):
+            if isinstance(outcome, LogHarborError):  # e.g. a client id of another source
+                bad.append(_item_error(index, outcome))
+            else:
+                stored.append({"index": index, "id": outcome["id"]})
+        bad.sort(key=lambda error: error["index"])
     body = {
         "received": len(records),
-        "stored": len(ids),
+        "stored": len(stored),
         "failed": len(bad),
-        "items": [{"index": index, "id": id_} for (index, _), id_ in zip(good, ids, strict=True)],
+        "items": stored,
         "errors": bad,
     }
-    if not ids:
+    if not stored:
         error = BadRequest("No valid record in the batch")
         flat = {
             f"records.{item['index']}.{field}": message

@@ -307,15 +307,16 @@ def store_records(
     names: NameCache | None = None,
     *,
     detail: bool = True,
-) -> list[dict[str, Any]]:
+) -> list[Any]:
     """Store ``records`` under ``source_id`` in the caller's transaction; all rows or none.
 
     Returns one dict per record in the shape of ``schemas.RecordDetailOut`` (full request and
     response included), in the order given; with ``detail=False`` only ``{"id": ...}`` (the
-    batch answer needs no more, and building the detail costs as much as validating). The caller
-    has already checked INGEST access to ``source_id``. Without ``names`` every domain and
-    pathname is looked up (get-or-create); with a ``NameCache`` a warm source needs no lookup at
-    all (a stale cached id fails a foreign key: forget the source's names and run again).
+    batch answer needs no more, and building the detail costs as much as validating). A record
+    whose client id belongs to another source is not stored: its place holds the Conflict.
+    The caller has already checked INGEST access to ``source_id``. Without ``names`` every
+    domain and pathname is looked up (get-or-create); with a ``NameCache`` a warm source needs
+    no lookup at all (a stale cached id fails a foreign key: forget its names and run again).
     """
     if not records:
         return []
@@ -403,7 +404,7 @@ def _rows(
     domain_by_origin: dict[str, tuple[str, str, str]],
     pathname_by_key: dict[tuple[str, str], tuple[str, str]],
     detail: bool,
-    stored: dict[str, dict[str, Any]],
+    stored: dict[str, Any],
 ) -> tuple[Any, Any, Any, list[dict[str, Any]], list[events.TrafficEvent]]:
     """Rows for the three tables (paired with their inserts), the answers and the events;
     records whose client ids are in ``stored`` are answered from there and not inserted."""
@@ -485,20 +486,23 @@ def _rows(
 
 def _already_stored(
     conn: Connection, source_id: str, records: Sequence[PreparedRecord]
-) -> dict[str, dict[str, Any]]:
-    """Records of this batch whose client ids are already stored (retries), by id."""
+) -> dict[str, Any]:
+    """Records of this batch whose client ids are already stored, by id: the stored record's
+    JSON (a retry), or the Conflict to answer when the id is another source's."""
     given = {record.record_id for record in records if record.record_id is not None}
     if not given:
         return {}
     query = queries.record_select(full=True).where(http_traffic.c.id.in_(sorted(given)))
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, Any] = {}
     for row in conn.execute(query).mappings():
         if row["traffic_source_id"] != source_id:
-            raise Conflict(
+            # That record alone is refused: the others of a batch are still stored.
+            found[row["id"]] = Conflict(
                 "A record with this id belongs to another traffic source",
                 field_errors={"id": "Already used by another record"},
             )
-        found[row["id"]] = queries.joined_record_json(row, full=True)
+        else:
+            found[row["id"]] = queries.joined_record_json(row, full=True)
     return found
 
 
@@ -586,8 +590,9 @@ def _targets(items: list[IngestItem], indexes: Iterable[int]) -> dict[Target, li
     return targets
 
 
-async def ingest(request: Request, item: IngestItem) -> list[dict[str, Any]]:
-    """Store ``item`` through the group-commit writer; its records once committed."""
+async def ingest(request: Request, item: IngestItem) -> list[Any]:
+    """Store ``item`` through the group-commit writer; once committed, per record its JSON or
+    the LogHarborError that refused it alone (see ``store_records``)."""
     # One Ingestor per app (app.state): the writer groups bulk items by their runner.
     outcome = await request.app.state.writer.run_bulk(request.app.state.ingestor, item)
     if isinstance(outcome, LogHarborError):

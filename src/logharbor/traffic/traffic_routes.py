@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import Connection, delete, select
 
 from logharbor.auth.deps import AppSettings, CurrentPrincipal, CurrentUser, Db, Principal
-from logharbor.common.errors import BadRequest, NotFound
+from logharbor.common.errors import BadRequest, LogHarborError, NotFound
 from logharbor.common.ids import is_uuid, new_id
 from logharbor.common.pagination import Page, Paginated
 from logharbor.common.routing import ArkynRoute, also_at, direct_arguments, json_body, path_id
@@ -232,6 +232,8 @@ async def _compose(
     record = prepare_compose(item, IngestConfig.from_settings(settings))
     item_in = IngestItem(principal, check_source_id(source_id), [record])
     created = (await ingest(request, item_in))[0]
+    if isinstance(created, LogHarborError):
+        raise created
     # The hot path answers with bytes built here: store_records already made the exact
     # RecordDetailOut shape, and validating it again through the response model cost more than
     # storing it. (The OpenAPI docs still show RecordDetailOut.)
