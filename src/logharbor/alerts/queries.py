@@ -23,8 +23,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
+from logharbor.db.bulk import upsertable_insert
 from logharbor.db.tables import (
     core_logs,
     exceptions,
@@ -38,17 +38,6 @@ from logharbor.db.tables import (
 )
 
 OPEN_STATES = ("pending", "sending", "retrying")
-
-
-def _upsert(dialect: str, table: Table) -> Any:
-    """``INSERT`` that supports ``ON CONFLICT``: the one place where the two dialects differ."""
-    match dialect:
-        case "postgresql":
-            return postgresql.insert(table)
-        case "sqlite":
-            return sqlite.insert(table)
-        case _:
-            raise NotImplementedError(dialect)
 
 
 # --- webhooks -----------------------------------------------------------------------------------
@@ -119,7 +108,7 @@ def record_delivery(
 @functools.cache
 def _enqueue_statement(dialect: str) -> Any:
     # Built once per dialect: constructing an upsert costs more than running it on a hot path.
-    stmt = _upsert(dialect, webhook_outbox)
+    stmt = upsertable_insert(dialect, webhook_outbox)
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=[webhook_outbox.c.webhook_id, webhook_outbox.c.pending_key],
@@ -304,7 +293,7 @@ def prune_outbox(conn: Connection, before: datetime, limit: int) -> int:
 
 @functools.cache
 def _exception_statement(dialect: str) -> Any:
-    stmt = _upsert(dialect, exceptions)
+    stmt = upsertable_insert(dialect, exceptions)
     excluded = stmt.excluded
     was_resolved = exceptions.c.status == "resolved"
     return stmt.on_conflict_do_update(
@@ -411,7 +400,7 @@ def claim_job(
     the loser's UPDATE waits for the winner's commit, re-checks the WHERE and matches nothing.
     """
     conn.execute(
-        _upsert(conn.dialect.name, job_leases)
+        upsertable_insert(conn.dialect.name, job_leases)
         .values(name=name, next_run_at=now)
         .on_conflict_do_nothing(index_elements=[job_leases.c.name])
     )

@@ -17,8 +17,7 @@ from logharbor.common.errors import BadRequest, NotFound
 from logharbor.common.pagination import PageRequest
 from logharbor.traffic.access import Access, require_source
 from logharbor.ui import flash, session
-from logharbor.ui.rendering import UIRoute, redirect, render
-from logharbor.ui.source_pages import form_errors, signed_form
+from logharbor.ui.rendering import UIRoute, form_errors, redirect, render, signed_form
 
 router = APIRouter(route_class=UIRoute, include_in_schema=False)
 

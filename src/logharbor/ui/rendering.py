@@ -13,10 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import ValidationError
 
 from logharbor import __version__
+from logharbor.auth.deps import Principal
 from logharbor.common.errors import BadRequest, LogHarborError
 from logharbor.common.timestamps import iso
+from logharbor.traffic.ingest import validation_field_errors
 from logharbor.ui import session
 
 HERE = Path(__file__).parent
@@ -141,3 +144,18 @@ async def read_form(request: Request) -> dict[str, str]:
         return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
     except UnicodeDecodeError:
         raise BadRequest("Form is not valid UTF-8") from None
+
+
+async def signed_form(request: Request) -> tuple[Principal, dict[str, str]]:
+    """How every UI write starts: the signed-in user and their form, its CSRF token checked."""
+    principal = session.require_user(request)
+    form = await read_form(request)
+    session.check_form_origin(request, form, signed_in=True)
+    return principal, form
+
+
+def form_errors(exc: ValidationError | LogHarborError, field: str) -> dict[str, str]:
+    """What to show under a form's inputs: per field when known, else the message on ``field``."""
+    if isinstance(exc, ValidationError):
+        return validation_field_errors(exc)
+    return exc.field_errors or {field: exc.message}

@@ -10,8 +10,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from logharbor.auth.deps import Principal, get_db
-from logharbor.common.errors import BadRequest, Conflict, LogHarborError, NotFound
+from logharbor.auth.deps import get_db
+from logharbor.common.errors import BadRequest, Conflict, NotFound
 from logharbor.common.pagination import PageRequest
 from logharbor.traffic import source_routes
 from logharbor.traffic.access import Access, require_source
@@ -19,27 +19,12 @@ from logharbor.traffic.filters import SortRequest
 from logharbor.traffic.ingest import validation_field_errors
 from logharbor.traffic.schemas import IngestKeyIn, ShareIn, TrafficSourceIn, TrafficSourceUpdate
 from logharbor.ui import charts, flash, session
-from logharbor.ui.rendering import UIRoute, read_form, redirect, render
+from logharbor.ui.rendering import UIRoute, form_errors, redirect, render, signed_form
 
 router = APIRouter(route_class=UIRoute, include_in_schema=False)
 
 MAX_SOURCES_SHOWN = 100
 OVERVIEW_SECONDS = 3600
-
-
-async def signed_form(request: Request) -> tuple[Principal, dict[str, str]]:
-    """How every UI write starts: the signed-in user and their form, its CSRF token checked."""
-    principal = session.require_user(request)
-    form = await read_form(request)
-    session.check_form_origin(request, form, signed_in=True)
-    return principal, form
-
-
-def form_errors(exc: ValidationError | LogHarborError, field: str) -> dict[str, str]:
-    """What to show under a form's inputs: per field when known, else the message on ``field``."""
-    if isinstance(exc, ValidationError):
-        return validation_field_errors(exc)
-    return exc.field_errors or {field: exc.message}
 
 
 def _overview(request: Request, source: dict[str, Any]) -> dict[str, Any]:
