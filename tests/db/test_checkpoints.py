@@ -53,3 +53,34 @@ def test_every_so_many_writes_the_wal_is_checkpointed(tmp_path: Path) -> None:
             )
     assert _users_in_file_alone(database, tmp_path) == CHECKPOINT_EVERY_WRITES
     db.dispose()
+
+
+def test_a_failed_checkpoint_does_not_fail_the_committed_write(tmp_path: Path) -> None:
+    from sqlalchemy import event, select
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'logharbor.db'}")
+    migrate.upgrade(engine)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def refuse_checkpoints(_conn, _cursor, statement, *_args):  # type: ignore[no-untyped-def]
+        if "wal_checkpoint" in statement:
+            raise RuntimeError("the disk said no")
+
+    db = Database(engine)
+    for n in range(CHECKPOINT_EVERY_WRITES):  # the last one checkpoints, and that fails
+        with db.write() as conn:
+            now = utcnow()
+            conn.execute(
+                insert(users).values(
+                    id=new_id(),
+                    email=f"u{n}@example.com",
+                    name="u",
+                    password_hash="x",
+                    utc=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    with db.read() as conn:
+        assert len(conn.execute(select(users.c.id)).all()) == CHECKPOINT_EVERY_WRITES
+    db.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,9 @@ def normalize_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+log = logging.getLogger("logharbor.db")
 
 
 def dump_json(value: Any) -> str:
@@ -167,8 +171,13 @@ class Database:
         if self._writes_since_checkpoint < CHECKPOINT_EVERY_WRITES:
             return
         self._writes_since_checkpoint = 0
-        with self.engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:
+            # The write itself is committed: its caller must not see it as failed (a retried
+            # request would store it twice). The next checkpoint copies what this one did not.
+            log.warning("WAL checkpoint failed", exc_info=True)
 
     def fetch_one(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         """One row of a single-statement read, on the driver with no transaction around it.
