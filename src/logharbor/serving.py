@@ -5,7 +5,12 @@ every connection waiting. A client that opens its connections at once (a proxy's
 pool, a collector fleet restarting, a load generator) can land them all on one worker while
 the others idle: measured here, one run in three of the batch benchmark served at two thirds
 of the speed of the others. With ``SO_REUSEPORT`` every worker listens on a socket of its own
-and the kernel spreads new connections over them. A worker that dies is started again.
+and the kernel spreads new connections over them, by a hash: a few long-lived connections still
+split unevenly (6 and 2 of 8, say, and the busy worker sets the pace). So the workers also post
+their connection counts on a shared board, and one holding more than its share answers its next
+request with ``Connection: close`` (at most one per ``SHED_INTERVAL_S``): the client reconnects,
+and the new connection lands by a new hash, until the split is even. A worker that dies is
+started again, after a pause that doubles while it keeps dying at once.
 
 Also a command, so that benchmarks run other ASGI apps under the very same server::
 
@@ -16,18 +21,32 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import multiprocessing
 import os
 import signal
 import socket
 import sys
 import threading
+import time
+from collections.abc import Awaitable, Callable, MutableSequence, Sized
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 log = logging.getLogger("logharbor.serving")
 
 BACKLOG = 2048
+# How often a worker may ask one client to reconnect elsewhere.
+SHED_INTERVAL_S = 0.02
+# A worker that exits within this long of its start is restarted after a growing pause.
+QUICK_EXIT_S = 10.0
+MAX_RESTART_PAUSE_S = 30.0
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def run(
@@ -53,12 +72,15 @@ def run(
         return
     _check_port_is_free(host, port)
     context = multiprocessing.get_context("spawn")
+    # Each worker's open connections, read by all (see ConnectionBalancer).
+    board = context.Array("q", workers, lock=False)
     stop = threading.Event()
 
     def start(index: int) -> BaseProcess:
+        board[index] = 0
         process = context.Process(
             target=_worker,
-            args=(app, host, port, options, os.getcwd()),
+            args=(app, host, port, options, os.getcwd(), board, index),
             name=f"logharbor-worker-{index}",
             daemon=False,
         )
@@ -70,14 +92,32 @@ def run(
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     processes = [start(index) for index in range(workers)]
+    started = [time.monotonic()] * workers
+    restart_at: list[float | None] = [None] * workers
+    pauses = [0.0] * workers
     try:
         while not stop.wait(0.5):
+            now = time.monotonic()
             for index, process in enumerate(processes):
-                if not process.is_alive():
+                if process.is_alive():
+                    continue
+                if restart_at[index] is None:
+                    # A worker that dies at once (a bad setting, a database that is down) would
+                    # otherwise be restarted twice a second for ever.
+                    if now - started[index] < QUICK_EXIT_S:
+                        pauses[index] = min(max(2 * pauses[index], 1.0), MAX_RESTART_PAUSE_S)
+                    else:
+                        pauses[index] = 0.0
+                    restart_at[index] = now + pauses[index]
                     log.warning(
-                        "worker %s exited (%s); starting it again", process.pid, process.exitcode
+                        "worker %s exited (%s); starting it again in %.0f s",
+                        process.pid,
+                        process.exitcode,
+                        pauses[index],
                     )
+                if now >= (restart_at[index] or 0.0):
                     processes[index] = start(index)
+                    started[index], restart_at[index] = now, None
     finally:
         for process in processes:
             if process.is_alive() and process.pid is not None:
@@ -88,6 +128,51 @@ def run(
                 process.kill()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class ConnectionBalancer:
+    """Asks a keep-alive client to reconnect when this worker holds more than its share.
+
+    ``connections`` is this worker's set of open connections (uvicorn's server state); ``board``
+    holds every worker's count. Only a hint for where load lands: no answer depends on it.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        connections: Sized,
+        board: MutableSequence[int],
+        index: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.connections = connections
+        self.board = board
+        self.index = index
+        self.clock = clock
+        self._next_look = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._over_share():
+            await self.app(scope, receive, send)
+            return
+
+        async def send_and_close(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_and_close)
+
+    def _over_share(self) -> bool:
+        now = self.clock()
+        if now < self._next_look:
+            return False
+        self._next_look = now + SHED_INTERVAL_S
+        mine = len(self.connections)
+        self.board[self.index] = mine
+        return mine > math.ceil(sum(self.board) / len(self.board))
 
 
 def _check_port_is_free(host: str, port: int) -> None:
@@ -112,14 +197,27 @@ def _socket(host: str, port: int, *, reuse_port: bool = True) -> socket.socket:
     return sock
 
 
-def _worker(app: str, host: str, port: int, options: dict[str, Any], cwd: str) -> None:
+def _worker(
+    app: str,
+    host: str,
+    port: int,
+    options: dict[str, Any],
+    cwd: str,
+    board: MutableSequence[int],
+    index: int,
+) -> None:
     import uvicorn
 
     sys.path.insert(0, cwd)  # as uvicorn's --app-dir: the app module may live in the cwd
     sock = _socket(host, port)
     sock.listen(BACKLOG)
     config = uvicorn.Config(app, host=host, port=port, **options)
-    uvicorn.Server(config).run(sockets=[sock])
+    server = uvicorn.Server(config)
+    config.load()
+    config.loaded_app = ConnectionBalancer(
+        config.loaded_app, server.server_state.connections, board, index
+    )
+    server.run(sockets=[sock])
 
 
 def main(argv: list[str] | None = None) -> None:
