@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from logharbor.common.ids import from_prefixed, is_uuid, new_id, to_prefixed
+from logharbor.common.ids import from_prefixed, is_uuid, new_id, new_ids, to_prefixed
 from logharbor.common.timestamps import iso, parse_iso, utcnow
 
 
@@ -44,6 +44,16 @@ def test_ids_stay_ordered_and_on_the_clock_under_a_burst() -> None:
     assert burst == sorted(burst) and len(set(burst)) == len(burst)
     assert uuid.UUID(burst[-1]).int >> 80 <= now_ms + 1
     assert all(uuid.UUID(value).version == 7 for value in burst[::5000])
+
+
+def test_ids_of_a_batch_interleave_in_order_with_single_ids() -> None:
+    import uuid
+
+    ids = [new_id(), *new_ids(3000), new_id(), *new_ids(1), new_id()]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(is_uuid(value) and uuid.UUID(value).version == 7 for value in ids)
+    assert all(uuid.UUID(value).variant == uuid.RFC_4122 for value in ids)
+    assert new_ids(0) == []
 
 
 def test_a_forked_child_does_not_reuse_the_parents_buffered_randomness() -> None:

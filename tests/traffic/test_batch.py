@@ -180,6 +180,14 @@ def test_family_neutral_ingest_with_an_ingest_key(
         ({"records": "x"}, 400, "records"),
         ([RECORD] * 1001, 400, "records"),
         ([{"status": 200}, {"method": "GET"}], 400, "records.0.domainUrl"),
+        # A payload fault is named with the schema's faults, not only once they are fixed.
+        ([_record(status="200", requestHeaders={"a": "x\u0000"})], 400, "records.0.status"),
+        (
+            [_record(status="200", requestHeaders={"a": "x\u0000"})],
+            400,
+            "records.0.requestHeaders",
+        ),
+        ([_record(responseHeaders={"a": "x\u0000"})], 400, "records.0.responseHeaders"),
     ],
 )
 def test_rejected_batches_store_nothing(

@@ -55,7 +55,10 @@ def verdict(fn: Any, value: Any, **kw: Any) -> str | None:
 @pytest.mark.parametrize("value", CASES, ids=range(len(CASES)))
 def test_quick_check_agrees_with_the_walk(value: Any, allow_nul: bool) -> None:
     exact = verdict(normalize.check_json, value, allow_nul=allow_nul)
-    assert verdict(normalize.check_json_quickly, value, allow_nul=allow_nul) == exact
+    assert verdict(normalize.checked_json, value, allow_nul=allow_nul) == exact
+    if exact is None:
+        compact = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        assert json.loads(normalize.checked_json(value, allow_nul=allow_nul)) == json.loads(compact)
 
 
 MASK_CASES: list[Any] = [
@@ -81,24 +84,29 @@ MASK_CASES: list[Any] = [
 
 
 @pytest.mark.parametrize("value", MASK_CASES, ids=range(len(MASK_CASES)))
-def test_documents_and_bodies_are_masked_and_sized_as_before(value: Any) -> None:
+def test_documents_and_bodies_are_masked_and_sized_as_compact_json(value: Any) -> None:
     masked = normalize.mask_document(value, KEYS)
     assert normalize.prepare_document(value, CONFIG) == masked
     body = normalize.prepare_body(value, CONFIG)
-    raw = masked if isinstance(masked, str) else json.dumps(masked, ensure_ascii=False)
+    compact = {"ensure_ascii": False, "separators": (",", ":")}
+    raw = masked if isinstance(masked, str) else json.dumps(masked, **compact)
     assert body.size == len(raw.encode())
     assert body.truncated == (body.size > 64)
     stored = raw.encode()[:64].decode(errors="ignore") if body.truncated else masked
-    assert body.text == json.dumps(stored, ensure_ascii=False)
+    assert body.text is not None and json.loads(body.text) == stored
+    assert body.text == json.dumps(stored, **compact)
     assert body.preview == raw[:20]
 
 
-def test_document_limit_counts_the_spaced_json() -> None:
-    # Compact JSON under the limit, json.dumps' spaced form (", " and ": ") over it.
+def test_document_limit_counts_the_compact_json_the_column_stores() -> None:
+    # Compact JSON at the limit, json.dumps' spaced form (", " and ": ") over it: accepted.
     items = normalize.MAX_DOCUMENT_BYTES // 12
     value = {f"k{i:05d}": 1 for i in range(items)}
     compact = len(json.dumps(value, separators=(",", ":")))
-    spaced = len(json.dumps(value))
-    assert compact <= normalize.MAX_DOCUMENT_BYTES < spaced
+    assert compact <= normalize.MAX_DOCUMENT_BYTES < len(json.dumps(value))
+    assert normalize.prepare_document(value, CONFIG) == value
+    # One byte over, compact: refused.
+    value["x" * (normalize.MAX_DOCUMENT_BYTES - compact + 1 - 5)] = 1
+    assert len(json.dumps(value, separators=(",", ":"))) == normalize.MAX_DOCUMENT_BYTES + 1
     with pytest.raises(ValueError, match="at most"):
         normalize.prepare_document(value, CONFIG)

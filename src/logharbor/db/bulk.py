@@ -40,6 +40,8 @@ class _Compiled:
     named: bool
     # (column key, converter or None), in the order the statement binds them.
     columns: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    # Where each of those is in the BulkInsert's ``columns``.
+    positions: tuple[int, ...]
 
 
 class BulkInsert:
@@ -80,6 +82,7 @@ class BulkInsert:
                     (key, self.table.c[key].type.dialect_impl(dialect).bind_processor(dialect))
                     for key in order
                 ),
+                positions=tuple(self.columns.index(key) for key in order),
             )
             self._by_dialect[dialect.name] = found
         return found
@@ -116,22 +119,30 @@ class BulkInsert:
     def parameters(self, dialect: Dialect, rows: Sequence[dict[str, Any]]) -> list[Any]:
         """The driver's parameters for ``rows``: work that needs no connection, so a writer can
         do it before it takes the database's write lock."""
-        columns = self._compiled(dialect).columns
-        take = itemgetter(*(key for key, _ in columns))
-        converted = [(index, convert) for index, (_, convert) in enumerate(columns) if convert]
-        # Rows of one call mostly share their timestamps: convert each distinct one once.
-        memo: dict[tuple[int, datetime], Any] = {}
-        params: list[Any] = []
-        for row in rows:
-            values = list(take(row))
-            for index, convert in converted:
-                raw = values[index]
-                if type(raw) is datetime:
-                    found = memo.get((index, raw))
-                    if found is None:
-                        found = memo[(index, raw)] = convert(raw)
-                    values[index] = found
-                else:
-                    values[index] = convert(raw)
-            params.append(tuple(values))
-        return params
+        if len(self.columns) == 1:
+            key = self.columns[0]
+            return self.tuple_parameters(dialect, [(row[key],) for row in rows])
+        take = itemgetter(*self.columns)
+        return self.tuple_parameters(dialect, [take(row) for row in rows])
+
+    def tuple_parameters(self, dialect: Dialect, rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """``parameters`` for rows given as tuples of values in ``columns`` order (cheaper to
+        build than dicts when there are many)."""
+        if not rows:
+            return []
+        compiled = self._compiled(dialect)
+        # Column by column: each converter runs over one list, and zip builds the row tuples.
+        values: list[Any] = list(zip(*rows, strict=True))
+        for index, convert in enumerate(convert for _, convert in compiled.columns):
+            if convert is None:
+                continue
+            column = values[compiled.positions[index]]
+            if type(column[0]) is datetime:
+                # Rows of one call mostly share their timestamps: convert each distinct one once.
+                memo = {stamp: convert(stamp) for stamp in set(column)}
+                values[compiled.positions[index]] = [memo[stamp] for stamp in column]
+            else:
+                values[compiled.positions[index]] = list(map(convert, column))
+        if compiled.positions != tuple(range(len(self.columns))):
+            values = [values[position] for position in compiled.positions]
+        return list(zip(*values, strict=True))

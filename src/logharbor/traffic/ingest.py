@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from logharbor.auth.deps import Principal
 from logharbor.common.errors import BadRequest, Conflict, LogHarborError
-from logharbor.common.ids import new_id
+from logharbor.common.ids import new_id, new_ids
 from logharbor.common.timestamps import utcnow
 from logharbor.db.bulk import BulkInsert
 from logharbor.db.tables import http_traffic, requests, responses
@@ -94,9 +94,9 @@ def validation_field_errors(exc: ValidationError) -> dict[str, str]:
     return errors
 
 
-def _collect(errors: dict[str, str], field: str, step: Any, *args: Any) -> Any:
+def _collect(errors: dict[str, str], field: str, step: Any, *args: Any, **kwargs: Any) -> Any:
     try:
-        return step(*args)
+        return step(*args, **kwargs)
     except ValueError as exc:
         errors.setdefault(field, str(exc))
         return None
@@ -175,8 +175,23 @@ def prepare_record(raw: Any, config: IngestConfig) -> PreparedRecord:
     try:
         item = ComposeIn.model_validate(raw)
     except ValidationError as exc:
-        raise BadRequest("Invalid input data", field_errors=validation_field_errors(exc)) from None
+        errors = validation_field_errors(exc)
+        # The payloads are checked after the schema (prepare_compose); name their faults too.
+        for field, allow_nul in _PAYLOAD_FIELDS.items():
+            if isinstance(raw, dict) and field not in errors:
+                _collect(errors, field, normalize.check_json, raw.get(field), allow_nul=allow_nul)
+        raise BadRequest("Invalid input data", field_errors=errors) from None
     return prepare_compose(item, config)
+
+
+# ComposeIn's payload fields, and whether NUL characters may be stored in them (bodies only).
+_PAYLOAD_FIELDS = {
+    "requestHeaders": False,
+    "requestBody": True,
+    "queryParams": False,
+    "responseHeaders": False,
+    "responseBody": True,
+}
 
 
 def payload_row(
@@ -203,6 +218,7 @@ def payload_row(
     return row
 
 
+# In the tables' own column order, so that SQLite's statements bind the row tuples as built.
 _PAYLOAD_COLUMNS = (
     "id",
     "traffic_source_id",
@@ -212,10 +228,11 @@ _PAYLOAD_COLUMNS = (
     "body_preview",
     "body_size",
     "body_truncated",
-    "created_at",
 )
-_insert_requests = BulkInsert(requests, (*_PAYLOAD_COLUMNS, "query_params"))
-_insert_responses = BulkInsert(responses, _PAYLOAD_COLUMNS)
+_REQUEST_COLUMNS = (*_PAYLOAD_COLUMNS, "query_params", "created_at")
+_RESPONSE_COLUMNS = (*_PAYLOAD_COLUMNS, "created_at")
+_insert_requests = BulkInsert(requests, _REQUEST_COLUMNS)
+_insert_responses = BulkInsert(responses, _RESPONSE_COLUMNS)
 # The http_traffic columns every ingest path writes (the benches insert the same raw rows).
 TRAFFIC_COLUMNS = (
     "id",
@@ -381,7 +398,9 @@ def _staged(
     dialect: Dialect, source_id: str, records: Sequence[PreparedRecord], rows: Any
 ) -> StagedRecords:
     tables, created, published = rows[:3], rows[3], rows[4]
-    parameters = tuple(insert.parameters(dialect, table_rows) for insert, table_rows in tables)
+    parameters = tuple(
+        insert.tuple_parameters(dialect, table_rows) for insert, table_rows in tables
+    )
     return StagedRecords(source_id, records, parameters, created, published)
 
 
@@ -406,73 +425,103 @@ def _rows(
     detail: bool,
     stored: dict[str, Any],
 ) -> tuple[Any, Any, Any, list[dict[str, Any]], list[events.TrafficEvent]]:
-    """Rows for the three tables (paired with their inserts), the answers and the events;
+    """Row tuples for the three tables (paired with their inserts), the answers and the events;
     records whose client ids are in ``stored`` are answered from there and not inserted."""
     now = utcnow()
-    request_rows: list[dict[str, Any]] = []
-    response_rows: list[dict[str, Any]] = []
-    traffic_rows: list[dict[str, Any]] = []
+    request_rows: list[tuple[Any, ...]] = []
+    response_rows: list[tuple[Any, ...]] = []
+    traffic_rows: list[tuple[Any, ...]] = []
     created: list[dict[str, Any]] = []
     published: list[events.TrafficEvent] = []
+    fresh_ids = iter(new_ids(3 * len(records)))
     for record in records:
         if record.record_id is not None and record.record_id in stored:
             created.append(stored[record.record_id])
             continue
         domain_id, domain, protocol = domain_by_origin[record.origin]
         pathname_id, pathname = pathname_by_key[(record.origin, record.pathname)]
-        request_row = payload_row(
-            record.request,
-            source_id=source_id,
-            owner_user_id=None,
-            created_at=now,
-            with_query_params=True,
+        request, response = record.request, record.response
+        request_id, response_id, record_id = next(fresh_ids), next(fresh_ids), next(fresh_ids)
+        record_id = record.record_id or record_id
+        request_row = (
+            request_id,
+            source_id,
+            None,
+            request.headers,
+            request.body.text,
+            request.body.preview,
+            request.body.size,
+            request.body.truncated,
+            request.query_params,
+            now,
         )
-        response_row = payload_row(
-            record.response,
-            source_id=source_id,
-            owner_user_id=None,
-            created_at=now,
-            with_query_params=False,
+        response_row = (
+            response_id,
+            source_id,
+            None,
+            response.headers,
+            response.body.text,
+            response.body.preview,
+            response.body.size,
+            response.body.truncated,
+            now,
         )
-        traffic_row = {
-            "id": record.record_id or new_id(),
-            "traffic_source_id": source_id,
-            "domain_id": domain_id,
-            "pathname_id": pathname_id,
-            "status": record.status,
-            "method": record.method,
-            "level": record.level,
-            "elapsed_time": record.elapsed_time,
-            "traffic_user_id": record.traffic_user_id,
-            "request_id": request_row["id"],
-            "response_id": response_row["id"],
-            "created_at": now,
-        }
+        traffic_row = (
+            record_id,
+            source_id,
+            domain_id,
+            pathname_id,
+            record.status,
+            record.method,
+            record.level,
+            record.elapsed_time,
+            record.traffic_user_id,
+            request_id,
+            response_id,
+            now,
+        )
         request_rows.append(request_row)
         response_rows.append(response_row)
         traffic_rows.append(traffic_row)
-        record_json = (
-            queries.record_json(
-                traffic_row,
+        if detail:
+            record_json = queries.record_json(
+                dict(zip(TRAFFIC_COLUMNS, traffic_row, strict=True)),
                 domain=domain,
                 protocol=protocol,
                 pathname=pathname,
-                request=queries.payload_json(request_row, full=True, query_params=True),
-                response=queries.payload_json(response_row, full=True, query_params=False),
+                request=queries.payload_json(
+                    dict(zip(_REQUEST_COLUMNS, request_row, strict=True)),
+                    full=True,
+                    query_params=True,
+                ),
+                response=queries.payload_json(
+                    dict(zip(_RESPONSE_COLUMNS, response_row, strict=True)),
+                    full=True,
+                    query_params=False,
+                ),
             )
-            if detail
-            else {"id": traffic_row["id"]}
-        )
+        else:
+            record_json = {"id": record_id}
         created.append(record_json)
         if record.record_id is not None:
             # The same id twice in one batch is still one record.
             stored[record.record_id] = record_json
         published.append(
-            traffic_event(
-                traffic_row,
+            events.TrafficEvent(
+                kind="traffic",
+                id=record_id,
+                traffic_source_id=source_id,
+                domain_id=domain_id,
                 domain=domain,
+                pathname_id=pathname_id,
                 pathname=pathname,
-                response_preview=record.response.body.preview,
+                method=record.method,
+                status=record.status,
+                level=record.level,
+                elapsed_time=record.elapsed_time,
+                traffic_user_id=record.traffic_user_id,
+                created_at=now,
+                response_preview=response.body.preview,
             )
         )
     return (

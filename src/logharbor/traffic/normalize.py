@@ -32,8 +32,9 @@ MAX_ELAPSED_MS = 1e12
 _MAX_DEPTH = 64
 
 
-# json.dumps(value, ensure_ascii=False) builds an encoder per call; this is the same encoder.
-_dumps = json.JSONEncoder(ensure_ascii=False).encode
+# Stored JSON is compact, as collectors send it and as orjson writes it; this encoder covers what
+# orjson refuses (integers beyond 64 bits) and masked JSON text.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # The characters str.isspace() accepts (re's \s is the same Unicode table), controls and DEL.
 _BAD_PATHNAME_CHARACTER = re.compile(r"[\s\x00-\x1f\x7f]")
 
@@ -213,30 +214,42 @@ def mask_document(value: Any, keys: frozenset[str]) -> Any:
     return value
 
 
-def _quick_dump(value: Any, *, allow_nul: bool) -> bytes | None:
-    """Compact JSON of ``value`` when it surely passes ``check_json``; None means "check it".
-
-    orjson refuses unpaired surrogates, non-string keys and huge integers (None here), writes
-    NaN and Infinity as ``null`` and NUL as ``\\u0000``. So output without ``null``, without
-    ``\\u0000`` (where NUL is refused) and with at most ``_MAX_DEPTH`` brackets cannot hold any
-    of what ``check_json`` rejects; anything else (a JSON null, say) takes the exact walk.
-    """
+def _orjson(value: Any) -> bytes | None:
     try:
-        data = orjson.dumps(value)
+        return orjson.dumps(value)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return None
+
+
+def _surely_clean(data: bytes, *, allow_nul: bool) -> bool:
+    """Whether orjson's output proves that ``check_json`` accepts the value it encodes.
+
+    orjson refuses unpaired surrogates, non-string keys and huge integers, writes NaN and
+    Infinity as ``null`` and NUL as ``\\u0000``. So output without ``null``, without ``\\u0000``
+    (where NUL is refused) and with at most ``_MAX_DEPTH`` brackets cannot hold any of what
+    ``check_json`` rejects; anything else (a JSON null, say) takes the exact walk.
+    """
     if b"null" in data or (not allow_nul and b"\\u0000" in data):
-        return None
-    if data.count(b"{") + data.count(b"[") > _MAX_DEPTH:
-        return None
-    return data
+        return False
+    return data.count(b"{") + data.count(b"[") <= _MAX_DEPTH
 
 
-def check_json_quickly(value: Any, *, allow_nul: bool = False) -> Any:
-    """``check_json`` with the same verdicts, skipping the walk when orjson's output clears it."""
-    if _quick_dump(value, allow_nul=allow_nul) is None:
+def _compact_json(value: Any) -> bytes:
+    """UTF-8 compact JSON of a value ``check_json`` accepted."""
+    data = _orjson(value)
+    return data if data is not None else _dumps(value).encode("utf-8")
+
+
+def checked_json(value: Any, *, allow_nul: bool = False) -> bytes:
+    """``check_json``'s verdict (ValueError) and, when it passes, the value's compact JSON.
+
+    The exact walk runs only when orjson's output does not already clear the value."""
+    data = _orjson(value)
+    if data is None or not _surely_clean(data, allow_nul=allow_nul):
         check_json(value, allow_nul=allow_nul)
-    return value
+        if data is None:
+            data = _dumps(value).encode("utf-8")
+    return data
 
 
 @lru_cache(maxsize=16)
@@ -291,53 +304,54 @@ def _holds_masked_key(value: Any, keys: frozenset[str], depth: int = 0) -> bool:
     return False
 
 
-def _masked(value: Any, data: bytes | None, keys: frozenset[str]) -> Any:
+def _masked(value: Any, data: bytes, keys: frozenset[str]) -> Any:
     if isinstance(value, (dict, list)):
         # Walking the keys is cheaper than searching the JSON text for every masked key.
         return mask_document(value, keys) if _holds_masked_key(value, keys) else value
-    if data is not None and _mentions_none(data, keys):
+    if _mentions_none(data, keys):
         return value  # what mask_document would return: an equal copy, or value itself
     return mask_document(value, keys)
 
 
 def prepare_document(value: Any, config: IngestConfig) -> Any:
     """Headers or query params: checked, size-limited, masked. Raises ValueError."""
-    data = _quick_dump(value, allow_nul=False)
-    if data is None:
-        check_json(value)
+    data = checked_json(value)
     masked = _masked(value, data, config.masked_keys)
-    if data is not None and masked is not value:
-        data = orjson.dumps(masked)  # masking only puts "****" strings in: still clean
-    # The limit counts json.dumps' spaced form. It is at most twice the compact one (one space
-    # per ":" or ","), so only a document near the limit needs the exact, slower count.
-    if data is None or 2 * len(data) > MAX_DOCUMENT_BYTES:
-        size = len(_dumps(masked).encode("utf-8"))
-        if size > MAX_DOCUMENT_BYTES:
-            raise ValueError(f"Must be at most {MAX_DOCUMENT_BYTES} bytes of JSON")
+    if masked is not value:
+        data = _compact_json(masked)  # masking only puts "****" strings in: still clean
+    # The limit counts the JSON the column stores: compact, as orjson writes it.
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise ValueError(f"Must be at most {MAX_DOCUMENT_BYTES} bytes of JSON")
     return masked
 
 
-def _head_bytes(text: str, limit: int) -> str:
-    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
+def _head_bytes(data: bytes, limit: int) -> str:
+    return data[:limit].decode("utf-8", errors="ignore")
 
 
 def prepare_body(value: Any, config: IngestConfig) -> StoredBody:
-    """A body of any JSON type, masked and capped. Over the cap we keep its head as a string."""
+    """A body of any JSON type, masked and capped. Over the cap we keep its head as a string.
+
+    A text body is measured, previewed and capped as the text; any other as its compact JSON."""
     if value is None:
         return StoredBody(None, None, 0, False)
-    data = _quick_dump(value, allow_nul=True)
-    if data is None:
-        check_json(value, allow_nul=True)
+    data = checked_json(value, allow_nul=True)
     masked = _masked(value, data, config.masked_keys)
-    raw = masked if isinstance(masked, str) else _dumps(masked)
-    size = len(raw.encode("utf-8"))
+    if isinstance(masked, str):
+        raw_bytes = masked.encode("utf-8")
+        # The stored text is the JSON string literal: orjson's of the value, unless masked.
+        literal = data if masked is value else None
+    else:
+        raw_bytes = data if masked is value else _compact_json(masked)
+        literal = raw_bytes
+    size = len(raw_bytes)
     truncated = size > config.body_cap_bytes
     if truncated:
-        text = _dumps(_head_bytes(raw, config.body_cap_bytes))
-    elif isinstance(masked, str):
-        text = _dumps(masked)
+        head = _head_bytes(raw_bytes, config.body_cap_bytes)
+        text, raw = _dumps(head), head
     else:
-        text = raw  # json.dumps(masked) already
+        raw = masked if isinstance(masked, str) else raw_bytes.decode("utf-8")
+        text = literal.decode("utf-8") if literal is not None else _dumps(masked)
     # PostgreSQL text cannot hold NUL; the JSON text escapes it, the preview must drop it.
     preview = raw[: config.body_preview_chars].replace("\x00", "") or None
     return StoredBody(text, preview, size, truncated)

@@ -3,8 +3,8 @@
 Input models ignore unknown keys (as the original did) and are strict about types: a status sent
 as ``"200"`` is a 400 naming ``status``, not a silent conversion. Enums accept any case and come
 out upper case. Payload fields (headers, bodies, query params) take any JSON value, or JSON text
-of one, and are checked here for what neither database can store; masking and the body cap need
-the settings and happen in ``ingest.py``.
+of one; ``ingest.prepare_payload`` checks them for what neither database can store, masks and
+caps them (that needs the settings).
 """
 
 from __future__ import annotations
@@ -50,14 +50,6 @@ def _traffic_user_id(value: Any) -> str | None:
     if len(text) > normalize.MAX_TRAFFIC_USER_ID_CHARS:
         raise ValueError(f"Must be at most {normalize.MAX_TRAFFIC_USER_ID_CHARS} characters")
     return text or None
-
-
-def _document(value: Any) -> Any:
-    return normalize.check_json_quickly(value)
-
-
-def _body(value: Any) -> Any:
-    return normalize.check_json_quickly(value, allow_nul=True)
 
 
 def _enum_schema(values: tuple[str, ...]) -> WithJsonSchema:
@@ -109,14 +101,14 @@ Name = Annotated[str, Field(strict=True, max_length=200), AfterValidator(_name)]
 UrlText = Annotated[
     str, Field(strict=True, max_length=normalize.MAX_URL_CHARS), AfterValidator(_text)
 ]
+# Payloads are checked where they are masked and capped (``ingest.prepare_payload``, which names
+# the field): checking them here as well cost every ingested record a second pass.
 Document = Annotated[
     Any,
-    AfterValidator(_document),
     WithJsonSchema({"description": "A JSON object (or any JSON value), or JSON text of one"}),
 ]
 Body = Annotated[
     Any,
-    AfterValidator(_body),
     WithJsonSchema({"description": "Any JSON value, or text; stored in full up to the body cap"}),
 ]
 RetentionDays = Annotated[
