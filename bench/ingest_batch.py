@@ -85,6 +85,7 @@ def raw_rows(
                     req["id"],
                     res["id"],
                     now,
+                    None,  # no route template
                 )
             )
         batches.append(b)

@@ -180,6 +180,7 @@ def generate(db: Database, source_id: str, n: int) -> None:
                         None,
                         None,
                         _stored(created, dialect),
+                        None,  # no route template
                     )
                 )
         r, h, p = write_day(db, rollup)

@@ -24,6 +24,12 @@ class Source:
     id: str
     domain_ids: dict[str, str] = field(default_factory=dict)
     pathname_ids: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Pathnames that are route templates (no record has them as its own pathname).
+    route_ids: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+# Records on these pathnames come with a route template, as a collector sends it.
+ROUTES = {"/users/42": "/users/{id}", "/users/7": "/users/{id}"}
 
 
 def make_source(conn: Any, user_id: str, name: str = "shop") -> Source:
@@ -51,9 +57,12 @@ def make_source(conn: Any, user_id: str, name: str = "shop") -> Source:
                 created_at=now,
             )
         )
-        for path in ("/", "/orders", "/users/42", "/health"):
+        for path in ("/", "/orders", "/users/42", "/users/7", "/health", "/users/{id}"):
             pid = new_id()
-            source.pathname_ids[(domain, path)] = pid
+            if path in ROUTES.values():
+                source.route_ids[(domain, path)] = pid
+            else:
+                source.pathname_ids[(domain, path)] = pid
             conn.execute(
                 insert(pathnames).values(
                     id=pid,
@@ -83,6 +92,7 @@ def store_random_traffic(
             elapsed = 0.0
         created = start + timedelta(milliseconds=rng.randrange(int(span.total_seconds() * 1000)))
         created = created.astimezone(UTC)
+        route = ROUTES.get(path)
         row = {
             "id": new_id(),
             "traffic_source_id": source.id,
@@ -96,6 +106,7 @@ def store_random_traffic(
             "request_id": None,
             "response_id": None,
             "created_at": created,
+            "route_pathname_id": source.route_ids[(domain, route)] if route else None,
         }
         rows.append(row)
         events.append(
@@ -113,6 +124,7 @@ def store_random_traffic(
                 elapsed_time=elapsed,
                 traffic_user_id=None,
                 created_at=created,
+                route_pathname_id=row["route_pathname_id"],
             )
         )
     # Several transactions, like several requests, so that upserts add to existing rows.

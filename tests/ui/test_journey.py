@@ -39,6 +39,7 @@ TRAFFIC = [
         48.25,
         requestBody={"customer": "Jane", "items": [{"sku": "A1", "qty": 2}]},
         responseBody={"id": 7, "status": "created"},
+        routeTemplate="/v1/orders",
     ),
     exchange("/v1/users/42", "GET", 500, 310.0, responseBody={"message": "db timeout"}),
     exchange("/v1/users/42", "GET", 500, 295.0, responseBody={"message": "db timeout"}),
@@ -132,6 +133,7 @@ def test_new_user_sends_traffic_and_explores_it(
 
     page.locator("tr", has_text="/v1/orders").get_by_role("link").click()
     expect(page.get_by_test_id("record-status")).to_have_text("201")
+    expect(page.get_by_test_id("record-route")).to_have_text("/v1/orders")
     request_panel = page.get_by_test_id("request-panel")
     # The JSON body is a collapsible tree; the secret header was masked at ingest.
     expect(request_panel.locator(".json-tree")).to_contain_text('"customer": "Jane"')

@@ -186,12 +186,16 @@ http_traffic = Table(
     _fk("domain_id", "domains.id"),
     _fk("pathname_id", "pathnames.id"),
     *_traffic_columns(),
+    # The route template the collector matched (``/orders/{id}``), stored as a pathname of the
+    # same domain: statistics count the record under it instead of its concrete pathname.
+    _fk("route_pathname_id", "pathnames.id", nullable=True, ondelete="SET NULL"),
     UniqueConstraint("request_id"),
     UniqueConstraint("response_id"),
     Index(None, "traffic_source_id", "created_at"),
     Index(None, "traffic_source_id", "level", "created_at"),
     Index(None, "traffic_source_id", "status", "created_at"),
     Index(None, "pathname_id", "created_at"),
+    Index(None, "route_pathname_id", "created_at"),
     Index(None, "domain_id", "created_at"),
 )
 

@@ -103,7 +103,9 @@ class Rollup:
             self.add(
                 event.traffic_source_id,
                 event.domain_id,
-                event.pathname_id,
+                # Counted under its route (/orders/{id}) when known: one key per route, not
+                # one per order.
+                event.route_pathname_id or event.pathname_id,
                 event.method,
                 event.status,
                 event.elapsed_time,

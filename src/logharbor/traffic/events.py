@@ -34,6 +34,8 @@ class TrafficEvent:
     created_at: datetime
     # A short text of the response body, for exception messages and notifications.
     response_preview: str | None = None
+    # The pathname of the route template the collector matched, when it sent one.
+    route_pathname_id: str | None = None
 
 
 # When a connection carries this key, publish() only collects: the group-commit writer then

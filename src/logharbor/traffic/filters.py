@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from logharbor.common.errors import BadRequest
@@ -75,8 +75,15 @@ class TrafficFilters:
         where: list[ColumnElement[bool]] = []
         if self.domain_id:
             where.append(table.c.domain_id == self.domain_id)
+        # A record is found by its concrete pathname and by its route template's (as counted in
+        # the statistics, whose groups link here).
         if self.pathname_id:
-            where.append(table.c.pathname_id == self.pathname_id)
+            where.append(
+                or_(
+                    table.c.pathname_id == self.pathname_id,
+                    table.c.route_pathname_id == self.pathname_id,
+                )
+            )
         if self.domain:
             where.append(
                 table.c.domain_id.in_(
@@ -91,7 +98,7 @@ class TrafficFilters:
                 names = names.where(pathnames.c.value == self.pathname)
             if self.text:
                 names = names.where(contains(pathnames.c.value, self.text))
-            where.append(table.c.pathname_id.in_(names))
+            where.append(or_(table.c.pathname_id.in_(names), table.c.route_pathname_id.in_(names)))
         return where
 
     def _core_conditions(self, table: Table, source_id: str) -> list[ColumnElement[bool]]:

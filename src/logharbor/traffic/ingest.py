@@ -83,6 +83,8 @@ class PreparedRecord:
     response: PreparedPayload
     # The client's own id, which makes retries idempotent; None lets the server pick one.
     record_id: str | None = None
+    # The route template the collector matched (/orders/{id}); statistics count it there.
+    route: str | None = None
 
 
 def validation_field_errors(exc: ValidationError) -> dict[str, str]:
@@ -132,6 +134,9 @@ def prepare_compose(item: ComposeIn, config: IngestConfig) -> PreparedRecord:
         errors, "domainUrl", normalize.normalize_domain, item.domainUrl, item.protocol
     )
     pathname = _collect(errors, "pathnameUrl", normalize.normalize_pathname, item.pathnameUrl)
+    route = None
+    if item.routeTemplate is not None:
+        route = _collect(errors, "routeTemplate", normalize.normalize_route, item.routeTemplate)
     request = response = None
     try:
         request = prepare_payload(
@@ -167,6 +172,7 @@ def prepare_compose(item: ComposeIn, config: IngestConfig) -> PreparedRecord:
         request=request,
         response=response,
         record_id=item.id.lower() if item.id else None,
+        route=route,
     )
 
 
@@ -247,6 +253,7 @@ TRAFFIC_COLUMNS = (
     "request_id",
     "response_id",
     "created_at",
+    "route_pathname_id",
 )
 _insert_traffic = BulkInsert(http_traffic, TRAFFIC_COLUMNS)
 _INSERTS = (_insert_requests, _insert_responses, _insert_traffic)
@@ -346,7 +353,7 @@ def store_records(
     }
     pathname_by_key = {
         (origin, value): names.pathname(conn, source_id, domain_by_origin[origin][0], value)
-        for origin, value in sorted({(r.origin, r.pathname) for r in records})
+        for origin, value in sorted(_pathnames_of(records))
     }
     stored = _already_stored(conn, source_id, records)
     rows = _rows(source_id, records, domain_by_origin, pathname_by_key, detail, stored)
@@ -384,14 +391,20 @@ def stage_records(
         if domain is None:
             return None
         domain_by_origin[record.origin] = domain
-        key = (record.origin, record.pathname)
-        if key not in pathname_by_key:
-            pathname = names.cached_pathname(source_id, domain[0], record.pathname)
-            if pathname is None:
-                return None
-            pathname_by_key[key] = pathname
+    for origin, value in _pathnames_of(records):
+        pathname = names.cached_pathname(source_id, domain_by_origin[origin][0], value)
+        if pathname is None:
+            return None
+        pathname_by_key[(origin, value)] = pathname
     rows = _rows(source_id, records, domain_by_origin, pathname_by_key, detail, {})
     return _staged(dialect, source_id, records, rows)
+
+
+def _pathnames_of(records: Sequence[PreparedRecord]) -> set[tuple[str, str]]:
+    """(origin, value) of every pathname the records need: their own and their routes'."""
+    found = {(record.origin, record.pathname) for record in records}
+    found.update((record.origin, record.route) for record in records if record.route)
+    return found
 
 
 def _staged(
@@ -440,6 +453,7 @@ def _rows(
             continue
         domain_id, domain, protocol = domain_by_origin[record.origin]
         pathname_id, pathname = pathname_by_key[(record.origin, record.pathname)]
+        route_id = pathname_by_key[(record.origin, record.route)][0] if record.route else None
         request, response = record.request, record.response
         request_id, response_id, record_id = next(fresh_ids), next(fresh_ids), next(fresh_ids)
         record_id = record.record_id or record_id
@@ -479,6 +493,7 @@ def _rows(
             request_id,
             response_id,
             now,
+            route_id,
         )
         request_rows.append(request_row)
         response_rows.append(response_row)
@@ -499,6 +514,7 @@ def _rows(
                     full=True,
                     query_params=False,
                 ),
+                route=record.route,
             )
         else:
             record_json = {"id": record_id}
@@ -522,6 +538,7 @@ def _rows(
                 traffic_user_id=record.traffic_user_id,
                 created_at=now,
                 response_preview=response.body.preview,
+                route_pathname_id=route_id,
             )
         )
     return (

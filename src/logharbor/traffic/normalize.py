@@ -144,6 +144,15 @@ def normalize_pathname(value: str) -> str:
     return text
 
 
+def normalize_route(value: str) -> str | None:
+    """A route template as the framework wrote it (``/orders/{id}``, ``/items/<int:pk>``), or None
+    when blank. Django's have no leading slash; they get one, so all read as pathnames."""
+    text = value.strip()
+    if not text:
+        return None
+    return normalize_pathname(text if text.startswith("/") else "/" + text)
+
+
 def parse_document_text(value: Any) -> Any:
     """Collectors send headers and query params either as JSON or as JSON text of it."""
     if isinstance(value, str):

@@ -304,6 +304,7 @@ def record_json(
     pathname: str,
     request: dict[str, Any] | None,
     response: dict[str, Any] | None,
+    route: str | None = None,
 ) -> dict[str, Any]:
     return {
         "id": traffic["id"],
@@ -318,6 +319,7 @@ def record_json(
         "domain": domain,
         "pathnameId": traffic["pathname_id"],
         "pathname": pathname,
+        "routeTemplate": route,
         "request": request,
         "response": response,
         "createdAt": traffic["created_at"],
@@ -327,6 +329,9 @@ def record_json(
 # --- the joined record view -------------------------------------------------------------------
 
 _SUMMARY = ("id", "headers", "body_preview", "body_size", "body_truncated", "created_at")
+
+
+_routes = pathnames.alias("routes")
 
 
 def record_select(*, full: bool = False) -> Any:
@@ -339,12 +344,14 @@ def record_select(*, full: bool = False) -> Any:
             domains.c.value.label("domain"),
             domains.c.protocol.label("protocol"),
             pathnames.c.value.label("pathname"),
+            _routes.c.value.label("route"),
             *(requests.c[name].label("rq_" + name) for name in rq_columns),
             *(responses.c[name].label("rs_" + name) for name in rs_columns),
         )
         .select_from(http_traffic)
         .join(domains, domains.c.id == http_traffic.c.domain_id)
         .join(pathnames, pathnames.c.id == http_traffic.c.pathname_id)
+        .outerjoin(_routes, _routes.c.id == http_traffic.c.route_pathname_id)
         .outerjoin(requests, requests.c.id == http_traffic.c.request_id)
         .outerjoin(responses, responses.c.id == http_traffic.c.response_id)
     )
@@ -368,6 +375,7 @@ def joined_record_json(row: Row, *, full: bool = False) -> dict[str, Any]:
         pathname=row["pathname"],
         request=request,
         response=response,
+        route=row["route"],
     )
 
 

@@ -312,6 +312,14 @@ class ComposeIn(_In):
     queryParams: Document = None
     responseHeaders: Document
     responseBody: Body = None
+    routeTemplate: UrlText | None = Field(
+        default=None,
+        description=(
+            "The route the app matched (/orders/{id}); statistics count the record under it "
+            "instead of its concrete pathname, which the record keeps"
+        ),
+        examples=["/orders/{order_id}"],
+    )
     id: Id | None = Field(
         default=None,
         description=(
@@ -342,6 +350,9 @@ class RecordOut(BaseModel):
     domain: str
     pathnameId: str
     pathname: str
+    routeTemplate: str | None = Field(
+        default=None, description="The route template sent with the record, if any"
+    )
     request: RequestSummary | None
     response: PayloadSummary | None
     createdAt: Timestamp
