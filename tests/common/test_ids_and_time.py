@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -25,6 +25,12 @@ def test_prefixed_ids_round_trip_and_reject_other_shapes() -> None:
 
 def test_timestamps_have_milliseconds_and_z() -> None:
     assert iso(datetime(2025, 7, 10, 16, 0, 5, tzinfo=UTC)) == "2025-07-10T16:00:05.000Z"
+    # Other offsets are converted, naive values taken as UTC, sub-millisecond digits dropped.
+    plus_two = timezone(timedelta(hours=2))
+    assert (
+        iso(datetime(2025, 7, 10, 18, 0, 5, 123999, tzinfo=plus_two)) == "2025-07-10T16:00:05.123Z"
+    )
+    assert iso(datetime(2025, 7, 10, 16, 0, 5, 7000)) == "2025-07-10T16:00:05.007Z"
     now = utcnow()
     assert now.microsecond % 1000 == 0
     assert parse_iso(iso(now)) == now

@@ -17,8 +17,10 @@ def utcnow() -> datetime:
 def iso(value: datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    elif value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # isoformat (C) rather than strftime: every answer renders several of these.
+    return value.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 def parse_iso(value: str) -> datetime:
