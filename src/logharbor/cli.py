@@ -102,13 +102,15 @@ def prune() -> None:
             db,
             batch_size=settings.retention_batch_size,
             outbox_keep_days=settings.webhook_outbox_keep_days,
+            rollup_days=(settings.stats_minute_days, settings.stats_hour_days),
         )
     finally:
         db.dispose()
     typer.echo(
         f"pruned {len(report.sources)} source(s) with retention: {report.traffic} traffic "
         f"records, {report.core_logs} core logs, {report.requests} requests, "
-        f"{report.responses} responses; {report.outbox} old webhook deliveries"
+        f"{report.responses} responses; {report.outbox} old webhook deliveries; "
+        f"{report.rollups} minute/hour rollup rows past their horizons"
     )
 
 

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
     webhook_retry_hours: float = Field(default=24.0, gt=0)
     webhook_concurrency: int = Field(default=4, ge=1, le=64)
+    # Rollup detail kept by the retention job: per-minute rows for this many days, per-hour rows
+    # for this many (at least as many); per-day rows for ever. See stats/retention.py.
+    stats_minute_days: int = Field(default=14, ge=1, le=36_500)
+    stats_hour_days: int = Field(default=400, ge=1, le=36_500)
     retention_interval_minutes: float = Field(default=60.0, gt=0)
     retention_batch_size: int = Field(default=1000, ge=1)
     webhook_outbox_keep_days: int = Field(default=7, ge=1)

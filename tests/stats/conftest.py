@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,9 @@ from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import domains, http_traffic, pathnames, traffic_sources
 from logharbor.traffic.events import TrafficEvent, publish
 from logharbor.traffic.normalize import level_for
+
+sys.path.insert(0, str(Path(__file__).parent))
+from stats_support import START
 
 
 @dataclass
@@ -131,9 +136,6 @@ def store_random_traffic(
     for i in range(0, n, 250):
         conn.execute(insert(http_traffic), rows[i : i + 250])
         publish(conn, events[i : i + 250])
-
-
-START = datetime(2025, 7, 3, 10, 17, 23, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -4,78 +4,18 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from stats_support import START, assert_matches, exact, group_key, raw_rows
 
 from helpers import AUser
 from logharbor.common.timestamps import iso, parse_iso
 from logharbor.db.tables import http_traffic, traffic_rollups
 from logharbor.stats.histogram import MAX_RELATIVE_ERROR, bucket_of, percentiles
-
-START = datetime(2025, 7, 3, 10, 17, 23, tzinfo=UTC)
-
-
-def _raw(client: TestClient, source_id: str) -> list[dict[str, Any]]:
-    db = client.app.state.db  # type: ignore[attr-defined]
-    with db.read() as conn:
-        rows = conn.execute(
-            select(http_traffic).where(http_traffic.c.traffic_source_id == source_id)
-        ).mappings()
-        return [dict(r) for r in rows]
-
-
-def _exact(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    lat = sorted(r["elapsed_time"] for r in rows)
-    n = len(lat)
-
-    def pct(q: float) -> float | None:
-        return lat[max(1, math.ceil(q * n)) - 1] if n else None
-
-    return {
-        "count": n,
-        "errors": sum(1 for r in rows if r["status"] >= 400),
-        "serverErrors": sum(1 for r in rows if r["status"] >= 500),
-        "avgLatency": sum(lat) / n if n else None,
-        "minLatency": lat[0] if n else None,
-        "maxLatency": lat[-1] if n else None,
-        "p50": pct(0.5),
-        "p95": pct(0.95),
-        "p99": pct(0.99),
-    }
-
-
-def _assert_matches(got: dict[str, Any], want: dict[str, Any]) -> None:
-    for field in ("count", "errors", "serverErrors"):
-        assert got[field] == want[field], field
-    assert got["errorRate"] == pytest.approx(want["errors"] / want["count"] if want["count"] else 0)
-    for field in ("avgLatency", "minLatency", "maxLatency"):
-        assert got[field] == pytest.approx(want[field], rel=1e-9, abs=1e-9), field
-    for field in ("p50", "p95", "p99"):
-        if field not in got:
-            continue
-        exact, estimate = want[field], got[field]
-        if exact is None:
-            assert estimate is None
-            continue
-        # Same histogram bucket as the exact value, hence within the bucket's error.
-        if exact > 0.001:
-            assert abs(estimate - exact) <= exact * MAX_RELATIVE_ERROR + 1e-9, (field, got, want)
-        else:
-            assert estimate <= 0.001 * (1 + 2 * MAX_RELATIVE_ERROR), field
-
-
-def _key(group_by: str, row: dict[str, Any]) -> str:
-    if group_by == "status":
-        return f"{row['status'] // 100}"
-    if group_by == "pathname":  # a record with a route template counts under the route
-        return str(row["route_pathname_id"] or row["pathname_id"])
-    return str(
-        row[{"pathname": "pathname_id", "domain": "domain_id", "method": "method"}[group_by]]
-    )
 
 
 @pytest.mark.parametrize("group_by", [None, "pathname", "domain", "status", "method"])
@@ -92,9 +32,9 @@ def test_stats_agree_with_raw_rows(
     first, last = parse_iso(body["startDate"]), parse_iso(body["endDate"])
     assert iso(first) == "2025-07-04T05:33:00.000Z"
     assert iso(last) == "2025-07-11T03:02:00.000Z"
-    rows = [r for r in _raw(client, source.id) if first <= r["created_at"] < last]
+    rows = [r for r in raw_rows(client, source.id) if first <= r["created_at"] < last]
     assert 1000 < len(rows) < 3000
-    _assert_matches(body["totals"], _exact(rows))
+    assert_matches(body["totals"], exact(rows))
 
     # Time series: one point per hour, zero-filled, each matching the raw rows of that hour.
     by_hour: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
@@ -103,9 +43,9 @@ def test_stats_agree_with_raw_rows(
     assert len(body["series"]) == 7 * 24 - 2 + 1
     for point in body["series"]:
         hour = parse_iso(point["time"])
-        want = _exact(by_hour.get(hour, []))
+        want = exact(by_hour.get(hour, []))
         if want["count"]:
-            _assert_matches(point, want)
+            assert_matches(point, want)
         else:
             assert point["count"] == 0 and point["avgLatency"] is None
     assert sum(p["count"] for p in body["series"]) == len(rows)
@@ -115,12 +55,12 @@ def test_stats_agree_with_raw_rows(
         return
     expected: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        expected[_key(group_by, r)].append(r)
+        expected[group_key(group_by, r)].append(r)
     assert {g["key"] for g in body["groups"]} == set(expected)
     counts = [g["count"] for g in body["groups"]]
     assert counts == sorted(counts, reverse=True)
     for group in body["groups"]:
-        _assert_matches(group, _exact(expected[group["key"]]))
+        assert_matches(group, exact(expected[group["key"]]))
         if group_by == "pathname":
             assert group["pathname"] in ("/", "/orders", "/users/{id}", "/health")
             assert group["domain"] in ("api.example.com", "cdn.example.com")
@@ -143,11 +83,11 @@ def test_filters_and_daily_interval(client: TestClient, user: AUser, source: Any
     body = response.json()
     rows = [
         r
-        for r in _raw(client, source.id)
+        for r in raw_rows(client, source.id)
         if r["pathname_id"] == path_id and r["method"] == "GET" and 200 <= r["status"] < 300
     ]
     assert rows
-    _assert_matches(body["totals"], _exact(rows))
+    assert_matches(body["totals"], exact(rows))
     assert len(body["series"]) == 10
     assert [p["count"] for p in body["series"]] == [
         sum(1 for r in rows if r["created_at"].date() == (START + timedelta(days=d)).date())

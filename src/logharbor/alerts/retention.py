@@ -4,8 +4,9 @@ Deletion goes in bounded batches, each its own short write transaction, so that 
 needs the same write lock on SQLite) never waits for more than one batch. A batch deletes
 traffic records (http_traffic, core_logs) first and then their request/response rows (the
 bodies) unless another record still points at them; standalone requests/responses past the
-cutoff go too. Rollups (stats) and exceptions are aggregates and are kept. Delivered or given-up
-webhook outbox rows are forgotten after ``webhook_outbox_keep_days``.
+cutoff go too. Rollups (stats) and exceptions are aggregates and are kept, but thinned: minute and
+hour rollups past ``stats_minute_days`` / ``stats_hour_days`` go (see stats/retention.py).
+Delivered or given-up webhook outbox rows are forgotten after ``webhook_outbox_keep_days``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from logharbor.alerts import queries
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database
 from logharbor.db.tables import core_logs, http_traffic
+from logharbor.stats.retention import prune_rollups
 
 log = logging.getLogger("logharbor.retention")
 
@@ -30,6 +32,8 @@ class PruneReport:
     requests: int = 0
     responses: int = 0
     outbox: int = 0
+    # Minute and hour rollup rows past their horizons (stats/retention.py).
+    rollups: int = 0
     batches: int = 0
     sources: list[str] = field(default_factory=list)
 
@@ -85,10 +89,13 @@ def prune(
     *,
     batch_size: int = 1000,
     outbox_keep_days: int = 7,
+    rollup_days: tuple[int, int] | None = None,
     now: datetime | None = None,
     should_stop: Callable[[], bool] = _never,
 ) -> PruneReport:
-    """Apply every source's retention; ``should_stop`` is asked between batches (shutdown)."""
+    """Apply every source's retention; ``should_stop`` is asked between batches (shutdown).
+
+    ``rollup_days`` (minute days, hour days) also thins the statistics' rollups."""
     now = now or utcnow()
     report = PruneReport()
     with db.read() as conn:
@@ -106,13 +113,24 @@ def prune(
         report.outbox += count
         if count < batch_size or should_stop():
             break
-    if report.total or report.outbox:
+    # Last: the records a user asked to delete come before thinning statistics.
+    if rollup_days is not None and not should_stop():
+        report.rollups = prune_rollups(
+            db,
+            now=now,
+            minute_days=rollup_days[0],
+            hour_days=rollup_days[1],
+            should_stop=should_stop,
+        )
+    if report.total or report.outbox or report.rollups:
         log.info(
-            "retention: deleted %d traffic, %d core logs, %d requests, %d responses, %d outbox",
+            "retention: deleted %d traffic, %d core logs, %d requests, %d responses, %d outbox, "
+            "%d rollup rows",
             report.traffic,
             report.core_logs,
             report.requests,
             report.responses,
             report.outbox,
+            report.rollups,
         )
     return report

@@ -114,6 +114,7 @@ class RetentionJob:
                 self.db,
                 batch_size=self.settings.retention_batch_size,
                 outbox_keep_days=self.settings.webhook_outbox_keep_days,
+                rollup_days=(self.settings.stats_minute_days, self.settings.stats_hour_days),
                 now=now,
                 should_stop=lambda: self._stop.is_set() or claim.lost(),
             )

@@ -347,6 +347,16 @@ traffic_rollup_path_latency = Table(
     sqlite_with_rowid=False,
 )
 
+# Per rollup resolution, the oldest bucket still stored: the retention job deletes minute and
+# hour rows past their horizons (stats/retention.py) and records here how far it went, so that
+# a stats query knows which detail exists rather than reading a deleted minute as no traffic.
+stats_horizons = Table(
+    "stats_horizons",
+    metadata,
+    Column("resolution", Integer, primary_key=True, autoincrement=False),
+    Column("kept_from", UTCDateTime, nullable=False),
+)
+
 # --- alerts: webhooks, their outbox, exceptions (alerts/) -------------------------------------
 
 webhooks = Table(

@@ -18,6 +18,8 @@ from logharbor.common.routing import ArkynRoute
 from logharbor.common.timestamps import parse_iso, utcnow
 from logharbor.stats import queries
 from logharbor.stats.histogram import percentiles
+from logharbor.stats.retention import kept_from, stored_detail
+from logharbor.stats.rollups import HOUR
 from logharbor.stats.schemas import StatsOut
 from logharbor.traffic.access import Access, require_source
 
@@ -29,9 +31,9 @@ MAX_GROUPS = 1000
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"}
 
 
-def _auto_interval(seconds: int) -> str:
+def _auto_interval(seconds: int, finest: int = 60) -> str:
     for name, step in (("1m", 60), ("5m", 300), ("1h", 3600)):
-        if seconds // step <= 300:
+        if step >= finest and seconds // step <= 300:
             return name
     return "1d"
 
@@ -122,15 +124,6 @@ def get_stats(
 
     first = queries.floor_epoch(int(start.timestamp()), 60)
     last = -(-int(end.timestamp() + (end.microsecond > 0)) // 60) * 60
-    interval = interval or _auto_interval(last - first)
-    step = INTERVALS[interval]
-    points = list(queries.epoch_points(first, last, step))
-    if len(points) > MAX_POINTS:
-        raise BadRequest(
-            field_errors={
-                "interval": f"{len(points)} points; at most {MAX_POINTS}: use a wider interval"
-            }
-        )
     filters = queries.Filters(
         domain_id=domainId.lower() if domainId else None,
         pathname_id=pathnameId.lower() if pathnameId else None,
@@ -140,6 +133,25 @@ def get_stats(
     with db.read() as conn:
         source = require_source(conn, trafficSourceId, principal, Access.READ)
         source_id = source["id"]
+        # Past the retention job's horizons only coarser rollups remain (stats/retention.py).
+        first, last, finest = stored_detail(first, last, kept_from(conn))
+        interval = interval or _auto_interval(last - first, finest)
+        step = INTERVALS[interval]
+        if step < finest:
+            kept = "Per-minute figures" if finest == HOUR else "Per-hour figures"
+            raise BadRequest(
+                field_errors={
+                    "interval": f"{kept} this old are no longer kept: use interval "
+                    f"{_auto_interval(0, finest)} or coarser, or a later startDate"
+                }
+            )
+        points = list(queries.epoch_points(first, last, step))
+        if len(points) > MAX_POINTS:
+            raise BadRequest(
+                field_errors={
+                    "interval": f"{len(points)} points; at most {MAX_POINTS}: use a wider interval"
+                }
+            )
         by_group = queries.grouped(conn, source_id, first, last, groupBy, filters)
         by_time = queries.series(conn, source_id, first, last, step, filters)
         ordered = sorted(

@@ -39,8 +39,13 @@ class Group(WithPercentiles):
 
 class StatsOut(BaseModel):
     trafficSourceId: str
-    startDate: Timestamp = Field(description="Effective start (floored to the minute)")
-    endDate: Timestamp = Field(description="Effective end, exclusive (rounded up to the minute)")
+    startDate: Timestamp = Field(
+        description=(
+            "Effective start: floored to the minute, or to the hour (day) where per-minute "
+            "(per-hour) figures are no longer kept"
+        )
+    )
+    endDate: Timestamp = Field(description="Effective end, exclusive: rounded up the same way")
     interval: str
     groupBy: str | None
     totals: WithPercentiles
