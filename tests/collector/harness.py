@@ -2,26 +2,37 @@
 127.0.0.1 started and stopped by the tests, and an in-memory transport.
 
 ``receiver`` stands in for a LogHarbor server where the real one is not the point (retries,
-backoff, a server that is down or slow); ``tests/collector/test_end_to_end.py`` uses the real
-one. ``serve_asgi`` / ``serve_wsgi`` run real apps under uvicorn / werkzeug.
+backoff, a server that is down or slow); ``running_logharbor`` starts the real one
+(``logharbor serve`` in a subprocess, for the end-to-end tests). ``serve_asgi`` / ``serve_wsgi``
+run real apps under uvicorn / werkzeug.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 from werkzeug.serving import make_server
 
 from logharbor.collector import SendResult
+from logharbor.common.timestamps import iso, utcnow
+
+SECRET = "collector-e2e-secret-that-is-long-enough"
 
 
 def free_port() -> int:
@@ -173,10 +184,20 @@ class Served:
         self.stop()
 
 
-def serve_asgi(app: Any) -> Served:
-    """Run ``app`` under uvicorn on a free port in a thread; returns once it accepts requests."""
+def serve_asgi(app: Any, root_path: str = "") -> Served:
+    """Run ``app`` under uvicorn on a free port in a thread; returns once it accepts requests.
+
+    ``root_path`` is uvicorn's ``--root-path``: the app is served under that prefix, as behind a
+    proxy that strips it (a request for /orders/1 reaches the app as /shop/orders/1)."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        root_path=root_path,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -216,3 +237,108 @@ def drain(collector: Any, accepted: int, limit: float = 60.0) -> None:
         limit,
     )
     assert collector.flush(limit)
+
+
+@dataclass
+class LogHarbor:
+    """A running ``logharbor serve``, with an owner's token, one traffic source and its key."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    token: str
+    source_id: str
+    ingest_key: str
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = httpx.get(
+            f"{self.url}{path}", params=params, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def records(self, **params: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self.get(
+                f"/http-traffic-record/{self.source_id}", page=page, pageLimit=100, **params
+            )
+            out.extend(body["data"])
+            if len(out) >= body["meta"]["totalItems"] or not body["data"]:
+                return out
+            page += 1
+
+    def detail(self, record_id: str) -> dict[str, Any]:
+        body: dict[str, Any] = self.get(f"/http-traffic-record/{self.source_id}/{record_id}")
+        return body
+
+    def pathname_groups(self, **params: Any) -> list[dict[str, Any]]:
+        """``GET /stats/:id?groupBy=pathname`` over the day around now: its groups."""
+        now = utcnow()
+        body = self.get(
+            f"/stats/{self.source_id}",
+            startDate=iso(now - timedelta(days=1)),
+            endDate=iso(now + timedelta(days=1)),
+            interval="1d",
+            groupBy="pathname",
+            **params,
+        )
+        groups: list[dict[str, Any]] = body["groups"]
+        return groups
+
+
+@contextlib.contextmanager
+def running_logharbor(database_url: str, data_dir: Path) -> Iterator[LogHarbor]:
+    """``logharbor serve`` on ``database_url`` (migrated, empty), signed up and ready to ingest."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "LOGHARBOR_DATABASE_URL": database_url,
+        "LOGHARBOR_DATA_DIR": str(data_dir),
+        "LOGHARBOR_SECRET_KEY": SECRET,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "logharbor", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:  # no wall-clock limit: the server either answers or exits
+            if process.poll() is not None:
+                raise AssertionError(f"logharbor serve exited with {process.returncode}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        account = {"name": "Ops", "email": "ops@example.com", "password": "password123"}
+        assert httpx.post(f"{url}/auth/signup", json=account).status_code == 201
+        login = httpx.post(f"{url}/auth/login", json=account)
+        token = login.json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        source = httpx.post(
+            f"{url}/traffic-source",
+            json={"name": "shop", "trafficDomain": "https://shop.example.com"},
+            headers=auth,
+        )
+        assert source.status_code == 201, source.text
+        source_id = source.json()["id"]
+        key = httpx.post(
+            f"{url}/traffic-source/{source_id}/ingest-keys",
+            json={"name": "collector"},
+            headers=auth,
+        )
+        assert key.status_code == 201, key.text
+        yield LogHarbor(url, process, token, source_id, key.json()["key"])
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGCONT)
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

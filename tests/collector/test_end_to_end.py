@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,103 +19,24 @@ import requests
 from fastapi import FastAPI, Request
 from flask import Flask, jsonify
 
-from collector.harness import drain, free_port, serve_asgi, serve_wsgi, wait_until
+from collector.harness import (
+    LogHarbor,
+    drain,
+    running_logharbor,
+    serve_asgi,
+    serve_wsgi,
+    wait_until,
+)
 from logharbor.collector import Collector, HttpTransport, LogHarborASGIMiddleware
 from logharbor.collector.flask import instrument
 from logharbor.collector.httpx_transport import LogHarborTransport
 from logharbor.collector.requests_adapter import instrument_session
 
-SECRET = "collector-e2e-secret-that-is-long-enough"
-
-
-@dataclass
-class LogHarbor:
-    url: str
-    process: subprocess.Popen[bytes]
-    token: str
-    source_id: str
-    ingest_key: str
-
-    def records(self, **params: Any) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            response = httpx.get(
-                f"{self.url}/http-traffic-record/{self.source_id}",
-                params={"page": page, "pageLimit": 100, **params},
-                headers={"Authorization": f"Bearer {self.token}"},
-            )
-            assert response.status_code == 200, response.text
-            body = response.json()
-            out.extend(body["data"])
-            if len(out) >= body["meta"]["totalItems"] or not body["data"]:
-                return out
-            page += 1
-
-    def detail(self, record_id: str) -> dict[str, Any]:
-        response = httpx.get(
-            f"{self.url}/http-traffic-record/{self.source_id}/{record_id}",
-            headers={"Authorization": f"Bearer {self.token}"},
-        )
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
 
 @pytest.fixture
 def logharbor(database_url: str, tmp_path: Path) -> Iterator[LogHarbor]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "LOGHARBOR_DATABASE_URL": database_url,
-        "LOGHARBOR_DATA_DIR": str(tmp_path / "data"),
-        "LOGHARBOR_SECRET_KEY": SECRET,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "logharbor", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        while True:  # no wall-clock limit: the server either answers or exits
-            if process.poll() is not None:
-                raise AssertionError(f"logharbor serve exited with {process.returncode}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        account = {"name": "Ops", "email": "ops@example.com", "password": "password123"}
-        assert httpx.post(f"{url}/auth/signup", json=account).status_code == 201
-        login = httpx.post(f"{url}/auth/login", json=account)
-        token = login.json()["token"]
-        auth = {"Authorization": f"Bearer {token}"}
-        source = httpx.post(
-            f"{url}/traffic-source",
-            json={"name": "shop", "trafficDomain": "https://shop.example.com"},
-            headers=auth,
-        )
-        assert source.status_code == 201, source.text
-        source_id = source.json()["id"]
-        key = httpx.post(
-            f"{url}/traffic-source/{source_id}/ingest-keys",
-            json={"name": "collector"},
-            headers=auth,
-        )
-        assert key.status_code == 201, key.text
-        yield LogHarbor(url, process, token, source_id, key.json()["key"])
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGCONT)
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+    with running_logharbor(database_url, tmp_path / "data") as server:
+        yield server
 
 
 def shop_api(collector: Collector) -> FastAPI:
