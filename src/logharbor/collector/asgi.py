@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from time import perf_counter
 from typing import Any
@@ -30,21 +31,45 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024
 _PARAM_TYPE = re.compile(r"\{([^}:]+):[^}]*\}")
 
 
-def route_template(scope: Scope, root_path: str) -> str | None:
-    """The matched route's template, as the framework left it in the scope."""
+def route_template(scope: Scope, root_path: str, path: str) -> str | None:
+    """The matched route's template, as the framework left it in the scope, written as a path of
+    the same URL as ``path`` (the path the request arrived with)."""
+    # A server's root_path (an app served under /shop) is part of the recorded pathname when the
+    # server put it into ``path``, as ASGI servers now do, so it is part of the route as well.
+    base = ""
+    if root_path and (path == root_path or path.startswith(root_path.rstrip("/") + "/")):
+        base = root_path.rstrip("/")
     route = scope.get("route")
-    template = getattr(route, "path", None) if route is not None else None
-    if isinstance(template, str):
-        # A route inside Mount("/api", ...) knows only its own part; the mount's part is what
-        # the routing added to root_path.
-        mounted = scope.get("root_path", "")
-        prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
-        return prefix + template
-    template = scope.get("path_template")  # Litestar
-    if isinstance(template, str):
-        return _PARAM_TYPE.sub(r"{\1}", template)
+    if route is not None:  # Starlette, FastAPI
+        return _starlette_template(scope, route, root_path, base)
+    template = scope.get("path_template")  # Litestar; "" for a mounted ASGI app
+    if isinstance(template, str) and template:
+        return base + _PARAM_TYPE.sub(r"{\1}", template)
     template = scope.get("logharbor.route")  # set by the app itself, any framework
     return template if isinstance(template, str) else None
+
+
+def _starlette_template(scope: Scope, route: Any, root_path: str, base: str) -> str | None:
+    routing = sys.modules.get("starlette.routing")
+    mount = getattr(routing, "Mount", None)
+    if mount is not None and isinstance(route, mount):
+        # A mounted app that routes nothing itself (StaticFiles, a WSGI app): its paths have no
+        # template. (A mounted router puts its own matched route in the scope.)
+        return None
+    fastapi = scope.get("fastapi")
+    context = fastapi.get("effective_route_context") if isinstance(fastapi, dict) else None
+    if context is not None and getattr(context, "original_route", None) is route:
+        # Newer FastAPI includes a router's routes without copying them: the scope names the
+        # router's own route ("/orders/{id}"); the include's prefix is only in this context.
+        route = getattr(context, "starlette_route", None) or context
+    template = getattr(route, "path", None)
+    if not isinstance(template, str):
+        return None
+    # A route inside Mount("/api", ...) knows only its own part; the mount's part is what the
+    # routing added to root_path.
+    mounted = scope.get("root_path", "")
+    prefix = mounted[len(root_path) :] if mounted.startswith(root_path) else ""
+    return base + prefix + template
 
 
 class LogHarborASGIMiddleware:
@@ -79,7 +104,10 @@ class LogHarborASGIMiddleware:
             await self.app(scope, receive, send)
             return
         capture = _Capture(send, self.max_body_bytes if self.capture_bodies else 0)
+        # Taken now: a router may rewrite them (Litestar strips root_path from "path", and a
+        # Litestar mount leaves only the part below the mount).
         root_path = scope.get("root_path", "")
+        path = scope["path"]
         if self.capture_bodies:
             request_body = Body(self.max_body_bytes)
 
@@ -102,7 +130,7 @@ class LogHarborASGIMiddleware:
             raise
         finally:
             try:
-                self._record(scope, capture, started, root_path, request_body)
+                self._record(scope, capture, started, root_path, path, request_body)
             except Exception:
                 log.debug("LogHarbor collector error (ignored)", exc_info=True)
 
@@ -112,6 +140,7 @@ class LogHarborASGIMiddleware:
         capture: _Capture,
         started: float,
         root_path: str,
+        path: str,
         request_body: Body | None,
     ) -> None:
         ended = capture.ended or perf_counter()
@@ -129,7 +158,7 @@ class LogHarborASGIMiddleware:
                 method=scope["method"],
                 scheme=scope.get("scheme", "http"),
                 host=host,
-                path=scope["path"],
+                path=path,
                 query=scope.get("query_string", b""),
                 status=capture.status or 500,
                 elapsed_ms=(ended - started) * 1000.0,
@@ -137,7 +166,7 @@ class LogHarborASGIMiddleware:
                 response_headers=capture.headers,
                 request_body=request_body,
                 response_body=capture.body,
-                route=route_template(scope, root_path),
+                route=route_template(scope, root_path, path),
                 user_id=self._user(scope),
             )
         )

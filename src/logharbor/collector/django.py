@@ -39,6 +39,24 @@ def _from_settings() -> tuple[Collector, dict[str, Any]]:
     return collector, options
 
 
+def route_template(request: Any) -> str | None:
+    """The matched route as a path of the same URL as ``request.path``: Django's ``route`` has
+    no leading slash and leaves out the script prefix (an app served under /shop)."""
+    match = getattr(request, "resolver_match", None)
+    route = getattr(match, "route", None)
+    if not isinstance(route, str):
+        return None
+    # re_path() routes are regular expressions: their anchors are no part of the URL.
+    route = route.lstrip("^/")
+    if route.endswith("\\Z"):
+        route = route[:-2]
+    elif route.endswith("$") and not route.endswith("\\$"):
+        route = route[:-1]
+    path, path_info = request.path, request.path_info
+    script = path[: len(path) - len(path_info)] if path_info and path.endswith(path_info) else ""
+    return f"{script.rstrip('/')}/{route}"
+
+
 class LogHarborMiddleware:
     """Records every request Django serves into the configured collector."""
 
@@ -87,8 +105,6 @@ class LogHarborMiddleware:
 
     def _record(self, request: Any, response: Any, started: float, body: Body | None) -> None:
         elapsed = (perf_counter() - started) * 1000.0
-        match = getattr(request, "resolver_match", None)
-        route = getattr(match, "route", None) if match is not None else None
         response_body = None
         if self.capture_bodies:
             response_body = Body(self.max_body_bytes)
@@ -111,7 +127,7 @@ class LogHarborMiddleware:
                 response_headers=list(response.items()),
                 request_body=body,
                 response_body=response_body,
-                route=("/" + route.lstrip("/")) if isinstance(route, str) else None,
+                route=route_template(request),
                 user_id=self._user(request),
             )
         )
