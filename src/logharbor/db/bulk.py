@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 
-def upsertable_insert(dialect: str, table: Table) -> Insert:
+def upsertable_insert(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
     """``INSERT`` that supports ``ON CONFLICT``: the one place where the two dialects differ."""
     match dialect:
         case "postgresql":
@@ -63,6 +63,7 @@ class BulkInsert:
         found = self._by_dialect.get(dialect.name)
         if found is None:
             copy = dialect.name == "postgresql" and self.upsert is None
+            order: Sequence[str]
             if copy:
                 names = ", ".join(dialect.identifier_preparer.quote(key) for key in self.columns)
                 table = dialect.identifier_preparer.format_table(self.table)
