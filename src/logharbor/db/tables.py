@@ -7,6 +7,8 @@ in one statement, and tenancy checks can always start from ``traffic_source_id``
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -124,7 +126,7 @@ pathnames = Table(
 )
 
 
-def _payload_columns() -> list[Column[object]]:
+def _payload_columns() -> list[Column[Any]]:
     """Headers and body of a request or response, stored in full up to the body cap."""
     return [
         Column("headers", JSONDocument, nullable=True),
@@ -165,7 +167,7 @@ responses = Table(
 )
 
 
-def _traffic_columns() -> list[Column[object]]:
+def _traffic_columns() -> list[Column[Any]]:
     return [
         Column("status", Integer, nullable=False),
         Column("method", String(10), nullable=False),  # upper case
@@ -297,7 +299,7 @@ RAW_DDL_NAME_PREFIXES = ("prompt_search_fts", "ix_prompt_search_trgm_")
 # No FK on domain/pathname: a rollup outlives its raw records (retention) and costs no extra index.
 
 
-def _rollup_key() -> list[Column[object]]:
+def _rollup_key() -> list[Column[Any]]:
     return [
         Column(
             "traffic_source_id",

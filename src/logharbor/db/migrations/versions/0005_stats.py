@@ -10,6 +10,8 @@ and their log-scale latency histograms. See logharbor/stats/rollups.py.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -21,8 +23,8 @@ branch_labels = None
 depends_on = None
 
 
-def _key(table: str, *, per_pathname: bool = False) -> list[sa.SchemaItem]:
-    columns = [
+def _key(table: str, *, per_pathname: bool = False) -> list[sa.schema.SchemaItem]:
+    columns: list[sa.Column[Any]] = [
         sa.Column("traffic_source_id", sa.String(length=36), nullable=False),
         sa.Column("resolution", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("bucket_start", logharbor.db.types.UTCDateTime(timezone=True), nullable=False),
