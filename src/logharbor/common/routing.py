@@ -110,6 +110,8 @@ def also_at(router: APIRouter, *paths: str) -> Callable[[EndpointT], EndpointT]:
         route = next(
             r for r in reversed(router.routes) if isinstance(r, APIRoute) and r.endpoint is endpoint
         )
+        # FastAPI always gives an APIRoute its methods; starlette's Route types them Optional.
+        assert route.methods is not None
         for path in paths:
             router.add_api_route(
                 path,
@@ -213,6 +215,7 @@ class DirectLane:
             for route in router.routes
             if isinstance(route, FamilyRoute)
             and route.direct_handler is not None
+            and route.methods is not None
             and "POST" in route.methods
         ]
 
