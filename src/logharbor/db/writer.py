@@ -272,7 +272,7 @@ def _run_bulk(
 
     if staged is _UNSTAGED:
         return [
-            _run_one(conn, pending, lambda c, item=pending.item: runner(c, [item])[0], events_out)
+            _run_one(conn, pending, _item_job(runner, pending.item), events_out)
             for pending in group
         ]
     found: list[Any] = []
@@ -288,6 +288,11 @@ def _run_bulk(
     return [
         (pending, _succeeded(value), value) for pending, value in zip(group, values, strict=True)
     ]
+
+
+def _item_job(runner: BulkRunner, item: Any) -> Job:
+    """One bulk item as a job of its own, for the careful item-by-item run."""
+    return lambda conn: runner(conn, [item])[0]
 
 
 def _run_one(
