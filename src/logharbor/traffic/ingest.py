@@ -318,8 +318,10 @@ class NameCache:
             table[key] = value
 
     def forget(self, source_id: str) -> None:
+        # Both tables are keyed by tuples that start with the source id.
+        tables: tuple[dict[Any, Any], ...] = (self._domains, self._pathnames)
         with self._lock:
-            for table in (self._domains, self._pathnames):
+            for table in tables:
                 for key in [k for k in table if k[0] == source_id]:
                     del table[key]
 
