@@ -227,8 +227,8 @@ def labels(conn: Connection, group_by: str, keys: list[Any]) -> dict[Any, dict[s
             for pid, pv, did, dv in conn.execute(query)
         }
     if group_by == "domain" and keys:
-        query = select(domains.c.id, domains.c.value).where(domains.c.id.in_(keys))
-        return {did: {"domainId": did, "domain": dv} for did, dv in conn.execute(query)}
+        domain_query = select(domains.c.id, domains.c.value).where(domains.c.id.in_(keys))
+        return {did: {"domainId": did, "domain": dv} for did, dv in conn.execute(domain_query)}
     if group_by == "status":
         return {k: {"status": f"{k}xx"} for k in keys}
     if group_by == "method":

@@ -123,7 +123,7 @@ class Rollup:
 
 
 def _key_params(key: Key | PathKey) -> dict[str, Any]:
-    params = dict(zip(KEY_COLUMNS, key, strict=False))
+    params: dict[str, Any] = dict(zip(KEY_COLUMNS, key, strict=False))
     params["bucket_start"] = datetime.fromtimestamp(params["bucket_start"], UTC)
     return params
 
