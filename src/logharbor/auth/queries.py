@@ -17,7 +17,7 @@ def create_user(
     conn: Connection, *, email: str, name: str, password_hash: str, utc: int = 0
 ) -> RowMapping:
     now = utcnow()
-    row = {
+    row: dict[str, Any] = {
         "id": new_id(),
         "email": email.strip().lower(),
         "name": name,
