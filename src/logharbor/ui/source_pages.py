@@ -59,7 +59,7 @@ async def create_source(request: Request) -> Response:
     principal, form = await signed_form(request)
     values = {"name": form.get("name", ""), "trafficDomain": form.get("trafficDomain", "").strip()}
     try:
-        body = TrafficSourceIn(**values)
+        body = TrafficSourceIn(name=values["name"], trafficDomain=values["trafficDomain"])
         created = source_routes.create_source(body, principal, get_db(request))
     except (ValidationError, BadRequest) as exc:
         return _home(request, values, form_errors(exc, "name"), 400)

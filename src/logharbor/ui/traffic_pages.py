@@ -194,7 +194,7 @@ def record_page(request: Request, source_id: str, record_id: str) -> Response:
     with db.read() as conn:
         source = readable_source(conn, source_id, principal)
     record = traffic_routes.get_record(source["id"], record_id, principal, db)
-    parts = {}
+    parts: dict[str, dict[str, Any] | None] = {}
     for side in ("request", "response"):
         payload = record.get(side)
         if payload is None:
