@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     # for this many (at least as many); per-day rows for ever. See stats/retention.py.
     stats_minute_days: int = Field(default=14, ge=1, le=36_500)
     stats_hour_days: int = Field(default=400, ge=1, le=36_500)
+    # For collectors that send no routeTemplate (Arkyn's): count /users/42 under /users/:id.
+    stats_template_pathnames: bool = False
     retention_interval_minutes: float = Field(default=60.0, gt=0)
     retention_batch_size: int = Field(default=1000, ge=1)
     webhook_outbox_keep_days: int = Field(default=7, ge=1)

@@ -136,3 +136,39 @@ def test_deleting_a_route_keeps_its_records(
     # The next record with that route creates it again (the ingest cache's id is stale now).
     again = compose(client, user.headers, sid, pathnameUrl="/orders/6", routeTemplate="/orders/:id")
     assert again["routeTemplate"] == "/orders/:id"
+
+
+def test_pathnames_can_be_templated_for_collectors_that_send_no_route(
+    settings: Any, make_user: Callable[..., AUser]
+) -> None:
+    from logharbor.app import create_app
+
+    templating = settings.model_copy(update={"stats_template_pathnames": True})
+    with TestClient(create_app(templating)) as client:
+        user = make_user()
+        sid = client.post(
+            "/traffic-source",
+            json={"name": "arkyn-era", "trafficDomain": "https://api.example.com"},
+            headers=user.headers,
+        ).json()["id"]
+        uuid_path = "/users/0190f1a2-3b4c-7d5e-8f60-718293a4b5c6"
+        for path in ("/users/42", "/users/43?tab=1", uuid_path, "/health", "/search?q=x"):
+            compose(client, user.headers, sid, pathnameUrl=path)
+        sent = compose(client, user.headers, sid, pathnameUrl="/users/44", routeTemplate="/u/{n}")
+        assert sent["routeTemplate"] == "/u/{n}"  # a template sent always wins
+        listed = client.get(f"/http-traffic-record/{sid}", headers=user.headers).json()["data"]
+        assert {item["pathname"]: item["routeTemplate"] for item in listed} == {
+            "/users/42": "/users/:id",
+            "/users/43?tab=1": "/users/:id",
+            uuid_path: "/users/:id",
+            "/health": None,
+            "/search?q=x": "/search",
+            "/users/44": "/u/{n}",
+        }
+        groups = _pathname_groups(client, user, sid)
+    assert {group["pathname"]: group["count"] for group in groups} == {
+        "/users/:id": 3,
+        "/health": 1,
+        "/search": 1,
+        "/u/{n}": 1,
+    }

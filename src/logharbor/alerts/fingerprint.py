@@ -28,6 +28,7 @@ import json
 import re
 
 from logharbor.traffic.events import TrafficEvent
+from logharbor.traffic.normalize import template_pathname
 
 VERSION = "v1"
 MESSAGE_CHARS = 200
@@ -36,10 +37,6 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 _HEX = re.compile(r"\b(?:0x)?[0-9a-fA-F]{12,}\b")
 _DIGITS = re.compile(r"\d+")
 _SPACE = re.compile(r"\s+")
-_ID_SEGMENT = re.compile(
-    r"^(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-    r"|[0-9a-fA-F]{16,}|(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,})$"
-)
 _MESSAGE_KEYS = ("message", "error", "detail", "title", "name")
 
 
@@ -47,12 +44,6 @@ def route_of(event: TrafficEvent) -> str:
     if event.kind == "core":
         return event.pathname or "/"
     return template_pathname(event.pathname)
-
-
-def template_pathname(pathname: str) -> str:
-    path = pathname.split("?", 1)[0].split("#", 1)[0] or "/"
-    segments = [":id" if _ID_SEGMENT.match(part) else part for part in path.split("/")]
-    return "/".join(segments)
 
 
 def _message_text(preview: str) -> str:

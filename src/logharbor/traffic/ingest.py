@@ -137,6 +137,9 @@ def prepare_compose(item: ComposeIn, config: IngestConfig) -> PreparedRecord:
     route = None
     if item.routeTemplate is not None:
         route = _collect(errors, "routeTemplate", normalize.normalize_route, item.routeTemplate)
+    elif config.template_pathnames and pathname is not None:
+        templated = normalize.template_pathname(pathname)
+        route = templated if templated != pathname else None
     request = response = None
     try:
         request = prepare_payload(

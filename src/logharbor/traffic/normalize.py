@@ -153,6 +153,20 @@ def normalize_route(value: str) -> str | None:
     return normalize_pathname(text if text.startswith("/") else "/" + text)
 
 
+_ID_SEGMENT = re.compile(
+    r"^(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[0-9a-fA-F]{16,}|(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,})$"
+)
+
+
+def template_pathname(pathname: str) -> str:
+    """``/users/42?x=1`` → ``/users/:id``: the query goes, and every segment that is a number, a
+    UUID or a long hex/base64-ish token becomes ``:id`` (alert fingerprints, opt-in stats)."""
+    path = pathname.split("?", 1)[0].split("#", 1)[0] or "/"
+    segments = [":id" if _ID_SEGMENT.match(part) else part for part in path.split("/")]
+    return "/".join(segments)
+
+
 def parse_document_text(value: Any) -> Any:
     """Collectors send headers and query params either as JSON or as JSON text of it."""
     if isinstance(value, str):
@@ -173,18 +187,25 @@ class IngestConfig:
     masked_keys: frozenset[str]
     body_cap_bytes: int
     body_preview_chars: int
+    # A record sent without a routeTemplate gets template_pathname(pathname) as its route.
+    template_pathnames: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestConfig:
         return _config(
-            tuple(settings.masked_keys), settings.body_cap_bytes, settings.body_preview_chars
+            tuple(settings.masked_keys),
+            settings.body_cap_bytes,
+            settings.body_preview_chars,
+            settings.stats_template_pathnames,
         )
 
 
 @lru_cache(maxsize=16)
-def _config(masked_keys: tuple[str, ...], body_cap_bytes: int, preview_chars: int) -> IngestConfig:
+def _config(
+    masked_keys: tuple[str, ...], body_cap_bytes: int, preview_chars: int, template: bool
+) -> IngestConfig:
     # Every ingest request asks for it; building the key set each time showed in profiles.
-    return IngestConfig(normalize_keys(masked_keys), body_cap_bytes, preview_chars)
+    return IngestConfig(normalize_keys(masked_keys), body_cap_bytes, preview_chars, template)
 
 
 @dataclass(frozen=True, slots=True)
