@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from traffic_support import body, compose
+from traffic_support import body, compose, create_source
 
 from helpers import AUser
 from logharbor.common.timestamps import iso, utcnow
@@ -146,11 +146,7 @@ def test_pathnames_can_be_templated_for_collectors_that_send_no_route(
     templating = settings.model_copy(update={"stats_template_pathnames": True})
     with TestClient(create_app(templating)) as client:
         user = make_user()
-        sid = client.post(
-            "/traffic-source",
-            json={"name": "arkyn-era", "trafficDomain": "https://api.example.com"},
-            headers=user.headers,
-        ).json()["id"]
+        sid = create_source(client, user)["id"]
         uuid_path = "/users/0190f1a2-3b4c-7d5e-8f60-718293a4b5c6"
         for path in ("/users/42", "/users/43?tab=1", uuid_path, "/health", "/search?q=x"):
             compose(client, user.headers, sid, pathnameUrl=path)
