@@ -28,6 +28,23 @@ def _users_in_file_alone(database: Path, tmp_path: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM users").fetchone()[0])
 
 
+def _add_user(db: Database, n: int) -> None:
+    """One write transaction, as every request makes."""
+    with db.write() as conn:
+        now = utcnow()
+        conn.execute(
+            insert(users).values(
+                id=new_id(),
+                email=f"u{n}@example.com",
+                name="u",
+                password_hash="x",
+                utc=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
 def test_every_so_many_writes_the_wal_is_checkpointed(tmp_path: Path) -> None:
     database = tmp_path / "logharbor.db"
     engine = make_engine(f"sqlite:///{database}")
@@ -38,19 +55,7 @@ def test_every_so_many_writes_the_wal_is_checkpointed(tmp_path: Path) -> None:
         if n == CHECKPOINT_EVERY_WRITES - 1:
             # No automatic checkpoint so far: everything written is still only in the WAL.
             assert _users_in_file_alone(database, tmp_path) == 0
-        with db.write() as conn:
-            now = utcnow()
-            conn.execute(
-                insert(users).values(
-                    id=new_id(),
-                    email=f"u{n}@example.com",
-                    name="u",
-                    password_hash="x",
-                    utc=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+        _add_user(db, n)
     assert _users_in_file_alone(database, tmp_path) == CHECKPOINT_EVERY_WRITES
     db.dispose()
 
@@ -68,19 +73,7 @@ def test_a_failed_checkpoint_does_not_fail_the_committed_write(tmp_path: Path) -
 
     db = Database(engine)
     for n in range(CHECKPOINT_EVERY_WRITES):  # the last one checkpoints, and that fails
-        with db.write() as conn:
-            now = utcnow()
-            conn.execute(
-                insert(users).values(
-                    id=new_id(),
-                    email=f"u{n}@example.com",
-                    name="u",
-                    password_hash="x",
-                    utc=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+        _add_user(db, n)
     with db.read() as conn:
         assert len(conn.execute(select(users.c.id)).all()) == CHECKPOINT_EVERY_WRITES
     db.dispose()
