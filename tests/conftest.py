@@ -25,6 +25,7 @@ from logharbor.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from alerts.support import Receiver
 from helpers import AUser
 from postgres import Cluster, start_cluster
 
@@ -138,3 +139,11 @@ def make_user(client: TestClient) -> Callable[..., AUser]:
 @pytest.fixture
 def user(make_user: Callable[..., AUser]) -> AUser:
     return make_user()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP server on 127.0.0.1 that records the webhook deliveries it gets."""
+    rec = Receiver().start()
+    yield rec
+    rec.stop()

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from alerts.support import FAST, Receiver, add_source
+from alerts.support import FAST, add_source
 from logharbor.db.engine import Database
 from logharbor.settings import Settings
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver().start()
-    yield rec
-    rec.stop()
 
 
 @pytest.fixture

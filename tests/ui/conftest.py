@@ -20,7 +20,6 @@ import uvicorn
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from alerts.support import Receiver
 from helpers import AUser
 from logharbor.app import create_app
 from logharbor.settings import Settings
@@ -45,13 +44,6 @@ SCREENSHOT_DIR_ENV = "LOGHARBOR_SCREENSHOTS"
 def settings(settings: Settings) -> Settings:
     # Webhooks that post to a receiver on 127.0.0.1 (the sandbox resolves no public names).
     return settings.model_copy(update={"webhook_allow_http": True, "webhook_allow_private": True})
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    rec = Receiver().start()
-    yield rec
-    rec.stop()
 
 
 @pytest.fixture
