@@ -106,11 +106,11 @@ def grant_ingest(
     ingest key's last use is recorded here too, at most once a minute.
     """
     source_ids = sorted({source_id for _, source_id in asks})
-    owners: dict[str, str] = dict(conn.execute(_OWNERS, {"ids": source_ids}).all())  # type: ignore[arg-type]
+    owners: dict[str, str] = dict(conn.execute(_OWNERS, {"ids": source_ids}).all())
     key_ids = sorted({p.ingest_key_id for p, _ in asks if p.ingest_key_id is not None})
     live_keys: dict[str, datetime | None] = {}
     if key_ids:
-        live_keys = dict(conn.execute(_LIVE_KEYS, {"ids": key_ids}).all())  # type: ignore[arg-type]
+        live_keys = dict(conn.execute(_LIVE_KEYS, {"ids": key_ids}).all())
     verdicts: list[LogHarborError | None] = []
     for principal, source_id in asks:
         if principal.is_ingest_key and principal.ingest_key_id not in live_keys:

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Connection, Table, delete, select
 
 from logharbor.auth.deps import AppSettings, CurrentPrincipal, CurrentUser, Db
 from logharbor.common.errors import BadRequest, NotFound
 from logharbor.common.ids import is_uuid
-from logharbor.common.pagination import Page, Paginated
+from logharbor.common.pagination import Page, PageRequest, Paginated
 from logharbor.common.routing import ArkynRoute, also_at, path_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import (
@@ -60,10 +60,10 @@ def _value_sort(table: Table) -> dict[str, Any]:
 
 
 def _list(
-    conn: Any,
+    conn: Connection,
     table: Table,
     where: list[Any],
-    page: Any,
+    page: PageRequest,
     sort: Any,
     q: str | None,
     to_json: Any,
