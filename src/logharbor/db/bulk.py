@@ -92,29 +92,36 @@ class BulkInsert:
         self.execute(conn, self.parameters(conn.dialect, rows))
 
     def execute(self, conn: Connection, params: list[Any]) -> None:
-        """Insert rows already converted by ``parameters`` for this connection's dialect."""
+        """Insert rows already converted by ``parameters`` for this connection's dialect.
+
+        Straight on the driver's cursor, inside the transaction ``conn`` has open: for the
+        handful of rows of one group commit, SQLAlchemy's execution context (events, result
+        setup) cost as much as the insert itself. Errors are raised as SQLAlchemy would have
+        raised them (IntegrityError for a foreign key...), so that callers and the writer's
+        retry rules see the same exceptions either way.
+        """
         if not params:
             return
         compiled = self._compiled(conn.dialect)
-        if compiled.named:
-            keys = [key for key, _ in compiled.columns]
-            conn.exec_driver_sql(
-                compiled.sql, [dict(zip(keys, row, strict=True)) for row in params]
-            )
-            return
-        if not compiled.copy:
-            conn.exec_driver_sql(compiled.sql, params)
-            return
-        # The psycopg connection under ``conn``: the COPY joins the same transaction.
         driver = conn.connection.driver_connection
         dbapi_error = conn.dialect.dbapi.Error  # type: ignore[union-attr]
         try:
-            with driver.cursor() as cursor, cursor.copy(compiled.sql) as copy:  # type: ignore[union-attr]
-                for row in params:
-                    copy.write_row(row)
+            cursor = driver.cursor()  # type: ignore[union-attr]
+            try:
+                if compiled.copy:
+                    with cursor.copy(compiled.sql) as copy:
+                        for row in params:
+                            copy.write_row(row)
+                elif compiled.named:
+                    keys = [key for key, _ in compiled.columns]
+                    cursor.executemany(
+                        compiled.sql, [dict(zip(keys, row, strict=True)) for row in params]
+                    )
+                else:
+                    cursor.executemany(compiled.sql, params)
+            finally:
+                cursor.close()
         except dbapi_error as exc:
-            # As SQLAlchemy would have raised it (IntegrityError for a foreign key...), so that
-            # callers and the writer's retry rules see the same exceptions on both paths.
             raise DBAPIError.instance(compiled.sql, None, exc, dbapi_error) from exc
 
     def parameters(self, dialect: Dialect, rows: Sequence[dict[str, Any]]) -> list[Any]:
