@@ -1,6 +1,9 @@
 # ruff: noqa: E501  (long result lines and SQL column lists read better unwrapped)
 """Single-record compose: throughput and p99 at 64 connections vs a bare ASGI app returning 201.
 
+Also measured, on SQLite: the compose *ceiling* (``compose_ceiling.py``), LogHarbor's own app
+validating and normalizing the same body and storing nothing: no storage design could beat it.
+
 Both run under the same server (``logharbor.serving``: 2 uvicorn workers with uvloop and httptools,
 each on its own SO_REUSEPORT socket, no access log); the load
 generator is wrk, a separate C program. LogHarbor stores every record (request, response, traffic
@@ -64,6 +67,19 @@ def main() -> None:
                 "LOGHARBOR_SECRET_KEY": SECRET,
                 "LOGHARBOR_DATA_DIR": tmp,
             }
+            if name == "sqlite":
+                with server(
+                    "compose_ceiling:create_app", factory=True, env=env, workers=a.workers
+                ) as base:
+                    lua = lua_script(Path(tmp) / "ceiling.lua", body, None)
+                    wrk(base + "/ceiling", lua, 64, 3)
+                    top = median_run(
+                        [wrk(base + "/ceiling", lua, 64, a.seconds) for _ in range(a.runs)]
+                    )
+                print(
+                    f"RESULT ceiling (stack + validation, no storage) rps={top['rps']:.0f} (runs {top['rps_min']:.0f}-{top['rps_max']:.0f}) p99_ms={top['p99_ms']:.1f} ratio_to_bare={top['rps'] / bare['rps']:.1%}",
+                    flush=True,
+                )
             with server(
                 "logharbor.app:create_app_from_env", factory=True, env=env, workers=a.workers
             ) as base:
