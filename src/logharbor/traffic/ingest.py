@@ -20,7 +20,7 @@ item of the group at once and stores all their records per source in one stateme
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -503,9 +503,10 @@ def _rows(
         request_rows.append(request_row)
         response_rows.append(response_row)
         traffic_rows.append(traffic_row)
+        traffic = dict(zip(TRAFFIC_COLUMNS, traffic_row, strict=True))
         if detail:
             record_json = queries.record_json(
-                dict(zip(TRAFFIC_COLUMNS, traffic_row, strict=True)),
+                traffic,
                 domain=domain,
                 protocol=protocol,
                 pathname=pathname,
@@ -528,22 +529,11 @@ def _rows(
             # The same id twice in one batch is still one record.
             stored[record.record_id] = record_json
         published.append(
-            events.TrafficEvent(
-                kind="traffic",
-                id=record_id,
-                traffic_source_id=source_id,
-                domain_id=domain_id,
+            traffic_event(
+                traffic,
                 domain=domain,
-                pathname_id=pathname_id,
                 pathname=pathname,
-                method=record.method,
-                status=record.status,
-                level=record.level,
-                elapsed_time=record.elapsed_time,
-                traffic_user_id=record.traffic_user_id,
-                created_at=now,
                 response_preview=response.body.preview,
-                route_pathname_id=route_id,
             )
         )
     return (
@@ -672,8 +662,9 @@ async def ingest(request: Request, item: IngestItem) -> list[Any]:
 
 
 def traffic_event(
-    row: dict[str, Any] | Any, *, domain: str, pathname: str, response_preview: str | None
+    row: Mapping[str, Any], *, domain: str, pathname: str, response_preview: str | None
 ) -> events.TrafficEvent:
+    """The event of a stored ``http_traffic`` row (its columns by name)."""
     return events.TrafficEvent(
         kind="traffic",
         id=row["id"],
@@ -689,4 +680,5 @@ def traffic_event(
         traffic_user_id=row["traffic_user_id"],
         created_at=row["created_at"],
         response_preview=response_preview,
+        route_pathname_id=row.get("route_pathname_id"),
     )
