@@ -6,7 +6,7 @@ Never scans raw traffic: every figure comes from the minute/hour/day rollups wri
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -15,7 +15,7 @@ from logharbor.auth.deps import CurrentPrincipal, Db
 from logharbor.common.errors import BadRequest
 from logharbor.common.ids import is_uuid
 from logharbor.common.routing import ArkynRoute
-from logharbor.common.timestamps import parse_iso, utcnow
+from logharbor.common.timestamps import iso, parse_iso, utcnow
 from logharbor.stats import queries
 from logharbor.stats.histogram import percentiles
 from logharbor.stats.retention import kept_from, stored_detail
@@ -28,6 +28,8 @@ router = APIRouter(route_class=ArkynRoute, tags=["stats"])
 INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
 MAX_POINTS = 2000
 MAX_GROUPS = 1000
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"}
 
 
@@ -89,6 +91,11 @@ def get_stats(
         except ValueError:
             errors[name] = f"{name} must be an ISO-8601 date-time"
             continue
+        if not EARLIEST <= value <= LATEST:
+            # The range is widened to whole minutes (days, past the rollup horizons) and a
+            # missing start is a day before the end: dates at the calendar's ends overflow.
+            errors[name] = f"{name} must be from {iso(EARLIEST)} to {iso(LATEST)}"
+            continue
         if name == "endDate":
             end = value
             if startDate is None or startDate == "":
@@ -113,7 +120,8 @@ def get_stats(
             errors["status"] = "status must be a class such as 2xx or 5xx"
     group_limit = 100
     if limit is not None:
-        if not limit.isdigit() or not 1 <= int(limit) <= MAX_GROUPS:
+        # isdigit alone lets "²" through to int(), which refuses it.
+        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= MAX_GROUPS:
             errors["limit"] = f"limit must be an integer from 1 to {MAX_GROUPS}"
         else:
             group_limit = int(limit)

@@ -350,17 +350,20 @@ def store_records(
     if not records:
         return []
     names = names or NameCache()
+    stored = _already_stored(conn, source_id, records)
+    # Only the records to insert get names: a refused one (its id is another source's) must not
+    # leave a new domain or pathname behind in this source.
+    fresh = [r for r in records if r.record_id is None or r.record_id not in stored]
     # Resolve names in a sorted order, so that two transactions creating the same new domains
     # and pathnames take their locks in the same order and cannot deadlock each other.
     domain_by_origin = {
         origin: names.domain(conn, source_id, origin, protocol)
-        for origin, protocol in sorted({(r.origin, r.protocol) for r in records})
+        for origin, protocol in sorted({(r.origin, r.protocol) for r in fresh})
     }
     pathname_by_key = {
         (origin, value): names.pathname(conn, source_id, domain_by_origin[origin][0], value)
-        for origin, value in sorted(_pathnames_of(records))
+        for origin, value in sorted(_pathnames_of(fresh))
     }
-    stored = _already_stored(conn, source_id, records)
     rows = _rows(source_id, records, domain_by_origin, pathname_by_key, detail, stored)
     staged = _staged(conn.dialect, source_id, records, rows)
     return apply_staged(conn, staged, already_checked=True)  # type: ignore[return-value]

@@ -108,6 +108,10 @@ def normalize_domain(value: str, protocol: str | None = None) -> tuple[str, str]
         raise ValueError("Value is required")
     if len(text) > MAX_URL_CHARS:
         raise ValueError(f"Must be at most {MAX_URL_CHARS} characters")
+    # urlsplit silently deletes tabs and newlines (WHATWG), which would store another domain
+    # than the one sent: "https://a\nb.com" became "https://ab.com".
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise ValueError("Invalid URL format")
     if "://" not in text:
         text = f"{(protocol or 'HTTPS').lower()}://{text}"
     try:
