@@ -711,3 +711,31 @@ def test_stats_access(world: World, source: str, auth: str, status: int) -> None
         headers = _headers(world, auth)
     response = world.client.get(f"/stats/{sid}", headers=headers)
     assert_error(response, status)
+
+
+# --- the record lists share the date parsing --------------------------------------------------
+
+LIST_DATES: list[tuple[str, str, int]] = [
+    ("endDate", "9999-12-31", 200),  # through the calendar's last day: no end
+    ("endDate", "9999-12-31T23:59:59.9999Z", 200),
+    ("startDate", "9999-12-31T23:59:59.9999Z", 200),
+    ("startDate", "0001-01-01T00:00:00+01:00", 400),  # before year 1 in UTC
+    ("endDate", "0001-01-01T00:00:00+01:00", 400),
+    ("endDate", "2025-02-30", 400),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "status"), LIST_DATES)
+@pytest.mark.parametrize("path", ["/http-traffic-record/{}", "/http-traffic/{}", "/core-log/{}"])
+def test_list_dates_at_the_calendars_ends(
+    world: World, path: str, name: str, value: str, status: int
+) -> None:
+    response = world.client.get(
+        path.format(world.source_id), params={name: value}, headers=world.user.headers
+    )
+    if status == 200:
+        assert response.status_code == 200, response.text
+        expected = 0 if name == "startDate" or path.startswith("/core") else 1
+        assert response.json()["meta"]["totalItems"] == expected
+    else:
+        assert_error(response, status, name)

@@ -7,7 +7,7 @@ the parameter, and the same conditions feed both the page query and ``totalItems
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Query
@@ -134,11 +134,13 @@ def _parse_date(raw: str, *, end: bool) -> datetime:
     except ValueError:
         raise ValueError("must be an ISO-8601 date or date-time") from None
     # A bare date as endDate means "through that day", which is what people mean by it.
-    if end and len(text) == 10:
-        return value + timedelta(days=1)
-    if end:
-        return value + timedelta(milliseconds=1)
-    return value
+    step = timedelta(days=1) if len(text) == 10 else timedelta(milliseconds=1)
+    if not end:
+        return value
+    try:
+        return value + step
+    except OverflowError:  # through 9999-12-31: no end at all
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def _step(errors: dict[str, str], field: str, parse: Any, raw: str | None) -> Any:
