@@ -20,7 +20,7 @@ item of the group at once and stores all their records per source in one stateme
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -506,10 +506,9 @@ def _rows(
         request_rows.append(request_row)
         response_rows.append(response_row)
         traffic_rows.append(traffic_row)
-        traffic = dict(zip(TRAFFIC_COLUMNS, traffic_row, strict=True))
         if detail:
             record_json = queries.record_json(
-                traffic,
+                dict(zip(TRAFFIC_COLUMNS, traffic_row, strict=True)),
                 domain=domain,
                 protocol=protocol,
                 pathname=pathname,
@@ -533,7 +532,7 @@ def _rows(
             stored[record.record_id] = record_json
         published.append(
             traffic_event(
-                traffic,
+                traffic_row,
                 domain=domain,
                 pathname=pathname,
                 response_preview=response.body.preview,
@@ -665,23 +664,39 @@ async def ingest(request: Request, item: IngestItem) -> list[Any]:
 
 
 def traffic_event(
-    row: Mapping[str, Any], *, domain: str, pathname: str, response_preview: str | None
+    row: Sequence[Any], *, domain: str, pathname: str, response_preview: str | None
 ) -> events.TrafficEvent:
-    """The event of a stored ``http_traffic`` row (its columns by name)."""
+    """The event of a stored ``http_traffic`` row, given as its values in ``TRAFFIC_COLUMNS``
+    order (a tuple: the batch path builds no dict per record)."""
+    (
+        record_id,
+        source_id,
+        domain_id,
+        pathname_id,
+        status,
+        method,
+        level,
+        elapsed_time,
+        traffic_user_id,
+        _request_id,
+        _response_id,
+        created_at,
+        route_pathname_id,
+    ) = row
     return events.TrafficEvent(
         kind="traffic",
-        id=row["id"],
-        traffic_source_id=row["traffic_source_id"],
-        domain_id=row["domain_id"],
+        id=record_id,
+        traffic_source_id=source_id,
+        domain_id=domain_id,
         domain=domain,
-        pathname_id=row["pathname_id"],
+        pathname_id=pathname_id,
         pathname=pathname,
-        method=row["method"],
-        status=row["status"],
-        level=row["level"],
-        elapsed_time=row["elapsed_time"],
-        traffic_user_id=row["traffic_user_id"],
-        created_at=row["created_at"],
+        method=method,
+        status=status,
+        level=level,
+        elapsed_time=elapsed_time,
+        traffic_user_id=traffic_user_id,
+        created_at=created_at,
         response_preview=response_preview,
-        route_pathname_id=row.get("route_pathname_id"),
+        route_pathname_id=route_pathname_id,
     )

@@ -34,6 +34,7 @@ from logharbor.traffic import events, normalize, queries
 from logharbor.traffic.access import Access, check_source_id, require_source, require_source_of
 from logharbor.traffic.filters import CoreLogFilters, Filters, Sort
 from logharbor.traffic.ingest import (
+    TRAFFIC_COLUMNS,
     IngestConfig,
     IngestItem,
     ingest,
@@ -144,7 +145,7 @@ async def create_http_traffic(
         }
         queries.insert_row(conn, http_traffic, row)
         event = traffic_event(
-            row,
+            [row.get(column) for column in TRAFFIC_COLUMNS],
             domain=domain["value"],
             pathname=pathname["value"],
             response_preview=response_row["body_preview"],
