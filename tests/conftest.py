@@ -1,13 +1,12 @@
 """Fixtures: every storage test runs on SQLite and on a real PostgreSQL started here.
 
 ``--db sqlite|postgresql|all`` picks the backends (default all). Each test gets a fresh database
-copied from a template that the real migrations built once per session.
+copied from a template that the real migrations built once per session. (For many cheap
+cases on one world per database, see ``databases.chosen_backends`` and test_hostile_ingest.)
 """
 
 from __future__ import annotations
 
-import itertools
-import shutil
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -26,13 +25,9 @@ from logharbor.settings import Settings
 sys.path.insert(0, str(Path(__file__).parent))
 
 from alerts.support import Receiver
+from databases import BACKENDS, TEMPLATE_DB, chosen_backends, fresh_database, settings_for, sign_up
 from helpers import AUser
 from postgres import Cluster, start_cluster
-
-TEST_SECRET = "test-secret-that-is-long-enough-for-hs256"
-BACKENDS = ("sqlite", "postgresql")
-TEMPLATE_DB = "logharbor_template"
-_counter = itertools.count()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -41,9 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
-        chosen = metafunc.config.getoption("--db")
-        backends = BACKENDS if chosen == "all" else (chosen,)
-        metafunc.parametrize("backend", backends, indirect=True)
+        metafunc.parametrize("backend", chosen_backends(metafunc.config), indirect=True)
 
 
 @pytest.fixture
@@ -85,24 +78,13 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated, empty database on the chosen backend."""
-    if backend == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
-        target = tmp_path / "logharbor.db"
-        shutil.copyfile(template, target)
-        yield f"sqlite:///{target}"
-        return
-    cluster: Cluster = request.getfixturevalue("pg_cluster")
-    name = f"t{next(_counter)}_{abs(hash(request.node.nodeid)) % 10**8}"
-    with psycopg.connect(cluster.url(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-    yield cluster.url(name)
-    with psycopg.connect(cluster.url(), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_database(backend, request, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "data", secret_key=TEST_SECRET)
+    return settings_for(database_url, tmp_path)
 
 
 @pytest.fixture
@@ -121,17 +103,7 @@ def make_user(client: TestClient) -> Callable[..., AUser]:
     """Sign up and log in a user through the API."""
 
     def make(name: str | None = None) -> AUser:
-        n = next(_counter)
-        email = f"user{n}@example.com"
-        password = "password123"
-        response = client.post(
-            "/auth/signup", json={"name": name or f"User {n}", "email": email, "password": password}
-        )
-        assert response.status_code == 201, response.text
-        login = client.post("/user/auth", json={"email": email, "password": password})
-        assert login.status_code == 200, login.text
-        body = login.json()
-        return AUser(id=body["id"], email=email, password=password, token=body["token"])
+        return sign_up(client, name)
 
     return make
 

@@ -3,13 +3,17 @@
 The rule under test: bad input gets a clear 4xx with a reason, never a 500, a traceback or a
 hang, and nothing already stored is lost or half-written. Every write case counts the rows of
 every traffic table (and the rollups) before and after, so a half-written record shows.
+
+Hundreds of cases share one world per database (``world_backend`` is parametrized per module):
+every check is a difference of counts, and what needs a known state (a key to revoke, exact
+totals) gets a source of its own.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).parent / "traffic"))
 
 from traffic_support import body, compose, create_source, ingest_key
 
+from databases import chosen_backends, fresh_database, settings_for, sign_up
 from helpers import AUser, bearer
+from logharbor.app import create_app
 from logharbor.auth.tokens import issue_token
 from logharbor.common.ids import new_id
 from logharbor.db import tables
@@ -39,6 +45,7 @@ class World:
     source_id: str
     other_source_id: str  # owned by another user
     key: str  # an ingest key of source_id
+    quiet_source_id: str  # holds one record, and no test writes there
 
     def counts(self) -> dict[str, int]:
         db = self.client.app.state.db  # type: ignore[attr-defined]
@@ -63,16 +70,35 @@ class World:
         return self.counts()["http_traffic"]
 
 
-@pytest.fixture
-def world(client: TestClient, make_user: Callable[..., AUser]) -> World:
-    user = make_user()
-    other = make_user()
-    source_id = create_source(client, user)["id"]
-    other_source_id = create_source(client, other, name="Not yours")["id"]
-    # One record already stored on each, which no refused request may disturb.
-    compose(client, user.headers, source_id)
-    compose(client, other.headers, other_source_id)
-    return World(client, user, source_id, other_source_id, ingest_key(client, user, source_id))
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "world_backend" in metafunc.fixturenames:
+        backends = chosen_backends(metafunc.config)
+        metafunc.parametrize("world_backend", backends, scope="module")
+
+
+@pytest.fixture(scope="module")
+def world(
+    world_backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
+    directory = tmp_path_factory.mktemp("hostile")
+    with (
+        fresh_database(world_backend, request, directory) as url,
+        TestClient(create_app(settings_for(url, directory))) as client,
+    ):
+        user = sign_up(client)
+        other = sign_up(client)
+        source_id = create_source(client, user)["id"]
+        other_source_id = create_source(client, other, name="Not yours")["id"]
+        quiet_source_id = create_source(client, user, name="Quiet")["id"]
+        # One record already stored on each, which no refused request may disturb.
+        for headers, sid in (
+            (user.headers, source_id),
+            (other.headers, other_source_id),
+            (user.headers, quiet_source_id),
+        ):
+            compose(client, headers, sid)
+        key = ingest_key(client, user, source_id)
+        yield World(client, user, source_id, other_source_id, key, quiet_source_id)
 
 
 def assert_error(response: Response, status: int, field: str | None = None) -> dict[str, Any]:
@@ -379,11 +405,13 @@ def test_source_ids_that_are_not_yours(world: World, kind: str, source: str, sta
 def test_ingest_keys_of_another_source_or_revoked(world: World, kind: str) -> None:
     client, user = world.client, world.user
     other_key = ingest_key(client, user, create_source(client, user, name="Second")["id"])
-    keys = client.get(f"/traffic-source/{world.source_id}/ingest-keys", headers=user.headers)
+    # A source and key of this test's own: the shared ones must stay valid for the others.
+    sid = create_source(client, user, name="To revoke")["id"]
+    key = ingest_key(client, user, sid)
+    keys = client.get(f"/traffic-source/{sid}/ingest-keys", headers=user.headers)
     key_id = keys.json()[0]["id"]
 
     def send(key: str) -> Response:
-        sid = world.source_id
         if kind == "compose":
             path, content = f"/http-traffic-record/{sid}", body()
         elif kind == "ingest-log":
@@ -398,13 +426,11 @@ def test_ingest_keys_of_another_source_or_revoked(world: World, kind: str) -> No
 
     before = world.counts()
     assert_error(send(other_key), 403)
-    assert send(world.key).status_code == 201
+    assert send(key).status_code == 201
     after = world.stored()
-    revoked = client.delete(
-        f"/traffic-source/{world.source_id}/ingest-keys/{key_id}", headers=user.headers
-    )
+    revoked = client.delete(f"/traffic-source/{sid}/ingest-keys/{key_id}", headers=user.headers)
     assert revoked.status_code == 204
-    assert_error(send(world.key), 401)
+    assert_error(send(key), 401)
     assert world.stored() == after == before["http_traffic"] + 1
 
 
@@ -496,7 +522,7 @@ def test_good_items_are_stored_and_each_bad_one_named_by_index(world: World, kin
         "text",
         body(responseBody={"deep": json.loads(nested(100))}),
         body(domainUrl="https://\ud800.example"),
-        body(pathnameUrl="/c", method="delete", status=503),
+        body(pathnameUrl=f"/c-{kind}", method="delete", status=503),
         [],
         body(requestHeaders={"k": "\x00"}),
         body(id="'; DROP TABLE http_traffic; --"),
@@ -518,7 +544,7 @@ def test_good_items_are_stored_and_each_bad_one_named_by_index(world: World, kin
     after = world.counts()
     for table in ("http_traffic", "requests", "responses", "rollups"):
         assert after[table] == before[table] + 2, table
-    # Only the two stored records' names were created (/v1/users exists already, /c is new).
+    # Only the two stored records' names were created (/v1/users exists already, /c-… is new).
     assert (after["domains"], after["pathnames"]) == (before["domains"], before["pathnames"] + 1)
 
 
@@ -683,7 +709,7 @@ def test_stats_edge_parameters_answer_200(world: World, params: Any) -> None:
 
 
 def test_stats_counts_the_stored_records(world: World) -> None:
-    response = world.client.get(f"/stats/{world.source_id}", headers=world.user.headers)
+    response = world.client.get(f"/stats/{world.quiet_source_id}", headers=world.user.headers)
     assert response.status_code == 200, response.text
     assert response.json()["totals"]["count"] == 1
 
@@ -731,7 +757,7 @@ def test_list_dates_at_the_calendars_ends(
     world: World, path: str, name: str, value: str, status: int
 ) -> None:
     response = world.client.get(
-        path.format(world.source_id), params={name: value}, headers=world.user.headers
+        path.format(world.quiet_source_id), params={name: value}, headers=world.user.headers
     )
     if status == 200:
         assert response.status_code == 200, response.text
