@@ -134,9 +134,9 @@ def _parse_date(raw: str, *, end: bool) -> datetime:
     except ValueError:
         raise ValueError("must be an ISO-8601 date or date-time") from None
     # A bare date as endDate means "through that day", which is what people mean by it.
-    step = timedelta(days=1) if len(text) == 10 else timedelta(milliseconds=1)
     if not end:
         return value
+    step = timedelta(days=1) if len(text) == 10 else timedelta(milliseconds=1)
     try:
         return value + step
     except OverflowError:  # through 9999-12-31: no end at all

@@ -142,10 +142,11 @@ async def create_http_traffic(
             "request_id": body.requestId,
             "response_id": body.responseId,
             "created_at": utcnow(),
+            "route_pathname_id": None,
         }
         queries.insert_row(conn, http_traffic, row)
         event = traffic_event(
-            [row.get(column) for column in TRAFFIC_COLUMNS],
+            [row[column] for column in TRAFFIC_COLUMNS],
             domain=domain["value"],
             pathname=pathname["value"],
             response_preview=response_row["body_preview"],
