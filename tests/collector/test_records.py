@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -45,6 +46,9 @@ def test_the_wire_record_of_an_exchange() -> None:
         KEYS,
     )
     assert uuid.UUID(record.pop("id")).version == 7  # type: ignore[misc]
+    # An exchange the app built itself, outside the middleware, is a trace of its own.
+    assert re.fullmatch("[0-9a-f]{32}", record.pop("traceId"))  # type: ignore[misc]
+    assert re.fullmatch("[0-9a-f]{16}", record.pop("spanId"))  # type: ignore[misc]
     assert record == {
         "domainUrl": "https://api.example.com:8443",
         "pathnameUrl": "/users/1",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from logharbor.collector.asgi import LogHarborASGIMiddleware
 from logharbor.collector.collector import Collector, CollectorStats
 from logharbor.collector.records import Exchange, TrafficRecord
+from logharbor.collector.tracing import TraceContext, current_trace, use_trace
 from logharbor.collector.transport import HttpTransport, SendResult, Transport
 from logharbor.collector.wsgi import LogHarborWSGIMiddleware
 
@@ -32,8 +33,11 @@ __all__ = [
     "LogHarborTransport",
     "LogHarborWSGIMiddleware",
     "SendResult",
+    "TraceContext",
     "TrafficRecord",
     "Transport",
+    "current_trace",
+    "use_trace",
 ]
 
 

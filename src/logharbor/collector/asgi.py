@@ -4,6 +4,13 @@ It wraps ``send`` to learn the status and headers and to time the response, and 
 are captured) ``receive`` for the request body. Not ``BaseHTTPMiddleware``, which buffers
 streaming responses and breaks contextvars. The work done on the request path is a handful of
 attribute writes; turning the capture into a record happens in the collector's thread.
+
+Each request continues the trace of its ``traceparent`` header or starts one; the trace is
+current (``logharbor.collector.tracing.current_trace()``) while the app serves the request,
+including its sync endpoints run in a thread pool and its background tasks, so that outbound
+calls continue it. An exception the app raises through the middleware is sent with the
+record (type, message, traceback; see ``logharbor.collector.exceptions``) and raised on to
+the server unchanged.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from time import perf_counter
 from typing import Any
 
+from logharbor.collector import tracing
 from logharbor.collector.collector import Collector
+from logharbor.collector.exceptions import capture_exception
 from logharbor.collector.records import Body, Exchange
 
 Scope = MutableMapping[str, Any]
@@ -121,16 +130,27 @@ class LogHarborASGIMiddleware:
         else:
             request_body = None
             app_receive = receive
+        trace = token = None
+        try:
+            trace = tracing.server_trace(_traceparent(scope))
+            token = tracing.enter(trace)
+        except Exception:
+            log.debug("LogHarbor collector error (ignored)", exc_info=True)
         started = perf_counter()
         try:
             await self.app(scope, app_receive, capture.send)
-        except BaseException:
+        except BaseException as error:
             if capture.status == 0:
                 capture.status = 500
+            # Not a cancellation or an exit: those are the server's doing, not the app's error.
+            if isinstance(error, Exception):
+                capture.error = error
             raise
         finally:
+            if token is not None:
+                tracing.leave(token)
             try:
-                self._record(scope, capture, started, root_path, path, request_body)
+                self._record(scope, capture, started, root_path, path, request_body, trace)
             except Exception:
                 log.debug("LogHarbor collector error (ignored)", exc_info=True)
 
@@ -142,17 +162,20 @@ class LogHarborASGIMiddleware:
         root_path: str,
         path: str,
         request_body: Body | None,
+        trace: tracing.TraceContext | None,
     ) -> None:
         ended = capture.ended or perf_counter()
         headers = scope["headers"]
-        host = ""
-        for name, value in headers:
-            if name == b"host":
-                host = value.decode("latin-1")
-                break
+        raw_host = _header(scope, b"host")
+        host = raw_host.decode("latin-1") if raw_host else ""
         if not host:
             server = scope.get("server")
             host = f"{server[0]}:{server[1]}" if server else "unknown"
+        status = capture.status or 500
+        exception = None
+        if capture.error is not None and status >= 500:
+            # Summarised here, while the traceback is at hand; formatted in the sender thread.
+            exception = capture_exception(capture.error)
         self.collector.record(
             Exchange(
                 method=scope["method"],
@@ -160,7 +183,7 @@ class LogHarborASGIMiddleware:
                 host=host,
                 path=path,
                 query=scope.get("query_string", b""),
-                status=capture.status or 500,
+                status=status,
                 elapsed_ms=(ended - started) * 1000.0,
                 request_headers=headers,
                 response_headers=capture.headers,
@@ -168,6 +191,9 @@ class LogHarborASGIMiddleware:
                 response_body=capture.body,
                 route=route_template(scope, root_path, path),
                 user_id=self._user(scope),
+                trace_id=trace.trace_id if trace else None,
+                span_id=trace.span_id if trace else None,
+                exception=exception,
             )
         )
 
@@ -182,10 +208,29 @@ class LogHarborASGIMiddleware:
         return None if value is None else str(value)
 
 
-class _Capture:
-    """What the app sent: status, headers, the body's head, and when the response ended."""
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lower-case, as ASGI servers give names)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
 
-    __slots__ = ("_send", "body", "ended", "headers", "status")
+
+def _traceparent(scope: Scope) -> bytes | None:
+    found = None
+    for key, value in scope["headers"]:
+        if key == b"traceparent":
+            if found is not None:
+                return None  # several: one header joined from them would be malformed
+            found = bytes(value)
+    return found
+
+
+class _Capture:
+    """What the app sent: status, headers, the body's head, when the response ended, and the
+    exception the app raised, if any."""
+
+    __slots__ = ("_send", "body", "ended", "error", "headers", "status")
 
     def __init__(self, send: Send, max_body_bytes: int) -> None:
         self._send = send
@@ -193,6 +238,7 @@ class _Capture:
         self.headers: list[tuple[bytes, bytes]] = []
         self.body = Body(max_body_bytes) if max_body_bytes else None
         self.ended = 0.0
+        self.error: Exception | None = None
 
     async def send(self, message: Message) -> None:
         kind = message["type"]

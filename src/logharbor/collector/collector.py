@@ -21,8 +21,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from logharbor.collector.exceptions import mask_exception
 from logharbor.collector.records import Exchange, new_record_id, to_record
 from logharbor.collector.redaction import DEFAULT_MASKED_KEYS, mask, normalize_keys
+from logharbor.collector.tracing import current_trace, new_trace
 from logharbor.collector.transport import HttpTransport, SendResult, Transport
 
 log = logging.getLogger("logharbor.collector")
@@ -138,12 +140,17 @@ class Collector:
 
         Never blocks and never raises. Successes may be sampled out; errors (status >= 400)
         are always kept. A full queue drops its oldest record, counted in ``stats().dropped``.
+        A dict without ``traceId``/``spanId`` is sent as a new span of the current trace (see
+        ``logharbor.collector.tracing``), or of a trace of its own outside any request.
         """
         try:
             if not self.enabled or self._closed:
                 return False
-            if type(item) is not Exchange and not isinstance(item, Mapping):
-                return False
+            if type(item) is not Exchange:
+                if not isinstance(item, Mapping):
+                    return False
+                if "traceId" not in item or "spanId" not in item:
+                    item = _with_trace(item)
             rate = self.success_sample_rate
             if rate < 1.0:
                 status = item.status if isinstance(item, Exchange) else item.get("status", 0)
@@ -309,6 +316,8 @@ class Collector:
         ):
             if key in record:
                 record[key] = mask(record[key], self.masked_keys)
+        if "exception" in record:
+            record["exception"] = mask_exception(record["exception"], self.masked_keys)
         # Fixed before the first attempt, so that every retry carries the same id.
         record.setdefault("id", new_record_id())
         return record
@@ -400,6 +409,16 @@ class Collector:
         if now - self._warned_at >= 60.0 or self._warned_at == 0.0:
             self._warned_at = now
             log.warning(message)
+
+
+def _with_trace(item: Mapping[str, Any]) -> dict[str, Any]:
+    # Taken on the request path, where the trace is current; the caller's dict stays as it was.
+    parent = current_trace()
+    trace = new_trace() if parent is None else parent.child()
+    out = dict(item)
+    out.setdefault("traceId", trace.trace_id)
+    out.setdefault("spanId", trace.span_id)
+    return out
 
 
 def _close_at_exit(ref: weakref.ref[Collector]) -> None:

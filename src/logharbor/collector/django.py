@@ -5,6 +5,13 @@ arguments (``url``, ``api_key``, ``traffic_source_id``, ...) plus the capture op
 ``capture_bodies``, ``max_body_bytes``, ``user_id`` (a callable taking the request) and
 ``exclude_paths``. Works under WSGI and ASGI; the route template comes from
 ``request.resolver_match.route``.
+
+Each request continues the trace of its ``traceparent`` header or starts one; the trace is
+current (``logharbor.collector.tracing.current_trace()``) while Django handles the request, so
+that outbound calls continue it. An exception a view raises reaches ``process_exception``,
+which only notes it (Django goes on handling it exactly as before); when the response is a
+5xx the exception is sent with the record (type, message, traceback; see
+``logharbor.collector.exceptions``).
 """
 
 from __future__ import annotations
@@ -14,13 +21,18 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+from logharbor.collector import tracing
 from logharbor.collector.collector import Collector
+from logharbor.collector.exceptions import capture_exception
 from logharbor.collector.records import Body, Exchange
 
 log = logging.getLogger("logharbor.collector")
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024
 _CAPTURE_OPTIONS = ("capture_bodies", "max_body_bytes", "user_id", "exclude_paths")
+# Where process_exception leaves a view's exception for __call__ (an attribute of the request:
+# it lives exactly as long as the request does).
+_EXCEPTION_ATTR = "_logharbor_exception"
 
 
 def _from_settings() -> tuple[Collector, dict[str, Any]]:
@@ -76,13 +88,31 @@ class LogHarborMiddleware:
         if self.exclude_paths and request.path.startswith(self.exclude_paths):
             return self.get_response(request)
         request_body = self._request_body(request) if self.capture_bodies else None
-        started = perf_counter()
-        response = self.get_response(request)
+        trace = token = None
         try:
-            self._record(request, response, started, request_body)
+            trace = tracing.server_trace(request.META.get("HTTP_TRACEPARENT"))
+            token = tracing.enter(trace)
+        except Exception:
+            log.debug("LogHarbor collector error (ignored)", exc_info=True)
+        started = perf_counter()
+        try:
+            response = self.get_response(request)
+        finally:
+            if token is not None:
+                tracing.leave(token)
+        try:
+            self._record(request, response, started, request_body, trace)
         except Exception:
             log.debug("LogHarbor collector error (ignored)", exc_info=True)
         return response
+
+    def process_exception(self, request: Any, exception: Exception) -> None:
+        """Note the view's exception for the record; None, so Django handles it as before."""
+        try:
+            if not (self.exclude_paths and request.path.startswith(self.exclude_paths)):
+                setattr(request, _EXCEPTION_ATTR, exception)
+        except Exception:
+            log.debug("LogHarbor collector error (ignored)", exc_info=True)
 
     def _request_body(self, request: Any) -> Body | None:
         body = Body(self.max_body_bytes)
@@ -103,8 +133,22 @@ class LogHarborMiddleware:
             return None
         return body
 
-    def _record(self, request: Any, response: Any, started: float, body: Body | None) -> None:
+    def _record(
+        self,
+        request: Any,
+        response: Any,
+        started: float,
+        body: Body | None,
+        trace: tracing.TraceContext | None,
+    ) -> None:
         elapsed = (perf_counter() - started) * 1000.0
+        # Taken off the request: through its traceback the exception holds the view's frames,
+        # and with them the request itself.
+        error = request.__dict__.pop(_EXCEPTION_ATTR, None)
+        exception = None
+        if isinstance(error, Exception) and response.status_code >= 500:
+            # Only a 5xx: a view's Http404 or PermissionDenied reaches process_exception too.
+            exception = capture_exception(error)
         response_body = None
         if self.capture_bodies:
             response_body = Body(self.max_body_bytes)
@@ -129,6 +173,9 @@ class LogHarborMiddleware:
                 response_body=response_body,
                 route=route_template(request),
                 user_id=self._user(request),
+                trace_id=trace.trace_id if trace else None,
+                span_id=trace.span_id if trace else None,
+                exception=exception,
             )
         )
 

@@ -1,12 +1,23 @@
-"""Flask: ``instrument(app, collector)`` records every request with its route template."""
+"""Flask: ``instrument(app, collector)`` records every request with its route template.
+
+Flask turns a view's exception into a 500 itself, so the WSGI middleware never sees it raised;
+``instrument`` hands it over through Flask's ``got_request_exception`` signal instead, and the
+record carries it (type, message, traceback) as for any WSGI app that raises.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from logharbor.collector.collector import Collector
-from logharbor.collector.wsgi import ROUTE_KEY, USER_KEY, LogHarborWSGIMiddleware
+from logharbor.collector.wsgi import (
+    EXCEPTION_KEY,
+    ROUTE_KEY,
+    USER_KEY,
+    LogHarborWSGIMiddleware,
+)
 
 
 def instrument(
@@ -21,7 +32,7 @@ def instrument(
     ``user_id(request)`` is called inside the request context, after the view (so ``g`` and
     Flask-Login's ``current_user`` are set). Other options go to ``LogHarborWSGIMiddleware``.
     """
-    from flask import request
+    from flask import got_request_exception, request
 
     def note_route() -> None:
         rule = request.url_rule
@@ -38,9 +49,16 @@ def instrument(
                 request.environ[USER_KEY] = str(value)
         return response
 
+    def note_exception(sender: Any, exception: BaseException, **extra: Any) -> None:
+        # Never break Flask's own error handling.
+        with contextlib.suppress(Exception):
+            request.environ[EXCEPTION_KEY] = exception
+
     # First in line, so that a before_request hook that answers early still has the route.
     app.before_request_funcs.setdefault(None, []).insert(0, note_route)
     app.after_request(note_user)
+    # weak=False: the handler is a closure that nothing else holds.
+    got_request_exception.connect(note_exception, app, weak=False)
     middleware = LogHarborWSGIMiddleware(app.wsgi_app, collector, **options)
     app.wsgi_app = middleware
     return middleware

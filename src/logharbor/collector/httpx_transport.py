@@ -7,6 +7,14 @@ The exchange is recorded when the response is closed (``client.get`` reads and c
 with ``client.stream`` it is when the block ends), so the latency covers the body too. A call
 that fails before any response (connection refused, timeout) is not recorded: there is no
 status to record.
+
+Each call is traced (W3C Trace Context): a ``traceparent`` header is added carrying the trace
+current where the call is made (``logharbor.collector.tracing.current_trace()``: the request
+the app is serving, when its middleware is the collector's) with a new span id for the call,
+or a new trace outside any request; the record carries the same ids. A ``traceparent`` the
+caller set is never replaced: the call is recorded as the span it names. A redirect's later
+hops carry the first hop's header (httpx copies the headers), so they are recorded under the
+same span.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from logharbor.collector import tracing
 from logharbor.collector.collector import Collector
 from logharbor.collector.records import Body, Exchange
 
@@ -39,6 +48,17 @@ class _Recorder:
         self.max_body_bytes = max_body_bytes
         self.user_id = user_id
 
+    def trace(self, request: httpx.Request) -> tracing.TraceContext | None:
+        """The call's span; its ``traceparent`` is added to ``request`` unless one is there."""
+        try:
+            trace, add = tracing.outbound_trace(request.headers.get(tracing.TRACEPARENT))
+            if add:
+                request.headers[tracing.TRACEPARENT] = trace.traceparent
+            return trace
+        except Exception:
+            log.debug("LogHarbor collector error (ignored)", exc_info=True)
+            return None
+
     def request_body(self, request: httpx.Request) -> Body | None:
         if not self.capture_bodies:
             return None
@@ -57,6 +77,7 @@ class _Recorder:
         started: float,
         request_body: Body | None,
         response_body: Body | None,
+        trace: tracing.TraceContext | None,
     ) -> None:
         try:
             url = request.url
@@ -75,6 +96,8 @@ class _Recorder:
                     request_body=request_body,
                     response_body=response_body,
                     user_id=self.user_id,
+                    trace_id=trace.trace_id if trace else None,
+                    span_id=trace.span_id if trace else None,
                 )
             )
         except Exception:
@@ -151,6 +174,7 @@ class LogHarborTransport(httpx.BaseTransport):
         self._recorder = _Recorder(collector, capture_bodies, max_body_bytes, user_id)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        trace = self._recorder.trace(request)
         request_body = self._recorder.request_body(request)
         started = perf_counter()
         response = self._transport.handle_request(request)
@@ -159,7 +183,7 @@ class LogHarborTransport(httpx.BaseTransport):
         assert isinstance(stream, httpx.SyncByteStream)
 
         def on_close() -> None:
-            self._recorder.record(request, response, started, request_body, response_body)
+            self._recorder.record(request, response, started, request_body, response_body, trace)
 
         response.stream = _RecordingStream(stream, on_close, response_body)
         return response
@@ -184,6 +208,7 @@ class AsyncLogHarborTransport(httpx.AsyncBaseTransport):
         self._recorder = _Recorder(collector, capture_bodies, max_body_bytes, user_id)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        trace = self._recorder.trace(request)
         request_body = self._recorder.request_body(request)
         started = perf_counter()
         response = await self._transport.handle_async_request(request)
@@ -192,7 +217,7 @@ class AsyncLogHarborTransport(httpx.AsyncBaseTransport):
         assert isinstance(stream, httpx.AsyncByteStream)
 
         def on_close() -> None:
-            self._recorder.record(request, response, started, request_body, response_body)
+            self._recorder.record(request, response, started, request_body, response_body, trace)
 
         response.stream = _AsyncRecordingStream(stream, on_close, response_body)
         return response
@@ -206,17 +231,22 @@ def event_hooks(collector: Collector, *, user_id: str | None = None) -> dict[str
 
     ``httpx.Client(event_hooks=event_hooks(collector))``. The latency is ``response.elapsed``
     as far as the headers (hooks run before the body is read); prefer the transport when you
-    can choose.
+    can choose. The request hook adds the ``traceparent`` header, as the transport does.
     """
+    recorder = _Recorder(collector, False, 0, user_id)
 
     def on_response(response: httpx.Response) -> None:
         request = response.request
         started = request.extensions.get("logharbor.started")
         if not isinstance(started, float):
             started = perf_counter()
-        _Recorder(collector, False, 0, user_id).record(request, response, started, None, None)
+        trace = request.extensions.get("logharbor.trace")
+        if not isinstance(trace, tracing.TraceContext):
+            trace = None
+        recorder.record(request, response, started, None, None, trace)
 
     def on_request(request: httpx.Request) -> None:
+        request.extensions["logharbor.trace"] = recorder.trace(request)
         request.extensions["logharbor.started"] = perf_counter()
 
     return {"request": [on_request], "response": [on_response]}

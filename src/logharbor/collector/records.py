@@ -14,10 +14,12 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 from urllib.parse import parse_qsl
 
+from logharbor.collector.exceptions import CapturedException, ExceptionInfo, exception_info
 from logharbor.collector.redaction import MASK, mask, mask_text, mentions_any
+from logharbor.collector.tracing import new_span_id, new_trace_id
 
 Headers = Iterable[tuple[str | bytes, str | bytes]]
 
@@ -53,6 +55,12 @@ class TrafficRecord(TypedDict):
     # Not part of Arkyn's body (servers ignore unknown keys): the matched route's template.
     routeTemplate: str | None
     id: str  # client-generated UUIDv7: retries are stored once
+    # W3C trace context (32 and 16 lower-case hex): the trace the exchange belongs to and its
+    # own span in it (see ``logharbor.collector.tracing``).
+    traceId: str
+    spanId: str
+    # Only on a request that ended in a 5xx because the app raised.
+    exception: NotRequired[ExceptionInfo]
 
 
 @dataclass(slots=True)
@@ -101,6 +109,11 @@ class Exchange:
     route: str | None = None
     user_id: str | None = None
     timestamp: float = field(default_factory=time.time)
+    # Set by the middleware and the outbound wrappers; an exchange without them (one built by
+    # the app itself) is sent as a trace of its own.
+    trace_id: str | None = None
+    span_id: str | None = None
+    exception: CapturedException | None = None
 
 
 def header_dict(
@@ -203,6 +216,10 @@ def to_record(
     With ``route_as_pathname`` the route template (when known) is sent as ``pathnameUrl``, as
     Arkyn's own collector does, so that LogHarbor groups records and statistics by route.
     """
+    if exchange.trace_id and exchange.span_id:
+        trace_id, span_id = exchange.trace_id, exchange.span_id
+    else:
+        trace_id, span_id = new_trace_id(), new_span_id()
     request_headers = header_dict(exchange.request_headers, keys)
     response_headers = header_dict(exchange.response_headers, keys)
     path = exchange.path or "/"
@@ -210,7 +227,7 @@ def to_record(
         path = exchange.route
     if not path.startswith("/"):
         path = "/" + path
-    return {
+    record: TrafficRecord = {
         "domainUrl": f"{exchange.scheme}://{exchange.host}",
         "pathnameUrl": path,
         "status": exchange.status,
@@ -229,4 +246,9 @@ def to_record(
         ),
         "routeTemplate": exchange.route,
         "id": new_record_id(),
+        "traceId": trace_id,
+        "spanId": span_id,
     }
+    if exchange.exception is not None:
+        record["exception"] = exception_info(exchange.exception, keys)
+    return record

@@ -4,6 +4,14 @@
     instrument_session(session, collector)
 
 Only imported when used, so the collector does not need ``requests`` installed.
+
+Each call is traced (W3C Trace Context): a ``traceparent`` header is added carrying the trace
+current where the call is made (``logharbor.collector.tracing.current_trace()``: the request
+the app is serving, when its middleware is the collector's) with a new span id for the call,
+or a new trace outside any request; the record carries the same ids. A ``traceparent`` the
+caller set (on the call or the session) is never replaced: the call is recorded as the span
+it names. A redirect's later hops carry the first hop's header (requests copies the headers),
+so they are recorded under the same span.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from urllib.parse import urlsplit
 
 from requests.adapters import HTTPAdapter
 
+from logharbor.collector import tracing
 from logharbor.collector.collector import Collector
 from logharbor.collector.records import Body, Exchange
 
@@ -46,15 +55,29 @@ class LogHarborAdapter(HTTPAdapter):
         self.user_id = user_id
 
     def send(self, request: Any, stream: bool = False, **kwargs: Any) -> Any:  # type: ignore[override]
+        trace = None
+        try:
+            trace, add = tracing.outbound_trace(request.headers.get(tracing.TRACEPARENT))
+            if add:
+                request.headers[tracing.TRACEPARENT] = trace.traceparent
+        except Exception:
+            log.debug("LogHarbor collector error (ignored)", exc_info=True)
         started = perf_counter()
         response = super().send(request, stream=stream, **kwargs)
         try:
-            self._record(request, response, stream, started)
+            self._record(request, response, stream, started, trace)
         except Exception:
             log.debug("LogHarbor collector error (ignored)", exc_info=True)
         return response
 
-    def _record(self, request: Any, response: Any, stream: bool, started: float) -> None:
+    def _record(
+        self,
+        request: Any,
+        response: Any,
+        stream: bool,
+        started: float,
+        trace: tracing.TraceContext | None,
+    ) -> None:
         request_body = response_body = None
         if self.capture_bodies:
             request_body = Body(self.max_body_bytes)
@@ -81,6 +104,8 @@ class LogHarborAdapter(HTTPAdapter):
                 request_body=request_body,
                 response_body=response_body,
                 user_id=self.user_id,
+                trace_id=trace.trace_id if trace else None,
+                span_id=trace.span_id if trace else None,
             )
         )
 

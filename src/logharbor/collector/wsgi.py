@@ -4,16 +4,27 @@ It wraps ``start_response`` for the status and headers and the response iterable
 response until the server has sent it (``close()``). A framework that knows the matched route
 puts it in ``environ["logharbor.route"]`` (see ``logharbor.collector.flask``); the user id
 may be put in ``environ["logharbor.user_id"]`` the same way, or returned by ``user_id(environ)``.
+
+Each request continues the trace of its ``traceparent`` header or starts one; the trace is
+current (``logharbor.collector.tracing.current_trace()``) in the thread serving the request
+while the app is called and while its response is iterated and closed, so that outbound calls
+continue it. An exception the app raises is sent with the record (type, message, traceback;
+see ``logharbor.collector.exceptions``) and raised on to the server unchanged. A framework
+that turns exceptions into a 500 itself (Flask) may hand the exception over in
+``environ["logharbor.exception"]``, as ``logharbor.collector.flask`` does.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import Token
 from time import perf_counter
 from typing import Any
 
+from logharbor.collector import tracing
 from logharbor.collector.collector import Collector
+from logharbor.collector.exceptions import capture_exception
 from logharbor.collector.records import Body, Exchange
 
 log = logging.getLogger("logharbor.collector")
@@ -25,6 +36,7 @@ WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 DEFAULT_MAX_BODY_BYTES = 16 * 1024
 ROUTE_KEY = "logharbor.route"
 USER_KEY = "logharbor.user_id"
+EXCEPTION_KEY = "logharbor.exception"
 
 
 def request_headers(environ: Environ) -> list[tuple[str, str]]:
@@ -87,13 +99,22 @@ class LogHarborWSGIMiddleware:
         if self.capture_bodies and environ.get("wsgi.input") is not None:
             request_body = Body(self.max_body_bytes)
             environ["wsgi.input"] = _CapturingInput(environ["wsgi.input"], request_body)
+        token = None
+        try:
+            state.trace = tracing.server_trace(environ.get("HTTP_TRACEPARENT"))
+            token = tracing.enter(state.trace)
+        except Exception:
+            log.debug("LogHarbor collector error (ignored)", exc_info=True)
         started = perf_counter()
         try:
             result = self.app(environ, capturing_start_response)
-        except BaseException:
-            state.error = True
+        except BaseException as error:
+            state.fail(error)
             self._record(environ, state, started, request_body)
             raise
+        finally:
+            if token is not None:
+                tracing.leave(token)
         return _ClosingIterable(
             result, lambda: self._record(environ, state, started, request_body), state
         )
@@ -102,6 +123,14 @@ class LogHarborWSGIMiddleware:
         try:
             elapsed = (perf_counter() - started) * 1000.0
             status = 500 if state.error and not state.status_line else state.status
+            # Popped: through its traceback a noted exception holds the app's frames.
+            noted = environ.pop(EXCEPTION_KEY, None)
+            error = state.exception or noted
+            exception = None
+            if isinstance(error, Exception) and status >= 500:
+                # Summarised here, while the traceback is at hand; formatted in the sender thread.
+                exception = capture_exception(error)
+            trace = state.trace
             host = environ.get("HTTP_HOST") or (
                 f"{environ.get('SERVER_NAME', 'unknown')}:{environ.get('SERVER_PORT', '80')}"
             )
@@ -124,6 +153,9 @@ class LogHarborWSGIMiddleware:
                     response_body=state.body,
                     route=route,
                     user_id=self._user(environ),
+                    trace_id=trace.trace_id if trace else None,
+                    span_id=trace.span_id if trace else None,
+                    exception=exception,
                 )
             )
         except Exception:
@@ -140,13 +172,21 @@ class LogHarborWSGIMiddleware:
 
 
 class _State:
-    __slots__ = ("body", "error", "headers", "status_line")
+    __slots__ = ("body", "error", "exception", "headers", "status_line", "trace")
 
     def __init__(self, max_body_bytes: int) -> None:
         self.status_line = ""
         self.headers: list[tuple[str, str]] = []
         self.body = Body(max_body_bytes) if max_body_bytes else None
         self.error = False
+        self.exception: Exception | None = None
+        self.trace: tracing.TraceContext | None = None
+
+    def fail(self, error: BaseException) -> None:
+        self.error = True
+        # Not an exit or an interrupt: those are the process's doing, not the app's error.
+        if isinstance(error, Exception):
+            self.exception = error
 
     @property
     def status(self) -> int:
@@ -159,34 +199,56 @@ class _State:
 class _ClosingIterable:
     """The app's response iterable; records the exchange when the server closes it."""
 
-    __slots__ = ("_done", "_on_close", "_result", "_state")
+    __slots__ = ("_done", "_iterator", "_on_close", "_result", "_state")
 
     def __init__(self, result: Iterable[bytes], on_close: Callable[[], None], state: _State):
         self._result = result
         self._on_close = on_close
         self._state = state
         self._done = False
+        self._iterator: Iterator[bytes] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
-        body = self._state.body
+        return self
+
+    def __next__(self) -> bytes:
+        # A streamed body is the app's code running too (a generator view), so its trace is
+        # current while the next chunk is made; entered and left within each call, so that no
+        # token outlives it (a generator holding one could reset a later request's trace).
+        token = self._enter()
         try:
-            for chunk in self._result:
-                if body is not None:
-                    body.add(chunk)
-                yield chunk
-        except BaseException:
-            self._state.error = True
+            if self._iterator is None:
+                self._iterator = iter(self._result)
+            chunk = next(self._iterator)
+        except StopIteration:
             raise
+        except BaseException as error:
+            self._state.fail(error)
+            raise
+        finally:
+            if token is not None:
+                tracing.leave(token)
+        body = self._state.body
+        if body is not None:
+            body.add(chunk)
+        return chunk
 
     def close(self) -> None:
+        token = self._enter()
         try:
             close = getattr(self._result, "close", None)
             if close is not None:
                 close()
         finally:
+            if token is not None:
+                tracing.leave(token)
             if not self._done:
                 self._done = True
                 self._on_close()
+
+    def _enter(self) -> Token[tracing.TraceContext | None] | None:
+        trace = self._state.trace
+        return None if trace is None else tracing.enter(trace)
 
 
 class _CapturingInput:
