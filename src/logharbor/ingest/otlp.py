@@ -1,0 +1,1050 @@
+"""OTLP/HTTP front-end: request bodies in, ``HttpExchange`` / ``LogLine`` records out.
+
+Pure functions, no database, web framework or app state: the route reads the body, calls
+``read_body``, ``encoding_for`` and ``decode_traces`` / ``decode_logs``, hands the records to the
+pipeline and answers with ``encode_export_response`` (or ``encode_status`` for an ``OtlpError``).
+
+Both OTLP encodings are decoded through opentelemetry-proto's generated classes, so one mapping
+serves both. Protobuf input is walked directly (no ``MessageToDict``) because this is the hot path.
+
+Only SERVER and CLIENT spans that carry an HTTP method become exchanges; GenAI spans and every
+other span are accepted and counted (they are valid telemetry, just not stored yet). Structural
+problems (undecodable bodies, malformed ids, too many items) refuse the whole request; a span or
+log record that is well-formed but cannot become a record is refused alone, with a reason the
+route passes back as OTLP partial success.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import re
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, TypeAlias
+from urllib.parse import parse_qsl, urlsplit
+
+# protobuf ships no type information and types-protobuf is not a dependency here; these two
+# imports are the only untyped boundary, and every value read through them is narrowed below.
+from google.protobuf import (  # type: ignore[import-untyped]
+    descriptor_pb2,
+    descriptor_pool,
+    json_format,
+    message_factory,
+)
+from google.rpc import status_pb2  # type: ignore[import-untyped]
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from logharbor.ingest.records import ExceptionInfo, Frame, HttpExchange, LogLine
+from logharbor.traffic.normalize import METHODS
+
+__all__ = [
+    "ACCEPTED_CONTENT_ENCODINGS",
+    "MAX_ITEMS",
+    "DecodedLogs",
+    "DecodedTraces",
+    "Encoding",
+    "OtlpBadRequest",
+    "OtlpError",
+    "OtlpTooLarge",
+    "OtlpUnsupported",
+    "Signal",
+    "content_type_for",
+    "decode_logs",
+    "decode_traces",
+    "encode_export_response",
+    "encode_status",
+    "encoding_for",
+    "frames_from_stacktrace",
+    "read_body",
+    "rejection_message",
+]
+
+Encoding: TypeAlias = Literal["protobuf", "json"]
+Signal: TypeAlias = Literal["traces", "logs"]
+# An attribute value decoded to plain Python: what JSON columns hold.
+Plain: TypeAlias = "str | int | float | bool | list[Plain] | dict[str, Plain] | None"
+
+# The OpenTelemetry Collector's default batch size: SDK exporters send at most 512 per request,
+# a collector in front of us at most this many. Bigger requests are refused whole (413), which
+# tells the sender to split its batches, rather than holding thousands of records in memory.
+MAX_ITEMS = 8192
+# For the route's Accept-Encoding header on a 415 caused by the content coding (RFC 9110 15.5.16).
+ACCEPTED_CONTENT_ENCODINGS = "gzip, identity"
+
+MAX_FRAMES = 50
+MAX_EXCEPTION_MESSAGE_CHARS = 2000
+MAX_STACKTRACE_BYTES = 16 * 1024
+# Reasons end up in the partial-success error_message and in logs: keep each one readable.
+_MAX_REASON_CHARS = 300
+
+_SPAN_KIND_SERVER = 2
+_SPAN_KIND_CLIENT = 3
+_STATUS_CODE_ERROR = 2
+_TRACE_ID_BYTES = 16
+_SPAN_ID_BYTES = 8
+_ZERO_TRACE_ID = bytes(_TRACE_ID_BYTES)
+_ZERO_SPAN_ID = bytes(_SPAN_ID_BYTES)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_METHODS = frozenset(METHODS)
+_HEADER_KEY = re.compile(r"^http\.(request|response)\.header\.(.+)$", re.MULTILINE)
+_GENAI_PREFIXES = ("gen_ai.", "llm.")
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class OtlpError(Exception):
+    """A request the route must refuse; ``str(error)`` is the reason meant for the client."""
+
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class OtlpBadRequest(OtlpError):
+    status_code = 400
+
+
+class OtlpTooLarge(OtlpError):
+    status_code = 413
+
+
+class OtlpUnsupported(OtlpError):
+    """Unsupported Content-Type or Content-Encoding: HTTP answers both with 415."""
+
+    status_code = 415
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DecodedTraces:
+    exchanges: list[HttpExchange] = field(default_factory=list)
+    # One reason per refused span (the request itself was fine).
+    rejected: list[str] = field(default_factory=list)
+    genai_spans: int = 0
+    other_spans: int = 0
+    total: int = 0
+
+
+@dataclass(slots=True)
+class DecodedLogs:
+    lines: list[LogLine] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    total: int = 0
+
+
+# --- transport ----------------------------------------------------------------------------------
+
+
+def read_body(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
+    """The request body with its content coding removed, at most ``max_bytes`` long.
+
+    gzip is inflated incrementally, so a bomb costs at most ``max_bytes`` of memory before it is
+    refused. An unknown coding raises ``OtlpUnsupported`` (415: RFC 9110 says so for codings too;
+    the route should add ``Accept-Encoding: gzip, identity``), a corrupt or truncated gzip stream
+    ``OtlpBadRequest`` and anything longer than ``max_bytes`` ``OtlpTooLarge``.
+    """
+    codings = [
+        token.strip().lower() for token in (content_encoding or "").split(",") if token.strip()
+    ]
+    data = body
+    # Codings are listed in the order they were applied: undo them last first.
+    for coding in reversed(codings):
+        if coding == "identity":
+            continue
+        if coding not in ("gzip", "x-gzip"):
+            raise OtlpUnsupported(
+                f"Content-Encoding {coding!r} is not supported (use gzip or identity)"
+            )
+        data = _gunzip(data, max_bytes)
+    if len(data) > max_bytes:
+        raise OtlpTooLarge(f"Request body is larger than {max_bytes} bytes")
+    return data
+
+
+def _gunzip(data: bytes, max_bytes: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    pending = data
+    try:
+        # A gzip body may hold several members back to back (RFC 1952), as Go's reader accepts.
+        while True:
+            inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            while not inflater.eof:
+                # max_length bounds each step, so the bomb never expands past the limit + 1.
+                chunk = inflater.decompress(pending, max_bytes - size + 1)
+                pending = inflater.unconsumed_tail
+                size += len(chunk)
+                if size > max_bytes:
+                    raise OtlpTooLarge(
+                        f"Decompressed request body is larger than {max_bytes} bytes"
+                    )
+                chunks.append(chunk)
+                if not chunk and not pending:
+                    raise OtlpBadRequest("gzip body is truncated")
+            pending = inflater.unused_data
+            if not pending:
+                break
+    except zlib.error as exc:
+        raise OtlpBadRequest(f"gzip body is corrupt: {exc}") from None
+    return b"".join(chunks)
+
+
+def encoding_for(content_type: str | None) -> Encoding:
+    """The OTLP encoding a Content-Type names; parameters (charset=...) are allowed."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media in ("application/x-protobuf", "application/protobuf"):
+        return "protobuf"
+    if media == "application/json":
+        return "json"
+    raise OtlpUnsupported(
+        f"Content-Type {media or '(none)'!r} is not supported: OTLP/HTTP is "
+        "application/x-protobuf or application/json"
+    )
+
+
+def content_type_for(encoding: Encoding) -> str:
+    """The Content-Type of an answer: OTLP answers in the request's encoding."""
+    return "application/x-protobuf" if encoding == "protobuf" else "application/json"
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+
+def _span_attributes_as_map() -> Any:
+    """ExportTraceServiceRequest, with ``Span.attributes`` declared ``map<string, AnyValue>``.
+
+    A map field's wire format is exactly that of a repeated KeyValue (key = 1, value = 2, the
+    last of a repeated key wins), so the same bytes parse. upb then indexes each span's
+    attributes in C: Python reads the keys and the few values the mapping needs, instead of
+    allocating a wrapper per KeyValue and per value, which was the largest cost of a decode.
+    """
+    pool = descriptor_pool.DescriptorPool()
+    added: set[str] = set()
+
+    def add(file: Any) -> None:
+        for dependency in file.dependencies:
+            add(dependency)
+        name: str = file.name
+        if name in added:
+            return
+        proto = descriptor_pb2.FileDescriptorProto()
+        file.CopyToProto(proto)
+        for message in proto.message_type:
+            if proto.package == "opentelemetry.proto.trace.v1" and message.name == "Span":
+                _make_attributes_a_map(message)
+        pool.Add(proto)
+        added.add(name)
+
+    add(ExportTraceServiceRequest.DESCRIPTOR.file)
+    name = ExportTraceServiceRequest.DESCRIPTOR.full_name
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+
+
+def _make_attributes_a_map(span: Any) -> None:
+    entry = span.nested_type.add(name="AttributesEntry")
+    entry.options.map_entry = True
+    entry.field.add(name="key", number=1, label=1, type=9)  # optional string
+    entry.field.add(
+        name="value",
+        number=2,
+        label=1,
+        type=11,  # optional message
+        type_name=".opentelemetry.proto.common.v1.AnyValue",
+    )
+    for field_proto in span.field:
+        if field_proto.name == "attributes":
+            field_proto.type_name = ".opentelemetry.proto.trace.v1.Span.AttributesEntry"
+            return
+    raise RuntimeError("opentelemetry-proto's Span has no attributes field")
+
+
+_TracesWithAttributeMaps = _span_attributes_as_map()
+
+
+def _parse_traces(body: bytes, encoding: Encoding) -> Any:
+    request = _TracesWithAttributeMaps()
+    if encoding == "protobuf":
+        _parse_protobuf(body, request)
+    else:
+        standard = ExportTraceServiceRequest()
+        _parse_json(body, standard, "traces")
+        # The same bytes, re-read with attribute maps: one mapping then serves both encodings.
+        request.ParseFromString(standard.SerializeToString())
+    return request
+
+
+def _parse_protobuf(body: bytes, message: Any) -> None:
+    try:
+        message.ParseFromString(body)
+    # upb documents DecodeError, but the exceptions its C parser raises are not a stable API
+    # across protobuf releases; whatever untrusted bytes make it raise is the client's 400.
+    except Exception as exc:
+        raise OtlpBadRequest(_reason(f"Body is not a valid OTLP protobuf message: {exc}")) from None
+
+
+def _parse_json(body: bytes, message: Any, signal: Signal) -> None:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise OtlpBadRequest(_reason(f"Body is not valid JSON: {exc}")) from None
+    if not isinstance(document, dict):
+        raise OtlpBadRequest("OTLP JSON body must be an object")
+    _hex_ids_to_base64(document, signal)
+    try:
+        json_format.ParseDict(document, message, ignore_unknown_fields=True)
+    # As for protobuf: ParseError is documented, but this is untrusted input reaching the
+    # internals of json_format, whose other exceptions are no API of ours to enumerate.
+    except Exception as exc:
+        raise OtlpBadRequest(_reason(f"Body is not valid OTLP JSON: {exc}")) from None
+
+
+# proto3 JSON accepts both the lowerCamelCase name and the proto field name for every field.
+_RESOURCE_KEYS = {
+    "traces": ("resourceSpans", "resource_spans"),
+    "logs": ("resourceLogs", "resource_logs"),
+}
+_SCOPE_KEYS = {"traces": ("scopeSpans", "scope_spans"), "logs": ("scopeLogs", "scope_logs")}
+_ITEM_KEYS = {"traces": ("spans",), "logs": ("logRecords", "log_records")}
+_ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
+
+
+def _hex_ids_to_base64(document: dict[str, Any], signal: Signal) -> None:
+    """Rewrite OTLP JSON's hex ids as the base64 proto3 JSON expects for ``bytes`` fields.
+
+    Anything that is not where OTLP puts it is left alone for ``ParseDict`` to judge.
+    """
+    for resource in _dicts_under(document, _RESOURCE_KEYS[signal]):
+        for scope in _dicts_under(resource, _SCOPE_KEYS[signal]):
+            for item in _dicts_under(scope, _ITEM_KEYS[signal]):
+                _rewrite_ids(item)
+                for link in _dicts_under(item, ("links",)):
+                    _rewrite_ids(link)
+
+
+def _dicts_under(parent: dict[str, Any], keys: tuple[str, ...]) -> Iterable[dict[str, Any]]:
+    for key in keys:
+        children = parent.get(key)
+        if isinstance(children, list):
+            for child in children:
+                if isinstance(child, dict):
+                    yield child
+
+
+def _rewrite_ids(item: dict[str, Any]) -> None:
+    for key in _ID_KEYS:
+        value = item.get(key)
+        if isinstance(value, str):
+            if not _HEX.fullmatch(value):
+                raise OtlpBadRequest(_reason(f"{key} must be hex digits in OTLP JSON: {value!r}"))
+            item[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+
+
+def _count(groups: Iterable[Any], scope_field: str, item_field: str) -> int:
+    return sum(
+        len(getattr(scope, item_field)) for group in groups for scope in getattr(group, scope_field)
+    )
+
+
+def _check_size(total: int, noun: str) -> None:
+    if total > MAX_ITEMS:
+        raise OtlpTooLarge(
+            f"Request holds {total} {noun}; at most {MAX_ITEMS} are accepted per request "
+            "(lower the exporter's batch size)"
+        )
+
+
+# --- attribute values ---------------------------------------------------------------------------
+#
+# Every field read on a upb message allocates a Python wrapper (about 0.3 µs each here), so the
+# span path keeps attributes as undecoded KeyValue messages and reads only the few it maps.
+
+
+def _plain(value: Any) -> Plain:
+    """An AnyValue as plain Python (bytes as hex, non-finite floats as text JSON can hold)."""
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        text: str = value.string_value
+        return text
+    if which == "int_value":
+        number: int = value.int_value
+        return number
+    if which == "bool_value":
+        flag: bool = value.bool_value
+        return flag
+    if which == "double_value":
+        real: float = value.double_value
+        if math.isfinite(real):
+            return real
+        return "NaN" if math.isnan(real) else ("Infinity" if real > 0 else "-Infinity")
+    if which == "array_value":
+        return [_plain(item) for item in value.array_value.values]
+    if which == "kvlist_value":
+        return {kv.key: _plain(kv.value) for kv in value.kvlist_value.values}
+    if which == "bytes_value":
+        raw: bytes = value.bytes_value
+        return raw.hex()
+    return None
+
+
+def _key_values(key_values: Iterable[Any]) -> dict[str, Any]:
+    """Key → AnyValue of a KeyValue list (a repeated key keeps its last value, as a map would)."""
+    return {kv.key: kv.value for kv in key_values}
+
+
+def _text(attrs: Mapping[str, Any], key: str) -> str | None:
+    """A string attribute (an integer given instead as text, as some SDKs send ports and
+    status codes); None when absent or empty."""
+    # ``in`` then ``[]``: on a upb map, ``get`` costs more than both (and ``[]`` alone would
+    # insert a missing key).
+    if key not in attrs:
+        return None
+    value = attrs[key]
+    text: str = value.string_value
+    if text:  # the common case costs one read; the oneof is asked only when it is not a string
+        return text
+    if value.WhichOneof("value") == "int_value":
+        return str(value.int_value)
+    return None
+
+
+def _integer(attrs: Mapping[str, Any], key: str) -> int | None:
+    if key not in attrs:
+        return None
+    value = attrs[key]
+    which = value.WhichOneof("value")
+    if which == "int_value":
+        number: int = value.int_value
+        return number
+    if which == "string_value":
+        return _plain_integer(value.string_value)
+    if which == "double_value":
+        real: float = value.double_value
+        if real.is_integer():
+            return int(real)
+    return None
+
+
+def _plain_text(value: Plain) -> str | None:
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _plain_integer(value: Plain) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit() and len(text) <= 18:
+            return int(text)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _header_value(value: Any) -> str:
+    plain = _plain(value)
+    if isinstance(plain, list):
+        return ", ".join(item if isinstance(item, str) else _json_text(item) for item in plain)
+    return plain if isinstance(plain, str) else _json_text(plain)
+
+
+def _json_text(value: Plain) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _service_name(resource: Any) -> str | None:
+    for kv in resource.attributes:
+        if kv.key == "service.name":
+            return _plain_text(_plain(kv.value))
+    return None
+
+
+def _reason(text: str) -> str:
+    return text if len(text) <= _MAX_REASON_CHARS else text[: _MAX_REASON_CHARS - 1] + "…"
+
+
+def _time(nanos: int) -> datetime:
+    # Integer arithmetic: a float of ~1.7e18 ns cannot hold microseconds exactly.
+    return _EPOCH + timedelta(microseconds=nanos // 1000)
+
+
+# --- traces -------------------------------------------------------------------------------------
+
+
+def decode_traces(body: bytes, encoding: Encoding) -> DecodedTraces:
+    """Decode an ExportTraceServiceRequest; raises only ``OtlpError``."""
+    request = _parse_traces(body, encoding)
+    groups = request.resource_spans
+    result = DecodedTraces(total=_count(groups, "scope_spans", "spans"))
+    _check_size(result.total, "spans")
+    exchanges = result.exchanges
+    for group in groups:
+        service = _service_name(group.resource)
+        for scope in group.scope_spans:
+            for span in scope.spans:
+                trace_id: bytes = span.trace_id
+                span_id: bytes = span.span_id
+                parent_span_id: bytes = span.parent_span_id
+                _check_span_ids(trace_id, span_id, parent_span_id)
+                attrs = span.attributes  # a map: see _span_attributes_as_map
+                kind: int = span.kind
+                if kind in (_SPAN_KIND_SERVER, _SPAN_KIND_CLIENT) and (
+                    "http.request.method" in attrs or "http.method" in attrs
+                ):
+                    outcome = _exchange(span, attrs, kind, trace_id, span_id, service)
+                    if isinstance(outcome, HttpExchange):
+                        exchanges.append(outcome)
+                    else:
+                        result.rejected.append(outcome)
+                elif _is_genai(attrs):
+                    result.genai_spans += 1
+                else:
+                    result.other_spans += 1
+    return result
+
+
+def _is_genai(attrs: Mapping[str, Any]) -> bool:
+    # One C-level search over the joined keys instead of a Python-level prefix test per key.
+    keys = "\n" + "\n".join(attrs)
+    return "\ngen_ai." in keys or "\nllm." in keys
+
+
+def _check_span_ids(trace_id: bytes, span_id: bytes, parent_span_id: bytes) -> None:
+    if len(trace_id) != _TRACE_ID_BYTES or trace_id == _ZERO_TRACE_ID:
+        raise OtlpBadRequest(
+            _reason(f"A span has an invalid trace id {trace_id.hex()!r} (16 bytes, not all zero)")
+        )
+    if len(span_id) != _SPAN_ID_BYTES or span_id == _ZERO_SPAN_ID:
+        raise OtlpBadRequest(
+            _reason(f"A span has an invalid span id {span_id.hex()!r} (8 bytes, not all zero)")
+        )
+    if parent_span_id and len(parent_span_id) != _SPAN_ID_BYTES:
+        raise OtlpBadRequest(
+            _reason(f"A span has an invalid parent span id {parent_span_id.hex()!r} (8 bytes)")
+        )
+
+
+def _client_id(trace_id: bytes, span_id: bytes) -> str:
+    """A UUID that is the same every time this span arrives: an exporter's retry of a batch is
+    then stored once, through the same client-id deduplication the JSON front-ends use."""
+    digest = bytearray(hashlib.sha256(trace_id + span_id).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x80  # version 8 (RFC 9562: vendor-specific)
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    # What str(uuid.UUID(bytes=...)) gives, without building a UUID object per span.
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _refusal(span: Any, span_hex: str, why: str) -> str:
+    name: str = span.name
+    return _reason(f"span {span_hex} ({name!r}): {why}")
+
+
+def _exchange(
+    span: Any,
+    attrs: dict[str, Any],
+    kind: int,
+    trace_id: bytes,
+    span_id: bytes,
+    service: str | None,
+) -> HttpExchange | str:
+    """The span as an exchange, or the reason it cannot be one."""
+    span_hex = span_id.hex()
+    method = (_text(attrs, "http.request.method") or _text(attrs, "http.method") or "").upper()
+    if method not in _METHODS:
+        if method == "_OTHER":  # semconv's word for a method the instrumentation did not know
+            method = _text(attrs, "http.request.method_original") or method
+        why = f"HTTP method {method!r} is not one of {', '.join(METHODS)}"
+        return _refusal(span, span_hex, why)
+
+    exception = _span_exception(span) if len(span.events) else None
+    status = _integer(attrs, "http.response.status_code")
+    if status is None:
+        status = _integer(attrs, "http.status_code")
+    if status is None:
+        # A server that failed before answering answered 500 (or dropped the connection, which
+        # the client sees as no better); a client that got no response has no status at all.
+        span_status: int = span.status.code
+        failed = exception is not None or span_status == _STATUS_CODE_ERROR
+        if kind == _SPAN_KIND_SERVER and failed:
+            status = 500
+        else:
+            error = _text(attrs, "error.type")
+            why = "no HTTP status code" + (f" (error.type {error!r})" if error else "")
+            return _refusal(span, span_hex, why)
+    if not 100 <= status <= 599:
+        return _refusal(span, span_hex, f"HTTP status code {status} is outside 100-599")
+
+    start: int = span.start_time_unix_nano
+    end: int = span.end_time_unix_nano
+    if start == 0:
+        return _refusal(span, span_hex, "no start time")
+    if end < start:
+        return _refusal(span, span_hex, "it ends before it starts")
+
+    scheme, domain = _origin(attrs, kind == _SPAN_KIND_CLIENT, service)
+    pathname, query = _path_and_query(attrs)
+    request_headers, response_headers = _headers(attrs)
+    return HttpExchange(
+        domain=domain,
+        pathname=pathname,
+        method=method,
+        status=status,
+        elapsed_ms=(end - start) / 1e6,
+        request_headers=request_headers,
+        query=_query_dict(query) if query else None,
+        response_headers=response_headers,
+        protocol=scheme.upper(),
+        route=_text(attrs, "http.route"),
+        started_at=_time(start),
+        user_id=_text(attrs, "user.id") or _text(attrs, "enduser.id"),
+        client_id=_client_id(trace_id, span_id),
+        trace_id=trace_id.hex(),
+        span_id=span_hex,
+        exception=exception,
+    )
+
+
+# Where each span kind names its host, in order of trust, with the port attribute that goes
+# with it. Old-convention server spans take their port from the Host header (``http.host``):
+# ``net.host.port`` is the socket's port, which is not the origin's behind a proxy.
+_SERVER_HOSTS = (
+    ("server.address", "server.port"),
+    ("http.host", None),
+    ("net.host.name", "net.host.port"),
+    ("http.server_name", "net.host.port"),
+)
+_CLIENT_HOSTS = (
+    ("server.address", "server.port"),
+    ("net.peer.name", "net.peer.port"),
+    ("http.host", None),
+)
+
+
+def _origin(attrs: Mapping[str, Any], is_client: bool, service: str | None) -> tuple[str, str]:
+    """``(scheme, scheme://host[:port])``; the default port is dropped."""
+    scheme = (_text(attrs, "url.scheme") or _text(attrs, "http.scheme") or "").lower()
+    host: str | None = None
+    port: int | None = None
+    url: tuple[str, str, str, str] | None = None
+    # A client span's URL is the one it called, so it names the origin best; a server span's
+    # attributes come from the Host header the client sent.
+    if is_client:
+        url = _split_url(_text(attrs, "url.full") or _text(attrs, "http.url"))
+        if url is not None and url[1]:
+            host, port = _split_host_port(url[1])
+    if host is None:
+        for host_key, port_key in _CLIENT_HOSTS if is_client else _SERVER_HOSTS:
+            text = _text(attrs, host_key)
+            if text:
+                host, port = _split_host_port(text)
+                if port is None and port_key is not None:
+                    port = _integer(attrs, port_key)
+                break
+    if (host is None or not scheme) and url is None:
+        url = _split_url(_text(attrs, "url.full") or _text(attrs, "http.url"))
+    if url is not None:
+        if host is None and url[1]:
+            host, port = _split_host_port(url[1])
+        scheme = scheme or url[0]
+    if scheme not in ("http", "https"):
+        scheme = "http" if port == 80 else "https"
+    if not host:
+        return scheme, f"{scheme}://{_host_from_service(service)}"
+    if ":" in host:  # an IPv6 literal keeps its brackets in an origin
+        host = f"[{host}]"
+    if port is not None and 0 < port < 65536 and port != (443 if scheme == "https" else 80):
+        return scheme, f"{scheme}://{host}:{port}"
+    return scheme, f"{scheme}://{host}"
+
+
+def _split_url(text: str | None) -> tuple[str, str, str, str] | None:
+    """``(scheme, host[:port], path, query)`` of a URL attribute, or None when it does not parse."""
+    if not text:
+        return None
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return None
+    return parts.scheme.lower(), parts.netloc.rpartition("@")[2], parts.path, parts.query
+
+
+def _split_host_port(text: str) -> tuple[str, int | None]:
+    """``host[:port]``, ``[v6]:port`` or a bare IPv6 literal (Python's instrumentation has been
+    seen sending ``server.address`` with the port in it)."""
+    text = text.strip().lower()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, _port(rest[1:]) if rest.startswith(":") else None
+    if text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        return host, _port(port_text)
+    return text, None
+
+
+def _port(text: str) -> int | None:
+    return int(text) if text.isdigit() and len(text) <= 5 else None
+
+
+def _host_from_service(service: str | None) -> str:
+    # service.name is free text (the SDK's default is "unknown_service:python"): keep what a
+    # host name can hold so that the origin still parses.
+    host = re.sub(r"[^a-z0-9.-]+", "-", (service or "").lower()).strip("-.")
+    return host or "unknown-service"
+
+
+def _path_and_query(attrs: Mapping[str, Any]) -> tuple[str, str]:
+    path = _text(attrs, "url.path")
+    query = _text(attrs, "url.query")
+    if path is None:
+        target = _text(attrs, "http.target")
+        if target is not None and "://" not in target:
+            path, _, target_query = target.partition("?")
+            query = query or target_query
+        else:
+            url = _split_url(_text(attrs, "url.full") or _text(attrs, "http.url") or target)
+            if url is not None:
+                path = url[2]
+                query = query or url[3]
+    path = (path or "").partition("#")[0]
+    if not path.startswith("/"):
+        path = "/" + path
+    return path, (query or "").lstrip("?")
+
+
+def _query_dict(query: str) -> dict[str, str | list[str]] | None:
+    params: dict[str, str | list[str]] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        previous = params.get(key)
+        if previous is None:
+            params[key] = value
+        elif isinstance(previous, list):
+            previous.append(value)
+        else:
+            params[key] = [previous, value]
+    return params or None
+
+
+def _headers(attrs: Mapping[str, Any]) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+    request: dict[str, str] = {}
+    response: dict[str, str] = {}
+    # One regex pass over the joined keys finds the header attributes (most spans have none)
+    # without a Python-level test per attribute.
+    for match in _HEADER_KEY.finditer("\n".join(attrs)):
+        headers = request if match[1] == "request" else response
+        headers[_header_name(match[2])] = _header_value(attrs[match[0]])
+    if "user-agent" not in request:
+        agent = _text(attrs, "user_agent.original") or _text(attrs, "http.user_agent")
+        if agent is not None:
+            request["user-agent"] = agent
+    return request or None, response or None
+
+
+def _header_name(name: str) -> str:
+    # Python's instrumentation writes ``content_type`` for Content-Type; real header names with
+    # underscores are rare enough (proxies drop them) that restoring dashes is the better guess.
+    return name.lower().replace("_", "-")
+
+
+def _span_exception(span: Any) -> ExceptionInfo | None:
+    last = None
+    for event in span.events:
+        if event.name == "exception":
+            last = event  # the last one is what ended the span; earlier ones were handled
+    if last is None:
+        return None
+    attrs = _key_values(last.attributes)
+    return _exception(
+        _text(attrs, "exception.type"),
+        _text(attrs, "exception.message"),
+        _text(attrs, "exception.stacktrace"),
+    )
+
+
+# --- exceptions ---------------------------------------------------------------------------------
+
+
+def _exception(
+    kind: str | None, message: str | None, stacktrace: str | None
+) -> ExceptionInfo | None:
+    if kind is None and message is None:
+        return None
+    return ExceptionInfo(
+        type=kind or "Exception",
+        message=(message or "")[:MAX_EXCEPTION_MESSAGE_CHARS],
+        stacktrace=_tail(stacktrace) if stacktrace else None,
+        frames=frames_from_stacktrace(stacktrace) if stacktrace else (),
+    )
+
+
+def _tail(text: str) -> str:
+    if len(text) * 4 <= MAX_STACKTRACE_BYTES:  # cannot be over the limit: skip encoding
+        return text
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= MAX_STACKTRACE_BYTES:
+        return text
+    # The innermost frames of a Python traceback are at the end: keep the tail.
+    return data[-MAX_STACKTRACE_BYTES:].decode("utf-8", "ignore")
+
+
+_PYTHON_FRAME = re.compile(r'\s*File "(?P<file>[^"]*)", line (?P<line>\d+), in (?P<function>.+)')
+_JAVA_FRAME = re.compile(r"\s*at (?P<function>[^\s(]+)\((?P<location>[^()]*)\)\s*")
+_NODE_FRAME = re.compile(r"\s*at (?:(?P<function>.+?) \((?P<location>.+)\)|(?P<bare>\S+))\s*")
+_NODE_LOCATION = re.compile(r"(?P<file>.+?):(?P<line>\d+)(?::\d+)?")
+# A line longer than this is not a frame; bounding it keeps the regexes linear on hostile text.
+_MAX_FRAME_LINE = 1000
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def frames_from_stacktrace(stacktrace: str) -> tuple[Frame, ...]:
+    """Frames of a Python, Java or Node.js stack trace, innermost last, at most ``MAX_FRAMES``.
+
+    For a chained Python exception only the last traceback counts (it is the raised one); for
+    Java only the frames before the first ``Caused by:`` (the rest belong to the causes).
+    """
+    start = stacktrace.rfind(_TRACEBACK)
+    if start >= 0:
+        python = [
+            Frame(file=match["file"], line=int(match["line"]), function=match["function"].strip())
+            for line in stacktrace[start + len(_TRACEBACK) :].splitlines()
+            if len(line) <= _MAX_FRAME_LINE and (match := _PYTHON_FRAME.fullmatch(line))
+        ]
+        return tuple(python[-MAX_FRAMES:])
+    frames: list[Frame] = []
+    for line in stacktrace.splitlines():
+        if line.startswith("Caused by:") and frames:
+            break
+        if len(line) > _MAX_FRAME_LINE or not line.lstrip().startswith("at "):
+            continue
+        frame = _java_frame(line) or _node_frame(line)
+        if frame is not None:
+            frames.append(frame)
+            # Java and Node print innermost first; the innermost are the ones to keep.
+            if len(frames) == MAX_FRAMES:
+                break
+    frames.reverse()
+    return tuple(frames)
+
+
+def _java_frame(line: str) -> Frame | None:
+    match = _JAVA_FRAME.fullmatch(line)
+    if match is None:
+        return None
+    # ``java.base/java.lang.Thread.run``: the module prefix is not part of the method name.
+    function = match["function"].rpartition("/")[2]
+    file, _, line_text = match["location"].partition(":")
+    return Frame(file=file, line=int(line_text) if line_text.isdigit() else None, function=function)
+
+
+def _node_frame(line: str) -> Frame | None:
+    match = _NODE_FRAME.fullmatch(line)
+    if match is None:
+        return None
+    location = match["location"] or match["bare"]
+    where = _NODE_LOCATION.fullmatch(location)
+    function = match["function"] or "<anonymous>"
+    if where is None:  # "native", "<anonymous>"
+        return Frame(file=location, line=None, function=function)
+    return Frame(file=where["file"], line=int(where["line"]), function=function)
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+
+_SEVERITY_TEXT = {
+    "WARN": "WARNING",
+    "WARNING": "WARNING",
+    "ERROR": "FATAL",
+    "ERR": "FATAL",
+    "FATAL": "FATAL",
+    "CRITICAL": "FATAL",
+    "CRIT": "FATAL",
+    "ALERT": "FATAL",
+    "EMERGENCY": "FATAL",
+    "EMERG": "FATAL",
+    "SEVERE": "FATAL",
+    "PANIC": "FATAL",
+}
+
+
+def _level(severity_number: int, severity_text: str) -> str:
+    """OTel severity ranges: 1-12 TRACE..INFO, 13-16 WARN, 17-24 ERROR and FATAL; out of range
+    or unspecified falls back to the text (``WARN2``, ``error``...), INFO when that says nothing."""
+    if 1 <= severity_number <= 12:
+        return "INFO"
+    if 13 <= severity_number <= 16:
+        return "WARNING"
+    if 17 <= severity_number <= 24:
+        return "FATAL"
+    return _SEVERITY_TEXT.get(severity_text.strip().upper().rstrip("0123456789"), "INFO")
+
+
+def decode_logs(body: bytes, encoding: Encoding) -> DecodedLogs:
+    """Decode an ExportLogsServiceRequest; raises only ``OtlpError``."""
+    request = ExportLogsServiceRequest()
+    if encoding == "protobuf":
+        _parse_protobuf(body, request)
+    else:
+        _parse_json(body, request, "logs")
+    groups = request.resource_logs
+    result = DecodedLogs(total=_count(groups, "scope_logs", "log_records"))
+    _check_size(result.total, "log records")
+    index = 0
+    for group in groups:
+        service = _service_name(group.resource)
+        for scope in group.scope_logs:
+            scope_name: str = scope.scope.name
+            for record in scope.log_records:
+                outcome = _log_line(record, index, scope_name, service)
+                if isinstance(outcome, LogLine):
+                    result.lines.append(outcome)
+                else:
+                    result.rejected.append(outcome)
+                index += 1
+    return result
+
+
+def _log_id(value: bytes, size: int, what: str) -> str | None:
+    if not value:
+        return None
+    if len(value) != size:
+        raise OtlpBadRequest(
+            _reason(f"A log record has an invalid {what} {value.hex()!r} ({size} bytes)")
+        )
+    # Logs outside any span are allowed; some SDKs send zeros instead of leaving the id empty.
+    return None if value == bytes(size) else value.hex()
+
+
+def _log_line(record: Any, index: int, scope_name: str, service: str | None) -> LogLine | str:
+    # Ids first: a malformed one refuses the whole request, whatever else this record holds.
+    trace_id = _log_id(record.trace_id, _TRACE_ID_BYTES, "trace id")
+    span_id = _log_id(record.span_id, _SPAN_ID_BYTES, "span id")
+    nanos: int = record.time_unix_nano or record.observed_time_unix_nano
+    if nanos == 0:
+        return _reason(f"log record {index}: neither time nor observed time is set")
+    attributes: dict[str, Plain] = {kv.key: _plain(kv.value) for kv in record.attributes}
+    get = attributes.get
+    if record.HasField("body"):
+        body = _plain(record.body)
+        message = body if isinstance(body, str) else _json_text(body)
+    else:
+        # Events (GenAI's, say) may carry everything in attributes and name themselves instead.
+        event_name: str = record.event_name
+        message = event_name
+    status = _plain_integer(get("http.response.status_code"))
+    if status is None:
+        status = _plain_integer(get("http.status_code"))
+    method = _plain_text(get("http.request.method")) or _plain_text(get("http.method"))
+    severity_number: int = record.severity_number
+    severity_text: str = record.severity_text
+    line = LogLine(
+        time=_time(nanos),
+        level=_level(severity_number, severity_text),
+        message=message,
+        route=_plain_text(get("http.route")) or scope_name or service or "/",
+        attributes=attributes,
+        trace_id=trace_id,
+        span_id=span_id,
+        method=method.upper() if method else None,
+        status=status,
+        user_id=_plain_text(get("user.id")) or _plain_text(get("enduser.id")),
+        exception=_exception(
+            _plain_text(get("exception.type")),
+            _plain_text(get("exception.message")),
+            _plain_text(get("exception.stacktrace")),
+        ),
+    )
+    # After the lookups above, so that a record's own service.name cannot shadow the resource's.
+    if service is not None:
+        attributes["service.name"] = service
+    return line
+
+
+# --- answers ------------------------------------------------------------------------------------
+
+
+def rejection_message(reasons: list[str], noun: str, limit: int = 5) -> str:
+    """A partial-success ``error_message`` from per-item reasons: the first few, then a count."""
+    if not reasons:
+        return ""
+    shown = "; ".join(reasons[:limit])
+    more = len(reasons) - limit
+    return f"{len(reasons)} {noun} rejected: {shown}" + (f"; and {more} more" if more > 0 else "")
+
+
+def encode_export_response(
+    signal: Signal, encoding: Encoding, rejected: int, message: str
+) -> bytes:
+    """The 200 answer, with ``partial_success`` when something was refused or there is a
+    message for the client (the spec's way to warn about a request that was still accepted)."""
+    if rejected < 0:
+        raise ValueError("rejected must not be negative")
+    response: Any
+    if signal == "traces":
+        response = ExportTraceServiceResponse()
+        if rejected:
+            response.partial_success.rejected_spans = rejected
+    else:
+        response = ExportLogsServiceResponse()
+        if rejected:
+            response.partial_success.rejected_log_records = rejected
+    if message:
+        response.partial_success.error_message = message
+    return _serialize(response, encoding)
+
+
+# HTTP status → google.rpc.Code, as the codes' documentation pairs them. 413 and 415 have no
+# pair: INVALID_ARGUMENT says "do not retry this request as is", which is what both mean.
+_GRPC_CODES = {
+    400: 3,  # INVALID_ARGUMENT
+    401: 16,  # UNAUTHENTICATED
+    403: 7,  # PERMISSION_DENIED
+    404: 5,  # NOT_FOUND
+    409: 10,  # ABORTED
+    413: 3,
+    415: 3,
+    429: 8,  # RESOURCE_EXHAUSTED
+    499: 1,  # CANCELLED
+    500: 13,  # INTERNAL
+    501: 12,  # UNIMPLEMENTED
+    503: 14,  # UNAVAILABLE
+    504: 4,  # DEADLINE_EXCEEDED
+}
+
+
+def encode_status(code_http: int, message: str, encoding: Encoding) -> bytes:
+    """An error answer's body: OTLP/HTTP sends a google.rpc.Status with 4xx and 5xx."""
+    fallback = 9 if 400 <= code_http < 500 else 2  # FAILED_PRECONDITION / UNKNOWN
+    status = status_pb2.Status(code=_GRPC_CODES.get(code_http, fallback), message=message)
+    return _serialize(status, encoding)
+
+
+def _serialize(message: Any, encoding: Encoding) -> bytes:
+    if encoding == "protobuf":
+        data: bytes = message.SerializeToString()
+        return data
+    document: dict[str, Any] = json_format.MessageToDict(message)
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
