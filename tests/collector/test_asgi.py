@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from collector.harness import MemoryTransport, Receiver, drain, free_port, serve_asgi, wait_until
-from logharbor.collector import Collector, LogHarborASGIMiddleware
+from logharbor.collector import Collector, LogHarborASGIMiddleware, current_trace
 
 
 def fastapi_app(collector: Collector, **options: Any) -> FastAPI:
@@ -273,4 +273,100 @@ def test_lifespan_and_websocket_scopes_pass_through() -> None:
     assert seen == ["lifespan", "websocket"]
     assert collector.flush(1)
     assert transport.records == []
+    collector.close()
+
+
+class PaymentFailed(Exception):
+    """An app's own exception: sent as ``module.QualName``."""
+
+
+INCOMING = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_a_request_continues_its_trace_and_an_exception_is_sent_with_its_record(
+    captured: tuple[Collector, MemoryTransport],
+) -> None:
+    collector, transport = captured
+    app = FastAPI()
+    seen: dict[str, Any] = {}
+
+    @app.get("/pay/{order}")
+    async def pay(order: int) -> None:
+        seen["trace"] = current_trace()
+        raise PaymentFailed(f"order {order} declined: token=tok_live_42")
+
+    @app.get("/gone")
+    def gone() -> None:
+        raise HTTPException(503, "maintenance")  # answered by the framework: nothing raised
+
+    app.add_middleware(LogHarborASGIMiddleware, collector=collector)
+    with serve_asgi(app) as served, httpx.Client(base_url=served.url) as client:
+        assert client.get("/gone", headers={"traceparent": "00-bad"}).status_code == 503
+        # Starlette's outermost middleware still turns the exception into its 500.
+        response = client.get("/pay/7", headers={"traceparent": INCOMING})
+        assert response.status_code == 500
+        assert response.text == "Internal Server Error"
+    drain(collector, 2)
+    by_path = {r["pathnameUrl"]: r for r in transport.records}
+    pay_record = by_path["/pay/7"]
+    assert pay_record["status"] == 500
+    assert pay_record["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert pay_record["spanId"] not in ("00f067aa0ba902b7", "")
+    assert seen["trace"].trace_id == pay_record["traceId"]
+    assert seen["trace"].span_id == pay_record["spanId"]
+    exception = pay_record["exception"]
+    assert exception["type"] == f"{__name__}.PaymentFailed"
+    assert exception["message"] == "order 7 declined: token=****"
+    assert exception["frames"][-1]["function"] == "pay"
+    assert exception["frames"][-1]["file"] == __file__
+    assert exception["stacktrace"].endswith(f"PaymentFailed: {exception['message']}\n")
+    assert "tok_live_42" not in str(transport.records)
+    gone_record = by_path["/gone"]
+    assert gone_record["status"] == 503 and "exception" not in gone_record
+    assert len(gone_record["traceId"]) == 32 and gone_record["traceId"] != pay_record["traceId"]
+
+
+def test_the_exception_reaches_the_server_unchanged_and_only_a_5xx_carries_it() -> None:
+    transport = MemoryTransport()
+    collector = Collector(transport=transport, flush_interval=0.05)
+    errors: dict[str, BaseException] = {
+        "/boom": PaymentFailed("declined"),
+        "/late": PaymentFailed("after the response started"),
+        "/cancelled": asyncio.CancelledError(),
+    }
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/late":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise errors[scope["path"]]
+
+    middleware = LogHarborASGIMiddleware(app, collector)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        pass
+
+    for path, error in errors.items():
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": path,
+            "query_string": b"",
+            "headers": [(b"host", b"shop.test"), (b"traceparent", INCOMING.encode())],
+        }
+        with pytest.raises(type(error)) as raised:
+            asyncio.run(middleware(scope, receive, send))
+        assert raised.value is error
+    assert collector.flush(30)
+    by_path = {r["pathnameUrl"]: r for r in transport.records}
+    assert by_path["/boom"]["status"] == 500
+    assert by_path["/boom"]["exception"]["message"] == "declined"
+    assert by_path["/boom"]["exception"]["frames"][-1]["function"] == "app"
+    # Answered 200 before it failed: not a server error; a cancellation is not the app's.
+    assert by_path["/late"]["status"] == 200 and "exception" not in by_path["/late"]
+    assert by_path["/cancelled"]["status"] == 500 and "exception" not in by_path["/cancelled"]
+    assert {r["traceId"] for r in transport.records} == {"4bf92f3577b34da6a3ce929d0e0e4736"}
+    assert len({r["spanId"] for r in transport.records}) == 3
     collector.close()
