@@ -10,7 +10,7 @@ import pytest
 from flask import Flask, Response, abort, g, jsonify, request
 
 from collector.harness import MemoryTransport, Receiver, drain, serve_wsgi, wait_until
-from logharbor.collector import Collector, LogHarborWSGIMiddleware
+from logharbor.collector import Collector, LogHarborWSGIMiddleware, current_trace
 from logharbor.collector.flask import instrument
 
 
@@ -162,3 +162,86 @@ def test_a_bare_wsgi_app_that_raises(captured: tuple[Collector, MemoryTransport]
     assert hello["routeTemplate"] == "/hello/{name}"
     assert hello["trafficUserId"] == "7"
     assert (boom["pathnameUrl"], boom["status"]) == ("/boom", 500)
+
+
+class PaymentFailed(Exception):
+    """An app's own exception: sent as ``module.QualName``."""
+
+
+INCOMING = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_a_wsgi_app_that_raises_sends_its_exception_and_still_raises(
+    captured: tuple[Collector, MemoryTransport],
+) -> None:
+    collector, transport = captured
+    error = PaymentFailed('declined {"password": "hunter2"}')
+    seen: list[Any] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        seen.append(current_trace())
+        if environ["PATH_INFO"] == "/pay":
+            raise error
+
+        def body() -> Iterator[bytes]:
+            seen.append(current_trace())  # a streamed body runs under the request's trace
+            yield b"one"
+            raise PaymentFailed("after the response started")
+
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return body()
+
+    wrapped = LogHarborWSGIMiddleware(app, collector)
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/pay",
+        "HTTP_HOST": "shop.test",
+        "HTTP_TRACEPARENT": INCOMING,
+        "wsgi.url_scheme": "http",
+    }
+    with pytest.raises(PaymentFailed) as raised:
+        wrapped(environ, lambda status, headers, exc_info=None: None)
+    assert raised.value is error
+    assert current_trace() is None  # reset once the request is over
+
+    streamed = wrapped({**environ, "PATH_INFO": "/stream"}, lambda *args: None)
+    chunks = iter(streamed)
+    assert next(chunks) == b"one"
+    assert current_trace() is None  # between chunks the server's code is outside the trace
+    with pytest.raises(PaymentFailed, match="after the response started"):
+        next(chunks)
+    streamed.close()  # type: ignore[attr-defined]
+    assert collector.flush(30)
+    pay, stream = transport.records
+    assert (pay["status"], pay["traceId"]) == (500, TRACE_ID)
+    assert pay["spanId"] == seen[0].span_id and seen[0].trace_id == TRACE_ID
+    assert pay["exception"]["type"] == f"{__name__}.PaymentFailed"
+    assert pay["exception"]["message"] == 'declined {"password": "****"}'
+    assert pay["exception"]["frames"][-1]["function"] == "app"
+    assert "hunter2" not in str(transport.records)
+    # Answered 200 before it failed: not a server error.
+    assert stream["status"] == 200 and "exception" not in stream
+    assert seen[1] == seen[2] and seen[1].span_id == stream["spanId"] != pay["spanId"]
+
+
+def test_flask_hands_over_the_exception_it_turns_into_a_500(
+    captured: tuple[Collector, MemoryTransport],
+) -> None:
+    collector, transport = captured
+    app = flask_app(collector)
+    with serve_wsgi(app) as served, httpx.Client(base_url=served.url) as client:
+        response = client.get("/crash", headers={"traceparent": INCOMING})
+        assert response.status_code == 500  # Flask's own error page, as before
+        assert client.get("/missing", headers={"traceparent": INCOMING.upper()}).status_code == 404
+    drain(collector, 2)
+    by_path = {r["pathnameUrl"]: r for r in transport.records}
+    crash = by_path["/crash"]
+    assert crash["traceId"] == TRACE_ID
+    assert crash["exception"]["type"] == "RuntimeError"
+    assert crash["exception"]["message"] == "the view crashed"
+    assert crash["exception"]["frames"][-1]["function"] == "crash"
+    assert "raise RuntimeError" in crash["exception"]["stacktrace"]
+    missing = by_path["/missing"]
+    assert "exception" not in missing
+    assert missing["traceId"] != TRACE_ID  # an upper-case traceparent is malformed
