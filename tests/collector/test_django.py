@@ -13,11 +13,18 @@ import httpx
 import pytest
 
 from collector.harness import MemoryTransport, drain, serve_asgi, serve_wsgi
-from logharbor.collector import Collector
+from logharbor.collector import Collector, current_trace
+
+INCOMING = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+class PaymentFailed(Exception):
+    """An app's own exception: sent as ``module.QualName``."""
 
 
 def _views() -> types.ModuleType:
-    from django.http import HttpResponse, JsonResponse
+    from django.http import Http404, HttpResponse, JsonResponse
     from django.urls import path
 
     def item(request: Any, item_id: int) -> JsonResponse:
@@ -34,12 +41,26 @@ def _views() -> types.ModuleType:
     def crash(request: Any) -> HttpResponse:
         raise RuntimeError("the view crashed")
 
+    def pay(request: Any) -> HttpResponse:
+        raise PaymentFailed("declined: api_key=ak_live_9")
+
+    def hidden(request: Any) -> HttpResponse:
+        raise Http404("no such page")
+
+    def trace(request: Any) -> JsonResponse:
+        current = current_trace()
+        assert current is not None
+        return JsonResponse({"traceId": current.trace_id, "spanId": current.span_id})
+
     module = types.ModuleType("logharbor_django_test_urls")
     module.urlpatterns = [  # type: ignore[attr-defined]
         path("items/<int:item_id>", item),
         path("login", login),
         path("form", form),
         path("crash", crash),
+        path("pay", pay),
+        path("hidden", hidden),
+        path("trace", trace),
     ]
     return module
 
@@ -157,3 +178,28 @@ def test_django_under_asgi(django_site: Site) -> None:
     assert (record["pathnameUrl"], record["status"]) == ("/items/8", 200)
     assert record["routeTemplate"] == "/items/<int:item_id>"
     assert record["trafficUserId"] == "user-8"
+
+
+def test_django_continues_the_trace_and_sends_the_exception_of_a_5xx(django_site: Site) -> None:
+    before = len(django_site.transport.records)
+    accepted = django_site.collector.stats().accepted
+    with httpx.Client(base_url=django_site.url) as client:
+        seen = client.get("/trace", headers={"traceparent": INCOMING}).json()
+        started = client.get("/trace", headers={"traceparent": INCOMING[:-1]}).json()
+        response = client.get("/pay", headers={"traceparent": INCOMING})
+        assert response.status_code == 500  # Django's own 500, as before
+        assert client.get("/hidden").status_code == 404
+    drain(django_site.collector, accepted + 4)
+    traced, fresh, pay, hidden = django_site.transport.records[before:]
+    # The view saw the request's trace: the one its record carries.
+    assert seen == {"traceId": TRACE_ID, "spanId": traced["spanId"]}
+    assert traced["traceId"] == TRACE_ID and traced["spanId"] != INCOMING[36:52]
+    assert fresh["traceId"] == started["traceId"] != TRACE_ID  # malformed: a trace of its own
+    assert (pay["status"], pay["traceId"]) == (500, TRACE_ID)
+    assert pay["exception"]["type"] == f"{__name__}.PaymentFailed"
+    assert pay["exception"]["message"] == "declined: api_key=****"
+    assert pay["exception"]["frames"][-1]["function"] == "pay"
+    assert "ak_live_9" not in str(pay)
+    # A view's Http404 reaches process_exception too, but is no server error.
+    assert hidden["status"] == 404 and "exception" not in hidden
+    assert current_trace() is None
