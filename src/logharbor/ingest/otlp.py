@@ -770,18 +770,19 @@ def _header_name(name: str) -> str:
 
 
 def _span_exception(span: Any) -> ExceptionInfo | None:
-    last = None
-    for event in span.events:
+    # The last exception event is what ended the span; earlier ones were handled. One that
+    # names neither a type nor a message says nothing, so the one before it counts instead.
+    for event in reversed(span.events):
         if event.name == "exception":
-            last = event  # the last one is what ended the span; earlier ones were handled
-    if last is None:
-        return None
-    attrs = _key_values(last.attributes)
-    return _exception(
-        _text(attrs, "exception.type"),
-        _text(attrs, "exception.message"),
-        _text(attrs, "exception.stacktrace"),
-    )
+            attrs = _key_values(event.attributes)
+            exception = _exception(
+                _text(attrs, "exception.type"),
+                _text(attrs, "exception.message"),
+                _text(attrs, "exception.stacktrace"),
+            )
+            if exception is not None:
+                return exception
+    return None
 
 
 # --- exceptions ---------------------------------------------------------------------------------
