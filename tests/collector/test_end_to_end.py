@@ -227,3 +227,55 @@ def test_a_user_token_with_its_source_and_an_unknown_source(logharbor: LogHarbor
     unknown.close()
     # route_as_pathname: stored under the route, so statistics group by route.
     assert [r["pathname"] for r in logharbor.records()] == ["/users/<int:user_id>"]
+
+
+class PaymentFailed(Exception):
+    pass
+
+
+def test_a_trace_across_apps_and_the_exception_of_a_5xx_reach_logharbor(
+    logharbor: LogHarbor,
+) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    collector = Collector(logharbor.url, api_key=logharbor.ingest_key, flush_interval=0.05)
+    with serve_wsgi(admin_site(collector)) as admin:
+        app = FastAPI()
+
+        @app.post("/checkout")
+        def checkout() -> None:
+            # A call made while serving the request, to another app that records its side too.
+            with httpx.Client(transport=LogHarborTransport(collector)) as client:
+                assert client.get(f"{admin.url}/users/5").status_code == 200
+            raise PaymentFailed("card declined: token=tok_live_42")
+
+        app.add_middleware(LogHarborASGIMiddleware, collector=collector)
+        with serve_asgi(app) as api:
+            response = httpx.post(
+                f"{api.url}/checkout",
+                headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+            )
+            assert response.status_code == 500
+        drain(collector, 3)
+    assert collector.stats().sent == 3
+    collector.close()
+
+    records = logharbor.records()
+    assert sorted(r["pathname"] for r in records) == ["/checkout", "/users/5", "/users/5"]
+    details = [logharbor.detail(record["id"]) for record in records]
+    assert {detail["traceId"] for detail in details} == {trace_id}
+    (checkout_record,) = [d for d in details if d["pathname"] == "/checkout"]
+    users = [d for d in details if d["pathname"] == "/users/5"]
+    # The call made and the call served: both saw the traceparent the call sent, which names
+    # the call's own span; the admin app's request is a span of its own under it.
+    (sent,) = {d["request"]["headers"]["traceparent"] for d in users}
+    call_span = sent.split("-")[2]
+    assert sorted(d["spanId"] == call_span for d in users) == [False, True]
+    spans = {d["spanId"] for d in details}
+    assert len(spans) == 3 and "00f067aa0ba902b7" not in spans
+    assert all(d.get("exception") is None for d in users)
+    exception = checkout_record["exception"]
+    assert exception["type"] == f"{__name__}.PaymentFailed"
+    assert exception["message"] == "card declined: token=****"
+    assert exception["frames"][-1]["function"] == "checkout"
+    assert exception["stacktrace"].endswith("PaymentFailed: card declined: token=****\n")
+    assert "tok_live_42" not in str(checkout_record)
