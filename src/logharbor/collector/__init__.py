@@ -7,6 +7,14 @@ imported only when something that needs it is used (the HTTP transport, the http
     from logharbor.collector import Collector, LogHarborASGIMiddleware
     collector = Collector("https://logs.example.com", api_key="lhk_...", traffic_source_id="...")
     app.add_middleware(LogHarborASGIMiddleware, collector=collector)
+
+Every record carries a W3C trace id and span id. A request the app serves continues the trace
+of its ``traceparent`` header (or starts one), and the calls the app makes while serving it
+through ``LogHarborTransport``/``AsyncLogHarborTransport`` or the requests adapter send it on,
+so one trace id links a request, the calls it made and the requests those caused in other
+apps (``logharbor.collector.tracing``). A request that ends in a 5xx because the app raised
+carries the exception: type, message, traceback and frames, masked and capped, with no local
+variable values (``logharbor.collector.exceptions``).
 """
 
 from __future__ import annotations
