@@ -119,3 +119,33 @@ def receiver() -> Iterator[Receiver]:
     rec = Receiver().start()
     yield rec
     rec.stop()
+
+
+@pytest.fixture
+def rows(client: TestClient) -> Callable[[], dict[str, int]]:
+    """Row counts of every traffic table, to prove a failed call wrote nothing."""
+    from sqlalchemy import func, select
+
+    from logharbor.db import tables
+
+    names = (
+        "domains",
+        "pathnames",
+        "requests",
+        "responses",
+        "http_traffic",
+        "core_pathnames",
+        "core_logs",
+    )
+
+    def count() -> dict[str, int]:
+        db = client.app.state.db  # type: ignore[attr-defined]
+        with db.read() as conn:
+            return {
+                name: conn.execute(
+                    select(func.count()).select_from(getattr(tables, name))
+                ).scalar_one()
+                for name in names
+            }
+
+    return count

@@ -10,22 +10,25 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from logharbor import __version__
+from logharbor.alerts import hooks as alert_hooks
 from logharbor.alerts import service as alerts_service
 from logharbor.alerts.routes import router as alerts_router
 from logharbor.auth import routes as auth_routes
 from logharbor.auth.tokens import VerifiedTokens
 from logharbor.common import handlers
 from logharbor.common.limits import BodySizeLimit
-from logharbor.common.routing import DirectLane
 from logharbor.db.engine import Database, make_engine
 from logharbor.db.writer import GroupCommitWriter
 from logharbor.health import router as health_router
+from logharbor.ingest import routes as ingest_routes
+from logharbor.ingest.events import Subscribers
+from logharbor.ingest.lane import IngestLane
+from logharbor.ingest.pipeline import Pipeline
+from logharbor.ingest.store import SqlRecordStore
 from logharbor.prompts.routes import router as prompts_router
 from logharbor.settings import Settings
+from logharbor.stats import hooks as stats_hooks
 from logharbor.stats.routes import router as stats_router
-from logharbor.traffic import traffic_routes
-from logharbor.traffic.batch import router as batch_router
-from logharbor.traffic.ingest import Ingestor
 from logharbor.traffic.routes import router as traffic_router
 from logharbor.ui.routes import router as ui_router
 
@@ -36,6 +39,12 @@ Self-hosted logs for **HTTP traffic** (Arkyn Logs compatible) and **prompt test 
 Authenticate with `Authorization: Bearer <token>` from `POST /auth/login` or `POST /user/auth`.
 Traffic writes also accept a traffic source's ingest key (`lhk_...`).
 """
+
+
+def ingest_subscribers() -> Subscribers:
+    """Who hears of stored records: the rollups, then exception grouping and the alert outbox.
+    They run in the transaction that stores the records."""
+    return Subscribers([stats_hooks.on_traffic, alert_hooks.on_traffic])
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -52,7 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = db = Database(engine)
         try:
             async with AsyncExitStack() as stack:
-                app.state.writer = await stack.enter_async_context(GroupCommitWriter(app.state.db))
+                writer = GroupCommitWriter(db, on_events=subscribers)
+                app.state.writer = await stack.enter_async_context(writer)
                 await stack.enter_async_context(alerts_service.running(app))
                 yield
         finally:
@@ -68,17 +78,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
-    # This process's caches of the ingest path: they save work, the write transaction decides.
-    app.state.ingestor = Ingestor()
+    subscribers = ingest_subscribers()
+    # The store's name cache saves lookups; the write transaction decides.
+    app.state.pipeline = Pipeline(SqlRecordStore())
     app.state.verified_tokens = VerifiedTokens(settings.secret_key)
     app.state.claimed_ingest_keys = {}
     handlers.install(app)
     # Inside the size limit: it reads a body already checked.
-    app.add_middleware(DirectLane, routers=[traffic_routes.router])
+    app.add_middleware(IngestLane, routes=ingest_routes.lane_routes())
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     # Routes are matched in order, one by one: the ingest hot path goes first.
+    app.include_router(ingest_routes.docs_router())
+    ingest_routes.document_bodies(app)
     app.include_router(traffic_router)
-    app.include_router(batch_router)
     app.include_router(health_router)
     app.include_router(auth_routes.promptcrafter)
     app.include_router(auth_routes.arkyn)

@@ -19,7 +19,8 @@ from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database, make_engine
 from logharbor.db.tables import traffic_sources
 from logharbor.settings import Settings
-from logharbor.traffic.events import TrafficEvent, publish
+from logharbor.app import ingest_subscribers
+from logharbor.ingest.events import TrafficEvent
 
 WAIT = 30.0  # seconds; a guard against hanging, not a performance limit
 
@@ -160,7 +161,7 @@ def event(
 def emit(db: Database, events: list[TrafficEvent]) -> None:
     """What every ingest path does: publish inside the storing transaction."""
     with db.write() as conn:
-        publish(conn, events)
+        ingest_subscribers()(conn, events)
 
 
 def ago(**delta: float) -> datetime:

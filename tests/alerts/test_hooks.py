@@ -21,7 +21,7 @@ from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database, make_engine
 from logharbor.db.tables import exceptions, webhook_outbox, webhooks
-from logharbor.traffic.events import publish
+from logharbor.app import ingest_subscribers
 
 
 @pytest.fixture
@@ -193,7 +193,7 @@ def _owner_of(db: Database, source_id: str) -> str:
 def test_rolled_back_ingest_queues_nothing(bare_db: Database, source: str) -> None:
     add_webhook(bare_db, source)
     with pytest.raises(RuntimeError), bare_db.write() as conn:
-        publish(conn, [event(source)])
+        ingest_subscribers()(conn, [event(source)])
         raise RuntimeError("the traffic insert failed")
     assert outbox(bare_db) == []
     assert all_exceptions(bare_db) == []

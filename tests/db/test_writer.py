@@ -8,7 +8,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,14 +20,14 @@ from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database, make_engine
 from logharbor.db.tables import users
-from logharbor.db.writer import GroupCommitWriter
+from logharbor.db.writer import GroupCommitWriter, WriteTx
 from postgres import free_port
 
 
-def _insert_user(email: str):  # type: ignore[no-untyped-def]
-    def job(conn):  # type: ignore[no-untyped-def]
+def _insert_user(email: str) -> Callable[[WriteTx], str]:
+    def job(tx: WriteTx) -> str:
         now = utcnow()
-        conn.execute(
+        tx.conn.execute(
             insert(users).values(
                 id=new_id(),
                 email=email,
@@ -211,13 +213,13 @@ def test_a_transient_failure_is_retried_and_a_real_one_is_not(database_url: str)
     writer.start()
     calls = {"flaky": 0, "broken": 0}
 
-    def flaky(conn):  # type: ignore[no-untyped-def]
+    def flaky(tx: WriteTx) -> str:
         calls["flaky"] += 1
         if calls["flaky"] == 1:
             raise OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked"))
-        return _insert_user("flaky@example.com")(conn)
+        return _insert_user("flaky@example.com")(tx)
 
-    def broken(conn):  # type: ignore[no-untyped-def]
+    def broken(tx: WriteTx) -> str:
         calls["broken"] += 1
         raise ValueError("a bug, not contention")
 
@@ -233,34 +235,61 @@ def test_a_transient_failure_is_retried_and_a_real_one_is_not(database_url: str)
     db.dispose()
 
 
-def test_bulk_items_share_one_call_and_a_failing_one_is_stored_alone(database_url: str) -> None:
+def _wait_for_queue(writer: GroupCommitWriter, size: int) -> None:
+    deadline = time.monotonic() + 10
+    while writer._queue.qsize() < size:
+        assert time.monotonic() < deadline, "the items never reached the writer"
+        time.sleep(0.001)
+
+
+def test_bulk_items_share_one_call_and_events_reach_the_sink(database_url: str) -> None:
+    """A runner gets every waiting item of its kind in one call; an outcome that is an error
+    fails its own item alone; a runner that raises fails its own items, not the jobs of the same
+    transaction; what committed work published reaches ``on_events`` once, before the commit."""
     import asyncio
 
     from logharbor.common.errors import Forbidden
 
     db = Database(make_engine(database_url))
-    writer = GroupCommitWriter(db)
+    delivered: list[Any] = []
+
+    def sink(conn: Any, events: Any) -> None:
+        delivered.append(list(events))
+
+    writer = GroupCommitWriter(db, on_events=sink)
     writer.start()
     calls: list[list[str]] = []
 
-    def runner(conn, items, staged=None):  # type: ignore[no-untyped-def]
+    def runner(tx: WriteTx, items: list[str]) -> list[object]:
         calls.append(list(items))
-        outcomes = []
+        outcomes: list[object] = []
         for email in items:
             if email == "refused":
                 outcomes.append(Forbidden("not this one"))
             else:
-                outcomes.append(_insert_user(email)(conn))
+                outcomes.append(_insert_user(email)(tx))
+                tx.publish([email])
         return outcomes
+
+    def broken_runner(tx: WriteTx, items: list[str]) -> list[object]:
+        tx.publish(["never delivered"])
+        raise ValueError("a bug in a runner")
+
+    def failing_job(tx: WriteTx) -> None:
+        tx.publish(["rolled back"])
+        raise ValueError("a failing job")
 
     gate = threading.Event()
 
     async def scenario() -> list[object]:
-        # A job that holds the writer, so that every bulk item below lands in one group.
-        blocker = writer.submit_nowait(lambda conn: gate.wait(10))
-        emails = ["a@example.com", "refused", "b@example.com", "a@example.com", "c@example.com"]
+        # A job that holds the writer, so that every item below lands in one group.
+        blocker = writer.submit_nowait(lambda tx: gate.wait(10))
+        emails = ["a@example.com", "refused", "b@example.com"]
         tasks = [asyncio.ensure_future(writer.run_bulk(runner, email)) for email in emails]
-        await asyncio.sleep(0.05)
+        tasks.append(asyncio.ensure_future(writer.run_bulk(broken_runner, "x")))
+        tasks.append(asyncio.ensure_future(writer.run(failing_job)))
+        tasks.append(asyncio.ensure_future(writer.run(_insert_user("job@example.com"))))
+        await asyncio.to_thread(_wait_for_queue, writer, len(tasks))
         gate.set()
         await asyncio.wrap_future(blocker)
         return await asyncio.gather(*tasks, return_exceptions=True)
@@ -269,59 +298,13 @@ def test_bulk_items_share_one_call_and_a_failing_one_is_stored_alone(database_ur
         results = asyncio.run(scenario())
     finally:
         writer.close()
-    # Together first (the duplicate "a" fails the whole call), then each alone.
-    assert calls[0] == [
-        "a@example.com",
-        "refused",
-        "b@example.com",
-        "a@example.com",
-        "c@example.com",
-    ]
-    assert [len(call) for call in calls[1:]] == [1, 1, 1, 1, 1]
+    assert calls == [["a@example.com", "refused", "b@example.com"]]
     assert results[0] == "a@example.com" and results[2] == "b@example.com"
-    assert results[4] == "c@example.com"
     assert isinstance(results[1], Forbidden)
-    assert not isinstance(results[3], str)  # the duplicate email: its own error, nobody else's
+    assert isinstance(results[3], ValueError) and isinstance(results[4], ValueError)
+    assert results[5] == "job@example.com"
+    assert delivered[-1] == ["a@example.com", "b@example.com"]
     with db.read() as conn:
         stored = set(conn.execute(select(users.c.email)).scalars())
-    assert stored == {"a@example.com", "b@example.com", "c@example.com"}
-    db.dispose()
-
-
-def test_staged_work_is_used_and_a_failed_staging_falls_back(database_url: str) -> None:
-    import asyncio
-
-    db = Database(make_engine(database_url))
-    writer = GroupCommitWriter(db)
-    writer.start()
-
-    class Runner:
-        def __init__(self, broken: bool) -> None:
-            self.broken = broken
-            self.staged_seen: list[object] = []
-
-        def stage(self, dialect, items):  # type: ignore[no-untyped-def]
-            if self.broken:
-                raise RuntimeError("a bug in staging")
-            return [f"{item}@example.com" for item in items]
-
-        def __call__(self, conn, items, staged=None):  # type: ignore[no-untyped-def]
-            self.staged_seen.append(staged)
-            emails = staged or [f"{item}@example.com" for item in items]
-            return [_insert_user(email)(conn) for email in emails]
-
-    good, broken = Runner(broken=False), Runner(broken=True)
-
-    async def scenario() -> list[object]:
-        return list(
-            await asyncio.gather(writer.run_bulk(good, "staged"), writer.run_bulk(broken, "plain"))
-        )
-
-    try:
-        results = asyncio.run(scenario())
-    finally:
-        writer.close()
-    assert results == ["staged@example.com", "plain@example.com"]
-    assert good.staged_seen == [["staged@example.com"]]
-    assert broken.staged_seen == [None]  # stored anyway, item by item
+    assert stored == {"a@example.com", "b@example.com", "job@example.com"}
     db.dispose()

@@ -17,7 +17,8 @@ from helpers import AUser
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import domains, http_traffic, pathnames, traffic_sources
-from logharbor.traffic.events import TrafficEvent, publish
+from logharbor.app import ingest_subscribers
+from logharbor.ingest.events import TrafficEvent
 from logharbor.traffic.normalize import level_for
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -135,7 +136,7 @@ def store_random_traffic(
     # Several transactions, like several requests, so that upserts add to existing rows.
     for i in range(0, n, 250):
         conn.execute(insert(http_traffic), rows[i : i + 250])
-        publish(conn, events[i : i + 250])
+        ingest_subscribers()(conn, events[i : i + 250])
 
 
 @pytest.fixture

@@ -229,7 +229,7 @@ def test_stale_cached_names_are_refreshed(client: TestClient, user: AUser) -> No
     source_id = _new_source(client, user)
     url = f"/http-traffic-record/{source_id}/batch"
     assert client.post(url, json=[_record()], headers=user.headers).status_code == 201
-    cache = client.app.state.ingestor.names  # type: ignore[attr-defined]
+    cache = client.app.state.pipeline.store_backend.names  # type: ignore[attr-defined]
     misses = cache.misses
     assert client.post(url, json=[_record()], headers=user.headers).status_code == 201
     assert cache.misses == misses  # warm: no get-or-create at all

@@ -203,14 +203,18 @@ def test_deletes_cascade_and_answer_404_afterwards(
 def test_concurrent_get_or_create_makes_one_row(client: TestClient, user: AUser) -> None:
     """Threads storing the same new domain and pathname at once, each in its own transaction
     (as separate workers would, bypassing the in-process writer): one row each."""
+    from logharbor.common.ids import new_id
+    from logharbor.common.timestamps import utcnow
     from logharbor.db.tables import core_pathnames, domains, pathnames
-    from logharbor.traffic import ingest, queries
+    from logharbor.ingest.compose import prepare_record
+    from logharbor.ingest.store import PendingExchange, SqlRecordStore
+    from logharbor.traffic import queries
     from logharbor.traffic.normalize import IngestConfig
 
     sid = create_source(client, user)["id"]
     db = client.app.state.db  # type: ignore[attr-defined]
     config = IngestConfig.from_settings(client.app.state.settings)  # type: ignore[attr-defined]
-    record = ingest.prepare_record(
+    record = prepare_record(
         {
             "domainUrl": "https://race.example.com",
             "pathnameUrl": "/race",
@@ -229,8 +233,9 @@ def test_concurrent_get_or_create_makes_one_row(client: TestClient, user: AUser)
     def work() -> None:
         try:
             barrier.wait()
+            pending = PendingExchange(new_id(), new_id(), new_id(), utcnow(), record)
             with db.write() as conn:
-                ingest.store_records(conn, sid, [record])
+                SqlRecordStore().insert_exchanges(conn, sid, [pending])
                 queries.get_or_create_core_pathname(conn, sid, "/race/:id")
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)

@@ -19,6 +19,10 @@ A fingerprint is the SHA-256 (hex) of these lines, joined by ``\\n``::
   result is cut at 200 characters. ``User 42 not found`` and ``User 7 not found`` are one group.
 
 The version line lets the rules change later without silently merging old and new groups.
+
+A record that carries an exception with a type (OpenTelemetry's ``exception`` event, the
+collector's capture) is grouped by that type and its innermost frames instead
+(``exception_fingerprint``): the same bug raised under many routes is one problem.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ import hashlib
 import json
 import re
 
-from logharbor.traffic.events import TrafficEvent
+from logharbor.ingest.events import TrafficEvent
+from logharbor.ingest.records import ExceptionInfo
 from logharbor.traffic.normalize import template_pathname
 
 VERSION = "v1"
@@ -84,9 +89,32 @@ def fingerprint(source_id: str, method: str, route: str, status: int, message: s
     return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+# How many innermost frames identify where an exception was raised: enough to tell two call
+# sites of one exception type apart, few enough that a change far up the stack does not split a
+# group. Frames name a file and a function, never a line: lines move with every deploy.
+TOP_FRAMES = 3
+
+
+def exception_fingerprint(source_id: str, info: ExceptionInfo, route: str) -> str:
+    """Exceptions with a type group by type and their top frames; without frames, by type and
+    route. Their own version line keeps them apart from the route-and-status groups."""
+    where = [f"{frame.file}:{frame.function}" for frame in info.frames[-TOP_FRAMES:]]
+    material = "\n".join(("v1-exception", source_id, info.type, *(where or [route])))
+    return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def of_event(event: TrafficEvent) -> tuple[str, str, str]:
     """``(fingerprint, route, message)`` of one record."""
     route = route_of(event)
+    info = event.exception
+    if info is not None and info.type:
+        message = normalize_message(info.message)
+        summary = f"{info.type}: {message}" if message else info.type
+        return (
+            exception_fingerprint(event.traffic_source_id, info, route),
+            route,
+            summary[:MESSAGE_CHARS],
+        )
     message = normalize_message(event.response_preview)
     return (
         fingerprint(event.traffic_source_id, event.method, route, event.status, message),

@@ -1,4 +1,4 @@
-"""The ingest side of alerts: runs inside every traffic-ingest transaction (``traffic.events``).
+"""The ingest side of alerts: runs inside every traffic-ingest transaction (``ingest.events``).
 
 Work here commits or rolls back with the traffic rows themselves, which is what makes the outbox
 durable: an acknowledged record has its notification queued, and a failed ingest queues nothing.
@@ -18,7 +18,8 @@ from sqlalchemy import Connection, RowMapping
 from logharbor.alerts import fingerprint, queries
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import iso, utcnow
-from logharbor.traffic.events import TrafficEvent
+from logharbor.ingest.events import TrafficEvent
+from logharbor.ingest.normalize import exception_json
 
 LEVEL_RANK = {"INFO": 0, "WARNING": 1, "FATAL": 2}
 PREVIEW_CHARS = 500
@@ -39,6 +40,9 @@ def sample_of(event: TrafficEvent, route: str, message: str) -> dict[str, Any]:
         "trafficUserId": event.traffic_user_id,
         "message": message,
         "responsePreview": preview[:PREVIEW_CHARS] if preview else preview,
+        "traceId": event.trace_id,
+        # The exception page shows its stack trace.
+        "exception": exception_json(event.exception),
         "createdAt": iso(event.created_at),
     }
 

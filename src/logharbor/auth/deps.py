@@ -146,7 +146,6 @@ async def user_only(principal: Annotated[Principal, Depends(authenticated)]) -> 
 
 routing.AUTHENTICATORS.add(authenticated)
 routing.PRE_AUTHENTICATE.append(resolve_principal)
-routing.CLAIM.append(claim_principal)
 
 # Any caller with a valid token: a user, or an ingest key (routes must check its source).
 CurrentPrincipal = Annotated[Principal, Depends(authenticated)]

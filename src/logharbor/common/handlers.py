@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -55,11 +56,13 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def validation_error(issues: Sequence[Mapping[str, Any]]) -> errors.BadRequest:
+    """pydantic's (or FastAPI's) validation issues as the one BadRequest every route answers:
+    each field named by its dotted path with its first message, a JSON syntax error as
+    "Malformed JSON body"."""
     field_errors: dict[str, str] = {}
     message = "Invalid input data"
-    for issue in exc.errors():
+    for issue in issues:
         if issue.get("type") == "json_invalid":
             message = "Malformed JSON body"
             field_errors["body"] = (
@@ -70,7 +73,12 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
         text = str(issue.get("msg", "invalid"))
         # pydantic prefixes messages of custom validators with "Value error, ".
         field_errors.setdefault(name, text.removeprefix("Value error, "))
-    return render(request, errors.BadRequest(message, field_errors=field_errors, generic=True))
+    return errors.BadRequest(message, field_errors=field_errors, generic=True)
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return render(request, validation_error(exc.errors()))
 
 
 async def _on_logharbor_error(request: Request, exc: Exception) -> JSONResponse:

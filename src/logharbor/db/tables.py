@@ -179,16 +179,27 @@ responses = Table(
 )
 
 
-def _traffic_columns() -> list[Column[Any]]:
+def _traffic_columns(*, log_lines: bool = False) -> list[Column[Any]]:
+    # Core logs also hold application log lines, which have no method, status or latency.
     return [
-        Column("status", Integer, nullable=False),
-        Column("method", String(10), nullable=False),  # upper case
+        Column("status", Integer, nullable=log_lines),
+        Column("method", String(10), nullable=log_lines),  # upper case
         Column("level", String(10), nullable=False),  # INFO | WARNING | FATAL
-        Column("elapsed_time", Float, nullable=False),  # milliseconds
+        Column("elapsed_time", Float, nullable=log_lines),  # milliseconds
         Column("traffic_user_id", String(255), nullable=True),
         _fk("request_id", "requests.id", nullable=True, ondelete="SET NULL"),
         _fk("response_id", "responses.id", nullable=True, ondelete="SET NULL"),
         Column("created_at", UTCDateTime, nullable=False),
+    ]
+
+
+def _trace_columns() -> list[Column[Any]]:
+    """The W3C trace a record belongs to, and the exception raised while serving it."""
+    return [
+        Column("trace_id", String(32), nullable=True),  # 32 lower-case hex digits
+        Column("span_id", String(16), nullable=True),
+        # {type, message, stacktrace, frames: [{file, line, function}]}
+        Column("exception", JSONDocument, nullable=True),
     ]
 
 
@@ -203,6 +214,7 @@ http_traffic = Table(
     # The route template the collector matched (``/orders/{id}``), stored as a pathname of the
     # same domain: statistics count the record under it instead of its concrete pathname.
     _fk("route_pathname_id", "pathnames.id", nullable=True, ondelete="SET NULL"),
+    *_trace_columns(),
     UniqueConstraint("request_id"),
     UniqueConstraint("response_id"),
     Index(None, "traffic_source_id", "created_at"),
@@ -211,6 +223,7 @@ http_traffic = Table(
     Index(None, "pathname_id", "created_at"),
     Index(None, "route_pathname_id", "created_at", **_where_set("route_pathname_id")),
     Index(None, "domain_id", "created_at"),
+    Index(None, "traffic_source_id", "trace_id", **_where_set("trace_id")),
 )
 
 core_pathnames = Table(
@@ -229,11 +242,15 @@ core_logs = Table(
     _id(),
     _fk("traffic_source_id", "traffic_sources.id"),
     _fk("core_pathname_id", "core_pathnames.id"),
-    *_traffic_columns(),
+    *_traffic_columns(log_lines=True),
+    *_trace_columns(),
+    Column("message", Text, nullable=True),  # a log line's text
+    Column("attributes", JSONDocument, nullable=True),  # a log line's attributes
     UniqueConstraint("request_id"),
     UniqueConstraint("response_id"),
     Index(None, "traffic_source_id", "created_at"),
     Index(None, "core_pathname_id", "created_at"),
+    Index(None, "traffic_source_id", "trace_id", **_where_set("trace_id")),
 )
 
 # --- prompts (PromptCrafter family) -----------------------------------------------------------

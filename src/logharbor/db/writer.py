@@ -1,11 +1,21 @@
 """Group commit: many concurrent requests' writes share one transaction.
 
 A single-row commit costs a WAL sync (SQLite) or a durable commit round trip (PostgreSQL), and
-SQLite allows one writer at a time anyway. Requests therefore hand their write as a *job* (a
-function of a Connection) to this writer; one thread takes every job waiting, runs each inside its
-own savepoint (so one bad job cannot sink the others), commits once, and only then resolves each
-request's future. An answered request is a committed request: nothing acknowledged is lost if the
-process is killed right after the answer.
+SQLite allows one writer at a time anyway. Requests therefore hand their write to this writer:
+one thread takes everything waiting, runs it in one transaction, commits once, and only then
+resolves each request's future. An answered request is a committed request: nothing
+acknowledged is lost if the process is killed right after the answer.
+
+Two kinds of work come in:
+
+- a *job*, a function of a ``WriteTx``, run in its own savepoint so that one bad job cannot
+  sink the others;
+- a *bulk item*, handed with every other item of the same ``BulkRunner`` to one call of that
+  runner (``run_bulk``): a hundred single-record requests become one insert per table. The
+  runner decides how its items fail alone.
+
+What the work publishes on its ``WriteTx`` (the ingest pipeline's events) goes, once per
+transaction and before the commit, to the ``on_events`` callable the app wired.
 """
 
 from __future__ import annotations
@@ -15,33 +25,56 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from logharbor.common.errors import ServiceUnavailable
+from logharbor.common.errors import LogHarborError, ServiceUnavailable
 from logharbor.db.engine import Database
 
 log = logging.getLogger("logharbor.writer")
 
 T = TypeVar("T")
-Job = Callable[[Connection], Any]
+EventSink = Callable[[Connection, Sequence[Any]], None]
+
+
+class WriteTx:
+    """A piece of work's view of the group transaction: the connection, and what it published.
+
+    Events published on a part (``part()``) reach the transaction only when the part is adopted,
+    so that the events of work rolled back to its savepoint are dropped with its rows.
+    """
+
+    __slots__ = ("conn", "events")
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.events: list[Any] = []
+
+    def publish(self, events: Iterable[Any]) -> None:
+        self.events.extend(events)
+
+    def part(self) -> WriteTx:
+        return WriteTx(self.conn)
+
+    def adopt(self, part: WriteTx) -> None:
+        self.events.extend(part.events)
+
+
+Job = Callable[[WriteTx], Any]
 
 
 class BulkRunner(Protocol):
     """Runs many requests' items of one kind together (see ``GroupCommitWriter.run_bulk``)."""
 
-    def stage(self, dialect: Dialect, items: list[Any]) -> Any:
-        """Optional: the work that needs no database, done before the write lock is taken."""
-
-    def __call__(self, conn: Connection, items: list[Any], staged: Any = None) -> list[Any]:
+    def __call__(self, tx: WriteTx, items: list[Any]) -> list[Any]:
         """One outcome per item, in order: the item's result or the LogHarborError to answer
-        it with. ``staged`` is what ``stage`` returned for these very items, if anything.
-        Raising means "this group could not be stored together": each item then runs alone."""
+        it with. What it writes must be all or nothing per item: an exception it raises fails
+        every item of the call (and a transient one retries the whole group)."""
 
 
 @dataclass(slots=True)
@@ -57,20 +90,24 @@ class _Pending:
         return self.future.cancelled()
 
 
+def _no_events(conn: Connection, events: Sequence[Any]) -> None:
+    del conn, events
+
+
 class GroupCommitWriter:
     def __init__(
         self,
         db: Database,
         *,
+        on_events: EventSink = _no_events,
         max_batch: int = 500,
         max_queue: int = 20_000,
-        after_commit: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
+        self.on_events = on_events
         self.max_batch = max_batch
         self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=max_queue)
         self._thread: threading.Thread | None = None
-        self._after_commit = after_commit
         self.transactions = 0
         self.jobs = 0
 
@@ -97,7 +134,7 @@ class GroupCommitWriter:
 
     # -- submitting ----------------------------------------------------------------------------
 
-    def submit_nowait(self, job: Callable[[Connection], T]) -> Future[T]:
+    def submit_nowait(self, job: Callable[[WriteTx], T]) -> Future[T]:
         future: Future[T] = Future()
         self._submit(_Pending(job, future))
         return future
@@ -108,16 +145,13 @@ class GroupCommitWriter:
         except queue.Full:
             raise ServiceUnavailable("Ingest queue is full; retry shortly") from None
 
-    async def run(self, job: Callable[[Connection], T]) -> T:
+    async def run(self, job: Callable[[WriteTx], T]) -> T:
         """Run ``job`` in a shared transaction; returns its result once committed."""
         return await self._wait(job, None, None)  # type: ignore[no-any-return]
 
     async def run_bulk(self, runner: BulkRunner, item: Any) -> Any:
         """Hand ``item`` to ``runner`` together with the other items of its kind in the group.
-
-        One call per kind and group instead of one job per request: a hundred single-record
-        requests become one executemany per table. The result is the item's own outcome.
-        """
+        The result is the item's own outcome."""
         return await self._wait(None, runner, item)
 
     async def _wait(self, job: Job | None, bulk: BulkRunner | None, item: Any) -> Any:
@@ -126,12 +160,8 @@ class GroupCommitWriter:
         self._submit(_Pending(job, future, loop, bulk, item))
         return await future
 
-    def run_sync(self, job: Callable[[Connection], T], timeout: float | None = None) -> T:
+    def run_sync(self, job: Callable[[WriteTx], T], timeout: float | None = None) -> T:
         return self.submit_nowait(job).result(timeout)
-
-    @property
-    def is_full(self) -> bool:
-        return self._queue.full()
 
     # -- the writer thread -----------------------------------------------------------------------
 
@@ -173,16 +203,16 @@ class GroupCommitWriter:
         if not runnable:
             return
         try:
-            results = self._attempt(runnable)
+            results = self._run_batch(runnable)
         except Exception as exc:
             if not is_transient(exc):
                 self._fail(runnable, exc)
                 return
             # A deadlock between two processes' groups, or SQLite busy past its timeout: the
-            # transaction is gone but the jobs are plain functions of a connection, so the
+            # transaction is gone but the work is plain functions of a connection, so the
             # whole group runs again once before anyone is told it failed.
             try:
-                results = self._attempt(runnable)
+                results = self._run_batch(runnable)
             except Exception as again:
                 self._fail(runnable, ServiceUnavailable("Storage is busy; retry shortly"))
                 log.warning("group commit failed twice: %s", again)
@@ -190,50 +220,21 @@ class GroupCommitWriter:
         self.transactions += 1
         self.jobs += len(results)
         _deliver(results)
-        if self._after_commit is not None:
-            try:
-                self._after_commit()
-            except Exception:
-                log.exception("after-commit hook failed")
 
-    def _attempt(self, batch: list[_Pending]) -> list[tuple[_Pending, bool, Any]]:
-        try:
-            return self._run_batch(batch, careful=False)
-        except _BulkFailed as failed:
-            log.info("a bulk failed as a whole, storing item by item: %s", failed.__cause__)
-            return self._run_batch(batch, careful=True)
-
-    def _run_batch(self, batch: list[_Pending], careful: bool) -> list[tuple[_Pending, bool, Any]]:
-        """Every job in its own savepoint, the bulks, the hooks once for all, one commit."""
-        from logharbor.traffic import events
-
+    def _run_batch(self, batch: list[_Pending]) -> list[tuple[_Pending, bool, Any]]:
+        """Every job in its own savepoint, each runner once for its items, one commit."""
         results: list[tuple[_Pending, bool, Any]] = []
         bulks: dict[BulkRunner, list[_Pending]] = {}
-        for pending in batch:
-            if pending.bulk is not None:
-                bulks.setdefault(pending.bulk, []).append(pending)
-        # Staged before the transaction: on SQLite every process queues for one write lock, so
-        # whatever needs no database is done before taking it (and while another holds it).
-        staged = (
-            {}
-            if careful
-            else {
-                runner: _stage(runner, self.db.engine.dialect, group)
-                for runner, group in bulks.items()
-            }
-        )
         with self.db.write() as conn:
-            committed_events: list[Any] = []
-            try:
-                for pending in batch:
-                    if pending.job is not None:
-                        results.append(_run_one(conn, pending, pending.job, committed_events))
-                for runner, group in bulks.items():
-                    ready = staged.get(runner, _UNSTAGED)
-                    results.extend(_run_bulk(conn, runner, group, committed_events, ready))
-            finally:
-                conn.info.pop(events.DEFERRED_EVENTS_KEY, None)
-            events.dispatch(conn, committed_events)
+            tx = WriteTx(conn)
+            for pending in batch:
+                if pending.job is not None:
+                    results.append(_run_job(tx, pending, pending.job))
+                elif pending.bulk is not None:
+                    bulks.setdefault(pending.bulk, []).append(pending)
+            for runner, group in bulks.items():
+                results.extend(_run_bulk(tx, runner, group))
+            self.on_events(conn, tx.events)
         return results
 
     @staticmethod
@@ -242,90 +243,45 @@ class GroupCommitWriter:
         _deliver([(pending, False, exc) for pending in batch])
 
 
-# A bulk that runs carefully: no staged work, each item alone in a savepoint.
-_UNSTAGED = object()
-
-
-def _stage(runner: BulkRunner, dialect: Dialect, group: list[_Pending]) -> Any:
-    """What ``runner.stage`` prepares (None without one); _UNSTAGED if staging itself failed."""
-    stage = getattr(runner, "stage", None)  # optional: a plain function is a runner too
-    if stage is None:
-        return None
-    try:
-        return stage(dialect, [pending.item for pending in group])
-    except Exception:
-        log.exception("staging %d items failed; storing them item by item", len(group))
-        return _UNSTAGED
-
-
 def _run_bulk(
-    conn: Connection,
-    runner: BulkRunner,
-    group: list[_Pending],
-    events_out: list[Any],
-    staged: Any,
+    tx: WriteTx, runner: BulkRunner, group: list[_Pending]
 ) -> list[tuple[_Pending, bool, Any]]:
-    """The whole group at once, with no savepoint (they cost statements inside the write lock,
-    and a bulk rarely fails); a failure rolls the transaction back (``_BulkFailed``) and the
-    group runs again carefully (``staged`` is _UNSTAGED then): each item in a savepoint."""
-    from logharbor.traffic import events
-
-    if staged is _UNSTAGED:
-        return [
-            _run_one(conn, pending, _item_job(runner, pending.item), events_out)
-            for pending in group
-        ]
-    found: list[Any] = []
-    conn.info[events.DEFERRED_EVENTS_KEY] = found
-    items = [pending.item for pending in group]
+    # No savepoint here: a runner keeps its own items all or nothing (see BulkRunner), and
+    # savepoints cost statements inside the write lock.
+    part = tx.part()
     try:
-        values = runner(conn, items) if staged is None else runner(conn, items, staged)
+        values = runner(part, [pending.item for pending in group])
     except Exception as exc:
         if is_transient(exc):
             raise  # the whole transaction is gone: _commit runs the group again
-        raise _BulkFailed() from exc
-    events_out.extend(found)
+        log.exception("a bulk of %d items failed", len(group))
+        return [(pending, False, exc) for pending in group]
+    tx.adopt(part)
     return [
         (pending, _succeeded(value), value) for pending, value in zip(group, values, strict=True)
     ]
 
 
-def _item_job(runner: BulkRunner, item: Any) -> Job:
-    """One bulk item as a job of its own, for the careful item-by-item run."""
-    return lambda conn: runner(conn, [item])[0]
-
-
-def _run_one(
-    conn: Connection, pending: _Pending, call: Job, events_out: list[Any]
-) -> tuple[_Pending, bool, Any]:
-    """One job (or one bulk item) in its own savepoint, tried again once on a transient error;
-    its error, raised or returned, goes back to its own request alone."""
-    from logharbor.traffic import events
-
+def _run_job(tx: WriteTx, pending: _Pending, job: Job) -> tuple[_Pending, bool, Any]:
+    """One job in its own savepoint, tried again once on a transient error; its error, raised
+    or returned, goes back to its own request alone."""
     for attempt in (1, 2):
-        found: list[Any] = []
-        conn.info[events.DEFERRED_EVENTS_KEY] = found
+        part = tx.part()
         try:
-            with conn.begin_nested():
-                value = call(conn)
+            with tx.conn.begin_nested():
+                value = job(part)
         except Exception as exc:
             if attempt == 2 or not is_transient(exc):
                 return pending, False, exc
             continue
         if _succeeded(value):
-            events_out.extend(found)
+            tx.adopt(part)
         return pending, _succeeded(value), value
     raise AssertionError("unreachable")
 
 
 def _succeeded(value: Any) -> bool:
-    from logharbor.common.errors import LogHarborError
-
     return not isinstance(value, LogHarborError)
-
-
-class _BulkFailed(Exception):
-    """A bulk runner raised while running without savepoints: run the group carefully."""
 
 
 def _deliver(results: list[tuple[_Pending, bool, Any]]) -> None:

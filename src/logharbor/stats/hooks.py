@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection
 
+from logharbor.ingest.events import TrafficEvent
 from logharbor.stats import rollups
-from logharbor.traffic.events import TrafficEvent
 
 
 def on_traffic(conn: Connection, events: Sequence[TrafficEvent]) -> None:

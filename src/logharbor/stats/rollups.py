@@ -25,8 +25,8 @@ from logharbor.db.tables import (
     traffic_rollup_path_latency,
     traffic_rollups,
 )
+from logharbor.ingest.events import TrafficEvent
 from logharbor.stats.histogram import bucket_of
-from logharbor.traffic.events import TrafficEvent
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 RESOLUTIONS = (MINUTE, HOUR, DAY)

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Table, delete, select
 
 from logharbor.auth.deps import AppSettings, CurrentPrincipal, CurrentUser, Db
 from logharbor.common.errors import BadRequest, NotFound
-from logharbor.common.ids import is_uuid
+from logharbor.common.ids import is_uuid, new_id
 from logharbor.common.pagination import Page, PageRequest, Paginated
 from logharbor.common.routing import ArkynRoute, also_at, path_id
 from logharbor.common.timestamps import utcnow
@@ -27,10 +27,11 @@ from logharbor.db.tables import (
     requests,
     responses,
 )
+from logharbor.ingest.normalize import prepare_payload
 from logharbor.traffic import normalize, queries
 from logharbor.traffic.access import Access, require_source, require_source_of
 from logharbor.traffic.filters import NameFilter, Sort, contains
-from logharbor.traffic.ingest import IngestConfig, payload_row, prepare_payload
+from logharbor.traffic.normalize import IngestConfig
 from logharbor.traffic.schemas import (
     CorePathnameIn,
     CorePathnameOut,
@@ -329,13 +330,19 @@ def _create_payload(
         headers, body, IngestConfig.from_settings(settings), query_params=query_params
     )
     # An ingest key's rows belong to its source; a user's rows to the user until linked.
-    row = payload_row(
-        payload,
-        source_id=principal.ingest_source_id,
-        owner_user_id=None if principal.is_ingest_key else principal.user_id,
-        created_at=utcnow(),
-        with_query_params=with_query,
-    )
+    row: dict[str, Any] = {
+        "id": new_id(),
+        "traffic_source_id": principal.ingest_source_id,
+        "owner_user_id": None if principal.is_ingest_key else principal.user_id,
+        "headers": payload.headers,
+        "body": payload.body.text,
+        "body_preview": payload.body.preview,
+        "body_size": payload.body.size,
+        "body_truncated": payload.body.truncated,
+        "created_at": utcnow(),
+    }
+    if with_query:
+        row["query_params"] = payload.query_params
     with db.write() as conn:
         queries.touch_ingest_key(conn, principal)
         queries.insert_row(conn, table, row)

@@ -43,6 +43,7 @@ class TrafficFilters:
     pathname: str | None = None
     core_pathname_id: str | None = None
     traffic_user_id: str | None = None
+    trace_id: str | None = None
     start: datetime | None = None
     end: datetime | None = None  # exclusive
     text: str | None = None
@@ -61,6 +62,8 @@ class TrafficFilters:
             where.append(table.c.level == self.level)
         if self.traffic_user_id is not None:
             where.append(table.c.traffic_user_id == self.traffic_user_id)
+        if self.trace_id is not None:
+            where.append(table.c.trace_id == self.trace_id)
         if self.start is not None:
             where.append(table.c.created_at >= self.start)
         if self.end is not None:
@@ -159,6 +162,13 @@ def _uuid(raw: str) -> str:
     return raw.lower()
 
 
+def _trace_id(raw: str) -> str:
+    text = raw.strip().lower()
+    if len(text) != 32 or text.strip("0123456789abcdef"):
+        raise ValueError("Must be 32 hex digits")
+    return text
+
+
 def _common(
     errors: dict[str, str],
     method: str | None,
@@ -167,8 +177,10 @@ def _common(
     traffic_user_id: str | None,
     start_date: str | None,
     end_date: str | None,
+    trace_id: str | None,
 ) -> dict[str, Any]:
     parsed = {
+        "trace_id": _step(errors, "traceId", _trace_id, trace_id),
         "method": _step(errors, "method", normalize.parse_method, method),
         "status_range": _step(errors, "status", _parse_status, status),
         "level": _step(errors, "level", normalize.parse_level, level),
@@ -193,13 +205,16 @@ def traffic_filters(
     domain: Annotated[str | None, Query(description="Origin, e.g. https://api.example.com")] = None,
     pathname: Annotated[str | None, Query(description="Exact pathname, e.g. /v1/users")] = None,
     trafficUserId: _Q = None,
+    traceId: Annotated[str | None, Query(description="A W3C trace id (32 hex digits)")] = None,
     startDate: Annotated[str | None, Query(description="ISO-8601; inclusive")] = None,
     endDate: Annotated[str | None, Query(description="ISO-8601; a bare date is inclusive")] = None,
     q: Annotated[str | None, Query(description="Case-insensitive text in the pathname")] = None,
     search: Annotated[str | None, Query(description="Same as q")] = None,
 ) -> TrafficFilters:
     errors: dict[str, str] = {}
-    common = _common(errors, method, status, level, trafficUserId, startDate, endDate)
+    common = _common(
+        errors, method, status, level, trafficUserId, startDate, endDate, traceId
+    )
     origin = _step(errors, "domain", lambda v: normalize.normalize_domain(v)[0], domain)
     result = TrafficFilters(
         **common,
@@ -223,6 +238,7 @@ def core_log_filters(
         str | None, Query(description="Exact core pathname, e.g. /users/:id")
     ] = None,
     trafficUserId: _Q = None,
+    traceId: Annotated[str | None, Query(description="A W3C trace id (32 hex digits)")] = None,
     startDate: Annotated[str | None, Query(description="ISO-8601; inclusive")] = None,
     endDate: Annotated[str | None, Query(description="ISO-8601; a bare date is inclusive")] = None,
     q: Annotated[
@@ -231,7 +247,9 @@ def core_log_filters(
     search: Annotated[str | None, Query(description="Same as q")] = None,
 ) -> TrafficFilters:
     errors: dict[str, str] = {}
-    common = _common(errors, method, status, level, trafficUserId, startDate, endDate)
+    common = _common(
+        errors, method, status, level, trafficUserId, startDate, endDate, traceId
+    )
     result = TrafficFilters(
         **common,
         core_pathname_id=_step(errors, "corePathnameId", _uuid, corePathnameId),

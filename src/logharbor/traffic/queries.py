@@ -292,6 +292,10 @@ def core_log_json(row: Row) -> dict[str, Any]:
         "corePathnameId": row["core_pathname_id"],
         "requestId": row["request_id"],
         "responseId": row["response_id"],
+        # Log lines (OTLP logs) carry their text and trace; calls of a route leave them null.
+        "message": row.get("message"),
+        "traceId": row.get("trace_id"),
+        "spanId": row.get("span_id"),
         "createdAt": row["created_at"],
     }
 
@@ -322,6 +326,8 @@ def record_json(
         "routeTemplate": route,
         "request": request,
         "response": response,
+        "traceId": traffic["trace_id"],
+        "spanId": traffic["span_id"],
         "createdAt": traffic["created_at"],
     }
 
@@ -340,7 +346,8 @@ def record_select(*, full: bool = False) -> Any:
     rs_columns = list(_SUMMARY) + (["body", "traffic_source_id"] if full else [])
     return (
         select(
-            http_traffic,
+            # A list needs no stack traces: only the record's own page reads them.
+            *(column for column in http_traffic.c if full or column.key != "exception"),
             domains.c.value.label("domain"),
             domains.c.protocol.label("protocol"),
             pathnames.c.value.label("pathname"),
@@ -368,7 +375,7 @@ def joined_record_json(row: Row, *, full: bool = False) -> dict[str, Any]:
         if row["rs_id"] is not None
         else None
     )
-    return record_json(
+    record = record_json(
         row,
         domain=row["domain"],
         protocol=row["protocol"],
@@ -377,6 +384,9 @@ def joined_record_json(row: Row, *, full: bool = False) -> dict[str, Any]:
         response=response,
         route=row["route"],
     )
+    if full:
+        record["exception"] = row["exception"]
+    return record
 
 
 def count(conn: Connection, table: Table, conditions: list[ColumnElement[bool]]) -> int:

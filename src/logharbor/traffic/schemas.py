@@ -295,6 +295,40 @@ class HttpTrafficOut(BaseModel):
     createdAt: Timestamp
 
 
+def _hex_id(digits: int) -> Any:
+    def check(value: str) -> str:
+        text = value.lower()
+        if len(text) != digits or text.strip("0123456789abcdef") or not text.strip("0"):
+            raise ValueError(f"Must be {digits} hex digits, not all zero")
+        return text
+
+    return Annotated[
+        str,
+        Field(strict=True),
+        AfterValidator(check),
+        WithJsonSchema({"type": "string", "pattern": f"^[0-9a-fA-F]{{{digits}}}$"}),
+    ]
+
+
+TraceId = _hex_id(32)
+SpanId = _hex_id(16)
+
+
+class FrameIn(_In):
+    file: Annotated[str, Field(strict=True, max_length=4096)]
+    line: Annotated[int | None, Field(strict=True, ge=0)] = None
+    function: Annotated[str, Field(strict=True, max_length=4096)]
+
+
+class ExceptionIn(_In):
+    """An exception raised while serving the request; stored masked and capped."""
+
+    type: Annotated[str, Field(strict=True, min_length=1, max_length=4096)]
+    message: Annotated[str, Field(strict=True)] = ""
+    stacktrace: Annotated[str | None, Field(strict=True)] = None
+    frames: Annotated[list[FrameIn], Field(max_length=1000)] = []
+
+
 class ComposeIn(_In):
     """One HTTP exchange, as the Arkyn collectors send it (every known client version)."""
 
@@ -327,6 +361,15 @@ class ComposeIn(_In):
             "retry) is stored once; the answer is the record already stored."
         ),
     )
+    traceId: TraceId | None = Field(  # type: ignore[valid-type]
+        default=None, description="The W3C trace the request belongs to (32 hex digits)"
+    )
+    spanId: SpanId | None = Field(  # type: ignore[valid-type]
+        default=None, description="The request's own span in that trace (16 hex digits)"
+    )
+    exception: ExceptionIn | None = Field(
+        default=None, description="The exception raised while serving it, if any"
+    )
 
 
 class IngestLogIn(ComposeIn):
@@ -355,12 +398,28 @@ class RecordOut(BaseModel):
     )
     request: RequestSummary | None
     response: PayloadSummary | None
+    traceId: str | None = Field(default=None, description="The W3C trace id, if known")
+    spanId: str | None = Field(default=None, description="The request's span id, if known")
     createdAt: Timestamp
+
+
+class FrameOut(BaseModel):
+    file: str
+    line: int | None
+    function: str
+
+
+class ExceptionOut(BaseModel):
+    type: str
+    message: str
+    stacktrace: str | None
+    frames: list[FrameOut]
 
 
 class RecordDetailOut(RecordOut):
     request: RequestOut | None  # type: ignore[assignment]
     response: ResponseOut | None  # type: ignore[assignment]
+    exception: ExceptionOut | None = None
 
 
 class CoreLogIn(_In):
@@ -374,14 +433,20 @@ class CoreLogIn(_In):
 
 
 class CoreLogOut(BaseModel):
+    """A call of a route template, or an application log line (status, method and elapsedTime
+    null; message set)."""
+
     id: str
-    status: int
-    method: str
+    status: int | None
+    method: str | None
     level: str
-    elapsedTime: float
+    elapsedTime: float | None
     trafficUserId: str | None
     trafficSourceId: str
     corePathnameId: str
     requestId: str | None
     responseId: str | None
+    message: str | None = None
+    traceId: str | None = None
+    spanId: str | None = None
     createdAt: Timestamp

@@ -7,19 +7,17 @@ rolls back its savepoint, so bad input never leaves partial rows.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import delete, select
 
-from logharbor.auth.deps import AppSettings, CurrentPrincipal, CurrentUser, Db, Principal
-from logharbor.common.errors import BadRequest, LogHarborError, NotFound
+from logharbor.auth.deps import CurrentPrincipal, CurrentUser, Db
+from logharbor.common.errors import BadRequest, NotFound
 from logharbor.common.ids import is_uuid, new_id
 from logharbor.common.pagination import Page, Paginated
-from logharbor.common.routing import ArkynRoute, also_at, direct_arguments, json_body, path_id
-from logharbor.common.timestamps import iso, utcnow
+from logharbor.common.routing import ArkynRoute, also_at, path_id
+from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import (
     core_logs,
     core_pathnames,
@@ -29,25 +27,16 @@ from logharbor.db.tables import (
     requests,
     responses,
 )
-from logharbor.db.writer import GroupCommitWriter
-from logharbor.traffic import events, normalize, queries
-from logharbor.traffic.access import Access, check_source_id, require_source, require_source_of
+from logharbor.db.writer import GroupCommitWriter, WriteTx
+from logharbor.ingest.events import TrafficEvent
+from logharbor.traffic import normalize, queries
+from logharbor.traffic.access import Access, require_source, require_source_of
 from logharbor.traffic.filters import CoreLogFilters, Filters, Sort
-from logharbor.traffic.ingest import (
-    TRAFFIC_COLUMNS,
-    IngestConfig,
-    IngestItem,
-    ingest,
-    prepare_compose,
-    traffic_event,
-)
 from logharbor.traffic.schemas import (
-    ComposeIn,
     CoreLogIn,
     CoreLogOut,
     HttpTrafficIn,
     HttpTrafficOut,
-    IngestLogIn,
     RecordDetailOut,
     RecordOut,
 )
@@ -102,7 +91,8 @@ async def create_http_traffic(
     not yet be linked); otherwise 404 naming the field.
     """
 
-    def job(conn: Connection) -> dict[str, Any]:
+    def job(tx: WriteTx) -> dict[str, Any]:
+        conn = tx.conn
         source = require_source(conn, trafficSourceId, principal, Access.INGEST)
         source_id = source["id"]
         queries.touch_ingest_key(conn, principal)
@@ -142,16 +132,28 @@ async def create_http_traffic(
             "request_id": body.requestId,
             "response_id": body.responseId,
             "created_at": utcnow(),
-            "route_pathname_id": None,
         }
         queries.insert_row(conn, http_traffic, row)
-        event = traffic_event(
-            [row[column] for column in TRAFFIC_COLUMNS],
-            domain=domain["value"],
-            pathname=pathname["value"],
-            response_preview=response_row["body_preview"],
+        tx.publish(
+            [
+                TrafficEvent(
+                    kind="traffic",
+                    id=row["id"],
+                    traffic_source_id=source_id,
+                    domain_id=domain["id"],
+                    domain=domain["value"],
+                    pathname_id=pathname["id"],
+                    pathname=pathname["value"],
+                    method=row["method"],
+                    status=row["status"],
+                    level=row["level"],
+                    elapsed_time=row["elapsed_time"],
+                    traffic_user_id=row["traffic_user_id"],
+                    created_at=row["created_at"],
+                    response_preview=response_row["body_preview"],
+                )
+            ]
         )
-        events.publish(conn, [event])
         return queries.traffic_json(row)
 
     return await _writer(request).run(job)
@@ -220,92 +222,6 @@ def delete_http_traffic(
 
 
 # --- records: compose, ingest-log, list, detail -------------------------------------------------
-
-
-def _wire_default(value: Any) -> str:
-    if isinstance(value, datetime):
-        return iso(value)
-    raise TypeError(f"cannot serialize {type(value).__name__}")
-
-
-async def _compose(
-    source_id: str, item: ComposeIn, principal: Principal, request: Request, settings: Any
-) -> Response:
-    record = prepare_compose(item, IngestConfig.from_settings(settings))
-    item_in = IngestItem(principal, check_source_id(source_id), [record])
-    created = (await ingest(request, item_in))[0]
-    if isinstance(created, LogHarborError):
-        raise created
-    # The hot path answers with bytes built here: store_records already made the exact
-    # RecordDetailOut shape, and validating it again through the response model cost more than
-    # storing it. (The OpenAPI docs still show RecordDetailOut.)
-    payload = orjson.dumps(created, default=_wire_default, option=orjson.OPT_PASSTHROUGH_DATETIME)
-    return Response(payload, status_code=201, media_type="application/json")
-
-
-async def _compose_arguments(request: Request) -> dict[str, Any]:
-    return {
-        "trafficSourceId": request.path_params["trafficSourceId"],
-        "body": await json_body(request, ComposeIn),
-        "principal": request.state.principal,
-        "request": request,
-        "settings": request.app.state.settings,
-    }
-
-
-async def _ingest_log_arguments(request: Request) -> dict[str, Any]:
-    return {
-        "body": await json_body(request, IngestLogIn),
-        "principal": request.state.principal,
-        "request": request,
-        "settings": request.app.state.settings,
-    }
-
-
-@also_at(router, "/http-traffic-records/{trafficSourceId}")
-@router.post(
-    "/http-traffic-record/{trafficSourceId}",
-    status_code=201,
-    response_model=RecordDetailOut,
-    tags=["http traffic records"],
-    responses=_WRITE_ERRORS,
-)
-@direct_arguments(_compose_arguments)
-async def compose_record(
-    trafficSourceId: str,
-    body: ComposeIn,
-    principal: CurrentPrincipal,
-    request: Request,
-    settings: AppSettings,
-) -> dict[str, Any]:
-    """Store one HTTP exchange in one call: the domain and pathname are created or reused, and
-    the request, response and traffic row are stored in one transaction (all or nothing).
-
-    Accepts every collector format: enums in any case; headers, bodies and query params as JSON
-    or as JSON text; null bodies; fractional ``elapsedTime``. Sensitive values are masked.
-    """
-    return await _compose(trafficSourceId, body, principal, request, settings)  # type: ignore[return-value]
-
-
-@router.post(
-    "/ingest-log",
-    status_code=201,
-    response_model=RecordDetailOut,
-    tags=["http traffic records"],
-    responses=_WRITE_ERRORS,
-)
-@direct_arguments(_ingest_log_arguments)
-async def ingest_log(
-    body: IngestLogIn, principal: CurrentPrincipal, request: Request, settings: AppSettings
-) -> dict[str, Any]:
-    """The newer collectors' endpoint: the compose body with ``trafficSourceId`` in it.
-
-    With an ingest key, ``trafficSourceId`` may be left out (the key names its source).
-    """
-    source_id = body.trafficSourceId or principal.ingest_source_id
-    if source_id is None:
-        raise BadRequest(field_errors={"trafficSourceId": "Traffic source id is required"})
-    return await _compose(source_id, body, principal, request, settings)  # type: ignore[return-value]
 
 
 @also_at(router, "/http-traffic-records/{trafficSourceId}")
@@ -377,7 +293,8 @@ async def create_core_log(
     """Log a call of a route template (a core pathname of this source), optionally with a
     request and response created before."""
 
-    def job(conn: Connection) -> dict[str, Any]:
+    def job(tx: WriteTx) -> dict[str, Any]:
+        conn = tx.conn
         source = require_source(conn, trafficSourceId, principal, Access.INGEST)
         source_id = source["id"]
         queries.touch_ingest_key(conn, principal)
@@ -425,7 +342,7 @@ async def create_core_log(
             "created_at": utcnow(),
         }
         queries.insert_row(conn, core_logs, row)
-        event = events.TrafficEvent(
+        event = TrafficEvent(
             kind="core",
             id=row["id"],
             traffic_source_id=source_id,
@@ -441,7 +358,7 @@ async def create_core_log(
             created_at=row["created_at"],
             response_preview=preview,
         )
-        events.publish(conn, [event])
+        tx.publish([event])
         return queries.core_log_json(row)
 
     return await _writer(request).run(job)

@@ -18,8 +18,8 @@ from pydantic import ValidationError
 from logharbor import __version__
 from logharbor.auth.deps import Principal
 from logharbor.common.errors import BadRequest, LogHarborError
+from logharbor.common.handlers import validation_error
 from logharbor.common.timestamps import iso
-from logharbor.traffic.ingest import validation_field_errors
 from logharbor.ui import session
 
 HERE = Path(__file__).parent
@@ -157,5 +157,5 @@ async def signed_form(request: Request) -> tuple[Principal, dict[str, str]]:
 def form_errors(exc: ValidationError | LogHarborError, field: str) -> dict[str, str]:
     """What to show under a form's inputs: per field when known, else the message on ``field``."""
     if isinstance(exc, ValidationError):
-        return validation_field_errors(exc)
+        return validation_error(exc.errors()).field_errors
     return exc.field_errors or {field: exc.message}

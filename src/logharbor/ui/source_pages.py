@@ -12,11 +12,11 @@ from pydantic import ValidationError
 
 from logharbor.auth.deps import get_db
 from logharbor.common.errors import BadRequest, Conflict, NotFound
+from logharbor.common.handlers import validation_error
 from logharbor.common.pagination import PageRequest
 from logharbor.traffic import source_routes
 from logharbor.traffic.access import Access, require_source
 from logharbor.traffic.filters import SortRequest
-from logharbor.traffic.ingest import validation_field_errors
 from logharbor.traffic.schemas import IngestKeyIn, ShareIn, TrafficSourceIn, TrafficSourceUpdate
 from logharbor.ui import charts, flash, session
 from logharbor.ui.rendering import UIRoute, form_errors, redirect, render, signed_form
@@ -108,7 +108,9 @@ async def create_key(request: Request, source_id: str) -> Response:
     try:
         body = IngestKeyIn(name=form.get("name", ""))
     except ValidationError as exc:
-        return _keys_page(request, source_id, errors=validation_field_errors(exc), status=400)
+        return _keys_page(
+            request, source_id, errors=validation_error(exc.errors()).field_errors, status=400
+        )
     created = source_routes.create_ingest_key(source_id, body, principal, get_db(request))
     # A redirect, so that reloading the page does not post the form again (a second key). The
     # key crosses it as a one-time flash, which keeps it nowhere in clear and shows it once.

@@ -11,7 +11,7 @@ from traffic_support import body
 from helpers import AUser, bearer
 from logharbor.app import create_app
 from logharbor.common.ids import new_id
-from logharbor.common.routing import DirectLane
+from logharbor.ingest.lane import IngestLane
 from logharbor.settings import Settings
 
 VOLATILE = {"id", "createdAt", "requestId", "responseId", "domainId", "pathnameId"}
@@ -42,7 +42,7 @@ def test_same_answers_with_and_without_the_lane(
     client.app.user_middleware.append(_middleware(RecordPaths))  # type: ignore[attr-defined]
     client.app.middleware_stack = None  # type: ignore[attr-defined]
     plain_app = create_app(settings)
-    plain_app.user_middleware = [m for m in plain_app.user_middleware if m.cls is not DirectLane]
+    plain_app.user_middleware = [m for m in plain_app.user_middleware if m.cls is not IngestLane]
     sid = source["id"]
     json_headers = {**user.headers, "Content-Type": "application/json"}
     cases: list[tuple[str, dict[str, str], bytes]] = [

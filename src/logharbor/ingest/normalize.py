@@ -1,0 +1,282 @@
+"""The one normalize-and-mask step: what any front-end decoded becomes what the store keeps.
+
+Pure functions, no database. Every wire format goes through here, so masking, caps and
+validation are the same for compose, batch and OpenTelemetry. Problems raise ``BadRequest``
+naming every bad field (in the compose body's field names, which the batch and compose answers
+document).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from logharbor.collector.redaction import mask_text
+from logharbor.common.errors import BadRequest
+from logharbor.ingest.records import (
+    ExceptionInfo,
+    Frame,
+    HttpExchange,
+    LogLine,
+    NormalizedExchange,
+    NormalizedLog,
+    Payload,
+)
+from logharbor.traffic import normalize
+from logharbor.traffic.normalize import IngestConfig
+
+T = TypeVar("T")
+
+# Exceptions: what one record may carry (the collector caps the same way before sending).
+MAX_EXCEPTION_TYPE_CHARS = 300
+MAX_EXCEPTION_MESSAGE_CHARS = 2_000
+MAX_STACKTRACE_CHARS = 16 * 1024
+MAX_FRAMES = 50
+MAX_FRAME_TEXT_CHARS = 500
+MAX_LOG_MESSAGE_CHARS = 16 * 1024
+
+_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+_SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _collect(errors: dict[str, str], field: str, step: Callable[..., T], *args: Any) -> T | None:
+    try:
+        return step(*args)
+    except ValueError as exc:
+        errors.setdefault(field, str(exc))
+        return None
+
+
+def _null_text(value: Any) -> Any:
+    # Collectors of the JSON-text era send a missing body as the text "null".
+    return None if value == "null" else value
+
+
+def prepare_payload(
+    headers: Any,
+    body: Any,
+    config: IngestConfig,
+    *,
+    query_params: Any = None,
+    fields: tuple[str, str, str] = ("headers", "body", "queryParams"),
+) -> Payload:
+    """Mask and cap one request/response; raises BadRequest naming ``fields`` entries."""
+    errors: dict[str, str] = {}
+    prepared_headers = _collect(errors, fields[0], normalize.prepare_document, headers, config)
+    prepared_body = _collect(errors, fields[1], normalize.prepare_body, body, config)
+    prepared_query = _collect(errors, fields[2], normalize.prepare_document, query_params, config)
+    if errors or prepared_body is None:
+        raise BadRequest("Invalid input data", field_errors=errors)
+    return Payload(prepared_headers, prepared_body, prepared_query)
+
+
+def trace_id(value: str | None) -> str | None:
+    return _hex_id(value, _TRACE_ID, 32)
+
+
+def span_id(value: str | None) -> str | None:
+    return _hex_id(value, _SPAN_ID, 16)
+
+
+def _hex_id(value: str | None, pattern: re.Pattern[str], digits: int) -> str | None:
+    if value is None:
+        return None
+    text = value.lower()
+    if not pattern.match(text) or not text.strip("0"):
+        raise ValueError(f"Must be {digits} hex digits, not all zero")
+    return text
+
+
+def _cap(text: str, limit: int, *, keep_tail: bool = False) -> str:
+    if len(text) <= limit:
+        return text
+    return text[-limit:] if keep_tail else text[:limit]
+
+
+def mask_exception(info: ExceptionInfo, config: IngestConfig) -> ExceptionInfo:
+    """Capped and masked; the frames name code (file, line, function), never values."""
+    keys = config.masked_keys
+    frames = tuple(
+        Frame(
+            file=_cap(normalize.check_text(frame.file), MAX_FRAME_TEXT_CHARS),
+            line=frame.line if frame.line is None or 0 <= frame.line < 2**31 else None,
+            function=_cap(normalize.check_text(frame.function), MAX_FRAME_TEXT_CHARS),
+        )
+        for frame in info.frames[-MAX_FRAMES:]
+    )
+    stacktrace = info.stacktrace
+    if stacktrace is not None:
+        stacktrace = mask_text(
+            _cap(normalize.check_text(stacktrace), MAX_STACKTRACE_CHARS, keep_tail=True), keys
+        )
+    return ExceptionInfo(
+        type=_cap(normalize.check_text(info.type).strip(), MAX_EXCEPTION_TYPE_CHARS),
+        message=mask_text(
+            _cap(normalize.check_text(info.message), MAX_EXCEPTION_MESSAGE_CHARS), keys
+        ),
+        stacktrace=stacktrace,
+        frames=frames,
+    )
+
+
+def exception_json(info: ExceptionInfo | None) -> dict[str, Any] | None:
+    """The stored and answered form of an exception."""
+    if info is None:
+        return None
+    return {
+        "type": info.type,
+        "message": info.message,
+        "stacktrace": info.stacktrace,
+        "frames": [
+            {"file": frame.file, "line": frame.line, "function": frame.function}
+            for frame in info.frames
+        ],
+    }
+
+
+def _status(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
+        raise ValueError("Must be an HTTP status code (100-599)")
+    return value
+
+
+def _elapsed(value: float) -> float:
+    number = float(value)
+    if not 0 <= number <= normalize.MAX_ELAPSED_MS:  # also refuses NaN
+        raise ValueError(f"Must be between 0 and {normalize.MAX_ELAPSED_MS:g} milliseconds")
+    return number
+
+
+def _user_id(value: str | None) -> str | None:
+    if value is None:
+        return None
+    text = normalize.check_text(value)
+    if len(text) > normalize.MAX_TRAFFIC_USER_ID_CHARS:
+        raise ValueError(f"Must be at most {normalize.MAX_TRAFFIC_USER_ID_CHARS} characters")
+    return text or None
+
+
+def normalize_exchange(exchange: HttpExchange, config: IngestConfig) -> NormalizedExchange:
+    """Validate, normalize, mask and cap one exchange; raises BadRequest naming every bad field.
+
+    Method, status, latency and user id are checked here too, for front-ends whose wire format
+    has no schema of its own (compose's pydantic model already refused those, so they pass).
+    """
+    errors: dict[str, str] = {}
+    domain = _collect(
+        errors, "domainUrl", normalize.normalize_domain, exchange.domain, exchange.protocol
+    )
+    pathname = _collect(errors, "pathnameUrl", normalize.normalize_pathname, exchange.pathname)
+    method = _collect(errors, "method", normalize.parse_method, exchange.method)
+    status = _collect(errors, "status", _status, exchange.status)
+    elapsed = _collect(errors, "elapsedTime", _elapsed, exchange.elapsed_ms)
+    user_id = _collect(errors, "trafficUserId", _user_id, exchange.user_id)
+    trace = _collect(errors, "traceId", trace_id, exchange.trace_id)
+    span = _collect(errors, "spanId", span_id, exchange.span_id)
+    route = None
+    if exchange.route is not None:
+        route = _collect(errors, "routeTemplate", normalize.normalize_route, exchange.route)
+    elif config.template_pathnames and pathname is not None:
+        templated = normalize.template_pathname(pathname)
+        route = templated if templated != pathname else None
+    exception = None
+    if exchange.exception is not None:
+        exception = _collect(errors, "exception", mask_exception, exchange.exception, config)
+    request = response = None
+    try:
+        request = prepare_payload(
+            exchange.request_headers,
+            _null_text(exchange.request_body),
+            config,
+            query_params=exchange.query,
+            fields=("requestHeaders", "requestBody", "queryParams"),
+        )
+    except BadRequest as exc:
+        errors.update(exc.field_errors)
+    try:
+        response = prepare_payload(
+            exchange.response_headers,
+            _null_text(exchange.response_body),
+            config,
+            fields=("responseHeaders", "responseBody", "responseBody"),
+        )
+    except BadRequest as exc:
+        errors.update(exc.field_errors)
+    if (
+        errors
+        or domain is None
+        or pathname is None
+        or method is None
+        or status is None
+        or elapsed is None
+        or request is None
+        or response is None
+    ):
+        raise BadRequest("Invalid input data", field_errors=errors)
+    origin, protocol = domain
+    return NormalizedExchange(
+        origin=origin,
+        protocol=protocol,
+        pathname=pathname,
+        status=status,
+        method=method,
+        level=normalize.level_for(status),
+        elapsed_time=elapsed,
+        traffic_user_id=user_id,
+        request=request,
+        response=response,
+        client_id=exchange.client_id.lower() if exchange.client_id else None,
+        route=route,
+        started_at=exchange.started_at,
+        trace_id=trace,
+        span_id=span,
+        exception=exception,
+    )
+
+
+def _core_route(value: str) -> str:
+    """Where a log line is filed: its route template, or the logger it came from."""
+    text = normalize.check_text(value).strip() or "/"
+    if not text.startswith("/"):
+        text = "/" + text
+    text = re.sub(r"[\s\x00-\x1f\x7f]+", "_", text)
+    return text[: normalize.MAX_URL_CHARS]
+
+
+def normalize_log(line: LogLine, config: IngestConfig) -> NormalizedLog:
+    """Validate, mask and cap one log line; raises BadRequest naming every bad field."""
+    errors: dict[str, str] = {}
+    route = _collect(errors, "route", _core_route, line.route)
+    level = _collect(errors, "level", normalize.parse_level, line.level)
+    message = _collect(errors, "message", normalize.check_text, line.message)
+    attributes = _collect(errors, "attributes", normalize.prepare_document, line.attributes, config)
+    method = None
+    if line.method is not None:
+        method = _collect(errors, "method", normalize.parse_method, line.method)
+    status = None if line.status is None else _collect(errors, "status", _status, line.status)
+    elapsed = None
+    if line.elapsed_ms is not None:
+        elapsed = _collect(errors, "elapsedTime", _elapsed, line.elapsed_ms)
+    user_id = _collect(errors, "trafficUserId", _user_id, line.user_id)
+    trace = _collect(errors, "traceId", trace_id, line.trace_id)
+    span = _collect(errors, "spanId", span_id, line.span_id)
+    exception = None
+    if line.exception is not None:
+        exception = _collect(errors, "exception", mask_exception, line.exception, config)
+    if errors or route is None or level is None or message is None:
+        raise BadRequest("Invalid input data", field_errors=errors)
+    return NormalizedLog(
+        time=line.time,
+        level=level,
+        message=mask_text(_cap(message, MAX_LOG_MESSAGE_CHARS), config.masked_keys),
+        route=route,
+        attributes=attributes,
+        trace_id=trace,
+        span_id=span,
+        method=method,
+        status=status,
+        elapsed_ms=elapsed,
+        user_id=user_id,
+        exception=exception,
+    )

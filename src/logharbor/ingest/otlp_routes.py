@@ -1,0 +1,187 @@
+"""OTLP/HTTP in: ``POST /v1/traces`` and ``POST /v1/logs``.
+
+Any OpenTelemetry SDK or Collector can export here. Protobuf or JSON, gzip or not
+(``ingest.otlp`` decodes). Who sends: an ingest key (``Authorization: Bearer lhk_...``, which
+exporters set through ``OTEL_EXPORTER_OTLP_HEADERS``), or a user token plus the
+``X-Traffic-Source-Id`` header naming the traffic source.
+
+Answers follow the OTLP/HTTP spec, in the request's encoding:
+
+- 200 with ``partial_success`` when some items were refused (their count, and why), or to say
+  how many spans were accepted without being stored;
+- 400 for a payload that cannot be decoded, 413 past the size limits, 415 for another media
+  type or coding, 401/403 for the credentials: a ``google.rpc.Status``, nothing stored;
+- 503 with ``Retry-After`` when the writer is saturated, so that exporters retry.
+
+SERVER and CLIENT spans that carry HTTP attributes become traffic records; log records become
+core logs. Either way through the same normalize step and pipeline as every other front-end,
+so masking and all-or-nothing storage are the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Literal
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from logharbor.auth.deps import Principal, claim_principal
+from logharbor.common.errors import (
+    BadRequest,
+    Forbidden,
+    LogHarborError,
+    MissingToken,
+    ServiceUnavailable,
+)
+from logharbor.ingest import otlp
+from logharbor.ingest.compose import ingest_config, submit
+from logharbor.ingest.lane import RETRY_AFTER_SECONDS
+from logharbor.ingest.normalize import normalize_exchange, normalize_log
+from logharbor.ingest.pipeline import Submission
+from logharbor.ingest.records import NormalizedExchange, NormalizedLog
+from logharbor.traffic.access import check_source_id
+
+log = logging.getLogger("logharbor.ingest")
+
+SOURCE_HEADER = "x-traffic-source-id"
+# Decompressed bodies: well past what an SDK batch (512 spans) or a Collector batch (8,192)
+# weighs, and a bound on what a gzip bomb may cost.
+MAX_DECODED_BYTES = 64 * 1024 * 1024
+# Reasons quoted in one answer; the count covers them all.
+MAX_REASONS = 5
+
+
+async def _sender(request: Request) -> tuple[Principal, str]:
+    """The principal and the traffic source it writes to; confirmed in the write transaction."""
+    principal = await claim_principal(request)
+    named = request.headers.get(SOURCE_HEADER)
+    if principal.is_ingest_key:
+        assert principal.ingest_source_id is not None
+        if named is not None and check_source_id(named, SOURCE_HEADER) != (
+            principal.ingest_source_id
+        ):
+            raise Forbidden("This ingest key writes to another traffic source")
+        return principal, principal.ingest_source_id
+    if named is None:
+        raise BadRequest(
+            "A user token needs the X-Traffic-Source-Id header naming the traffic source",
+            field_errors={SOURCE_HEADER: "Required with a user token"},
+        )
+    return principal, check_source_id(named, SOURCE_HEADER)
+
+
+def _status_of(error: LogHarborError) -> int:
+    # OTLP exporters read 401 as "fix your credentials"; Arkyn's 400 for a missing token is
+    # that family's own rule.
+    return 401 if isinstance(error, MissingToken) else error.status_code
+
+
+def _summary(rejected: Sequence[str], unstored: str) -> str:
+    parts = []
+    if rejected:
+        shown = "; ".join(rejected[:MAX_REASONS])
+        more = len(rejected) - MAX_REASONS
+        parts.append(
+            f"{len(rejected)} refused: {shown}" + (f" (and {more} more)" if more > 0 else "")
+        )
+    if unstored:
+        parts.append(unstored)
+    return ". ".join(parts)
+
+
+def _plural(count: int, one: str) -> str:
+    return f"{count} {one}" + ("" if count == 1 else "s")
+
+
+async def _export(request: Request, signal: Literal["traces", "logs"]) -> Response:
+    encoding: otlp.Encoding = "json"
+    try:
+        try:
+            encoding = otlp.encoding_for(request.headers.get("content-type"))
+        except otlp.OtlpUnsupported:
+            await _sender(request)  # credentials first, as on every route
+            raise
+        principal, source_id = await _sender(request)
+        body = otlp.read_body(
+            await request.body(), request.headers.get("content-encoding"), MAX_DECODED_BYTES
+        )
+        config = ingest_config(request)
+        if signal == "traces":
+            traces = await run_in_threadpool(otlp.decode_traces, body, encoding)
+            rejected = list(traces.rejected)
+            exchanges: list[NormalizedExchange] = []
+            for exchange in traces.exchanges:
+                try:
+                    exchanges.append(normalize_exchange(exchange, config))
+                except BadRequest as exc:
+                    rejected.append(_reason(f"span {exchange.span_id}", exc))
+            submission = Submission(principal, source_id, exchanges=exchanges, detail=False)
+            unstored = []
+            if traces.genai_spans:
+                unstored.append(_plural(traces.genai_spans, "GenAI span"))
+            if traces.other_spans:
+                unstored.append(_plural(traces.other_spans, "span") + " without HTTP attributes")
+            note = f"{' and '.join(unstored)} accepted, not stored (yet)" if unstored else ""
+        else:
+            decoded = await run_in_threadpool(otlp.decode_logs, body, encoding)
+            rejected = list(decoded.rejected)
+            lines: list[NormalizedLog] = []
+            for line in decoded.lines:
+                try:
+                    lines.append(normalize_log(line, config))
+                except BadRequest as exc:
+                    rejected.append(_reason("a log record", exc))
+            submission = Submission(principal, source_id, logs=lines, detail=False)
+            note = ""
+        if submission.exchanges or submission.logs:
+            outcome = await submit(request, submission)
+            if isinstance(outcome, LogHarborError):
+                raise outcome
+            for answer in outcome:
+                if isinstance(answer, LogHarborError):
+                    rejected.append(answer.message)
+        answer_body = otlp.encode_export_response(
+            signal, encoding, len(rejected), _summary(rejected, note)
+        )
+        return Response(answer_body, 200, media_type=otlp.content_type_for(encoding))
+    except otlp.OtlpError as error:
+        status, message = error.status_code, error.message
+    except LogHarborError as error:
+        status, message = _status_of(error), _message(error)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        status, message = 500, "Server error"
+    response = Response(
+        otlp.encode_status(status, message, encoding),
+        status,
+        media_type=otlp.content_type_for(encoding),
+    )
+    if status == ServiceUnavailable.status_code:
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    if status == otlp.OtlpUnsupported.status_code:
+        response.headers["Accept-Encoding"] = otlp.ACCEPTED_CONTENT_ENCODINGS
+    return response
+
+
+def _message(error: LogHarborError) -> str:
+    details = "; ".join(f"{field}: {why}" for field, why in error.field_errors.items())
+    return f"{error.message} ({details})" if details else error.message
+
+
+def _reason(what: str, error: BadRequest) -> str:
+    return f"{what}: {_message(error)}"
+
+
+async def export_traces(request: Request) -> Response:
+    """OTLP/HTTP trace export (protobuf or JSON, gzip or not): HTTP SERVER and CLIENT spans
+    become traffic records, with their trace ids and exceptions."""
+    return await _export(request, "traces")
+
+
+async def export_logs(request: Request) -> Response:
+    """OTLP/HTTP log export: each log record becomes a core log of the source, linked to the
+    traffic of its trace."""
+    return await _export(request, "logs")

@@ -1,0 +1,284 @@
+"""The one storage step: submissions in, stored records, answers and events out.
+
+A *submission* is one request's records for one traffic source. The group-commit writer
+(``db.writer``) hands ``Pipeline`` every submission waiting, in one transaction:
+
+1. access for all of them in one query (``traffic.access.grant_ingest``);
+2. ids and times for every record, then one insert per table for all the records of a source
+   (``RecordStore``), and one event per stored record for the subscribers.
+
+``store`` does both in bulk, or item by item: the same code, with ``per_item`` deciding whether
+the submissions share one savepoint or each get their own. Bulk is the rule. A bulk that fails
+(a stale cached name, a client id sent twice at once) is rolled back to its savepoint and run
+again item by item, so that one bad submission is refused alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from logharbor.auth.deps import Principal
+from logharbor.common.errors import LogHarborError, ServiceUnavailable
+from logharbor.common.ids import new_ids
+from logharbor.common.timestamps import utcnow
+from logharbor.db.writer import WriteTx, is_transient
+from logharbor.ingest.events import TrafficEvent
+from logharbor.ingest.normalize import exception_json
+from logharbor.ingest.records import NormalizedExchange, NormalizedLog
+from logharbor.ingest.store import (
+    PendingExchange,
+    PendingLog,
+    RecordStore,
+    StoredExchange,
+    StoredLog,
+)
+from logharbor.traffic import queries
+from logharbor.traffic.access import grant_ingest
+
+log = logging.getLogger("logharbor.ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One request's records for the writer: who sends them, to which source, in what answer."""
+
+    principal: Principal
+    source_id: str
+    exchanges: Sequence[NormalizedExchange] = ()
+    logs: Sequence[NormalizedLog] = ()
+    # Answer each exchange with the full stored record (compose), or its id alone (batch).
+    detail: bool = True
+
+
+# Per submission: the LogHarborError that refused it whole, or per exchange its answer (a dict)
+# or the error that refused that exchange alone (an id already used by another source).
+Outcome = LogHarborError | list[dict[str, Any] | LogHarborError]
+
+
+class Pipeline:
+    """The writer's bulk runner for submissions (see ``db.writer.GroupCommitWriter.run_bulk``)."""
+
+    def __init__(self, store: RecordStore) -> None:
+        self.store_backend = store
+
+    def __call__(self, tx: WriteTx, submissions: list[Submission]) -> list[Outcome]:
+        return self.store(tx, submissions, per_item=False)
+
+    def store(self, tx: WriteTx, submissions: list[Submission], *, per_item: bool) -> list[Outcome]:
+        conn = tx.conn
+        verdicts = grant_ingest(conn, [(s.principal, s.source_id) for s in submissions])
+        outcomes: list[Outcome] = [v if v is not None else [] for v in verdicts]
+        allowed = [index for index, verdict in enumerate(verdicts) if verdict is None]
+        groups = [[index] for index in allowed] if per_item else [allowed]
+        for group in groups:
+            if not group:
+                continue
+            try:
+                with conn.begin_nested():
+                    part = tx.part()
+                    answers = self._store_group(part, [submissions[i] for i in group])
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # the transaction is gone: the writer runs the whole group again
+                for index in group:
+                    self.store_backend.forget(submissions[index].source_id)
+                if not per_item:
+                    return self.store(tx, submissions, per_item=True)
+                if not isinstance(exc, LogHarborError):
+                    log.exception("storing a submission failed")
+                    exc = ServiceUnavailable("Storage refused the records; retry shortly")
+                outcomes[group[0]] = exc
+                continue
+            tx.adopt(part)
+            for index, answer in zip(group, answers, strict=True):
+                outcomes[index] = answer
+        return outcomes
+
+    def _store_group(
+        self, tx: WriteTx, submissions: list[Submission]
+    ) -> list[list[dict[str, Any] | LogHarborError]]:
+        """Store the submissions together, per source one insert per table."""
+        answers: list[list[dict[str, Any] | LogHarborError]] = [[] for _ in submissions]
+        by_source: dict[str, list[int]] = {}
+        for index, submission in enumerate(submissions):
+            by_source.setdefault(submission.source_id, []).append(index)
+        now = utcnow()
+        # Sorted, so that two processes' groups take the sources' name locks in the same order.
+        for source_id in sorted(by_source):
+            indexes = by_source[source_id]
+            for index in indexes:
+                answers[index] = [{} for _ in submissions[index].exchanges]
+            group = [submissions[i] for i in indexes]
+            self._store_exchanges(tx, source_id, group, now, answers, indexes)
+            self._store_logs(tx, source_id, group)
+        return answers
+
+    def _store_exchanges(
+        self,
+        tx: WriteTx,
+        source_id: str,
+        submissions: list[Submission],
+        now: datetime,
+        answers: list[list[dict[str, Any] | LogHarborError]],
+        indexes: list[int],
+    ) -> None:
+        records = [
+            (s, n, record)
+            for s, submission in enumerate(submissions)
+            for n, record in enumerate(submission.exchanges)
+        ]
+        if not records:
+            return
+        client_ids = [r.client_id for _, _, r in records if r.client_id is not None]
+        known = self.store_backend.find_stored(tx.conn, source_id, client_ids)
+        fresh_ids = iter(new_ids(3 * len(records)))
+        pending: list[PendingExchange] = []
+        places: list[tuple[int, int]] = []
+        # The same client id twice in these submissions is still one record: the repeats are
+        # answered as the first occurrence is.
+        first: dict[str, tuple[int, int]] = {}
+        repeats: list[tuple[int, int, tuple[int, int]]] = []
+        for s, n, record in records:
+            client_id = record.client_id
+            if client_id is not None:
+                if client_id in known:
+                    answers[indexes[s]][n] = known[client_id]
+                    continue
+                if client_id in first:
+                    repeats.append((s, n, first[client_id]))
+                    continue
+                first[client_id] = (s, n)
+            record_id, request_id, response_id = next(fresh_ids), next(fresh_ids), next(fresh_ids)
+            started_at = record.started_at
+            pending.append(
+                PendingExchange(
+                    id=client_id or record_id,
+                    request_id=request_id,
+                    response_id=response_id,
+                    # A client's clock ahead of ours must not file records in the future.
+                    created_at=now if started_at is None or started_at > now else started_at,
+                    record=record,
+                )
+            )
+            places.append((s, n))
+        stored = self.store_backend.insert_exchanges(tx.conn, source_id, pending)
+        tx.publish([exchange_event(source_id, item) for item in stored])
+        for (s, n), item in zip(places, stored, strict=True):
+            detail = submissions[s].detail
+            answer = record_answer(source_id, item) if detail else {"id": item.pending.id}
+            answers[indexes[s]][n] = answer
+        for s, n, (first_s, first_n) in repeats:
+            answers[indexes[s]][n] = answers[indexes[first_s]][first_n]
+
+    def _store_logs(self, tx: WriteTx, source_id: str, submissions: list[Submission]) -> None:
+        lines = [line for submission in submissions for line in submission.logs]
+        if not lines:
+            return
+        now = utcnow()
+        pending = [
+            PendingLog(log_id, now if line.time > now else line.time, line)
+            for log_id, line in zip(new_ids(len(lines)), lines, strict=True)
+        ]
+        stored = self.store_backend.insert_logs(tx.conn, source_id, pending)
+        tx.publish([log_event(source_id, item) for item in stored])
+
+
+def exchange_event(source_id: str, stored: StoredExchange) -> TrafficEvent:
+    item, record = stored.pending, stored.pending.record
+    return TrafficEvent(
+        kind="traffic",
+        id=item.id,
+        traffic_source_id=source_id,
+        domain_id=stored.domain_id,
+        domain=stored.domain,
+        pathname_id=stored.pathname_id,
+        pathname=stored.pathname,
+        method=record.method,
+        status=record.status,
+        level=record.level,
+        elapsed_time=record.elapsed_time,
+        traffic_user_id=record.traffic_user_id,
+        created_at=item.created_at,
+        response_preview=record.response.body.preview,
+        route_pathname_id=stored.route_pathname_id,
+        trace_id=record.trace_id,
+        exception=record.exception,
+    )
+
+
+def log_event(source_id: str, stored: StoredLog) -> TrafficEvent:
+    line = stored.pending.line
+    return TrafficEvent(
+        kind="core",
+        id=stored.pending.id,
+        traffic_source_id=source_id,
+        domain_id=None,
+        domain=None,
+        pathname_id=stored.core_pathname_id,
+        pathname=line.route,
+        method=line.method or "",
+        status=line.status or 0,
+        level=line.level,
+        elapsed_time=line.elapsed_ms or 0.0,
+        traffic_user_id=line.user_id,
+        created_at=stored.pending.created_at,
+        response_preview=line.message,
+        trace_id=line.trace_id,
+        exception=line.exception,
+    )
+
+
+def record_answer(source_id: str, stored: StoredExchange) -> dict[str, Any]:
+    """The stored record as ``GET /http-traffic-record/:source/:id`` shows it (full payloads)."""
+    item, record = stored.pending, stored.pending.record
+    request, response = record.request, record.response
+    answer = queries.record_json(
+        {
+            "id": item.id,
+            "status": record.status,
+            "method": record.method,
+            "level": record.level,
+            "elapsed_time": record.elapsed_time,
+            "traffic_user_id": record.traffic_user_id,
+            "traffic_source_id": source_id,
+            "domain_id": stored.domain_id,
+            "pathname_id": stored.pathname_id,
+            "created_at": item.created_at,
+            "trace_id": record.trace_id,
+            "span_id": record.span_id,
+        },
+        domain=stored.domain,
+        protocol=stored.protocol,
+        pathname=stored.pathname,
+        request=queries.payload_json(
+            _payload_row(item.request_id, source_id, request, item.created_at),
+            full=True,
+            query_params=True,
+        ),
+        response=queries.payload_json(
+            _payload_row(item.response_id, source_id, response, item.created_at),
+            full=True,
+            query_params=False,
+        ),
+        route=record.route,
+    )
+    answer["exception"] = exception_json(record.exception)
+    return answer
+
+
+def _payload_row(payload_id: str, source_id: str, payload: Any, created_at: Any) -> dict[str, Any]:
+    return {
+        "id": payload_id,
+        "traffic_source_id": source_id,
+        "headers": payload.headers,
+        "body": payload.body.text,
+        "body_preview": payload.body.preview,
+        "body_size": payload.body.size,
+        "body_truncated": payload.body.truncated,
+        "query_params": payload.query_params,
+        "created_at": created_at,
+    }

@@ -1,0 +1,132 @@
+"""The typed record model every front-end decodes its wire format into.
+
+``HttpExchange`` and ``LogLine`` are what a front-end saw, before any validation or masking
+(``ingest.normalize`` does both, the same way for every wire format). ``NormalizedExchange`` and
+``NormalizedLog`` are what the pipeline stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from logharbor.traffic.normalize import StoredBody
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame of a stack trace, innermost last (as Python prints them)."""
+
+    file: str
+    line: int | None
+    function: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionInfo:
+    """An exception raised while serving a request (a span's ``exception`` event, say)."""
+
+    type: str
+    message: str
+    stacktrace: str | None = None
+    frames: tuple[Frame, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HttpExchange:
+    """One HTTP exchange as a front-end decoded it: not yet validated, normalized or masked.
+
+    ``domain`` is an origin or a bare host (``protocol`` then names the scheme). Headers, query
+    parameters and bodies are what the wire carried: JSON values, or JSON text.
+    """
+
+    domain: str
+    pathname: str
+    method: str
+    status: int
+    elapsed_ms: float
+    request_headers: Any = None
+    request_body: Any = None
+    query: Any = None
+    response_headers: Any = None
+    response_body: Any = None
+    protocol: str | None = None
+    route: str | None = None
+    # When the exchange started; None means "as it arrives" (compose has no time field).
+    started_at: datetime | None = None
+    user_id: str | None = None
+    # The client's own id: a retry with the same id is stored once.
+    client_id: str | None = None
+    trace_id: str | None = None  # 32 lower-case hex digits
+    span_id: str | None = None  # 16 lower-case hex digits
+    exception: ExceptionInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One application log line (an OTLP log record, say), before normalization.
+
+    ``route`` is the core pathname it is filed under; ``level`` is already one of INFO, WARNING
+    or FATAL (front-ends map their own severities).
+    """
+
+    time: datetime
+    level: str
+    message: str
+    route: str
+    attributes: dict[str, Any]
+    trace_id: str | None = None
+    span_id: str | None = None
+    method: str | None = None
+    status: int | None = None
+    elapsed_ms: float | None = None
+    user_id: str | None = None
+    exception: ExceptionInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """A request or response ready for its table (masked, capped)."""
+
+    headers: Any
+    body: StoredBody
+    query_params: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedExchange:
+    """One validated, normalized, masked HTTP exchange; no database work done yet."""
+
+    origin: str  # scheme://host[:port]
+    protocol: str  # HTTP | HTTPS
+    pathname: str
+    status: int
+    method: str  # upper case
+    level: str  # INFO | WARNING | FATAL
+    elapsed_time: float  # milliseconds
+    traffic_user_id: str | None
+    request: Payload
+    response: Payload
+    client_id: str | None = None
+    route: str | None = None
+    started_at: datetime | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    exception: ExceptionInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizedLog:
+    time: datetime
+    level: str
+    message: str
+    route: str
+    attributes: Any
+    trace_id: str | None = None
+    span_id: str | None = None
+    method: str | None = None
+    status: int | None = None
+    elapsed_ms: float | None = None
+    user_id: str | None = None
+    exception: ExceptionInfo | None = None

@@ -1,0 +1,351 @@
+"""The record store: where stored records, their payloads and their names live.
+
+``RecordStore`` is what the pipeline needs of a store, and all it needs: inserts in batches,
+and for retries one lookup of the client ids it was given. ``SqlRecordStore`` keeps records
+in the SQL database (SQLite or PostgreSQL); a columnar engine can implement the same protocol.
+
+A SQL store refers to domains and pathnames by id. Their ids are cached per process
+(``NameCache``) so that a warm source stores a batch with inserts alone: no read before the
+write. The cache is a hint, never the authority: an id cached from a transaction that rolled
+back, or of a domain deleted since, fails a foreign key, and the pipeline then forgets the
+source's names and stores its items again with fresh lookups.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from cachetools import LRUCache
+from sqlalchemy import Connection
+
+from logharbor.common.errors import Conflict, LogHarborError
+from logharbor.db.bulk import BulkInsert
+from logharbor.db.tables import core_logs, http_traffic, requests, responses
+from logharbor.ingest.normalize import exception_json
+from logharbor.ingest.records import NormalizedExchange, NormalizedLog
+from logharbor.traffic import queries
+
+
+@dataclass(frozen=True, slots=True)
+class PendingExchange:
+    """An exchange with the ids and time the pipeline gave it, ready for a store."""
+
+    id: str
+    request_id: str
+    response_id: str
+    created_at: datetime
+    record: NormalizedExchange
+
+
+@dataclass(frozen=True, slots=True)
+class StoredExchange:
+    pending: PendingExchange
+    domain_id: str
+    domain: str
+    protocol: str
+    pathname_id: str
+    pathname: str
+    route_pathname_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingLog:
+    id: str
+    created_at: datetime
+    line: NormalizedLog
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLog:
+    pending: PendingLog
+    core_pathname_id: str
+
+
+class RecordStore(Protocol):
+    def find_stored(
+        self, conn: Connection, source_id: str, ids: Sequence[str]
+    ) -> dict[str, dict[str, Any] | LogHarborError]:
+        """Records already stored under these client ids: the stored record's JSON (a retry),
+        or the Conflict to answer when the id is another source's."""
+
+    def insert_exchanges(
+        self, conn: Connection, source_id: str, pending: Sequence[PendingExchange]
+    ) -> list[StoredExchange]:
+        """Store every exchange (with its request and response) in ``conn``'s transaction."""
+
+    def insert_logs(
+        self, conn: Connection, source_id: str, pending: Sequence[PendingLog]
+    ) -> list[StoredLog]:
+        """Store every log line in ``conn``'s transaction."""
+
+    def forget(self, source_id: str) -> None:
+        """Drop whatever this process cached about ``source_id`` (a write failed)."""
+
+
+# --- SQL --------------------------------------------------------------------------------------
+
+_PAYLOAD_COLUMNS = (
+    "id",
+    "traffic_source_id",
+    "owner_user_id",
+    "headers",
+    "body",
+    "body_preview",
+    "body_size",
+    "body_truncated",
+)
+_insert_requests = BulkInsert(requests, (*_PAYLOAD_COLUMNS, "query_params", "created_at"))
+_insert_responses = BulkInsert(responses, (*_PAYLOAD_COLUMNS, "created_at"))
+# The http_traffic columns every ingest path writes (the benches insert the same raw rows).
+TRAFFIC_COLUMNS = (
+    "id",
+    "traffic_source_id",
+    "domain_id",
+    "pathname_id",
+    "status",
+    "method",
+    "level",
+    "elapsed_time",
+    "traffic_user_id",
+    "request_id",
+    "response_id",
+    "created_at",
+    "route_pathname_id",
+    "trace_id",
+    "span_id",
+    "exception",
+)
+_insert_traffic = BulkInsert(http_traffic, TRAFFIC_COLUMNS)
+_insert_core_logs = BulkInsert(
+    core_logs,
+    (
+        "id",
+        "traffic_source_id",
+        "core_pathname_id",
+        "status",
+        "method",
+        "level",
+        "elapsed_time",
+        "traffic_user_id",
+        "created_at",
+        "trace_id",
+        "span_id",
+        "exception",
+        "message",
+        "attributes",
+    ),
+)
+
+
+class NameCache:
+    """Domain, pathname and core pathname ids per traffic source (see the module's docstring)."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._lock = threading.Lock()
+        # (source_id, origin) -> (domain_id, value, protocol)
+        self._domains: LRUCache[tuple[str, str], tuple[str, str, str]] = LRUCache(max_entries)
+        # (source_id, domain_id, pathname) -> pathname_id; (source_id, "", route) for core ones
+        self._pathnames: LRUCache[tuple[str, str, str], str] = LRUCache(max_entries)
+        self.hits = 0
+        self.misses = 0
+
+    def domain(
+        self, conn: Connection, source_id: str, origin: str, protocol: str
+    ) -> tuple[str, str, str]:
+        key = (source_id, origin)
+        with self._lock:
+            found = self._domains.get(key)
+        if found is not None:
+            self.hits += 1
+            return found
+        self.misses += 1
+        row = queries.get_or_create_domain(conn, source_id, origin, protocol)
+        value = (row["id"], row["value"], row["protocol"])
+        with self._lock:
+            self._domains[key] = value
+        return value
+
+    def pathname(self, conn: Connection, source_id: str, domain_id: str, path: str) -> str:
+        key = (source_id, domain_id, path)
+        with self._lock:
+            found = self._pathnames.get(key)
+        if found is not None:
+            self.hits += 1
+            return found
+        self.misses += 1
+        pathname_id: str = queries.get_or_create_pathname(conn, source_id, domain_id, path)["id"]
+        with self._lock:
+            self._pathnames[key] = pathname_id
+        return pathname_id
+
+    def core_pathname(self, conn: Connection, source_id: str, route: str) -> str:
+        key = (source_id, "", route)
+        with self._lock:
+            found = self._pathnames.get(key)
+        if found is not None:
+            return found
+        core_id: str = queries.get_or_create_core_pathname(conn, source_id, route)["id"]
+        with self._lock:
+            self._pathnames[key] = core_id
+        return core_id
+
+    def forget(self, source_id: str) -> None:
+        with self._lock:
+            for domain in [key for key in self._domains if key[0] == source_id]:
+                del self._domains[domain]
+            for pathname in [key for key in self._pathnames if key[0] == source_id]:
+                del self._pathnames[pathname]
+
+
+class SqlRecordStore:
+    def __init__(self, names: NameCache | None = None) -> None:
+        self.names = names or NameCache()
+
+    def forget(self, source_id: str) -> None:
+        self.names.forget(source_id)
+
+    def find_stored(
+        self, conn: Connection, source_id: str, ids: Sequence[str]
+    ) -> dict[str, dict[str, Any] | LogHarborError]:
+        if not ids:
+            return {}
+        query = queries.record_select(full=True).where(http_traffic.c.id.in_(sorted(set(ids))))
+        found: dict[str, dict[str, Any] | LogHarborError] = {}
+        for row in conn.execute(query).mappings():
+            if row["traffic_source_id"] != source_id:
+                # That record alone is refused: the others of a batch are still stored.
+                found[row["id"]] = Conflict(
+                    "A record with this id belongs to another traffic source",
+                    field_errors={"id": "Already used by another record"},
+                )
+            else:
+                found[row["id"]] = queries.joined_record_json(row, full=True)
+        return found
+
+    def insert_exchanges(
+        self, conn: Connection, source_id: str, pending: Sequence[PendingExchange]
+    ) -> list[StoredExchange]:
+        if not pending:
+            return []
+        names = self.names
+        # Resolved in a sorted order, so that two transactions creating the same new domains
+        # and pathnames take their locks in the same order and cannot deadlock each other.
+        domains = {
+            origin: names.domain(conn, source_id, origin, protocol)
+            for origin, protocol in sorted({(p.record.origin, p.record.protocol) for p in pending})
+        }
+        wanted = {(p.record.origin, p.record.pathname) for p in pending}
+        wanted.update((p.record.origin, p.record.route) for p in pending if p.record.route)
+        pathnames = {
+            (origin, value): names.pathname(conn, source_id, domains[origin][0], value)
+            for origin, value in sorted(wanted)
+        }
+        request_rows: list[tuple[Any, ...]] = []
+        response_rows: list[tuple[Any, ...]] = []
+        traffic_rows: list[tuple[Any, ...]] = []
+        stored: list[StoredExchange] = []
+        for item in pending:
+            record = item.record
+            domain_id, domain, protocol = domains[record.origin]
+            pathname_id = pathnames[(record.origin, record.pathname)]
+            route_id = pathnames[(record.origin, record.route)] if record.route else None
+            request, response = record.request, record.response
+            request_rows.append(
+                (
+                    item.request_id,
+                    source_id,
+                    None,
+                    request.headers,
+                    request.body.text,
+                    request.body.preview,
+                    request.body.size,
+                    request.body.truncated,
+                    request.query_params,
+                    item.created_at,
+                )
+            )
+            response_rows.append(
+                (
+                    item.response_id,
+                    source_id,
+                    None,
+                    response.headers,
+                    response.body.text,
+                    response.body.preview,
+                    response.body.size,
+                    response.body.truncated,
+                    item.created_at,
+                )
+            )
+            traffic_rows.append(
+                (
+                    item.id,
+                    source_id,
+                    domain_id,
+                    pathname_id,
+                    record.status,
+                    record.method,
+                    record.level,
+                    record.elapsed_time,
+                    record.traffic_user_id,
+                    item.request_id,
+                    item.response_id,
+                    item.created_at,
+                    route_id,
+                    record.trace_id,
+                    record.span_id,
+                    exception_json(record.exception),
+                )
+            )
+            stored.append(
+                StoredExchange(
+                    item, domain_id, domain, protocol, pathname_id, record.pathname, route_id
+                )
+            )
+        dialect = conn.dialect
+        for insert, rows in (
+            (_insert_requests, request_rows),
+            (_insert_responses, response_rows),
+            (_insert_traffic, traffic_rows),
+        ):
+            insert.execute(conn, insert.tuple_parameters(dialect, rows))
+        return stored
+
+    def insert_logs(
+        self, conn: Connection, source_id: str, pending: Sequence[PendingLog]
+    ) -> list[StoredLog]:
+        if not pending:
+            return []
+        routes = {
+            route: self.names.core_pathname(conn, source_id, route)
+            for route in sorted({p.line.route for p in pending})
+        }
+        rows = []
+        stored = []
+        for item in pending:
+            line = item.line
+            rows.append(
+                (
+                    item.id,
+                    source_id,
+                    routes[line.route],
+                    line.status,
+                    line.method,
+                    line.level,
+                    line.elapsed_ms,
+                    line.user_id,
+                    item.created_at,
+                    line.trace_id,
+                    line.span_id,
+                    exception_json(line.exception),
+                    line.message,
+                    line.attributes,
+                )
+            )
+            stored.append(StoredLog(item, routes[line.route]))
+        _insert_core_logs.execute(conn, _insert_core_logs.tuple_parameters(conn.dialect, rows))
+        return stored
