@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gzip
 import json
@@ -1278,3 +1279,51 @@ def test_random_and_damaged_payloads_raise_only_otlp_errors(sdk_logs: SdkLogs) -
     # Both paths were exercised: the mutations are neither all harmless nor all fatal.
     assert outcomes["decoded"] > 100
     assert outcomes["refused"] > 100
+
+
+def test_attribute_value_bytes_of_any_shape_raise_only_otlp_errors() -> None:
+    # Span attributes reach the mapping as raw AnyValue bytes (see _span_attributes_as_map),
+    # read by hand on the fast path: every shape of bytes must give a value or an OtlpError.
+    def encoded(**value: Any) -> bytes:
+        data: bytes = AnyValue(**value).SerializeToString()
+        return data
+
+    long_text = encoded(string_value="x" * 128)  # a two-byte length
+    minus_one = encoded(int_value=-1)
+    largest = encoded(int_value=2**63 - 1)
+    two_hundred = encoded(int_value=200)
+    real = encoded(double_value=404.0)
+    one_header = encoded(array_value={"values": [AnyValue(string_value="a")]})
+    two_headers = encoded(
+        array_value={"values": [AnyValue(string_value="b" * 200), AnyValue(string_value="")]}
+    )
+    number_array = encoded(array_value={"values": [AnyValue(int_value=1)]})
+    empty_array = encoded(array_value={})
+    valid = [encoded(string_value="x" * n) for n in (0, 1, 127, 300)] + [
+        long_text, minus_one, largest, two_hundred, real, encoded(int_value=0),
+        one_header, two_headers, number_array, empty_array,
+    ]  # fmt: skip
+    rng = random.Random(7)
+    samples = [b"", b"\x0a", b"\x18", b"\x2a", b"\x0a\x80", b"\x18\xff", b"\x18" + b"\xff" * 12]
+    for raw in valid:
+        samples += [raw[:cut] for cut in range(len(raw))]
+        samples += [raw + rng.randbytes(3) for _ in range(5)]
+    samples += [rng.randbytes(rng.randint(1, 40)) for _ in range(3000)]
+    samples += [b"\x2a" + rng.randbytes(rng.randint(1, 20)) for _ in range(1000)]
+    for raw in samples:
+        for read in (otlp._text, otlp._integer):
+            with contextlib.suppress(OtlpError):
+                read({"k": raw}, "k")
+        with contextlib.suppress(OtlpError):
+            otlp._header_text(raw)
+    assert otlp._text({"k": long_text}, "k") == "x" * 128
+    assert otlp._integer({"k": minus_one}, "k") == -1
+    assert otlp._integer({"k": largest}, "k") == 2**63 - 1
+    assert otlp._text({"k": two_hundred}, "k") == "200"
+    assert otlp._integer({"k": real}, "k") == 404
+    assert otlp._header_text(one_header) == "a"
+    assert otlp._header_text(two_headers) == "b" * 200 + ", "
+    assert otlp._header_text(number_array) == "1"  # not all strings: the general path
+    assert otlp._header_text(empty_array) == ""
+    with pytest.raises(OtlpBadRequest, match="not UTF-8"):
+        otlp._text({"k": b"\x0a\x01\xff"}, "k")  # as upb refuses such a string field

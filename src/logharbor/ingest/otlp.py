@@ -443,9 +443,12 @@ def _utf8(data: bytes) -> str:
         raise OtlpBadRequest("A span attribute holds a string that is not UTF-8") from None
 
 
-# Wire tags of AnyValue's string_value (field 1, length-delimited) and int_value (3, varint).
+# Wire tags of AnyValue's string_value (field 1, length-delimited), int_value (3, varint) and
+# array_value (5, length-delimited), and of ArrayValue's values (1, length-delimited).
 _STRING_VALUE_TAG = 0x0A
 _INT_VALUE_TAG = 0x18
+_ARRAY_VALUE_TAG = 0x2A
+_VALUES_TAG = 0x0A
 
 
 def _text(attrs: Mapping[str, bytes], key: str) -> str | None:
@@ -464,7 +467,7 @@ def _text(attrs: Mapping[str, bytes], key: str) -> str | None:
         if len(raw) > 1 and len(raw) == raw[1] + 2:  # a length byte >= 0x80 never matches
             return _utf8(raw[2:]) or None
         length, start = _varint(raw, 1)
-        if start + length == len(raw):
+        if length >= 0 and start + length == len(raw):
             return _utf8(raw[start:]) or None
     return _plain_text(_plain(_any_value(raw)))
 
@@ -480,6 +483,39 @@ def _integer(attrs: Mapping[str, bytes], key: str) -> int | None:
         if end == len(raw) and number >= 0:
             return number - (1 << 64) if number >= 1 << 63 else number
     return _plain_integer(_plain(_any_value(raw)))
+
+
+def _header_text(raw: bytes) -> str:
+    """A captured header's value: a string array joined with ", " (HTTP's own list syntax)."""
+    strings = _string_array(raw)
+    if strings is not None:
+        return ", ".join(strings)
+    return _header_value(_any_value(raw))
+
+
+def _string_array(raw: bytes) -> list[str] | None:
+    """Fast path for header values: the strings of an array_value holding only strings, as
+    instrumentations capture headers; None for any other shape (read the slow, general way)."""
+    size = len(raw)
+    if size < 2 or raw[0] != _ARRAY_VALUE_TAG:
+        return None
+    length, pos = _varint(raw, 1)
+    if length < 0 or pos + length != size:
+        return None
+    strings = []
+    while pos < size:
+        if raw[pos] != _VALUES_TAG:
+            return None
+        item_length, pos = _varint(raw, pos + 1)
+        end = pos + item_length
+        if item_length < 2 or end > size or raw[pos] != _STRING_VALUE_TAG:
+            return None
+        text_length, start = _varint(raw, pos + 1)
+        if text_length < 0 or start + text_length != end:
+            return None
+        strings.append(_utf8(raw[start:end]))
+        pos = end
+    return strings
 
 
 def _event_text(attrs: Mapping[str, Any], key: str) -> str | None:
@@ -815,7 +851,7 @@ def _headers(attrs: Mapping[str, bytes]) -> tuple[dict[str, str] | None, dict[st
     if ".header." in keys:
         for match in _HEADER_KEY.finditer(keys):
             headers = request if match[1] == "request" else response
-            headers[_header_name(match[2])] = _header_value(_any_value(attrs[match[0][1:]]))
+            headers[_header_name(match[2])] = _header_text(attrs[match[0][1:]])
     if "user-agent" not in request:
         agent = _text(attrs, "user_agent.original") or _text(attrs, "http.user_agent")
         if agent is not None:
