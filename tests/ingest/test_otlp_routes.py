@@ -382,3 +382,44 @@ def test_a_saturated_writer_answers_503_with_retry_after(
     assert int(response.headers["Retry-After"]) >= 1
     assert json.loads(response.text)["message"]
     assert _records(client, user, sid) == []
+
+
+def test_the_record_page_shows_the_trace_its_exception_and_its_log_lines(
+    client: TestClient, user: AUser, source: dict[str, Any]
+) -> None:
+    from logharbor.ui.session import COOKIE
+
+    sid = source["id"]
+    key = ingest_key(client, user, sid)
+    trace_id = os.urandom(16).hex()
+    failing = span(
+        trace_id=trace_id,
+        attributes={"http.method": "POST", "http.status_code": 500, "http.target": "/pay"},
+        events=[
+            {
+                "name": "exception",
+                "attributes": _attributes(
+                    {"exception.type": "KeyError", "exception.stacktrace": "Traceback: boom"}
+                ),
+            }
+        ],
+    )
+    assert _post(client, key, json.dumps(traces(failing)).encode(), JSON).status_code == 200
+    line = {
+        "timeUnixNano": str(START),
+        "severityNumber": 17,
+        "body": {"stringValue": "card declined"},
+        "traceId": trace_id,
+    }
+    logs = {"resourceLogs": [{"scopeLogs": [{"logRecords": [line]}]}]}
+    response = client.post("/v1/logs", content=json.dumps(logs), headers={**bearer(key), **JSON})
+    assert response.status_code == 200, response.text
+    [record] = _records(client, user, sid)
+    client.cookies.set(COOKIE, user.token)
+    page = client.get(f"/ui/sources/{sid}/records/{record['id']}")
+    assert page.status_code == 200
+    assert trace_id in page.text
+    assert "KeyError" in page.text and "Traceback: boom" in page.text
+    assert "card declined" in page.text
+    exceptions = client.get(f"/ui/sources/{sid}/exceptions")
+    assert "Traceback: boom" in exceptions.text

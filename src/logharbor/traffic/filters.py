@@ -212,9 +212,7 @@ def traffic_filters(
     search: Annotated[str | None, Query(description="Same as q")] = None,
 ) -> TrafficFilters:
     errors: dict[str, str] = {}
-    common = _common(
-        errors, method, status, level, trafficUserId, startDate, endDate, traceId
-    )
+    common = _common(errors, method, status, level, trafficUserId, startDate, endDate, traceId)
     origin = _step(errors, "domain", lambda v: normalize.normalize_domain(v)[0], domain)
     result = TrafficFilters(
         **common,
@@ -247,9 +245,7 @@ def core_log_filters(
     search: Annotated[str | None, Query(description="Same as q")] = None,
 ) -> TrafficFilters:
     errors: dict[str, str] = {}
-    common = _common(
-        errors, method, status, level, trafficUserId, startDate, endDate, traceId
-    )
+    common = _common(errors, method, status, level, trafficUserId, startDate, endDate, traceId)
     result = TrafficFilters(
         **common,
         core_pathname_id=_step(errors, "corePathnameId", _uuid, corePathnameId),

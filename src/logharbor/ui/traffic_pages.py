@@ -18,6 +18,7 @@ from logharbor.auth.deps import Principal, get_db
 from logharbor.common.pagination import PageRequest
 from logharbor.traffic import entity_routes, traffic_routes
 from logharbor.traffic import filters as traffic_filters
+from logharbor.traffic import queries as traffic_queries
 from logharbor.traffic.access import Access, require_source
 from logharbor.traffic.normalize import LEVELS, METHODS
 from logharbor.ui import session
@@ -194,6 +195,10 @@ def record_page(request: Request, source_id: str, record_id: str) -> Response:
     with db.read() as conn:
         source = readable_source(conn, source_id, principal)
     record = traffic_routes.get_record(source["id"], record_id, principal, db)
+    trace_logs: list[dict[str, Any]] = []
+    if record.get("traceId"):
+        with db.read() as conn:
+            trace_logs = traffic_queries.core_logs_of_trace(conn, source["id"], record["traceId"])
     parts: dict[str, dict[str, Any] | None] = {}
     for side in ("request", "response"):
         payload = record.get(side)
@@ -214,5 +219,6 @@ def record_page(request: Request, source_id: str, record_id: str) -> Response:
         "record": record,
         "parts": parts,
         "curl": curl_command(record),
+        "trace_logs": trace_logs,
     }
     return render(request, "record.html", context)
