@@ -440,9 +440,23 @@ def test_ipv6_hosts_keep_their_brackets_and_default_ports_go() -> None:
             "http.response.status_code": 200,
         },
     )
-    first, second = decode_traces(sdk.body(), "protobuf").exchanges
+    sdk.span(
+        "GET",
+        SpanKind.SERVER,
+        {"http.method": "GET", "http.scheme": "wss", "net.host.name": "Chat.Example.com",
+         "net.host.port": 443, "http.status_code": 101},
+    )  # fmt: skip
+    sdk.span(
+        "GET",
+        SpanKind.SERVER,
+        {"http.method": "GET", "http.server_name": "legacy", "net.host.port": 80,
+         "http.status_code": 200},
+    )  # fmt: skip
+    first, second, socket, unnamed = decode_traces(sdk.body(), "protobuf").exchanges
     assert first.domain == "https://[::1]"
     assert (second.domain, second.pathname) == ("http://[::1]:8080", "/")
+    assert socket.domain == "https://chat.example.com"
+    assert unnamed.domain == "http://legacy"  # no scheme: port 80 says http
 
 
 def test_without_any_host_the_service_name_stands_in() -> None:

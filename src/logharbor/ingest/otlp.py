@@ -5,7 +5,9 @@ Pure functions, no database, web framework or app state: the route reads the bod
 pipeline and answers with ``encode_export_response`` (or ``encode_status`` for an ``OtlpError``).
 
 Both OTLP encodings are decoded through opentelemetry-proto's generated classes, so one mapping
-serves both. Protobuf input is walked directly (no ``MessageToDict``) because this is the hot path.
+serves both. Protobuf input is walked directly (no ``MessageToDict``) because this is the hot
+path, and span attributes are read from raw bytes (see ``_span_attributes_as_map``) for the same
+reason.
 
 Only SERVER and CLIENT spans that carry an HTTP method become exchanges; GenAI spans and every
 other span are accepted and counted (they are valid telemetry, just not stored yet). Structural
@@ -101,7 +103,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _METHODS = frozenset(METHODS)
 # Matched against "\n" + the joined keys: the literal prefix lets re skip ahead quickly.
 _HEADER_KEY = re.compile(r"\nhttp\.(request|response)\.header\.([^\n]+)")
-_GENAI_PREFIXES = ("gen_ai.", "llm.")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})*")
 
 
@@ -376,8 +377,10 @@ def _check_size(total: int, noun: str) -> None:
 
 # --- attribute values ---------------------------------------------------------------------------
 #
-# Every field read on a upb message allocates a Python wrapper (about 0.3 µs each here), so the
-# span path keeps attributes as undecoded KeyValue messages and reads only the few it maps.
+# Every field read on a upb message allocates a Python wrapper (about 0.3 µs each here), so span
+# attributes are read from their raw bytes (see _span_attributes_as_map), only the few the
+# mapping needs. Log records need all of theirs, and exception events are rare: both read
+# the messages through _plain.
 
 
 def _plain(value: Any) -> Plain:
@@ -751,6 +754,8 @@ def _origin(attrs: Mapping[str, bytes], is_client: bool, service: str | None) ->
         if host is None and url[1]:
             host, port = _split_host_port(url[1])
         scheme = scheme or url[0]
+    # WebSocket exchanges are served over the same origin as HTTP(S), as normalize_domain says.
+    scheme = {"ws": "http", "wss": "https"}.get(scheme, scheme)
     if scheme not in ("http", "https"):
         scheme = "http" if port == 80 else "https"
     if not host:
@@ -1074,8 +1079,9 @@ def _log_line(record: Any, index: int, scope_name: str, service: str | None) -> 
             _plain_text(get("exception.stacktrace")),
         ),
     )
-    # After the lookups above, so that a record's own service.name cannot shadow the resource's.
     if service is not None:
+        # The resource's name wins over a record attribute of that name: it is the service's
+        # identity, which the record's own attributes cannot change.
         attributes["service.name"] = service
     return line
 
