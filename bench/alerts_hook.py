@@ -31,8 +31,8 @@ from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database, make_engine
 from logharbor.db.tables import webhook_outbox, webhooks
+from logharbor.ingest.events import TrafficEvent
 from logharbor.settings import Settings
-from logharbor.traffic.events import TrafficEvent
 
 BATCH = 500
 ROUNDS = 20

@@ -224,11 +224,25 @@ def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
-def wrk(url: str, lua: Path, conns: int, seconds: int, threads: int = 2) -> dict[str, float]:
+def wrk(
+    url: str, lua: Path, conns: int, seconds: int, threads: int = 2, timeout: str | None = None
+) -> dict[str, float]:
+    """One wrk run; ``timeout`` (e.g. "10s") replaces wrk's default of 2 s per request."""
     import subprocess
 
+    extra = [f"--timeout={timeout}"] if timeout else []
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(lua), url],
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{conns}",
+            f"-d{seconds}s",
+            "--latency",
+            *extra,
+            "-s",
+            str(lua),
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,

@@ -33,11 +33,45 @@ from common import (
 )
 from logharbor.common.ids import new_id
 from logharbor.db.engine import make_engine
+from logharbor.ingest.compose import prepare_record
+from logharbor.ingest.normalize import exception_json
+from logharbor.ingest.records import Payload
+from logharbor.ingest.store import TRAFFIC_COLUMNS
 from logharbor.settings import Settings
-from logharbor.traffic.ingest import TRAFFIC_COLUMNS, payload_row, prepare_record
 from logharbor.traffic.normalize import IngestConfig
 
 TABLES = ("requests", "responses", "http_traffic")
+# The columns the app's store writes into requests and responses (ingest.store, in this order).
+PAYLOAD_COLUMNS = (
+    "id",
+    "traffic_source_id",
+    "owner_user_id",
+    "headers",
+    "body",
+    "body_preview",
+    "body_size",
+    "body_truncated",
+)
+REQUEST_COLUMNS = (*PAYLOAD_COLUMNS, "query_params", "created_at")
+RESPONSE_COLUMNS = (*PAYLOAD_COLUMNS, "created_at")
+
+
+def payload_row(payload: Payload, source_id: str, created_at, query: bool) -> tuple:
+    """A requests/responses row as the store writes it (JSON columns as JSON text)."""
+    row = [
+        new_id(),
+        source_id,
+        None,
+        json.dumps(payload.headers),
+        payload.body.text,
+        payload.body.preview,
+        payload.body.size,
+        payload.body.truncated,
+    ]
+    if query:
+        row.append(json.dumps(payload.query_params))
+    row.append(created_at)
+    return tuple(row)
 
 
 def raw_rows(
@@ -48,48 +82,39 @@ def raw_rows(
     config = IngestConfig.from_settings(Settings())
     prepared = prepare_record(RECORD, config)
     now = utcnow()
+    exception = exception_json(prepared.exception)
+    exception_text = None if exception is None else json.dumps(exception)
     batches = []
     for start in range(0, n, 1000):
         b: dict[str, list[tuple]] = {t: [] for t in TABLES}
         for _ in range(min(1000, n - start)):
-            req = payload_row(
-                prepared.request,
-                source_id=source_id,
-                owner_user_id=None,
-                created_at=now,
-                with_query_params=True,
-            )
-            res = payload_row(
-                prepared.response,
-                source_id=source_id,
-                owner_user_id=None,
-                created_at=now,
-                with_query_params=False,
-            )
-            for row, table in ((req, "requests"), (res, "responses")):
-                row["headers"] = json.dumps(row["headers"])
-                if "query_params" in row:
-                    row["query_params"] = json.dumps(row["query_params"])
-                b[table].append(tuple(row.values()))
+            req = payload_row(prepared.request, source_id, now, query=True)
+            res = payload_row(prepared.response, source_id, now, query=False)
+            b["requests"].append(req)
+            b["responses"].append(res)
+            # Every column the app writes (ingest.store.TRAFFIC_COLUMNS), in that order.
             b["http_traffic"].append(
                 (
                     new_id(),
                     source_id,
                     domain_id,
                     pathname_id,
-                    201,
-                    "POST",
-                    "INFO",
-                    137.25,
-                    None,
-                    req["id"],
-                    res["id"],
+                    prepared.status,
+                    prepared.method,
+                    prepared.level,
+                    prepared.elapsed_time,
+                    prepared.traffic_user_id,
+                    req[0],
+                    res[0],
                     now,
                     None,  # no route template
+                    prepared.trace_id,
+                    prepared.span_id,
+                    exception_text,
                 )
             )
         batches.append(b)
-    return batches, list(req.keys()), list(res.keys())
+    return batches
 
 
 def raw_insert(url: str, source_id: str, n: int) -> float:
@@ -120,12 +145,14 @@ def raw_insert(url: str, source_id: str, n: int) -> float:
                 created_at=utcnow(),
             )
         )
-    batches, req_cols, res_cols = raw_rows(source_id, did, pid, n)
+    batches = raw_rows(source_id, did, pid, n)
     cols = {
-        "requests": req_cols,
-        "responses": res_cols,
-        "http_traffic": list(TRAFFIC_COLUMNS),
+        "requests": REQUEST_COLUMNS,
+        "responses": RESPONSE_COLUMNS,
+        "http_traffic": TRAFFIC_COLUMNS,
     }
+    for b in batches:
+        assert all(len(row) == len(cols[t]) for t in TABLES for row in b[t])
     raw = db.engine.raw_connection()
     driver = raw.driver_connection
     t0 = time.perf_counter()

@@ -33,11 +33,11 @@ from logharbor.db.tables import (
     traffic_rollup_path_latency,
     traffic_rollups,
 )
+from logharbor.ingest.store import TRAFFIC_COLUMNS
 from logharbor.stats import queries
 from logharbor.stats.histogram import percentiles
 from logharbor.stats.retention import prune_rollups
 from logharbor.stats.rollups import KEY_COLUMNS, PATH_KEY_COLUMNS, Rollup
-from logharbor.traffic.ingest import TRAFFIC_COLUMNS
 
 DAYS = 30
 END = datetime(2025, 8, 1, tzinfo=UTC)
@@ -182,6 +182,9 @@ def generate(db: Database, source_id: str, n: int) -> None:
                         None,
                         _stored(created, dialect),
                         None,  # no route template
+                        None,  # trace_id
+                        None,  # span_id
+                        None,  # exception
                     )
                 )
         r, h, p = write_day(db, rollup)
