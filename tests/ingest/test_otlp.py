@@ -177,7 +177,7 @@ OLD_SERVER = {
     "http.host": "api.example.com:8803",
     "net.host.port": 8000,
     "http.flavor": "1.1",
-    "http.target": "/items/3?a=1&a=2&b=",
+    "http.target": "/items/3",  # the instrumentation's target has no query: http.url has it
     "http.url": "http://api.example.com:8803/items/3?a=1&a=2&b=",
     "http.method": "GET",
     "http.server_name": "api.example.com",
@@ -1341,3 +1341,21 @@ def test_attribute_value_bytes_of_any_shape_raise_only_otlp_errors() -> None:
     assert otlp._header_text(empty_array) == ""
     with pytest.raises(OtlpBadRequest, match="not UTF-8"):
         otlp._text({"k": b"\x0a\x01\xff"}, "k")  # as upb refuses such a string field
+
+
+def test_a_query_in_http_target_is_read_there_and_a_bare_target_takes_http_urls() -> None:
+    with_query = raw_span(
+        attributes=attrs(http__method="GET", http__status_code=200, http__target="/a?x=1&x=2")
+    )
+    bare = raw_span(
+        span_id=bytes.fromhex("00000000000000bb"),
+        attributes=attrs(
+            http__method="GET",
+            http__status_code=200,
+            http__target="/b",
+            http__url="http://h/b?y=%20z+1",
+        ),
+    )
+    first, second = decode_traces(traces_body(with_query, bare), "protobuf").exchanges
+    assert (first.pathname, first.query) == ("/a", {"x": ["1", "2"]})
+    assert (second.pathname, second.query) == ("/b", {"y": " z 1"})

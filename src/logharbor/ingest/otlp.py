@@ -805,20 +805,21 @@ def _host_from_service(service: str | None) -> str:
 def _path_and_query(attrs: Mapping[str, bytes]) -> tuple[str, str]:
     path = _text(attrs, "url.path")
     query = _text(attrs, "url.query")
+    full = _text(attrs, "url.full") or _text(attrs, "http.url")
     if path is None:
         target = _text(attrs, "http.target")
         if target is not None and "://" not in target:
             path, _, target_query = target.partition("?")
             query = query or target_query
         else:
-            url = _split_url(_text(attrs, "url.full") or _text(attrs, "http.url") or target)
+            url = _split_url(full or target)
             if url is not None:
                 path = url[2]
                 query = query or url[3]
-    if not query:
-        # The Python instrumentation's older attributes put the path alone in http.target and
-        # the query only in http.url.
-        url = _split_url(_text(attrs, "url.full") or _text(attrs, "http.url") or "")
+    # The Python instrumentation's older attributes put the path alone in http.target and the
+    # query only in http.url; the "?" test spares the URL parse to the many without one.
+    if not query and full and "?" in full:
+        url = _split_url(full)
         if url is not None:
             query = url[3]
     path = (path or "").partition("#")[0]
