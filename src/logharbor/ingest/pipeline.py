@@ -8,9 +8,11 @@ A *submission* is one request's records for one traffic source. The group-commit
    (``RecordStore``), and one event per stored record for the subscribers.
 
 ``store`` does both in bulk, or item by item: the same code, with ``per_item`` deciding whether
-the submissions share one savepoint or each get their own. Bulk is the rule. A bulk that fails
-(a stale cached name, a client id sent twice at once) is rolled back to its savepoint and run
-again item by item, so that one bad submission is refused alone.
+the submissions share one savepoint or each get their own. Bulk is the rule, and writes only:
+no read before the insert. A bulk that fails (a stale cached name, a client id already stored by
+an earlier try) is rolled back to its savepoint and run again item by item, looking up the
+stored client ids, so that a retry is answered with the stored record and one bad submission is
+refused alone.
 """
 
 from __future__ import annotations
@@ -80,7 +82,9 @@ class Pipeline:
             try:
                 with conn.begin_nested():
                     part = tx.part()
-                    answers = self._store_group(part, [submissions[i] for i in group])
+                    answers = self._store_group(
+                        part, [submissions[i] for i in group], look_up_retries=per_item
+                    )
             except Exception as exc:
                 if is_transient(exc):
                     raise  # the transaction is gone: the writer runs the whole group again
@@ -99,7 +103,7 @@ class Pipeline:
         return outcomes
 
     def _store_group(
-        self, tx: WriteTx, submissions: list[Submission]
+        self, tx: WriteTx, submissions: list[Submission], *, look_up_retries: bool
     ) -> list[list[dict[str, Any] | LogHarborError]]:
         """Store the submissions together, per source one insert per table."""
         answers: list[list[dict[str, Any] | LogHarborError]] = [[] for _ in submissions]
@@ -113,7 +117,7 @@ class Pipeline:
             for index in indexes:
                 answers[index] = [{} for _ in submissions[index].exchanges]
             group = [submissions[i] for i in indexes]
-            self._store_exchanges(tx, source_id, group, now, answers, indexes)
+            self._store_exchanges(tx, source_id, group, now, answers, indexes, look_up_retries)
             self._store_logs(tx, source_id, group)
         return answers
 
@@ -125,6 +129,7 @@ class Pipeline:
         now: datetime,
         answers: list[list[dict[str, Any] | LogHarborError]],
         indexes: list[int],
+        look_up_retries: bool,
     ) -> None:
         records = [
             (s, n, record)
@@ -133,8 +138,13 @@ class Pipeline:
         ]
         if not records:
             return
-        client_ids = [r.client_id for _, _, r in records if r.client_id is not None]
-        known = self.store_backend.find_stored(tx.conn, source_id, client_ids)
+        # In bulk, nothing is read before the insert: a client id already stored (a retry)
+        # fails it on the primary key, and the item-by-item run looks the ids up and answers
+        # with the stored records. Retries are rare; a read per group is not.
+        known: dict[str, dict[str, Any] | LogHarborError] = {}
+        if look_up_retries:
+            client_ids = [r.client_id for _, _, r in records if r.client_id is not None]
+            known = self.store_backend.find_stored(tx.conn, source_id, client_ids)
         fresh_ids = iter(new_ids(3 * len(records)))
         pending: list[PendingExchange] = []
         places: list[tuple[int, int]] = []
