@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import gzip
+import hashlib
 import json
 import logging
 import random
@@ -478,6 +479,10 @@ def test_client_id_is_a_uuid_derived_from_the_ids_so_a_retry_is_stored_once() ->
     assert str(parsed) == first.client_id
     assert parsed.variant == uuid.RFC_4122
     assert parsed.version == 8
+    digest = bytearray(hashlib.sha256(bytes.fromhex(TRACE_HEX + SPAN_HEX)).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x80
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    assert first.client_id == str(uuid.UUID(bytes=bytes(digest)))
     other = only_exchange(
         traces_body(
             raw_span(
