@@ -505,6 +505,16 @@ def _string_array(raw: bytes) -> list[str] | None:
     size = len(raw)
     if size < 2 or raw[0] != _ARRAY_VALUE_TAG:
         return None
+    # One short value (most headers): array, item and string lengths are single bytes.
+    if (
+        size >= 6
+        and raw[1] == size - 2
+        and raw[2] == _VALUES_TAG
+        and raw[3] == size - 4
+        and raw[4] == _STRING_VALUE_TAG
+        and raw[5] == size - 6
+    ):
+        return [_utf8(raw[6:])]
     length, pos = _varint(raw, 1)
     if length < 0 or pos + length != size:
         return None
