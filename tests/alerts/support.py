@@ -12,15 +12,15 @@ from typing import Any
 from sqlalchemy import insert
 
 from helpers import AUser
+from logharbor.app import ingest_subscribers
 from logharbor.auth import queries as auth_queries
 from logharbor.auth.tokens import issue_token
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database, make_engine
 from logharbor.db.tables import traffic_sources
-from logharbor.settings import Settings
-from logharbor.app import ingest_subscribers
 from logharbor.ingest.events import TrafficEvent
+from logharbor.settings import Settings
 
 WAIT = 30.0  # seconds; a guard against hanging, not a performance limit
 

@@ -16,12 +16,12 @@ from sqlalchemy import func, insert, select
 
 from alerts.support import add_source, ago, emit, event
 from logharbor.alerts import queries
+from logharbor.app import ingest_subscribers
 from logharbor.auth import queries as auth_queries
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database, make_engine
 from logharbor.db.tables import exceptions, webhook_outbox, webhooks
-from logharbor.app import ingest_subscribers
 
 
 @pytest.fixture

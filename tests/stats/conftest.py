@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from helpers import AUser
+from logharbor.app import ingest_subscribers
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import domains, http_traffic, pathnames, traffic_sources
-from logharbor.app import ingest_subscribers
 from logharbor.ingest.events import TrafficEvent
 from logharbor.traffic.normalize import level_for
 
