@@ -408,7 +408,7 @@ def main() -> None:
                 lua = otlp_lua(Path(tmp) / "otlp.lua", prefix, key)
                 json_target, otlp_target = base + "/api/v1/ingest", base + "/v1/traces"
 
-                wrk(json_target, json_lua, a.connections, 3, THREADS, TIMEOUT)  # warm-up
+                warm_json = wrk(json_target, json_lua, a.connections, 3, THREADS, TIMEOUT)
                 warm = otlp_run(bodies, prefix, otlp_target, lua, a.connections, 3, 40_000)
                 guess = max(warm["rps"] * SPANS * 2, 20_000)
                 json_runs, otlp_runs = [], []
@@ -421,7 +421,7 @@ def main() -> None:
                     )
             print(f"# {name}: {load()} after", flush=True)
             sent = (
-                sum(r["reqs"] for r in json_runs + otlp_runs) + warm["reqs"] + 2
+                sum(r["reqs"] for r in json_runs + otlp_runs) + warm["reqs"] + warm_json["reqs"] + 2
             ) * SPANS  # + the two checks
             stored = stored_rows(url, source_id)
             batch, otlp = median_run(json_runs), median_run(otlp_runs)
