@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import gzip
@@ -9,6 +10,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import tracemalloc
 import uuid
 import warnings
@@ -1242,6 +1244,91 @@ def _mutations(seed: bytes, rng: random.Random, count: int) -> Iterator[bytes]:
             yield rng.randbytes(rng.randint(0, 256))
 
 
+# What OTLP JSON may hold where something else belongs: json_format's quirks (text for numbers,
+# enum names, floats for integers, strings or lists standing for messages), values at the edges
+# of the 64-bit ranges (orjson reads integers beyond them as floats), text that is not valid
+# UTF-8 (the stdlib parser's), and field names in both spellings, with nulls that clear them.
+_JSON_VALUES: list[Any] = [
+    *(None, 0, -1, 2, 2.0, 2.5, 1e19, -9.223372036854775808e18, 1.5, True, False),
+    *(2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64 - 1, 2**64, 2**70, 2**32 + 2),
+    *("", "zz", "00", "200", " 200", "\t200", "2_00", "1e3", "12x", "+5", "0x10", "١٢", "a"),
+    *("0" * 32, "ab" * 16, "ab" * 8, "AB" * 8, "aGVsbG8", "@@", "abc", "NaN", "nan", "-Infinity"),
+    *("SPAN_KIND_SERVER", "STATUS_CODE_ERROR", "SEVERITY_NUMBER_WARN", "\ud800", "\ud83d\ude00"),
+    *(float("nan"), float("inf"), [], {}, [1], [None], ["x"], ["spans"], ["[e]"], {"a": 1}),
+    *({"stringValue": "s"}, {"intValue": "7"}, {"doubleValue": 1}, {"boolValue": True}),
+    *({"bytesValue": "AAEC"}, {"stringValue": "a", "intValue": 1}, {"int_value": None}),
+    {"stringValue": "a", "string_value": None},
+    {"arrayValue": {"values": [{"stringValue": "a"}, {"intValue": 3}]}},
+    {"kvlistValue": {"values": [{"key": "k", "value": {"stringValue": "v"}}]}},
+    [{"key": "http.method", "value": {"stringValue": "GET"}, "keyStrindex": 1}],
+    [{"traceId": "zz"}],
+]
+_JSON_NAMES = (
+    *("resourceSpans", "resource_spans", "scope_spans", "logRecords", "log_records", "body"),
+    *("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id", "links"),
+    *("kind", "status", "code", "startTimeUnixNano", "end_time_unix_nano", "severityNumber"),
+    *("stringValue", "string_value", "intValue", "int_value", "doubleValue", "arrayValue"),
+    *("kvlist_value", "bytesValue", "values", "key", "value", "attributes", "keyStrindex"),
+    *("eventName", "[ext]", "[a.b]\n", "\ud800", "x"),
+)
+
+
+def _nested_value(rng: random.Random) -> dict[str, Any]:
+    """An AnyValue nested around json_format's depth limit (100 messages)."""
+    value: dict[str, Any] = {"stringValue": "deep"}
+    for _ in range(rng.randint(40, 50)):
+        if rng.random() < 0.5:
+            value = {"arrayValue": {"values": [value]}}
+        else:
+            value = {"kvlistValue": {"values": [{"key": "k", "value": value}]}}
+    return value
+
+
+def _json_edits(document: Any, rng: random.Random, count: int) -> Iterator[bytes]:
+    """``document`` with a few values replaced, fields added or renamed, as JSON bytes (now and
+    then in UTF-16, after a BOM or with raw surrogates, which only the stdlib parser reads)."""
+
+    def paths(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+        yield path
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from paths(value, (*path, key))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                yield from paths(value, (*path, index))
+
+    for _ in range(count):
+        mutated = copy.deepcopy(document)
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            path = rng.choice(list(paths(mutated))[1:])
+            parent = mutated
+            for step in path[:-1]:
+                parent = parent[step]
+            node = parent[path[-1]]
+            choice = rng.randrange(4)
+            if choice == 1 and isinstance(node, dict):
+                node[rng.choice(_JSON_NAMES)] = copy.deepcopy(rng.choice(_JSON_VALUES))
+            elif choice == 2 and isinstance(node, dict) and node:
+                key = rng.choice(list(node))
+                node[rng.choice(_JSON_NAMES)] = node.pop(key)
+                if rng.random() < 0.3:
+                    node[key] = None
+            elif choice == 3 and rng.random() < 0.2:
+                parent[path[-1]] = _nested_value(rng)
+            else:
+                parent[path[-1]] = copy.deepcopy(rng.choice(_JSON_VALUES))
+        text = json.dumps(mutated)
+        encoding = rng.random()
+        if encoding < 0.03:
+            yield text.encode("utf-16")
+        elif encoding < 0.06:
+            yield b"\xef\xbb\xbf" + text.encode()
+        elif encoding < 0.1:
+            yield json.dumps(mutated, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        else:
+            yield text.encode()
+
+
 def _json_mutations(document: Any, rng: random.Random, count: int) -> Iterator[bytes]:
     replacements: list[Any] = [None, 0, -1, 2**70, 1.5, "", "zz", "00", True, [], {}, [1], {"a": 1}]
 
@@ -1285,6 +1372,9 @@ def test_random_and_damaged_payloads_raise_only_otlp_errors(sdk_logs: SdkLogs) -
             (decode, body, "json")
             for body in _json_mutations(json.loads(as_json(message)), rng, 800)
         ]
+        cases += [
+            (decode, body, "json") for body in _json_edits(json.loads(as_json(message)), rng, 800)
+        ]
     outcomes = {"decoded": 0, "refused": 0}
     for decode, body, encoding in cases:
         try:
@@ -1298,6 +1388,117 @@ def test_random_and_damaged_payloads_raise_only_otlp_errors(sdk_logs: SdkLogs) -
     # Both paths were exercised: the mutations are neither all harmless nor all fatal.
     assert outcomes["decoded"] > 100
     assert outcomes["refused"] > 100
+
+
+# --- OTLP JSON: the walk reads what json_format read ---------------------------------------------
+
+
+def _json_format_reading(body: bytes, signal: str) -> Any:
+    """The JSON path before the walk: json.loads, the ids rewritten from hex into base64,
+    json_format.ParseDict ignoring unknown fields, then the protobuf path on the message."""
+    refused = ("refused", 400)
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return refused
+    if not isinstance(document, dict):
+        return refused
+    keys = {
+        "traces": (("resourceSpans", "resource_spans"), ("scopeSpans", "scope_spans"), ("spans",)),
+        "logs": (
+            ("resourceLogs", "resource_logs"),
+            ("scopeLogs", "scope_logs"),
+            ("logRecords", "log_records"),
+        ),
+    }[signal]
+    ids = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
+
+    def under(parent: dict[str, Any], names: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+        for name in names:
+            children = parent.get(name)
+            if isinstance(children, list):
+                yield from (child for child in children if isinstance(child, dict))
+
+    for resource in under(document, keys[0]):
+        for scope in under(resource, keys[1]):
+            for item in under(scope, keys[2]):
+                for holder in (item, *under(item, ("links",))):
+                    for key in ids:
+                        value = holder.get(key)
+                        if isinstance(value, str):
+                            if not re.fullmatch("(?:[0-9a-fA-F]{2})*", value):
+                                return refused
+                            holder[key] = base64.b64encode(bytes.fromhex(value)).decode()
+    request: Any = ExportTraceServiceRequest() if signal == "traces" else ExportLogsServiceRequest()
+    try:
+        json_format.ParseDict(document, request, ignore_unknown_fields=True)
+    except Exception:
+        return refused
+    decode: Any = decode_traces if signal == "traces" else decode_logs
+    try:
+        return decode(request.SerializeToString(), "protobuf")
+    except OtlpError as error:
+        return ("refused", error.status_code)
+
+
+def test_json_is_decoded_and_refused_exactly_as_json_format_did(sdk_logs: SdkLogs) -> None:
+    rng = random.Random(20261205)
+    sdk = Sdk()
+    sdk.span("GET", SpanKind.SERVER, OLD_SERVER, error=ValueError("v"))
+    sdk.span("POST", SpanKind.CLIENT, STABLE_SERVER)
+    sdk.span("chat", SpanKind.CLIENT, {"gen_ai.system": "openai", "x": (1.5, 2.5), "b": True})
+    sdk_logs.logger.warning("careful", extra={"http.route": "/x", "n": 3, "http.status_code": "4"})
+    documents = [
+        ("traces", json.loads(as_json(sdk.request()))),
+        ("traces", SPEC_JSON),
+        ("logs", json.loads(as_json(sdk_logs.request()))),
+    ]
+    outcomes = {"decoded": 0, "refused": 0}
+    for signal, document in documents:
+        decode: Any = decode_traces if signal == "traces" else decode_logs
+        for body in _json_edits(document, rng, 700):
+            expected = _json_format_reading(body, signal)
+            try:
+                actual = decode(body, "json")
+            except OtlpError as error:
+                actual = ("refused", error.status_code)
+            assert actual == expected, body
+            outcomes["refused" if isinstance(actual, tuple) else "decoded"] += 1
+    assert min(outcomes.values()) > 300
+
+
+def test_json_edge_cases_read_as_json_format_read_them() -> None:
+    span = SPEC_JSON["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+
+    def with_span(**fields: Any) -> bytes:
+        return _spec_json_with(**fields)
+
+    cases = [
+        with_span(kind="SPAN_KIND_SERVER"),  # enum names are accepted
+        with_span(kind="SPAN_KIND_NEW"),  # an unknown name is skipped: kind stays unset
+        with_span(kind=2**32 + 2),  # upb looks enum numbers up by their low 32 bits
+        with_span(startTimeUnixNano=1.796e18, endTimeUnixNano="1.797e18"),
+        with_span(startTimeUnixNano="12x"),
+        with_span(startTimeUnixNano=-(2**63) - 1),  # orjson reads this as a float
+        with_span(status={"code": -(2**63) - 1}),
+        with_span(status={"code": -9.223372036854775808e18}),
+        with_span(status="STATUS_CODE_ERROR"),  # a string standing for a message: empty
+        with_span(status=["code"]),
+        with_span(attributes=[*span["attributes"], {"key": "k", "value": {"intValue": "1 "}}]),
+        with_span(links=[{"traceId": TRACE_HEX, "parentSpanId": "xyz"}]),
+        with_span(**{"[ext]": 1}),
+        with_span(traceId=TRACE_HEX, trace_id=None),  # the later name wins, null clears
+        with_span(name="caf\udce9"),  # a lone surrogate, which UTF-8 cannot encode
+        json.dumps(SPEC_JSON).encode("utf-16"),
+        b'{"resourceSpans": [], "x": NaN}',
+    ]
+    for body in cases:
+        expected = _json_format_reading(body, "traces")
+        try:
+            actual: Any = decode_traces(body, "json")
+        except OtlpError as error:
+            actual = ("refused", error.status_code)
+        assert actual == expected, body
 
 
 def test_attribute_value_bytes_of_any_shape_raise_only_otlp_errors() -> None:

@@ -4,10 +4,11 @@ Pure functions, no database, web framework or app state: the route reads the bod
 ``read_body``, ``encoding_for`` and ``decode_traces`` / ``decode_logs``, hands the records to the
 pipeline and answers with ``encode_export_response`` (or ``encode_status`` for an ``OtlpError``).
 
-Both OTLP encodings are decoded through opentelemetry-proto's generated classes, so one mapping
-serves both. Protobuf input is walked directly (no ``MessageToDict``) because this is the hot
-path, and span attributes are read from raw bytes (see ``_span_attributes_as_map``) for the same
-reason.
+One mapping serves both OTLP encodings. Protobuf input is parsed by opentelemetry-proto's
+generated classes and walked directly (no ``MessageToDict``) because this is the hot path, and
+span attributes are read from raw bytes (see ``_span_attributes_as_map``) for the same reason.
+JSON input is read by orjson and a walk that checks it as json_format did, into objects with the
+same field names (see "OTLP JSON" below); attribute helpers read both forms.
 
 Only SERVER and CLIENT spans that carry an HTTP method become exchanges; GenAI spans and every
 other span are accepted and counted (they are valid telemetry, just not stored yet). Structural
@@ -329,16 +330,17 @@ def _check_size(total: int, noun: str) -> None:
 #
 # OTLP JSON is proto3's JSON mapping of the same messages, with ids in hex. It used to be read by
 # json.loads, the ids rewritten in base64, json_format.ParseDict into the generated classes and,
-# for traces, a serialization re-read with attribute maps. Measured on this machine for 512 SDK
-# spans with the old HTTP attributes / 512 with the stable ones / 512 SDK log records: 206 / 137
-# / 77 ms per request that way, against 24 / 12 / 7 ms for the same requests in protobuf, nearly
-# all of it in ParseDict, which sets a upb message field by field from Python. OpenTelemetry JS
-# exports JSON by default, so the JSON path is now a walk of the parsed document instead: orjson,
-# then every message read field by field as ParseDict (ignoring unknown fields) reads it, with
-# the same types, ranges, null and duplicate rules, depth limit and refusals, attribute values
-# going straight to the plain Python the mapping reads: 15 / 9 / 9 ms for the same requests.
-# The tables come from opentelemetry-proto's descriptors, so fields, names and ranges are the
-# generated classes' own; test_otlp compares the two readers on thousands of damaged documents.
+# for traces, a serialization re-read with attribute maps. Measured (best of 15, one core) on
+# 512 SDK spans with the old HTTP attributes / 512 with the stable ones / 512 SDK log records:
+# 200 / 138 / 76 ms per request that way, against 25 / 12 / 7.5 ms for the same requests in
+# protobuf, nearly all of it in ParseDict, which sets a upb message field by field from Python.
+# OpenTelemetry JS exports JSON by default, so JSON is now read by the walk below instead:
+# orjson, then every message read field by field as ParseDict (ignoring unknown fields) reads it
+# (same types, ranges, null and duplicate-name rules, depth limit and refusals), attribute values
+# going straight to the plain Python the mapping reads: 34 / 19 / 9 ms for the same requests.
+# The field tables come from opentelemetry-proto's descriptors, so fields, names and ranges are
+# the generated classes' own; test_otlp checks the walk against json_format on thousands of
+# damaged documents.
 
 _MAX_JSON_DEPTH = 100  # json_format's max_recursion_depth: messages nested deeper are refused
 # json_format refuses a key of this shape even when it ignores unknown fields (an extension).
@@ -657,8 +659,10 @@ def _repeated(read: _Reader) -> _Reader:
     return read_all
 
 
-def _json_key_values(value: Any, depth: int) -> list[tuple[str, Plain]]:
-    """A KeyValue list as ``(key, plain value)`` pairs, in order."""
+def _json_key_values(value: Any, depth: int, as_map: bool = False) -> list[tuple[str, Plain]]:
+    """A KeyValue list as ``(key, plain value)`` pairs, in order. ``as_map`` for a span's
+    attributes, which upb reads as a map (see _span_attributes_as_map): it leaves out an entry
+    with a field beyond key and value, as a KeyValue with a key_strindex is on the wire."""
     if type(value) is not list:
         raise _Invalid(f"expected a list, not {_json_kind(value)}")
     pairs: list[tuple[str, Plain]] = []
@@ -680,8 +684,13 @@ def _json_key_values(value: Any, depth: int) -> list[tuple[str, Plain]]:
         except _Invalid as error:
             error.path.append(index)
             raise
-        append((fields.get("key", ""), fields.get("value")))
+        if not (as_map and fields.get("key_strindex")):
+            append((fields.get("key", ""), fields.get("value")))
     return pairs
+
+
+def _json_span_attributes(value: Any, depth: int) -> list[tuple[str, Plain]]:
+    return _json_key_values(value, depth, as_map=True)
 
 
 _NOT_SIMPLE: Any = object()
@@ -845,6 +854,8 @@ def _field_reader(field_descriptor: Any, message: str, schemas: dict[str, _Schem
     if kind == _TYPE.TYPE_MESSAGE:
         held: str = field_descriptor.message_type.full_name
         if held == _KEY_VALUE_NAME and repeated:
+            if message == Span.DESCRIPTOR.full_name and field_descriptor.name == "attributes":
+                return _json_span_attributes
             return _json_key_values
         if held == _ANY_VALUE_NAME:
             read = _json_any_value
