@@ -480,11 +480,13 @@ def test_client_id_is_a_uuid_derived_from_the_ids_so_a_retry_is_stored_once() ->
     parsed = uuid.UUID(first.client_id)
     assert str(parsed) == first.client_id
     assert parsed.variant == uuid.RFC_4122
-    assert parsed.version == 8
-    digest = bytearray(hashlib.sha256(bytes.fromhex(TRACE_HEX + SPAN_HEX)).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x80
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    assert first.client_id == str(uuid.UUID(bytes=bytes(digest)))
+    assert parsed.version == 7
+    # Time-ordered like every LogHarbor id: the span's start in milliseconds leads...
+    assert parsed.int >> 80 == START_NS // 1_000_000
+    # ...and the rest comes from the trace and span ids.
+    digest = hashlib.sha256(bytes.fromhex(TRACE_HEX + SPAN_HEX)).hexdigest()
+    assert first.client_id.replace("-", "")[13:16] == digest[:3]
+    assert first.client_id.replace("-", "")[20:] == digest[7:19]
     other = only_exchange(
         traces_body(
             raw_span(
