@@ -279,11 +279,13 @@ def test_bulk_items_share_one_call_and_events_reach_the_sink(database_url: str) 
         tx.publish(["rolled back"])
         raise ValueError("a failing job")
 
-    gate = threading.Event()
+    gate, holding = threading.Event(), threading.Event()
 
     async def scenario() -> list[object]:
         # A job that holds the writer, so that every item below lands in one group.
-        blocker = writer.submit_nowait(lambda tx: gate.wait(10))
+        blocker = writer.submit_nowait(lambda tx: (holding.set(), gate.wait(10)))
+        # Only once the writer runs the blocker is every item sure to wait behind it.
+        await asyncio.to_thread(holding.wait, 10)
         emails = ["a@example.com", "refused", "b@example.com"]
         tasks = [asyncio.ensure_future(writer.run_bulk(runner, email)) for email in emails]
         tasks.append(asyncio.ensure_future(writer.run_bulk(broken_runner, "x")))

@@ -76,11 +76,13 @@ def test_a_group_with_a_retry_and_a_refusal_stores_the_rest(
     ]
 
     writer = app.state.writer
-    gate = threading.Event()
+    gate, holding = threading.Event(), threading.Event()
 
     async def run_together() -> list[Any]:
         # A job holds the writer until every submission waits behind it: one group.
-        blocker = writer.submit_nowait(lambda tx: gate.wait(10))
+        blocker = writer.submit_nowait(lambda tx: (holding.set(), gate.wait(10)))
+        # Only once the writer runs the blocker is every item sure to wait behind it.
+        await asyncio.to_thread(holding.wait, 10)
         tasks = [asyncio.ensure_future(writer.run_bulk(app.state.pipeline, s)) for s in submissions]
         await asyncio.to_thread(_wait_for_queue, writer, len(submissions))
         gate.set()
@@ -107,3 +109,30 @@ def _principal(user: AUser) -> Any:
     from logharbor.auth.deps import Principal
 
     return Principal(user_id=user.id)
+
+
+def test_a_warm_bulk_is_prepared_before_the_write_lock(
+    client: TestClient, user: AUser, source: dict[str, Any]
+) -> None:
+    """Rows and driver parameters are made before the lock (the names are cached) and used
+    as made; a cold cache leaves the work to the transaction."""
+    from logharbor.ingest.store import SqlRecordStore
+
+    app: Any = client.app
+    staged_seen: list[bool] = []
+
+    class Watched(SqlRecordStore):
+        def insert_exchanges(self, conn: Any, source_id: str, pending: Any, staged: Any = None):  # type: ignore[no-untyped-def]
+            staged_seen.append(staged is not None)
+            return super().insert_exchanges(conn, source_id, pending, staged)
+
+    from logharbor.ingest.pipeline import Pipeline
+
+    app.state.pipeline = Pipeline(Watched())
+    sid = source["id"]
+    for _ in range(2):
+        response = client.post(f"/http-traffic-record/{sid}", json=body(), headers=user.headers)
+        assert response.status_code == 201
+    assert staged_seen == [False, True]  # cold: names looked up in the transaction; then warm
+    listed = client.get(f"/http-traffic-record/{sid}", headers=user.headers).json()
+    assert listed["meta"]["totalItems"] == 2

@@ -69,9 +69,14 @@ Job = Callable[[WriteTx], Any]
 
 
 class BulkRunner(Protocol):
-    """Runs many requests' items of one kind together (see ``GroupCommitWriter.run_bulk``)."""
+    """Runs many requests' items of one kind together (see ``GroupCommitWriter.run_bulk``).
 
-    def __call__(self, tx: WriteTx, items: list[Any]) -> list[Any]:
+    A runner may also have ``prepare(dialect, items)``: the writer calls it before it takes the
+    write lock and hands what it returned to the call (``prepared``), so that the work that
+    needs no database is not done while every other writer waits.
+    """
+
+    def __call__(self, tx: WriteTx, items: list[Any], prepared: Any = None) -> list[Any]:
         """One outcome per item, in order: the item's result or the LogHarborError to answer
         it with. What it writes must be all or nothing per item: an exception it raises fails
         every item of the call (and a transient one retries the whole group)."""
@@ -225,15 +230,17 @@ class GroupCommitWriter:
         """Every job in its own savepoint, each runner once for its items, one commit."""
         results: list[tuple[_Pending, bool, Any]] = []
         bulks: dict[BulkRunner, list[_Pending]] = {}
+        for pending in batch:
+            if pending.bulk is not None:
+                bulks.setdefault(pending.bulk, []).append(pending)
+        prepared = {runner: _prepare(runner, self.db, group) for runner, group in bulks.items()}
         with self.db.write() as conn:
             tx = WriteTx(conn)
             for pending in batch:
                 if pending.job is not None:
                     results.append(_run_job(tx, pending, pending.job))
-                elif pending.bulk is not None:
-                    bulks.setdefault(pending.bulk, []).append(pending)
             for runner, group in bulks.items():
-                results.extend(_run_bulk(tx, runner, group))
+                results.extend(_run_bulk(tx, runner, group, prepared[runner]))
             self.on_events(conn, tx.events)
         return results
 
@@ -243,14 +250,27 @@ class GroupCommitWriter:
         _deliver([(pending, False, exc) for pending in batch])
 
 
+def _prepare(runner: BulkRunner, db: Database, group: list[_Pending]) -> Any:
+    prepare = getattr(runner, "prepare", None)  # optional: a plain function is a runner too
+    if prepare is None:
+        return None
+    try:
+        return prepare(db.engine.dialect, [pending.item for pending in group])
+    except Exception:
+        # Only an optimization: the runner does the same work in the transaction.
+        log.exception("preparing %d items failed", len(group))
+        return None
+
+
 def _run_bulk(
-    tx: WriteTx, runner: BulkRunner, group: list[_Pending]
+    tx: WriteTx, runner: BulkRunner, group: list[_Pending], prepared: Any
 ) -> list[tuple[_Pending, bool, Any]]:
     # No savepoint here: a runner keeps its own items all or nothing (see BulkRunner), and
     # savepoints cost statements inside the write lock.
     part = tx.part()
     try:
-        values = runner(part, [pending.item for pending in group])
+        items = [pending.item for pending in group]
+        values = runner(part, items) if prepared is None else runner(part, items, prepared)
     except Exception as exc:
         if is_transient(exc):
             raise  # the whole transaction is gone: _commit runs the group again

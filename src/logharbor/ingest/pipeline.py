@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Dialect
+
 from logharbor.auth.deps import Principal
 from logharbor.common.errors import LogHarborError, ServiceUnavailable
 from logharbor.common.ids import new_ids
@@ -67,10 +69,31 @@ class Pipeline:
     def __init__(self, store: RecordStore) -> None:
         self.store_backend = store
 
-    def __call__(self, tx: WriteTx, submissions: list[Submission]) -> list[Outcome]:
-        return self.store(tx, submissions, per_item=False)
+    def prepare(self, dialect: Dialect, submissions: list[Submission]) -> Plans:
+        """The bulk path's work that needs no database (ids, rows, driver parameters), done by
+        the writer before it takes the write lock: on SQLite every process queues for that
+        lock, so whatever is done outside it is done while another process holds it."""
+        now = utcnow()
+        plans: Plans = {}
+        for source_id, indexes in _by_source(submissions).items():
+            plan = _plan([submissions[i] for i in indexes], now, {})
+            plan.staged = self.store_backend.stage(dialect, source_id, plan.pending)
+            plans[source_id] = (tuple(id(submissions[i]) for i in indexes), plan)
+        return plans
 
-    def store(self, tx: WriteTx, submissions: list[Submission], *, per_item: bool) -> list[Outcome]:
+    def __call__(
+        self, tx: WriteTx, submissions: list[Submission], prepared: Plans | None = None
+    ) -> list[Outcome]:
+        return self.store(tx, submissions, per_item=False, prepared=prepared)
+
+    def store(
+        self,
+        tx: WriteTx,
+        submissions: list[Submission],
+        *,
+        per_item: bool,
+        prepared: Plans | None = None,
+    ) -> list[Outcome]:
         conn = tx.conn
         verdicts = grant_ingest(conn, [(s.principal, s.source_id) for s in submissions])
         outcomes: list[Outcome] = [v if v is not None else [] for v in verdicts]
@@ -83,7 +106,10 @@ class Pipeline:
                 with conn.begin_nested():
                     part = tx.part()
                     answers = self._store_group(
-                        part, [submissions[i] for i in group], look_up_retries=per_item
+                        part,
+                        [submissions[i] for i in group],
+                        look_up_retries=per_item,
+                        prepared=None if per_item else prepared,
                     )
             except Exception as exc:
                 if is_transient(exc):
@@ -103,21 +129,39 @@ class Pipeline:
         return outcomes
 
     def _store_group(
-        self, tx: WriteTx, submissions: list[Submission], *, look_up_retries: bool
+        self,
+        tx: WriteTx,
+        submissions: list[Submission],
+        *,
+        look_up_retries: bool,
+        prepared: Plans | None,
     ) -> list[list[dict[str, Any] | LogHarborError]]:
         """Store the submissions together, per source one insert per table."""
-        answers: list[list[dict[str, Any] | LogHarborError]] = [[] for _ in submissions]
-        by_source: dict[str, list[int]] = {}
-        for index, submission in enumerate(submissions):
-            by_source.setdefault(submission.source_id, []).append(index)
+        answers: list[list[dict[str, Any] | LogHarborError]] = [
+            [{} for _ in submission.exchanges] for submission in submissions
+        ]
         now = utcnow()
         # Sorted, so that two processes' groups take the sources' name locks in the same order.
-        for source_id in sorted(by_source):
-            indexes = by_source[source_id]
-            for index in indexes:
-                answers[index] = [{} for _ in submissions[index].exchanges]
+        for source_id, indexes in sorted(_by_source(submissions).items()):
             group = [submissions[i] for i in indexes]
-            self._store_exchanges(tx, source_id, group, now, answers, indexes, look_up_retries)
+            ready = (prepared or {}).get(source_id)
+            if ready is not None and ready[0] == tuple(id(s) for s in group):
+                plan = ready[1]
+            else:  # made for other submissions (one was refused access), or not made at all
+                known: dict[str, dict[str, Any] | LogHarborError] = {}
+                if look_up_retries:
+                    # Item by item, the client ids are looked up: a retry is answered with
+                    # the stored record. In bulk nothing is read before the insert: a stored
+                    # id fails it on the primary key, and the item-by-item run takes over.
+                    client_ids = [
+                        record.client_id
+                        for submission in group
+                        for record in submission.exchanges
+                        if record.client_id is not None
+                    ]
+                    known = self.store_backend.find_stored(tx.conn, source_id, client_ids)
+                plan = _plan(group, now, known)
+            self._store_exchanges(tx, source_id, group, plan, answers, indexes)
             self._store_logs(tx, source_id, group)
         return answers
 
@@ -126,62 +170,21 @@ class Pipeline:
         tx: WriteTx,
         source_id: str,
         submissions: list[Submission],
-        now: datetime,
+        plan: _Plan,
         answers: list[list[dict[str, Any] | LogHarborError]],
         indexes: list[int],
-        look_up_retries: bool,
     ) -> None:
-        records = [
-            (s, n, record)
-            for s, submission in enumerate(submissions)
-            for n, record in enumerate(submission.exchanges)
-        ]
-        if not records:
+        for s, n, answer in plan.known:
+            answers[indexes[s]][n] = answer
+        if not plan.pending:
             return
-        # In bulk, nothing is read before the insert: a client id already stored (a retry)
-        # fails it on the primary key, and the item-by-item run looks the ids up and answers
-        # with the stored records. Retries are rare; a read per group is not.
-        known: dict[str, dict[str, Any] | LogHarborError] = {}
-        if look_up_retries:
-            client_ids = [r.client_id for _, _, r in records if r.client_id is not None]
-            known = self.store_backend.find_stored(tx.conn, source_id, client_ids)
-        fresh_ids = iter(new_ids(3 * len(records)))
-        pending: list[PendingExchange] = []
-        places: list[tuple[int, int]] = []
-        # The same client id twice in these submissions is still one record: the repeats are
-        # answered as the first occurrence is.
-        first: dict[str, tuple[int, int]] = {}
-        repeats: list[tuple[int, int, tuple[int, int]]] = []
-        for s, n, record in records:
-            client_id = record.client_id
-            if client_id is not None:
-                if client_id in known:
-                    answers[indexes[s]][n] = known[client_id]
-                    continue
-                if client_id in first:
-                    repeats.append((s, n, first[client_id]))
-                    continue
-                first[client_id] = (s, n)
-            record_id, request_id, response_id = next(fresh_ids), next(fresh_ids), next(fresh_ids)
-            started_at = record.started_at
-            pending.append(
-                PendingExchange(
-                    id=client_id or record_id,
-                    request_id=request_id,
-                    response_id=response_id,
-                    # A client's clock ahead of ours must not file records in the future.
-                    created_at=now if started_at is None or started_at > now else started_at,
-                    record=record,
-                )
-            )
-            places.append((s, n))
-        stored = self.store_backend.insert_exchanges(tx.conn, source_id, pending)
+        stored = self.store_backend.insert_exchanges(tx.conn, source_id, plan.pending, plan.staged)
         tx.publish([exchange_event(source_id, item) for item in stored])
-        for (s, n), item in zip(places, stored, strict=True):
+        for (s, n), item in zip(plan.places, stored, strict=True):
             detail = submissions[s].detail
             answer = record_answer(source_id, item) if detail else {"id": item.pending.id}
             answers[indexes[s]][n] = answer
-        for s, n, (first_s, first_n) in repeats:
+        for s, n, (first_s, first_n) in plan.repeats:
             answers[indexes[s]][n] = answers[indexes[first_s]][first_n]
 
     def _store_logs(self, tx: WriteTx, source_id: str, submissions: list[Submission]) -> None:
@@ -195,6 +198,71 @@ class Pipeline:
         ]
         stored = self.store_backend.insert_logs(tx.conn, source_id, pending)
         tx.publish([log_event(source_id, item) for item in stored])
+
+
+@dataclass(slots=True)
+class _Plan:
+    """How one source's exchanges in a group will be stored."""
+
+    pending: list[PendingExchange]
+    # (submission, exchange) of each pending record, in order.
+    places: list[tuple[int, int]]
+    # Repeats of a client id within the group: answered as its first occurrence is.
+    repeats: list[tuple[int, int, tuple[int, int]]]
+    # Client ids already stored (a retry): their answers.
+    known: list[tuple[int, int, dict[str, Any] | LogHarborError]]
+    staged: Any = None
+
+
+# Per source: the submissions a plan was made for (by identity), and the plan.
+Plans = dict[str, tuple[tuple[int, ...], _Plan]]
+
+
+def _by_source(submissions: Sequence[Submission]) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for index, submission in enumerate(submissions):
+        found.setdefault(submission.source_id, []).append(index)
+    return found
+
+
+def _plan(
+    submissions: Sequence[Submission],
+    now: datetime,
+    known: dict[str, dict[str, Any] | LogHarborError],
+) -> _Plan:
+    """Ids and times for the submissions' exchanges; no database."""
+    records = [
+        (s, n, record)
+        for s, submission in enumerate(submissions)
+        for n, record in enumerate(submission.exchanges)
+    ]
+    plan = _Plan([], [], [], [])
+    fresh_ids = iter(new_ids(3 * len(records)))
+    first: dict[str, tuple[int, int]] = {}
+    for s, n, record in records:
+        client_id = record.client_id
+        if client_id is not None:
+            if client_id in known:
+                plan.known.append((s, n, known[client_id]))
+                continue
+            if client_id in first:
+                plan.repeats.append((s, n, first[client_id]))
+                continue
+            first[client_id] = (s, n)
+        record_id, request_id, response_id = next(fresh_ids), next(fresh_ids), next(fresh_ids)
+        started_at = record.started_at
+        plan.pending.append(
+            PendingExchange(
+                id=client_id or record_id,
+                request_id=request_id,
+                response_id=response_id,
+                # A client's clock ahead of ours must not file records in the future.
+                created_at=now if started_at is None or started_at > now else started_at,
+                record=record,
+            )
+        )
+        plan.places.append((s, n))
+    return plan
 
 
 def exchange_event(source_id: str, stored: StoredExchange) -> TrafficEvent:

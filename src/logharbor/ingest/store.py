@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from cachetools import LRUCache
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Dialect
 
 from logharbor.common.errors import Conflict, LogHarborError
 from logharbor.db.bulk import BulkInsert
@@ -72,10 +72,19 @@ class RecordStore(Protocol):
         """Records already stored under these client ids: the stored record's JSON (a retry),
         or the Conflict to answer when the id is another source's."""
 
+    def stage(self, dialect: Dialect, source_id: str, pending: Sequence[PendingExchange]) -> Any:
+        """What ``insert_exchanges`` can prepare without the database (None: nothing), so that
+        a writer does it before it takes the write lock."""
+
     def insert_exchanges(
-        self, conn: Connection, source_id: str, pending: Sequence[PendingExchange]
+        self,
+        conn: Connection,
+        source_id: str,
+        pending: Sequence[PendingExchange],
+        staged: Any = None,
     ) -> list[StoredExchange]:
-        """Store every exchange (with its request and response) in ``conn``'s transaction."""
+        """Store every exchange (with its request and response) in ``conn``'s transaction;
+        ``staged`` is what ``stage`` returned for these very exchanges, if anything."""
 
     def insert_logs(
         self, conn: Connection, source_id: str, pending: Sequence[PendingLog]
@@ -120,6 +129,7 @@ TRAFFIC_COLUMNS = (
     "exception",
 )
 _insert_traffic = BulkInsert(http_traffic, TRAFFIC_COLUMNS)
+_EXCHANGE_INSERTS = (_insert_requests, _insert_responses, _insert_traffic)
 _insert_core_logs = BulkInsert(
     core_logs,
     (
@@ -152,6 +162,14 @@ class NameCache:
         self._pathnames: LRUCache[tuple[str, str, str], str] = LRUCache(max_entries)
         self.hits = 0
         self.misses = 0
+
+    def cached_domain(self, source_id: str, origin: str) -> tuple[str, str, str] | None:
+        with self._lock:
+            return self._domains.get((source_id, origin))
+
+    def cached_pathname(self, source_id: str, domain_id: str, path: str) -> str | None:
+        with self._lock:
+            return self._pathnames.get((source_id, domain_id, path))
 
     def domain(
         self, conn: Connection, source_id: str, origin: str, protocol: str
@@ -226,94 +244,54 @@ class SqlRecordStore:
                 found[row["id"]] = queries.joined_record_json(row, full=True)
         return found
 
+    def stage(
+        self, dialect: Dialect, source_id: str, pending: Sequence[PendingExchange]
+    ) -> StagedExchanges | None:
+        """``insert_exchanges``' work that needs no database, for a writer to do before it takes
+        the write lock: the rows and their driver parameters. None when a domain or pathname
+        is not cached (finding it takes the database)."""
+        names = self.names
+        domains: dict[str, tuple[str, str, str]] = {}
+        for origin in {p.record.origin for p in pending}:
+            domain = names.cached_domain(source_id, origin)
+            if domain is None:
+                return None
+            domains[origin] = domain
+        pathnames: dict[tuple[str, str], str] = {}
+        for origin, value in _pathnames_of(pending):
+            pathname_id = names.cached_pathname(source_id, domains[origin][0], value)
+            if pathname_id is None:
+                return None
+            pathnames[(origin, value)] = pathname_id
+        return _staged(dialect, source_id, pending, domains, pathnames)
+
     def insert_exchanges(
-        self, conn: Connection, source_id: str, pending: Sequence[PendingExchange]
+        self,
+        conn: Connection,
+        source_id: str,
+        pending: Sequence[PendingExchange],
+        staged: StagedExchanges | None = None,
     ) -> list[StoredExchange]:
         if not pending:
             return []
-        names = self.names
-        # Resolved in a sorted order, so that two transactions creating the same new domains
-        # and pathnames take their locks in the same order and cannot deadlock each other.
-        domains = {
-            origin: names.domain(conn, source_id, origin, protocol)
-            for origin, protocol in sorted({(p.record.origin, p.record.protocol) for p in pending})
-        }
-        wanted = {(p.record.origin, p.record.pathname) for p in pending}
-        wanted.update((p.record.origin, p.record.route) for p in pending if p.record.route)
-        pathnames = {
-            (origin, value): names.pathname(conn, source_id, domains[origin][0], value)
-            for origin, value in sorted(wanted)
-        }
-        request_rows: list[tuple[Any, ...]] = []
-        response_rows: list[tuple[Any, ...]] = []
-        traffic_rows: list[tuple[Any, ...]] = []
-        stored: list[StoredExchange] = []
-        for item in pending:
-            record = item.record
-            domain_id, domain, protocol = domains[record.origin]
-            pathname_id = pathnames[(record.origin, record.pathname)]
-            route_id = pathnames[(record.origin, record.route)] if record.route else None
-            request, response = record.request, record.response
-            request_rows.append(
-                (
-                    item.request_id,
-                    source_id,
-                    None,
-                    request.headers,
-                    request.body.text,
-                    request.body.preview,
-                    request.body.size,
-                    request.body.truncated,
-                    request.query_params,
-                    item.created_at,
+        if staged is None:
+            names = self.names
+            # Resolved in a sorted order, so that two transactions creating the same new
+            # domains and pathnames take their locks in the same order and cannot deadlock.
+            domains = {
+                origin: names.domain(conn, source_id, origin, protocol)
+                for origin, protocol in sorted(
+                    {(p.record.origin, p.record.protocol) for p in pending}
                 )
-            )
-            response_rows.append(
-                (
-                    item.response_id,
-                    source_id,
-                    None,
-                    response.headers,
-                    response.body.text,
-                    response.body.preview,
-                    response.body.size,
-                    response.body.truncated,
-                    item.created_at,
-                )
-            )
-            traffic_rows.append(
-                (
-                    item.id,
-                    source_id,
-                    domain_id,
-                    pathname_id,
-                    record.status,
-                    record.method,
-                    record.level,
-                    record.elapsed_time,
-                    record.traffic_user_id,
-                    item.request_id,
-                    item.response_id,
-                    item.created_at,
-                    route_id,
-                    record.trace_id,
-                    record.span_id,
-                    exception_json(record.exception),
-                )
-            )
-            stored.append(
-                StoredExchange(
-                    item, domain_id, domain, protocol, pathname_id, record.pathname, route_id
-                )
-            )
-        dialect = conn.dialect
-        for insert, rows in (
-            (_insert_requests, request_rows),
-            (_insert_responses, response_rows),
-            (_insert_traffic, traffic_rows),
-        ):
-            insert.execute(conn, insert.tuple_parameters(dialect, rows))
-        return stored
+            }
+            pathnames = {
+                (origin, value): names.pathname(conn, source_id, domains[origin][0], value)
+                for origin, value in sorted(_pathnames_of(pending))
+            }
+            staged = _staged(conn.dialect, source_id, pending, domains, pathnames)
+        for insert, parameters in zip(_EXCHANGE_INSERTS, staged.parameters, strict=True):
+            insert.execute(conn, parameters)
+        return staged.stored
 
     def insert_logs(
         self, conn: Connection, source_id: str, pending: Sequence[PendingLog]
@@ -349,3 +327,98 @@ class SqlRecordStore:
             stored.append(StoredLog(item, routes[line.route]))
         _insert_core_logs.execute(conn, _insert_core_logs.tuple_parameters(conn.dialect, rows))
         return stored
+
+
+@dataclass(frozen=True, slots=True)
+class StagedExchanges:
+    """Exchanges ready to insert: what they will be stored as, and the driver parameters of
+    the requests, responses and http_traffic inserts."""
+
+    stored: list[StoredExchange]
+    parameters: tuple[list[Any], list[Any], list[Any]]
+
+
+def _pathnames_of(pending: Sequence[PendingExchange]) -> set[tuple[str, str]]:
+    """(origin, value) of every pathname the records need: their own and their routes'."""
+    wanted = {(p.record.origin, p.record.pathname) for p in pending}
+    wanted.update((p.record.origin, p.record.route) for p in pending if p.record.route)
+    return wanted
+
+
+def _staged(
+    dialect: Dialect,
+    source_id: str,
+    pending: Sequence[PendingExchange],
+    domains: dict[str, tuple[str, str, str]],
+    pathnames: dict[tuple[str, str], str],
+) -> StagedExchanges:
+    request_rows: list[tuple[Any, ...]] = []
+    response_rows: list[tuple[Any, ...]] = []
+    traffic_rows: list[tuple[Any, ...]] = []
+    stored: list[StoredExchange] = []
+    for item in pending:
+        record = item.record
+        domain_id, domain, protocol = domains[record.origin]
+        pathname_id = pathnames[(record.origin, record.pathname)]
+        route_id = pathnames[(record.origin, record.route)] if record.route else None
+        request, response = record.request, record.response
+        request_rows.append(
+            (
+                item.request_id,
+                source_id,
+                None,
+                request.headers,
+                request.body.text,
+                request.body.preview,
+                request.body.size,
+                request.body.truncated,
+                request.query_params,
+                item.created_at,
+            )
+        )
+        response_rows.append(
+            (
+                item.response_id,
+                source_id,
+                None,
+                response.headers,
+                response.body.text,
+                response.body.preview,
+                response.body.size,
+                response.body.truncated,
+                item.created_at,
+            )
+        )
+        traffic_rows.append(
+            (
+                item.id,
+                source_id,
+                domain_id,
+                pathname_id,
+                record.status,
+                record.method,
+                record.level,
+                record.elapsed_time,
+                record.traffic_user_id,
+                item.request_id,
+                item.response_id,
+                item.created_at,
+                route_id,
+                record.trace_id,
+                record.span_id,
+                exception_json(record.exception),
+            )
+        )
+        stored.append(
+            StoredExchange(
+                item, domain_id, domain, protocol, pathname_id, record.pathname, route_id
+            )
+        )
+    return StagedExchanges(
+        stored,
+        (
+            _insert_requests.tuple_parameters(dialect, request_rows),
+            _insert_responses.tuple_parameters(dialect, response_rows),
+            _insert_traffic.tuple_parameters(dialect, traffic_rows),
+        ),
+    )
