@@ -149,6 +149,10 @@ class BulkInsert:
                 # Rows of one call mostly share their timestamps: convert each distinct one once.
                 memo = {stamp: convert(stamp) for stamp in set(column)}
                 values[compiled.positions[index]] = [memo[stamp] for stamp in column]
+            elif column.count(None) == len(column) and convert(None) is None:
+                # A column left empty in every row (a record's exception, mostly): nothing to
+                # convert, and None stays NULL.
+                continue
             else:
                 values[compiled.positions[index]] = list(map(convert, column))
         if compiled.positions != tuple(range(len(self.columns))):

@@ -25,7 +25,7 @@ from sqlalchemy import (
     text,
 )
 
-from logharbor.db.types import JSONDocument, UTCDateTime
+from logharbor.db.types import JSONDocument, JSONOrNull, UTCDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -198,8 +198,9 @@ def _trace_columns() -> list[Column[Any]]:
     return [
         Column("trace_id", String(32), nullable=True),  # 32 lower-case hex digits
         Column("span_id", String(16), nullable=True),
-        # {type, message, stacktrace, frames: [{file, line, function}]}
-        Column("exception", JSONDocument, nullable=True),
+        # {type, message, stacktrace, frames: [{file, line, function}]}; SQL NULL when none
+        # (not JSON null), so that most rows store nothing there.
+        Column("exception", JSONOrNull, nullable=True),
     ]
 
 

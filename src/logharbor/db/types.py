@@ -10,6 +10,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator
 
 JSONDocument = JSON().with_variant(postgresql.JSONB(), "postgresql")
+# For columns that most rows leave empty: None is stored as SQL NULL, not as JSON null.
+JSONOrNull = JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -36,8 +36,9 @@ MAX_FRAMES = 50
 MAX_FRAME_TEXT_CHARS = 500
 MAX_LOG_MESSAGE_CHARS = 16 * 1024
 
-_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
-_SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
+_METHODS = frozenset(normalize.METHODS)
+_TRACE_ID = re.compile(r"^(?!0{32}$)[0-9a-f]{32}$")
+_SPAN_ID = re.compile(r"^(?!0{16}$)[0-9a-f]{16}$")
 
 
 def _collect(errors: dict[str, str], field: str, step: Callable[..., T], *args: Any) -> T | None:
@@ -168,12 +169,26 @@ def normalize_exchange(exchange: HttpExchange, config: IngestConfig) -> Normaliz
         errors, "domainUrl", normalize.normalize_domain, exchange.domain, exchange.protocol
     )
     pathname = _collect(errors, "pathnameUrl", normalize.normalize_pathname, exchange.pathname)
-    method = _collect(errors, "method", normalize.parse_method, exchange.method)
-    status = _collect(errors, "status", _status, exchange.status)
-    elapsed = _collect(errors, "elapsedTime", _elapsed, exchange.elapsed_ms)
-    user_id = _collect(errors, "trafficUserId", _user_id, exchange.user_id)
-    trace = _collect(errors, "traceId", trace_id, exchange.trace_id)
-    span = _collect(errors, "spanId", span_id, exchange.span_id)
+    # The checks below cost a call each; values already in shape (every compose body, which
+    # its model checked, and most spans) skip them. They were 15 of a batch record's 55 us.
+    method: str | None = exchange.method
+    if method not in _METHODS:
+        method = _collect(errors, "method", normalize.parse_method, exchange.method)
+    status: int | None = exchange.status
+    if type(status) is not int or not 100 <= status <= 599:
+        status = _collect(errors, "status", _status, exchange.status)
+    elapsed: float | None = exchange.elapsed_ms
+    if type(elapsed) is not float or not 0 <= elapsed <= normalize.MAX_ELAPSED_MS:
+        elapsed = _collect(errors, "elapsedTime", _elapsed, exchange.elapsed_ms)
+    user_id = exchange.user_id
+    if user_id is not None:
+        user_id = _collect(errors, "trafficUserId", _user_id, user_id)
+    trace = exchange.trace_id
+    if trace is not None and not _TRACE_ID.match(trace):
+        trace = _collect(errors, "traceId", trace_id, trace)
+    span = exchange.span_id
+    if span is not None and not _SPAN_ID.match(span):
+        span = _collect(errors, "spanId", span_id, span)
     route = None
     if exchange.route is not None:
         route = _collect(errors, "routeTemplate", normalize.normalize_route, exchange.route)
