@@ -36,24 +36,11 @@ from logharbor.db.engine import make_engine
 from logharbor.ingest.compose import prepare_record
 from logharbor.ingest.normalize import exception_json
 from logharbor.ingest.records import Payload
-from logharbor.ingest.store import TRAFFIC_COLUMNS
+from logharbor.ingest.store import REQUEST_COLUMNS, RESPONSE_COLUMNS, TRAFFIC_COLUMNS
 from logharbor.settings import Settings
 from logharbor.traffic.normalize import IngestConfig
 
 TABLES = ("requests", "responses", "http_traffic")
-# The columns the app's store writes into requests and responses (ingest.store, in this order).
-PAYLOAD_COLUMNS = (
-    "id",
-    "traffic_source_id",
-    "owner_user_id",
-    "headers",
-    "body",
-    "body_preview",
-    "body_size",
-    "body_truncated",
-)
-REQUEST_COLUMNS = (*PAYLOAD_COLUMNS, "query_params", "created_at")
-RESPONSE_COLUMNS = (*PAYLOAD_COLUMNS, "created_at")
 
 
 def payload_row(payload: Payload, source_id: str, created_at, query: bool) -> tuple:

@@ -15,7 +15,6 @@ from typing import Any, ClassVar, TypeVar
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from logharbor.common.errors import UnsupportedMediaType
@@ -26,7 +25,6 @@ PRE_AUTHENTICATE: list[Callable[[Request], Any]] = []
 ERROR_MESSAGES_KEY = "x-error-messages"
 
 EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def error_messages(**by_kind: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from logharbor.ingest.records import (
     HttpExchange,
     LogLine,
     NormalizedExchange,
-    NormalizedLog,
     Payload,
 )
 from logharbor.traffic import normalize
@@ -84,7 +83,7 @@ def _hex_id(value: str | None, pattern: re.Pattern[str], digits: int) -> str | N
     if value is None:
         return None
     text = value.lower()
-    if not pattern.match(text) or not text.strip("0"):
+    if not pattern.match(text):  # the pattern also refuses the all-zero id
         raise ValueError(f"Must be {digits} hex digits, not all zero")
     return text
 
@@ -259,7 +258,7 @@ def _core_route(value: str) -> str:
     return text[: normalize.MAX_URL_CHARS]
 
 
-def normalize_log(line: LogLine, config: IngestConfig) -> NormalizedLog:
+def normalize_log(line: LogLine, config: IngestConfig) -> LogLine:
     """Validate, mask and cap one log line; raises BadRequest naming every bad field."""
     errors: dict[str, str] = {}
     route = _collect(errors, "route", _core_route, line.route)
@@ -281,7 +280,7 @@ def normalize_log(line: LogLine, config: IngestConfig) -> NormalizedLog:
         exception = _collect(errors, "exception", mask_exception, line.exception, config)
     if errors or route is None or level is None or message is None:
         raise BadRequest("Invalid input data", field_errors=errors)
-    return NormalizedLog(
+    return LogLine(
         time=line.time,
         level=level,
         message=mask_text(_cap(message, MAX_LOG_MESSAGE_CHARS), config.masked_keys),

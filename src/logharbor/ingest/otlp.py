@@ -318,6 +318,25 @@ def _count(groups: Iterable[Any], scope_field: str, item_field: str) -> int:
     )
 
 
+def _batches(body: bytes, encoding: Encoding, signal: Signal) -> tuple[Iterable[_Batch], int]:
+    """The export's items by resource and scope, and how many there are (at most MAX_ITEMS)."""
+    batches: Iterable[_Batch]
+    if encoding == "protobuf":
+        request = _TracesWithAttributeMaps() if signal == "traces" else ExportLogsServiceRequest()
+        _parse_protobuf(body, request)
+        groups, scope_field, item_field = (
+            (request.resource_spans, "scope_spans", "spans")
+            if signal == "traces"
+            else (request.resource_logs, "scope_logs", "log_records")
+        )
+        total = _count(groups, scope_field, item_field)
+        batches = _protobuf_batches(groups, scope_field, item_field)
+    else:
+        batches, total = _json_batches(body, signal)
+    _check_size(total, "spans" if signal == "traces" else "log records")
+    return batches, total
+
+
 def _check_size(total: int, noun: str) -> None:
     if total > MAX_ITEMS:
         raise OtlpTooLarge(
@@ -1208,16 +1227,8 @@ def _time(nanos: int) -> datetime:
 
 def decode_traces(body: bytes, encoding: Encoding) -> DecodedTraces:
     """Decode an ExportTraceServiceRequest; raises only ``OtlpError``."""
-    batches: Iterable[_Batch]
-    if encoding == "protobuf":
-        request = _TracesWithAttributeMaps()
-        _parse_protobuf(body, request)
-        total = _count(request.resource_spans, "scope_spans", "spans")
-        batches = _protobuf_batches(request.resource_spans, "scope_spans", "spans")
-    else:
-        batches, total = _json_batches(body, "traces")
+    batches, total = _batches(body, encoding, "traces")
     result = DecodedTraces(total=total)
-    _check_size(total, "spans")
     exchanges = result.exchanges
     # Protobuf spans and _JsonSpan alike: the same field names, and attributes that _text,
     # _integer and _header_text read in either form.
@@ -1651,16 +1662,8 @@ def _level(severity_number: int, severity_text: str) -> str:
 
 def decode_logs(body: bytes, encoding: Encoding) -> DecodedLogs:
     """Decode an ExportLogsServiceRequest; raises only ``OtlpError``."""
-    batches: Iterable[_Batch]
-    if encoding == "protobuf":
-        request = ExportLogsServiceRequest()
-        _parse_protobuf(body, request)
-        total = _count(request.resource_logs, "scope_logs", "log_records")
-        batches = _protobuf_batches(request.resource_logs, "scope_logs", "log_records")
-    else:
-        batches, total = _json_batches(body, "logs")
+    batches, total = _batches(body, encoding, "logs")
     result = DecodedLogs(total=total)
-    _check_size(total, "log records")
     index = 0
     for service, scope_name, records in batches:
         for record in records:

@@ -42,7 +42,7 @@ from logharbor.ingest.compose import ingest_config, submit
 from logharbor.ingest.lane import RETRY_AFTER_SECONDS
 from logharbor.ingest.normalize import normalize_exchange, normalize_log
 from logharbor.ingest.pipeline import Submission
-from logharbor.ingest.records import NormalizedExchange, NormalizedLog
+from logharbor.ingest.records import LogLine, NormalizedExchange
 from logharbor.traffic.access import check_source_id
 from logharbor.traffic.normalize import IngestConfig
 
@@ -185,7 +185,7 @@ def _prepare_traces(export: _Export) -> tuple[Submission, list[str], str]:
 def _prepare_logs(export: _Export) -> tuple[Submission, list[str], str]:
     decoded = otlp.decode_logs(export.decoded_body(), export.encoding)
     rejected = list(decoded.rejected)
-    lines: list[NormalizedLog] = []
+    lines: list[LogLine] = []
     for line in decoded.lines:
         try:
             lines.append(normalize_log(line, export.config))

@@ -32,7 +32,7 @@ from logharbor.common.timestamps import utcnow
 from logharbor.db.writer import WriteTx, is_transient
 from logharbor.ingest.events import TrafficEvent
 from logharbor.ingest.normalize import exception_json
-from logharbor.ingest.records import NormalizedExchange, NormalizedLog
+from logharbor.ingest.records import LogLine, NormalizedExchange
 from logharbor.ingest.store import (
     PendingExchange,
     PendingLog,
@@ -53,7 +53,7 @@ class Submission:
     principal: Principal
     source_id: str
     exchanges: Sequence[NormalizedExchange] = ()
-    logs: Sequence[NormalizedLog] = ()
+    logs: Sequence[LogLine] = ()
     # Answer each exchange with the full stored record (compose), or its id alone (batch).
     detail: bool = True
 

@@ -1,8 +1,9 @@
 """The typed record model every front-end decodes its wire format into.
 
 ``HttpExchange`` and ``LogLine`` are what a front-end saw, before any validation or masking
-(``ingest.normalize`` does both, the same way for every wire format). ``NormalizedExchange`` and
-``NormalizedLog`` are what the pipeline stores.
+(``ingest.normalize`` does both, the same way for every wire format). ``NormalizedExchange`` is
+what the pipeline stores of an exchange; a log line keeps its shape (``normalize_log`` returns
+another ``LogLine``, masked and checked).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class LogLine:
     level: str
     message: str
     route: str
-    attributes: dict[str, Any]
+    attributes: Any  # a JSON object of the line's attributes
     trace_id: str | None = None
     span_id: str | None = None
     method: str | None = None
@@ -113,20 +114,4 @@ class NormalizedExchange:
     started_at: datetime | None = None
     trace_id: str | None = None
     span_id: str | None = None
-    exception: ExceptionInfo | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NormalizedLog:
-    time: datetime
-    level: str
-    message: str
-    route: str
-    attributes: Any
-    trace_id: str | None = None
-    span_id: str | None = None
-    method: str | None = None
-    status: int | None = None
-    elapsed_ms: float | None = None
-    user_id: str | None = None
     exception: ExceptionInfo | None = None

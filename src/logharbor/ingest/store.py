@@ -26,7 +26,7 @@ from logharbor.common.errors import Conflict, LogHarborError
 from logharbor.db.bulk import BulkInsert
 from logharbor.db.tables import core_logs, http_traffic, requests, responses
 from logharbor.ingest.normalize import exception_json
-from logharbor.ingest.records import NormalizedExchange, NormalizedLog
+from logharbor.ingest.records import LogLine, NormalizedExchange
 from logharbor.traffic import queries
 
 
@@ -56,7 +56,7 @@ class StoredExchange:
 class PendingLog:
     id: str
     created_at: datetime
-    line: NormalizedLog
+    line: LogLine
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +107,11 @@ _PAYLOAD_COLUMNS = (
     "body_size",
     "body_truncated",
 )
-_insert_requests = BulkInsert(requests, (*_PAYLOAD_COLUMNS, "query_params", "created_at"))
-_insert_responses = BulkInsert(responses, (*_PAYLOAD_COLUMNS, "created_at"))
+# The requests and responses columns every ingest path writes (the benches insert the same).
+REQUEST_COLUMNS = (*_PAYLOAD_COLUMNS, "query_params", "created_at")
+RESPONSE_COLUMNS = (*_PAYLOAD_COLUMNS, "created_at")
+_insert_requests = BulkInsert(requests, REQUEST_COLUMNS)
+_insert_responses = BulkInsert(responses, RESPONSE_COLUMNS)
 # The http_traffic columns every ingest path writes (the benches insert the same raw rows).
 TRAFFIC_COLUMNS = (
     "id",

@@ -19,6 +19,7 @@ from logharbor.common.ids import is_uuid
 from logharbor.common.pagination import parse_sort
 from logharbor.common.timestamps import parse_iso
 from logharbor.db.tables import core_pathnames, domains, pathnames
+from logharbor.ingest import normalize as ingest_normalize
 from logharbor.traffic import normalize
 
 
@@ -162,13 +163,6 @@ def _uuid(raw: str) -> str:
     return raw.lower()
 
 
-def _trace_id(raw: str) -> str:
-    text = raw.strip().lower()
-    if len(text) != 32 or text.strip("0123456789abcdef"):
-        raise ValueError("Must be 32 hex digits")
-    return text
-
-
 def _common(
     errors: dict[str, str],
     method: str | None,
@@ -180,7 +174,7 @@ def _common(
     trace_id: str | None,
 ) -> dict[str, Any]:
     parsed = {
-        "trace_id": _step(errors, "traceId", _trace_id, trace_id),
+        "trace_id": _step(errors, "traceId", ingest_normalize.trace_id, trace_id),
         "method": _step(errors, "method", normalize.parse_method, method),
         "status_range": _step(errors, "status", _parse_status, status),
         "level": _step(errors, "level", normalize.parse_level, level),

@@ -21,6 +21,7 @@ from pydantic import (
 
 from logharbor.common.ids import is_uuid
 from logharbor.common.timestamps import Timestamp
+from logharbor.ingest import normalize as ingest_normalize
 from logharbor.traffic import normalize
 
 
@@ -295,13 +296,7 @@ class HttpTrafficOut(BaseModel):
     createdAt: Timestamp
 
 
-def _hex_id(digits: int) -> Any:
-    def check(value: str) -> str:
-        text = value.lower()
-        if len(text) != digits or text.strip("0123456789abcdef") or not text.strip("0"):
-            raise ValueError(f"Must be {digits} hex digits, not all zero")
-        return text
-
+def _hex_id(check: Any, digits: int) -> Any:
     return Annotated[
         str,
         Field(strict=True),
@@ -310,8 +305,9 @@ def _hex_id(digits: int) -> Any:
     ]
 
 
-TraceId = _hex_id(32)
-SpanId = _hex_id(16)
+# Checked by the ingest normalize step's own functions: one rule for every wire format.
+TraceId = _hex_id(ingest_normalize.trace_id, 32)
+SpanId = _hex_id(ingest_normalize.span_id, 16)
 
 
 class FrameIn(_In):
