@@ -237,7 +237,7 @@ def test_a_transient_failure_is_retried_and_a_real_one_is_not(database_url: str)
 
 def _wait_for_queue(writer: GroupCommitWriter, size: int) -> None:
     deadline = time.monotonic() + 10
-    while writer._queue.qsize() < size:
+    while writer.waiting < size:
         assert time.monotonic() < deadline, "the items never reached the writer"
         time.sleep(0.001)
 

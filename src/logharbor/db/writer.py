@@ -168,6 +168,11 @@ class GroupCommitWriter:
     def run_sync(self, job: Callable[[WriteTx], T], timeout: float | None = None) -> T:
         return self.submit_nowait(job).result(timeout)
 
+    @property
+    def waiting(self) -> int:
+        """How much submitted work has not been taken into a transaction yet."""
+        return self._queue.qsize()
+
     # -- the writer thread -----------------------------------------------------------------------
 
     def _take_batch(self) -> tuple[list[_Pending], bool]:
