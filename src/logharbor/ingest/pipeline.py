@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Dialect
-from sqlalchemy.exc import IntegrityError
 
 from logharbor.auth.deps import Principal
 from logharbor.common.errors import LogHarborError, ServiceUnavailable
@@ -117,9 +116,9 @@ class Pipeline:
             except Exception as exc:
                 if is_transient(exc):
                     raise  # the transaction is gone: the writer runs the whole group again
-                if _names_went_stale(exc):
-                    for index in group:
-                        self.store_backend.forget(submissions[index].source_id)
+                # Names cached by the rolled-back attempt may be of rows it created: gone now.
+                for index in group:
+                    self.store_backend.forget(submissions[index].source_id)
                 if not per_item:
                     return self.store(tx, submissions, per_item=True)
                 if not isinstance(exc, LogHarborError):
@@ -202,15 +201,6 @@ class Pipeline:
         ]
         stored = self.store_backend.insert_logs(tx.conn, source_id, pending)
         tx.publish([log_event(source_id, item) for item in stored])
-
-
-def _names_went_stale(exc: BaseException) -> bool:
-    """A foreign key refused a cached domain or pathname id (deleted since, or cached from a
-    transaction that rolled back). Only then is the cache dropped: a retried client id also
-    fails the bulk, and forgetting the names for it would cost the next groups their lookups."""
-    if not isinstance(exc, IntegrityError):
-        return False
-    return getattr(exc.orig, "sqlstate", None) == "23503" or "FOREIGN KEY" in str(exc.orig)
 
 
 @dataclass(slots=True)
