@@ -244,8 +244,10 @@ def _wait_for_queue(writer: GroupCommitWriter, size: int) -> None:
 
 def test_bulk_items_share_one_call_and_events_reach_the_sink(database_url: str) -> None:
     """A runner gets every waiting item of its kind in one call; an outcome that is an error
-    fails its own item alone; a runner that raises fails its own items, not the jobs of the same
-    transaction; what committed work published reaches ``on_events`` once, before the commit."""
+    fails its own item alone; a runner that raises rolls the group's first run back whole, and
+    in the careful run that follows fails its own items, not the jobs or the other runners of
+    the same transaction; what committed work published reaches ``on_events`` once, before the
+    commit."""
     import asyncio
 
     from logharbor.common.errors import Forbidden
@@ -258,10 +260,12 @@ def test_bulk_items_share_one_call_and_events_reach_the_sink(database_url: str) 
 
     writer = GroupCommitWriter(db, on_events=sink)
     writer.start()
-    calls: list[list[str]] = []
+    calls: list[tuple[list[str], bool]] = []
 
-    def runner(tx: WriteTx, items: list[str]) -> list[object]:
-        calls.append(list(items))
+    def runner(
+        tx: WriteTx, items: list[str], prepared: Any = None, careful: bool = False
+    ) -> list[object]:
+        calls.append((list(items), careful))
         outcomes: list[object] = []
         for email in items:
             if email == "refused":
@@ -271,7 +275,9 @@ def test_bulk_items_share_one_call_and_events_reach_the_sink(database_url: str) 
                 tx.publish([email])
         return outcomes
 
-    def broken_runner(tx: WriteTx, items: list[str]) -> list[object]:
+    def broken_runner(
+        tx: WriteTx, items: list[str], prepared: Any = None, careful: bool = False
+    ) -> list[object]:
         tx.publish(["never delivered"])
         raise ValueError("a bug in a runner")
 
@@ -300,7 +306,8 @@ def test_bulk_items_share_one_call_and_events_reach_the_sink(database_url: str) 
         results = asyncio.run(scenario())
     finally:
         writer.close()
-    assert calls == [["a@example.com", "refused", "b@example.com"]]
+    items = ["a@example.com", "refused", "b@example.com"]
+    assert calls == [(items, False), (items, True)]
     assert results[0] == "a@example.com" and results[2] == "b@example.com"
     assert isinstance(results[1], Forbidden)
     assert isinstance(results[3], ValueError) and isinstance(results[4], ValueError)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from logharbor.ingest.records import ExceptionInfo
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TrafficEvent:
     kind: Literal["traffic", "core"]
     id: str

@@ -180,7 +180,12 @@ def normalize_exchange(exchange: HttpExchange, config: IngestConfig) -> Normaliz
     if type(elapsed) is not float or not 0 <= elapsed <= normalize.MAX_ELAPSED_MS:
         elapsed = _collect(errors, "elapsedTime", _elapsed, exchange.elapsed_ms)
     user_id = exchange.user_id
-    if user_id is not None:
+    if user_id is not None and not (
+        type(user_id) is str
+        and user_id.isascii()  # so no unpaired surrogate
+        and "\x00" not in user_id
+        and 0 < len(user_id) <= normalize.MAX_TRAFFIC_USER_ID_CHARS
+    ):
         user_id = _collect(errors, "trafficUserId", _user_id, user_id)
     trace = exchange.trace_id
     if trace is not None and not _TRACE_ID.match(trace):

@@ -8,11 +8,12 @@ A *submission* is one request's records for one traffic source. The group-commit
    (``RecordStore``), and one event per stored record for the subscribers.
 
 ``store`` does both in bulk, or item by item: the same code, with ``per_item`` deciding whether
-the submissions share one savepoint or each get their own. Bulk is the rule, and writes only:
-no read before the insert. A bulk that fails (a stale cached name, a client id already stored by
-an earlier try) is rolled back to its savepoint and run again item by item, looking up the
-stored client ids, so that a retry is answered with the stored record and one bad submission is
-refused alone.
+the submissions are written together, without a savepoint, or each in its own. Bulk is the
+rule, and writes only: no read before the insert. A bulk that fails (a stale cached name, a
+client id already stored by an earlier try) raises; the writer rolls the whole transaction back
+and runs the group again carefully, which here means item by item, looking up the stored client
+ids, so that a retry is answered with the stored record and one bad submission is refused alone
+(see ``db.writer.BulkRunner``).
 """
 
 from __future__ import annotations
@@ -84,9 +85,13 @@ class Pipeline:
         return plans
 
     def __call__(
-        self, tx: WriteTx, submissions: list[Submission], prepared: Plans | None = None
+        self,
+        tx: WriteTx,
+        submissions: list[Submission],
+        prepared: Plans | None = None,
+        careful: bool = False,
     ) -> list[Outcome]:
-        return self.store(tx, submissions, per_item=False, prepared=prepared)
+        return self.store(tx, submissions, per_item=careful, prepared=prepared)
 
     def store(
         self,
@@ -100,35 +105,38 @@ class Pipeline:
         verdicts = grant_ingest(conn, [(s.principal, s.source_id) for s in submissions])
         outcomes: list[Outcome] = [v if v is not None else [] for v in verdicts]
         allowed = [index for index, verdict in enumerate(verdicts) if verdict is None]
-        groups = [[index] for index in allowed] if per_item else [allowed]
-        for group in groups:
-            if not group:
-                continue
+        if not per_item:
+            try:
+                answers = self._store_group(
+                    tx, [submissions[i] for i in allowed], look_up_retries=False, prepared=prepared
+                )
+            except Exception:
+                # The writer rolls the transaction back (see the module's docstring). Names
+                # cached by this attempt may be of rows it created: gone with it.
+                for index in allowed:
+                    self.store_backend.forget(submissions[index].source_id)
+                raise
+            for index, answer in zip(allowed, answers, strict=True):
+                outcomes[index] = answer
+            return outcomes
+        for index in allowed:
             try:
                 with conn.begin_nested():
                     part = tx.part()
-                    answers = self._store_group(
-                        part,
-                        [submissions[i] for i in group],
-                        look_up_retries=per_item,
-                        prepared=None if per_item else prepared,
+                    (answer,) = self._store_group(
+                        part, [submissions[index]], look_up_retries=True, prepared=None
                     )
             except Exception as exc:
                 if is_transient(exc):
                     raise  # the transaction is gone: the writer runs the whole group again
-                # Names cached by the rolled-back attempt may be of rows it created: gone now.
-                for index in group:
-                    self.store_backend.forget(submissions[index].source_id)
-                if not per_item:
-                    return self.store(tx, submissions, per_item=True)
+                self.store_backend.forget(submissions[index].source_id)
                 if not isinstance(exc, LogHarborError):
                     log.exception("storing a submission failed")
                     exc = ServiceUnavailable("Storage refused the records; retry shortly")
-                outcomes[group[0]] = exc
+                outcomes[index] = exc
                 continue
             tx.adopt(part)
-            for index, answer in zip(group, answers, strict=True):
-                outcomes[index] = answer
+            outcomes[index] = answer
         return outcomes
 
     def _store_group(

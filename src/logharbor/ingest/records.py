@@ -4,6 +4,12 @@
 (``ingest.normalize`` does both, the same way for every wire format). ``NormalizedExchange`` is
 what the pipeline stores of an exchange; a log line keeps its shape (``normalize_log`` returns
 another ``LogLine``, masked and checked).
+
+The classes a record passes through on the ingest path (these, and the store's and events'
+per-record classes) are plain slotted dataclasses, not frozen ones: a frozen dataclass sets each
+field through ``object.__setattr__``, which measured 3.8 against 1.0 us for 17 fields, and a
+batch record went through about 70 such fields (2026-12-04, the AMD EPYC VM of
+bench/RESULTS.md). Nothing mutates them after construction; treat them as values.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ class ExceptionInfo:
     frames: tuple[Frame, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HttpExchange:
     """One HTTP exchange as a front-end decoded it: not yet validated, normalized or masked.
 
@@ -64,7 +70,7 @@ class HttpExchange:
     exception: ExceptionInfo | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LogLine:
     """One application log line (an OTLP log record, say), before normalization.
 
@@ -86,7 +92,7 @@ class LogLine:
     exception: ExceptionInfo | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Payload:
     """A request or response ready for its table (masked, capped)."""
 
@@ -95,7 +101,7 @@ class Payload:
     query_params: Any = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NormalizedExchange:
     """One validated, normalized, masked HTTP exchange; no database work done yet."""
 

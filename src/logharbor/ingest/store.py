@@ -30,7 +30,7 @@ from logharbor.ingest.records import LogLine, NormalizedExchange
 from logharbor.traffic import queries
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PendingExchange:
     """An exchange with the ids and time the pipeline gave it, ready for a store."""
 
@@ -41,7 +41,7 @@ class PendingExchange:
     record: NormalizedExchange
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredExchange:
     pending: PendingExchange
     domain_id: str
@@ -52,14 +52,14 @@ class StoredExchange:
     route_pathname_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PendingLog:
     id: str
     created_at: datetime
     line: LogLine
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StoredLog:
     pending: PendingLog
     core_pathname_id: str
@@ -332,7 +332,7 @@ class SqlRecordStore:
         return stored
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StagedExchanges:
     """Exchanges ready to insert: what they will be stored as, and the driver parameters of
     the requests, responses and http_traffic inserts."""
