@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import sys
@@ -162,6 +163,54 @@ def export(
     typer.echo(f"exported {count} records", err=True)
 
 
+@app.command("backup")
+def backup_command(
+    file: Annotated[Path, typer.Argument(help="Where to write the backup (a SQLite file)")],
+    overwrite: Annotated[bool, typer.Option(help="Replace FILE if it exists")] = False,
+) -> None:
+    """Copy the embedded SQLite store, consistently, while the server runs and writes."""
+    from logharbor.db import backup
+    from logharbor.progress import tracking
+
+    settings = Settings()
+    try:
+        database = backup.sqlite_path(settings.resolved_database_url())
+        with tracking("backup", unit="pages") as bar:
+            report = backup.backup(database, file, overwrite=overwrite, progress=bar.update)
+    except backup.BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"backed up {database} to {report.path} ({report.bytes:,} bytes, schema revision "
+        f"{report.revision}); also keep {settings.data_dir / 'secret_key'} unless "
+        "LOGHARBOR_SECRET_KEY is set"
+    )
+
+
+@app.command("restore")
+def restore_command(
+    file: Annotated[Path, typer.Argument(help="A backup made by `logharbor backup`")],
+) -> None:
+    """Replace the embedded SQLite store with a backup (refused while a server uses it)."""
+    from logharbor.db import backup
+    from logharbor.progress import tracking
+
+    settings = Settings()
+    try:
+        database = backup.sqlite_path(settings.resolved_database_url())
+        with tracking("restore", unit="pages") as bar:
+            report = backup.restore(file, database, progress=bar.update)
+    except backup.BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if report.previous is not None:
+        typer.echo(f"the database it replaced is kept as {report.previous}")
+    typer.echo(
+        f"restored {file} into {database} (schema revision {report.from_revision} -> "
+        f"{report.to_revision})"
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
@@ -175,19 +224,26 @@ def serve(
     spreads connections over them; a worker that dies is started again.
     """
     from logharbor import serving
-    from logharbor.db import migrate
+    from logharbor.db import backup, migrate
 
     settings = Settings()
     # Resolve the secret once here so that every worker reads the same generated key.
     os.environ.setdefault("LOGHARBOR_SECRET_KEY", settings.resolved_secret_key())
-    if migrate_first:
-        engine = _engine(settings)
-        migrate.upgrade(engine)
-        engine.dispose()
-    typer.echo(f"LogHarbor on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    serving.run(
-        "logharbor.app:create_app_from_env", factory=True, host=host, port=port, workers=workers
-    )
+    with contextlib.ExitStack() as stack:
+        # Held here as well as by each worker, so that `restore` also waits out a restart.
+        try:
+            stack.enter_context(backup.presence(settings.resolved_database_url()))
+        except backup.BackupError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        if migrate_first:
+            engine = _engine(settings)
+            migrate.upgrade(engine)
+            engine.dispose()
+        typer.echo(f"LogHarbor on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+        serving.run(
+            "logharbor.app:create_app_from_env", factory=True, host=host, port=port, workers=workers
+        )
 
 
 def main() -> None:
