@@ -21,8 +21,13 @@ from logharbor.settings import Settings
 app = typer.Typer(help="LogHarbor: self-hosted HTTP traffic and prompt logs.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Bring history across from Arkyn Logs or PromptCrafter (safe to run again).",
+    no_args_is_help=True,
+)
 app.add_typer(user_app, name="user")
 app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
 
 
 def _engine(settings: Settings):  # type: ignore[no-untyped-def]
@@ -89,6 +94,86 @@ def user_create(
     finally:
         db.dispose()
     typer.echo(f"created user {user['id']} <{user['email']}>")
+
+
+@user_app.command("set-password")
+def user_set_password(
+    email: Annotated[str, typer.Option(help="Login email")],
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 10"),
+    ],
+) -> None:
+    """Set a user's password (accounts created by an import have none that works)."""
+    from logharbor.auth import queries
+    from logharbor.auth.passwords import hash_password
+    from logharbor.auth.schemas import PASSWORD_MIN
+
+    if len(password) < PASSWORD_MIN:
+        raise typer.BadParameter(
+            f"must be at least {PASSWORD_MIN} characters", param_hint="--password"
+        )
+    db = _database(Settings())
+    try:
+        with db.write() as conn:
+            user = queries.get_user_by_email(conn, email)
+            if user is not None:
+                queries.update_user(conn, user["id"], {"password_hash": hash_password(password)})
+    finally:
+        db.dispose()
+    if user is None:
+        typer.echo(f"error: no user with email {email}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"password set for {user['email']}")
+
+
+OwnerOption = Annotated[
+    str | None, typer.Option(help="Email of the LogHarbor user who owns everything imported")
+]
+UsersMapOption = Annotated[
+    Path | None,
+    typer.Option(help="Original user id -> email: a JSON object or `id,email` lines"),
+]
+CreateUsersOption = Annotated[
+    bool,
+    typer.Option(help="Create missing owners (with no usable password; they set one after)"),
+]
+
+
+def _owners(owner: str | None, users_map: Path | None, create_users: bool):  # type: ignore[no-untyped-def]
+    from logharbor.auth.schemas import EMAIL_RE
+    from logharbor.moving_in.common import Owners, read_users_map
+
+    if owner is not None and not EMAIL_RE.match(owner):
+        raise typer.BadParameter("not a valid email address", param_hint="--owner")
+    mapping = read_users_map(users_map) if users_map is not None else {}
+    return Owners(owner=owner.lower() if owner else None, users_map=mapping, create=create_users)
+
+
+@import_app.command("promptcrafter")
+def import_promptcrafter(
+    file: Annotated[Path, typer.Argument(help="PromptCrafter's json-server data file (db.json)")],
+    owner: OwnerOption = None,
+    users_map: UsersMapOption = None,
+    create_users: CreateUsersOption = False,
+) -> None:
+    """Import PromptCrafter prompts and their logs (owners matched by email unless mapped)."""
+    from logharbor.moving_in import promptcrafter
+    from logharbor.moving_in.common import ImportRefused
+    from logharbor.progress import tracking
+
+    db = _database(Settings())
+    try:
+        owners = _owners(owner, users_map, create_users)
+        total = sum(promptcrafter.count(file).values())
+        with tracking("PromptCrafter", total=total, unit="rows") as bar:
+            summary = promptcrafter.import_file(db, file, owners, advance=bar.advance)
+    except ImportRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    typer.echo("\n".join(summary.lines()))
 
 
 @app.command()
