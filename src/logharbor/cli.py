@@ -176,6 +176,53 @@ def import_promptcrafter(
     typer.echo("\n".join(summary.lines()))
 
 
+@import_app.command("arkyn")
+def import_arkyn(
+    source_url: Annotated[
+        str, typer.Option("--from", help="The Arkyn Logs database: postgresql://user:pass@host/db")
+    ],
+    owner: OwnerOption = None,
+    users_map: UsersMapOption = None,
+    create_users: CreateUsersOption = False,
+) -> None:
+    """Import an Arkyn Logs database: sources, shares, domains, pathnames, records with their
+    requests and responses, core pathnames and logs, webhooks; rollups and exceptions rebuilt."""
+    from logharbor.moving_in import arkyn
+    from logharbor.moving_in.common import ImportRefused
+    from logharbor.progress import tracking
+    from logharbor.traffic.normalize import IngestConfig
+
+    settings = Settings()
+    if owner is None and users_map is None and not create_users:
+        typer.echo(
+            "note: Arkyn keeps its users in its auth service; without --owner or --users-map "
+            "only owners found in a leftover User table can be matched",
+            err=True,
+        )
+    db = _database(settings)
+    try:
+        owners = _owners(owner, users_map, create_users)
+        source = arkyn.connect(source_url)
+        try:
+            with tracking("Arkyn Logs", total=arkyn.count(source), unit="rows") as bar:
+                summary = arkyn.import_database(
+                    db,
+                    source,
+                    owners,
+                    IngestConfig.from_settings(settings),
+                    advance=bar.advance,
+                    webhook_cooldown_seconds=settings.webhook_default_cooldown_seconds,
+                )
+        finally:
+            source.dispose()
+    except ImportRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    typer.echo("\n".join(summary.lines()))
+
+
 @app.command()
 def prune() -> None:
     """Apply retention now: delete records (and bodies) older than each source's retentionDays."""
