@@ -827,4 +827,3 @@ def _count_orphans(run: _Run) -> None:
             tally.refused += orphans
             reason = "linked to no record or core log (left by a failed Arkyn compose)"
             tally.reasons[reason] += orphans
-            tally.examples.append(f"{orphans} {kind}: {reason}")

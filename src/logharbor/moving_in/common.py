@@ -131,9 +131,9 @@ class Summary:
             out.extend(f"    {example}" for example in tally.examples)
             if tally.refused > len(tally.examples):
                 counts = ", ".join(f"{why} ({n})" for why, n in tally.reasons.most_common(10))
-                out.append(
-                    f"    ... {tally.refused - len(tally.examples)} more; by reason: {counts}"
-                )
+                more = tally.refused - len(tally.examples)
+                prefix = f"... {more} more; " if tally.examples else ""
+                out.append(f"    {prefix}by reason: {counts}")
         return out
 
 
