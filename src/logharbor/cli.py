@@ -6,8 +6,9 @@ import contextlib
 import enum
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 try:
     import typer
@@ -17,6 +18,8 @@ except ImportError:  # pragma: no cover - only without the server extra
     ) from None
 
 from logharbor.settings import Settings
+
+T = TypeVar("T")
 
 app = typer.Typer(help="LogHarbor: self-hosted HTTP traffic and prompt logs.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
@@ -227,16 +230,27 @@ def import_arkyn(
 def prune() -> None:
     """Apply retention now: delete records (and bodies) older than each source's retentionDays."""
     from logharbor.alerts import retention
+    from logharbor.progress import tracking
 
     settings = Settings()
     db = _database(settings)
+
     try:
-        report = retention.prune(
-            db,
-            batch_size=settings.retention_batch_size,
-            outbox_keep_days=settings.webhook_outbox_keep_days,
-            rollup_days=(settings.stats_minute_days, settings.stats_hour_days),
-        )
+        # Each batch is one short transaction of at most retention_batch_size rows; the job asks
+        # should_stop between batches, which is where the bar learns that one was done.
+        with tracking("prune", unit="batches") as bar:
+
+            def one_batch_done() -> bool:
+                bar.advance(1)
+                return False
+
+            report = retention.prune(
+                db,
+                batch_size=settings.retention_batch_size,
+                outbox_keep_days=settings.webhook_outbox_keep_days,
+                rollup_days=(settings.stats_minute_days, settings.stats_hour_days),
+                should_stop=one_batch_done,
+            )
     finally:
         db.dispose()
     typer.echo(
@@ -250,6 +264,12 @@ def prune() -> None:
 class ExportFormat(enum.StrEnum):
     jsonl = "jsonl"
     csv = "csv"
+
+
+def _counted(items: Iterator[T], advance: Callable[[int], None]) -> Iterator[T]:
+    for item in items:
+        yield item
+        advance(1)
 
 
 @app.command()
@@ -266,6 +286,7 @@ def export(
     from logharbor.common.errors import NotFound
     from logharbor.common.ids import is_uuid
     from logharbor.common.timestamps import parse_iso
+    from logharbor.progress import tracking
     from logharbor.traffic import export as exporter
     from logharbor.traffic.filters import TrafficFilters
 
@@ -283,10 +304,13 @@ def export(
     write = exporter.write_csv if output_format is ExportFormat.csv else exporter.write_jsonl
     try:
         if output is None:
-            count = write(records, sys.stdout)
+            count = write(records, sys.stdout)  # stdout carries the data: no progress bar
         else:
-            with output.open("w", newline="", encoding="utf-8") as handle:
-                count = write(records, handle)
+            with (
+                output.open("w", newline="", encoding="utf-8") as handle,
+                tracking("export", unit="records") as bar,
+            ):
+                count = write(_counted(records, bar.advance), handle)
     except NotFound:
         typer.echo(f"error: no traffic source {traffic_source_id}", err=True)
         raise typer.Exit(1) from None
