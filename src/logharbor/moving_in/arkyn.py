@@ -28,10 +28,10 @@ through the same functions ingest uses; no webhook notification is queued for ol
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, Table, create_engine, insert, inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -342,13 +342,13 @@ def _pathname(
     return pathname_id, pathname, made
 
 
-def _import_domains(run: _Run) -> None:
-    tally = run.summary.tally("domains")
-    sql = (
-        'SELECT d.id, d.value, d.protocol::text AS protocol, d."trafficSourceId", d."createdAt" '
-        'FROM "Domain" d WHERE {after}'
-    )
-    for page in _pages(run.source, sql, run.page_size, "d"):
+def _import_named(
+    run: _Run, kind_name: str, sql: str, alias: str, make: Callable[[Connection, Any], bool]
+) -> None:
+    """Domains, pathnames or core pathnames: ``make`` gets or creates one (True: created);
+    one that exists was imported by an earlier run, or is a duplicate Arkyn let in, merged."""
+    tally = run.summary.tally(kind_name)
+    for page in _pages(run.source, sql, run.page_size, alias):
         with run.db.write() as conn:
             sources = _imported_sources(conn, [row["trafficSourceId"] for row in page])
             for row in page:
@@ -356,65 +356,54 @@ def _import_domains(run: _Run) -> None:
                     tally.refuse(row["id"], "trafficSourceId: its traffic source was not imported")
                     continue
                 try:
-                    _, _, made = _domain(
-                        conn,
-                        row["trafficSourceId"],
-                        row["value"],
-                        row["protocol"],
-                        row["id"],
-                        timestamp(row["createdAt"]),
-                    )
+                    made = make(conn, row)
                 except ValueError as exc:
-                    tally.refuse(row["id"], f"value: {exc} ({str(row['value'])[:80]!r})")
+                    tally.refuse(row["id"], f"{exc} ({str(row['value'])[:80]!r})")
                     continue
-                _count(tally, made)
+                if made:
+                    tally.imported += 1
+                else:
+                    tally.skipped += 1
         run.advance(len(page))
 
 
-def _count(tally: Any, made: bool) -> None:
-    # Existing: imported by an earlier run, or a duplicate Arkyn let in, merged into the first.
-    if made:
-        tally.imported += 1
-    else:
-        tally.skipped += 1
+def _import_domains(run: _Run) -> None:
+    def make(conn: Connection, row: Any) -> bool:
+        created = timestamp(row["createdAt"])
+        source_id = row["trafficSourceId"]
+        try:
+            return _domain(conn, source_id, row["value"], row["protocol"], row["id"], created)[2]
+        except ValueError as exc:
+            raise ValueError(f"value: {exc}") from None
+
+    sql = (
+        'SELECT d.id, d.value, d.protocol::text AS protocol, d."trafficSourceId", d."createdAt" '
+        'FROM "Domain" d WHERE {after}'
+    )
+    _import_named(run, "domains", sql, "d", make)
 
 
 def _import_pathnames(run: _Run) -> None:
-    tally = run.summary.tally("pathnames")
+    def make(conn: Connection, row: Any) -> bool:
+        created = timestamp(row["createdAt"])
+        source_id = row["trafficSourceId"]
+        try:
+            domain_id = _domain(
+                conn, source_id, row["domain"], row["protocol"], row["domain_id"], created
+            )[0]
+        except ValueError as exc:
+            raise ValueError(f"domain: {exc}") from None
+        try:
+            return _pathname(conn, source_id, domain_id, row["value"], row["id"], created)[2]
+        except ValueError as exc:
+            raise ValueError(f"value: {exc}") from None
+
     sql = (
         'SELECT p.id, p.value, p."trafficSourceId", p."createdAt", d.id AS domain_id, '
         "d.value AS domain, d.protocol::text AS protocol "
         'FROM "Pathname" p JOIN "Domain" d ON d.id = p."domainId" WHERE {after}'
     )
-    for page in _pages(run.source, sql, run.page_size, "p"):
-        with run.db.write() as conn:
-            sources = _imported_sources(conn, [row["trafficSourceId"] for row in page])
-            for row in page:
-                if row["trafficSourceId"] not in sources:
-                    tally.refuse(row["id"], "trafficSourceId: its traffic source was not imported")
-                    continue
-                created = timestamp(row["createdAt"])
-                try:
-                    domain_id, _, _ = _domain(
-                        conn,
-                        row["trafficSourceId"],
-                        row["domain"],
-                        row["protocol"],
-                        row["domain_id"],
-                        created,
-                    )
-                except ValueError as exc:
-                    tally.refuse(row["id"], f"domain: {exc}")
-                    continue
-                try:
-                    _, _, made = _pathname(
-                        conn, row["trafficSourceId"], domain_id, row["value"], row["id"], created
-                    )
-                except ValueError as exc:
-                    tally.refuse(row["id"], f"value: {exc} ({str(row['value'])[:80]!r})")
-                    continue
-                _count(tally, made)
-        run.advance(len(page))
+    _import_named(run, "pathnames", sql, "p", make)
 
 
 def _core_pathname(
@@ -432,31 +421,18 @@ def _core_pathname(
 
 
 def _import_core_pathnames(run: _Run) -> None:
-    tally = run.summary.tally("core pathnames")
+    def make(conn: Connection, row: Any) -> bool:
+        created = timestamp(row["createdAt"])
+        try:
+            return _core_pathname(conn, row["trafficSourceId"], row["value"], row["id"], created)[2]
+        except ValueError as exc:
+            raise ValueError(f"value: {exc}") from None
+
     sql = (
         'SELECT c.id, c.value, c."trafficSourceId", c."createdAt" '
         'FROM "CorePathname" c WHERE {after}'
     )
-    for page in _pages(run.source, sql, run.page_size, "c"):
-        with run.db.write() as conn:
-            sources = _imported_sources(conn, [row["trafficSourceId"] for row in page])
-            for row in page:
-                if row["trafficSourceId"] not in sources:
-                    tally.refuse(row["id"], "trafficSourceId: its traffic source was not imported")
-                    continue
-                try:
-                    _, _, made = _core_pathname(
-                        conn,
-                        row["trafficSourceId"],
-                        row["value"],
-                        row["id"],
-                        timestamp(row["createdAt"]),
-                    )
-                except ValueError as exc:
-                    tally.refuse(row["id"], f"value: {exc} ({str(row['value'])[:80]!r})")
-                    continue
-                _count(tally, made)
-        run.advance(len(page))
+    _import_named(run, "core pathnames", sql, "c", make)
 
 
 # --- records -----------------------------------------------------------------------------------
@@ -582,26 +558,79 @@ def _checked_page(run: _Run, page: list[Any], tally: Any) -> list[_Record]:
     return checked
 
 
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Where a record is filed in LogHarbor: its columns there, and its event's."""
+
+    columns: dict[str, Any]
+    domain_id: str | None
+    domain: str | None
+    pathname_id: str
+    pathname: str
+
+
+def _traffic_place(conn: Connection, source_id: str, record: _Record) -> _Place:
+    row = record.row
+    domain_id, origin, _ = _domain(
+        conn, source_id, row["domain"], row["protocol"], row["domain_id"], record.created
+    )
+    pathname_id, pathname, _ = _pathname(
+        conn, source_id, domain_id, row["pathname"], row["pathname_id"], record.created
+    )
+    columns = {"domain_id": domain_id, "pathname_id": pathname_id, "route_pathname_id": None}
+    return _Place(columns, domain_id, origin, pathname_id, pathname)
+
+
+def _core_place(conn: Connection, source_id: str, record: _Record) -> _Place:
+    row = record.row
+    core_id, route, _ = _core_pathname(
+        conn, source_id, row["route"], row["core_id"], record.created
+    )
+    return _Place({"core_pathname_id": core_id}, None, None, core_id, route)
+
+
+_TRAFFIC_SQL = (
+    'SELECT t.id, t.status, t.method::text AS method, t.level::text AS level, t."trafficUserId", '
+    't."trafficSourceId", t."elapsedTime", t."createdAt", d.id AS domain_id, '
+    "d.value AS domain, d.protocol::text AS protocol, p.id AS pathname_id, "
+    f"p.value AS pathname{_PAYLOADS}"
+    'FROM "HttpTraffic" t JOIN "Domain" d ON d.id = t."domainId" '
+    f'JOIN "Pathname" p ON p.id = t."pathnameId" {_PAYLOAD_JOINS}WHERE {{after}}'
+)
+_CORE_SQL = (
+    'SELECT t.id, t.status, t.method::text AS method, t.level::text AS level, t."trafficUserId", '
+    't."trafficSourceId", t."elapsedTime", t."createdAt", c.id AS core_id, '
+    f"c.value AS route{_PAYLOADS}"
+    'FROM "CoreLog" t JOIN "CorePathname" c ON c.id = t."corePathnameId" '
+    f"{_PAYLOAD_JOINS}WHERE {{after}}"
+)
+
+
 def _import_traffic(run: _Run) -> None:
-    tally = run.summary.tally("http traffic")
-    sql = (
-        't.id, t.status, t.method::text AS method, t.level::text AS level, t."trafficUserId", '
-        't."trafficSourceId", t."elapsedTime", t."createdAt", d.id AS domain_id, '
-        "d.value AS domain, d.protocol::text AS protocol, p.id AS pathname_id, "
-        "p.value AS pathname"
-    )
-    sql = (
-        f"SELECT {sql}{_PAYLOADS}"
-        'FROM "HttpTraffic" t JOIN "Domain" d ON d.id = t."domainId" '
-        f'JOIN "Pathname" p ON p.id = t."pathnameId" {_PAYLOAD_JOINS}WHERE {{after}}'
-    )
+    _import_records(run, "http traffic", _TRAFFIC_SQL, http_traffic, "traffic", _traffic_place)
+
+
+def _import_core_logs(run: _Run) -> None:
+    _import_records(run, "core logs", _CORE_SQL, core_logs, "core", _core_place)
+
+
+def _import_records(
+    run: _Run,
+    kind_name: str,
+    sql: str,
+    table: Table,
+    kind: Literal["traffic", "core"],
+    place_of: Callable[[Connection, str, _Record], _Place],
+) -> None:
+    """Records with their requests and responses, a page per transaction, each with its rollup
+    and exception-group share (``_publish``)."""
+    tally = run.summary.tally(kind_name)
     for page in _pages(run.source, sql, run.page_size, "t"):
         checked = _checked_page(run, page, tally)
         with run.db.write() as conn:
             sources = _imported_sources(conn, [r.row["trafficSourceId"] for r in checked])
             fresh = {
-                row["id"]
-                for row in fresh_rows(conn, http_traffic, [{"id": r.row["id"]} for r in checked])
+                row["id"] for row in fresh_rows(conn, table, [{"id": r.row["id"]} for r in checked])
             }
             rows, events, stored = [], [], []
             for record in checked:
@@ -614,22 +643,7 @@ def _import_traffic(run: _Run) -> None:
                     tally.skipped += 1
                     continue
                 try:
-                    domain_id, origin, _ = _domain(
-                        conn,
-                        source_id,
-                        row["domain"],
-                        row["protocol"],
-                        row["domain_id"],
-                        record.created,
-                    )
-                    pathname_id, pathname, _ = _pathname(
-                        conn,
-                        source_id,
-                        domain_id,
-                        row["pathname"],
-                        row["pathname_id"],
-                        record.created,
-                    )
+                    place = place_of(conn, source_id, record)
                 except ValueError as exc:
                     tally.refuse(row["id"], f"domain or pathname: {exc}")
                     continue
@@ -639,88 +653,7 @@ def _import_traffic(run: _Run) -> None:
                     {
                         "id": row["id"],
                         "traffic_source_id": source_id,
-                        "domain_id": domain_id,
-                        "pathname_id": pathname_id,
-                        "status": row["status"],
-                        "method": record.method,
-                        "level": record.level,
-                        "elapsed_time": record.elapsed,
-                        "traffic_user_id": row["trafficUserId"],
-                        "request_id": row["rq_id"] if record.request else None,
-                        "response_id": row["rs_id"] if record.response else None,
-                        "route_pathname_id": None,
-                        "created_at": record.created,
-                    }
-                )
-                events.append(
-                    TrafficEvent(
-                        kind="traffic",
-                        id=row["id"],
-                        traffic_source_id=source_id,
-                        domain_id=domain_id,
-                        domain=origin,
-                        pathname_id=pathname_id,
-                        pathname=pathname,
-                        method=record.method,
-                        status=row["status"],
-                        level=record.level,
-                        elapsed_time=record.elapsed,
-                        traffic_user_id=row["trafficUserId"],
-                        created_at=record.created,
-                        response_preview=record.response.body.preview if record.response else None,
-                    )
-                )
-            _store_payloads(conn, stored)
-            if rows:
-                conn.execute(insert(http_traffic), rows)
-            _publish(conn, events)
-        tally.imported += len(rows)
-        run.advance(len(page))
-
-
-def _import_core_logs(run: _Run) -> None:
-    tally = run.summary.tally("core logs")
-    sql = (
-        't.id, t.status, t.method::text AS method, t.level::text AS level, t."trafficUserId", '
-        't."trafficSourceId", t."elapsedTime", t."createdAt", c.id AS core_id, c.value AS route'
-    )
-    sql = (
-        f"SELECT {sql}{_PAYLOADS}"
-        'FROM "CoreLog" t JOIN "CorePathname" c ON c.id = t."corePathnameId" '
-        f"{_PAYLOAD_JOINS}WHERE {{after}}"
-    )
-    for page in _pages(run.source, sql, run.page_size, "t"):
-        checked = _checked_page(run, page, tally)
-        with run.db.write() as conn:
-            sources = _imported_sources(conn, [r.row["trafficSourceId"] for r in checked])
-            fresh = {
-                row["id"]
-                for row in fresh_rows(conn, core_logs, [{"id": r.row["id"]} for r in checked])
-            }
-            rows, events, stored = [], [], []
-            for record in checked:
-                row = record.row
-                source_id = row["trafficSourceId"]
-                if source_id not in sources:
-                    tally.refuse(row["id"], "trafficSourceId: its traffic source was not imported")
-                    continue
-                if row["id"] not in fresh:
-                    tally.skipped += 1
-                    continue
-                try:
-                    core_id, route, _ = _core_pathname(
-                        conn, source_id, row["route"], row["core_id"], record.created
-                    )
-                except ValueError as exc:
-                    tally.refuse(row["id"], f"core pathname: {exc}")
-                    continue
-                fresh.discard(row["id"])
-                stored.append(record)
-                rows.append(
-                    {
-                        "id": row["id"],
-                        "traffic_source_id": source_id,
-                        "core_pathname_id": core_id,
+                        **place.columns,
                         "status": row["status"],
                         "method": record.method,
                         "level": record.level,
@@ -733,13 +666,13 @@ def _import_core_logs(run: _Run) -> None:
                 )
                 events.append(
                     TrafficEvent(
-                        kind="core",
+                        kind=kind,
                         id=row["id"],
                         traffic_source_id=source_id,
-                        domain_id=None,
-                        domain=None,
-                        pathname_id=core_id,
-                        pathname=route,
+                        domain_id=place.domain_id,
+                        domain=place.domain,
+                        pathname_id=place.pathname_id,
+                        pathname=place.pathname,
                         method=record.method,
                         status=row["status"],
                         level=record.level,
@@ -751,7 +684,7 @@ def _import_core_logs(run: _Run) -> None:
                 )
             _store_payloads(conn, stored)
             if rows:
-                conn.execute(insert(core_logs), rows)
+                conn.execute(insert(table), rows)
             _publish(conn, events)
         tally.imported += len(rows)
         run.advance(len(page))
