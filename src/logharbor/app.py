@@ -17,6 +17,7 @@ from logharbor.auth import routes as auth_routes
 from logharbor.auth.tokens import VerifiedTokens
 from logharbor.common import handlers
 from logharbor.common.limits import BodySizeLimit
+from logharbor.db import backup
 from logharbor.db.engine import Database, make_engine
 from logharbor.db.writer import GroupCommitWriter
 from logharbor.health import router as health_router
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db = db = Database(engine)
         try:
             async with AsyncExitStack() as stack:
+                # Tells `logharbor restore` that a server uses this database while it serves.
+                stack.enter_context(backup.presence(settings.resolved_database_url()))
                 writer = GroupCommitWriter(db, on_events=subscribers)
                 app.state.writer = await stack.enter_async_context(writer)
                 await stack.enter_async_context(alerts_service.running(app))

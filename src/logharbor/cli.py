@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 try:
     import typer
@@ -17,11 +19,18 @@ except ImportError:  # pragma: no cover - only without the server extra
 
 from logharbor.settings import Settings
 
+T = TypeVar("T")
+
 app = typer.Typer(help="LogHarbor: self-hosted HTTP traffic and prompt logs.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Bring history across from Arkyn Logs or PromptCrafter (safe to run again).",
+    no_args_is_help=True,
+)
 app.add_typer(user_app, name="user")
 app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
 
 
 def _engine(settings: Settings):  # type: ignore[no-untyped-def]
@@ -90,20 +99,158 @@ def user_create(
     typer.echo(f"created user {user['id']} <{user['email']}>")
 
 
+@user_app.command("set-password")
+def user_set_password(
+    email: Annotated[str, typer.Option(help="Login email")],
+    password: Annotated[
+        str,
+        typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 10"),
+    ],
+) -> None:
+    """Set a user's password (accounts created by an import have none that works)."""
+    from logharbor.auth import queries
+    from logharbor.auth.passwords import hash_password
+    from logharbor.auth.schemas import PASSWORD_MIN
+
+    if len(password) < PASSWORD_MIN:
+        raise typer.BadParameter(
+            f"must be at least {PASSWORD_MIN} characters", param_hint="--password"
+        )
+    db = _database(Settings())
+    try:
+        with db.write() as conn:
+            user = queries.get_user_by_email(conn, email)
+            if user is not None:
+                queries.update_user(conn, user["id"], {"password_hash": hash_password(password)})
+    finally:
+        db.dispose()
+    if user is None:
+        typer.echo(f"error: no user with email {email}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"password set for {user['email']}")
+
+
+OwnerOption = Annotated[
+    str | None, typer.Option(help="Email of the LogHarbor user who owns everything imported")
+]
+UsersMapOption = Annotated[
+    Path | None,
+    typer.Option(help="Original user id -> email: a JSON object or `id,email` lines"),
+]
+CreateUsersOption = Annotated[
+    bool,
+    typer.Option(help="Create missing owners (with no usable password; they set one after)"),
+]
+
+
+def _owners(owner: str | None, users_map: Path | None, create_users: bool):  # type: ignore[no-untyped-def]
+    from logharbor.auth.schemas import EMAIL_RE
+    from logharbor.moving_in.common import Owners, read_users_map
+
+    if owner is not None and not EMAIL_RE.match(owner):
+        raise typer.BadParameter("not a valid email address", param_hint="--owner")
+    mapping = read_users_map(users_map) if users_map is not None else {}
+    return Owners(owner=owner.lower() if owner else None, users_map=mapping, create=create_users)
+
+
+@import_app.command("promptcrafter")
+def import_promptcrafter(
+    file: Annotated[Path, typer.Argument(help="PromptCrafter's json-server data file (db.json)")],
+    owner: OwnerOption = None,
+    users_map: UsersMapOption = None,
+    create_users: CreateUsersOption = False,
+) -> None:
+    """Import PromptCrafter prompts and their logs (owners matched by email unless mapped)."""
+    from logharbor.moving_in import promptcrafter
+    from logharbor.moving_in.common import ImportRefused
+    from logharbor.progress import tracking
+
+    db = _database(Settings())
+    try:
+        owners = _owners(owner, users_map, create_users)
+        total = sum(promptcrafter.count(file).values())
+        with tracking("PromptCrafter", total=total, unit="rows") as bar:
+            summary = promptcrafter.import_file(db, file, owners, advance=bar.advance)
+    except ImportRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    typer.echo("\n".join(summary.lines()))
+
+
+@import_app.command("arkyn")
+def import_arkyn(
+    source_url: Annotated[
+        str, typer.Option("--from", help="The Arkyn Logs database: postgresql://user:pass@host/db")
+    ],
+    owner: OwnerOption = None,
+    users_map: UsersMapOption = None,
+    create_users: CreateUsersOption = False,
+) -> None:
+    """Import an Arkyn Logs database: sources, shares, domains, pathnames, records with their
+    requests and responses, core pathnames and logs, webhooks; rollups and exceptions rebuilt."""
+    from logharbor.moving_in import arkyn
+    from logharbor.moving_in.common import ImportRefused
+    from logharbor.progress import tracking
+    from logharbor.traffic.normalize import IngestConfig
+
+    settings = Settings()
+    if owner is None and users_map is None and not create_users:
+        typer.echo(
+            "note: Arkyn keeps its users in its auth service; without --owner or --users-map "
+            "only owners found in a leftover User table can be matched",
+            err=True,
+        )
+    db = _database(settings)
+    try:
+        owners = _owners(owner, users_map, create_users)
+        source = arkyn.connect(source_url)
+        try:
+            with tracking("Arkyn Logs", total=arkyn.count(source), unit="rows") as bar:
+                summary = arkyn.import_database(
+                    db,
+                    source,
+                    owners,
+                    IngestConfig.from_settings(settings),
+                    advance=bar.advance,
+                    webhook_cooldown_seconds=settings.webhook_default_cooldown_seconds,
+                )
+        finally:
+            source.dispose()
+    except ImportRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    typer.echo("\n".join(summary.lines()))
+
+
 @app.command()
 def prune() -> None:
     """Apply retention now: delete records (and bodies) older than each source's retentionDays."""
     from logharbor.alerts import retention
+    from logharbor.progress import tracking
 
     settings = Settings()
     db = _database(settings)
+
     try:
-        report = retention.prune(
-            db,
-            batch_size=settings.retention_batch_size,
-            outbox_keep_days=settings.webhook_outbox_keep_days,
-            rollup_days=(settings.stats_minute_days, settings.stats_hour_days),
-        )
+        # Each batch is one short transaction of at most retention_batch_size rows; the job asks
+        # should_stop between batches, which is where the bar learns that one was done.
+        with tracking("prune", unit="batches") as bar:
+
+            def one_batch_done() -> bool:
+                bar.advance(1)
+                return False
+
+            report = retention.prune(
+                db,
+                batch_size=settings.retention_batch_size,
+                outbox_keep_days=settings.webhook_outbox_keep_days,
+                rollup_days=(settings.stats_minute_days, settings.stats_hour_days),
+                should_stop=one_batch_done,
+            )
     finally:
         db.dispose()
     typer.echo(
@@ -117,6 +264,12 @@ def prune() -> None:
 class ExportFormat(enum.StrEnum):
     jsonl = "jsonl"
     csv = "csv"
+
+
+def _counted(items: Iterator[T], advance: Callable[[int], None]) -> Iterator[T]:
+    for item in items:
+        yield item
+        advance(1)
 
 
 @app.command()
@@ -133,6 +286,7 @@ def export(
     from logharbor.common.errors import NotFound
     from logharbor.common.ids import is_uuid
     from logharbor.common.timestamps import parse_iso
+    from logharbor.progress import tracking
     from logharbor.traffic import export as exporter
     from logharbor.traffic.filters import TrafficFilters
 
@@ -150,16 +304,67 @@ def export(
     write = exporter.write_csv if output_format is ExportFormat.csv else exporter.write_jsonl
     try:
         if output is None:
-            count = write(records, sys.stdout)
+            count = write(records, sys.stdout)  # stdout carries the data: no progress bar
         else:
-            with output.open("w", newline="", encoding="utf-8") as handle:
-                count = write(records, handle)
+            with (
+                output.open("w", newline="", encoding="utf-8") as handle,
+                tracking("export", unit="records") as bar,
+            ):
+                count = write(_counted(records, bar.advance), handle)
     except NotFound:
         typer.echo(f"error: no traffic source {traffic_source_id}", err=True)
         raise typer.Exit(1) from None
     finally:
         db.dispose()
     typer.echo(f"exported {count} records", err=True)
+
+
+@app.command("backup")
+def backup_command(
+    file: Annotated[Path, typer.Argument(help="Where to write the backup (a SQLite file)")],
+    overwrite: Annotated[bool, typer.Option(help="Replace FILE if it exists")] = False,
+) -> None:
+    """Copy the embedded SQLite store, consistently, while the server runs and writes."""
+    from logharbor.db import backup
+    from logharbor.progress import tracking
+
+    settings = Settings()
+    try:
+        database = backup.sqlite_path(settings.resolved_database_url())
+        with tracking("backup", unit="pages") as bar:
+            report = backup.backup(database, file, overwrite=overwrite, progress=bar.update)
+    except backup.BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"backed up {database} to {report.path} ({report.bytes:,} bytes, schema revision "
+        f"{report.revision}); also keep {settings.data_dir / 'secret_key'} unless "
+        "LOGHARBOR_SECRET_KEY is set"
+    )
+
+
+@app.command("restore")
+def restore_command(
+    file: Annotated[Path, typer.Argument(help="A backup made by `logharbor backup`")],
+) -> None:
+    """Replace the embedded SQLite store with a backup (refused while a server uses it)."""
+    from logharbor.db import backup
+    from logharbor.progress import tracking
+
+    settings = Settings()
+    try:
+        database = backup.sqlite_path(settings.resolved_database_url())
+        with tracking("restore", unit="pages") as bar:
+            report = backup.restore(file, database, progress=bar.update)
+    except backup.BackupError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if report.previous is not None:
+        typer.echo(f"the database it replaced is kept as {report.previous}")
+    typer.echo(
+        f"restored {file} into {database} (schema revision {report.from_revision} -> "
+        f"{report.to_revision})"
+    )
 
 
 @app.command()
@@ -175,19 +380,26 @@ def serve(
     spreads connections over them; a worker that dies is started again.
     """
     from logharbor import serving
-    from logharbor.db import migrate
+    from logharbor.db import backup, migrate
 
     settings = Settings()
     # Resolve the secret once here so that every worker reads the same generated key.
     os.environ.setdefault("LOGHARBOR_SECRET_KEY", settings.resolved_secret_key())
-    if migrate_first:
-        engine = _engine(settings)
-        migrate.upgrade(engine)
-        engine.dispose()
-    typer.echo(f"LogHarbor on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    serving.run(
-        "logharbor.app:create_app_from_env", factory=True, host=host, port=port, workers=workers
-    )
+    with contextlib.ExitStack() as stack:
+        # Held here as well as by each worker, so that `restore` also waits out a restart.
+        try:
+            stack.enter_context(backup.presence(settings.resolved_database_url()))
+        except backup.BackupError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        if migrate_first:
+            engine = _engine(settings)
+            migrate.upgrade(engine)
+            engine.dispose()
+        typer.echo(f"LogHarbor on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+        serving.run(
+            "logharbor.app:create_app_from_env", factory=True, host=host, port=port, workers=workers
+        )
 
 
 def main() -> None:

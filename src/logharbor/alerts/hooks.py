@@ -130,6 +130,13 @@ def _record_exceptions(conn: Connection, groups: dict[str, _Group], now: datetim
         group.exception = (exception_id, state)
 
 
+def record_exceptions(conn: Connection, events: Sequence[TrafficEvent]) -> None:
+    """Group FATAL records into exceptions, queueing no notification: for imported history,
+    which no webhook should announce now."""
+    groups, _keys = _group([event for event in events if event.level == "FATAL"])
+    _record_exceptions(conn, groups, utcnow())
+
+
 def on_traffic(conn: Connection, events: Sequence[TrafficEvent]) -> None:
     """Group FATAL records into exceptions and queue webhook notifications (same transaction)."""
     if not events:

@@ -49,6 +49,11 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
+def known_revisions() -> set[str]:
+    """Every revision this code's migrations name (a backup's revision must be one of them)."""
+    return {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}
+
+
 def revision(engine: Engine, message: str, rev_id: str) -> None:
     """Autogenerate a migration against a database at head (a developer tool)."""
     config = _config()
