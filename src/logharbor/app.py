@@ -22,10 +22,11 @@ from logharbor.db.engine import Database, make_engine
 from logharbor.db.writer import GroupCommitWriter
 from logharbor.health import router as health_router
 from logharbor.ingest import routes as ingest_routes
-from logharbor.ingest.events import Subscribers
+from logharbor.ingest.events import Subscribers, TrafficEvent
 from logharbor.ingest.lane import IngestLane
 from logharbor.ingest.pipeline import Pipeline
 from logharbor.ingest.store import SqlRecordStore
+from logharbor.llm.routes import router as llm_router
 from logharbor.prompts.routes import router as prompts_router
 from logharbor.settings import Settings
 from logharbor.stats import hooks as stats_hooks
@@ -45,7 +46,9 @@ Traffic writes also accept a traffic source's ingest key (`lhk_...`).
 def ingest_subscribers() -> Subscribers:
     """Who hears of stored records: the rollups, then exception grouping and the alert outbox.
     They run in the transaction that stores the records."""
-    return Subscribers([stats_hooks.on_traffic, alert_hooks.on_traffic])
+    return Subscribers(
+        [(TrafficEvent, stats_hooks.on_traffic), (TrafficEvent, alert_hooks.on_traffic)]
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(prompts_router)
     app.include_router(stats_router)
     app.include_router(alerts_router)
+    app.include_router(llm_router)
     app.include_router(ui_router)
     return app
 

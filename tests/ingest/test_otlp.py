@@ -512,13 +512,19 @@ def test_internal_spans_with_http_attributes_are_other_spans() -> None:
     sdk.span("publish", SpanKind.PRODUCER, {"http.method": "GET", "http.status_code": 200})
     decoded = decode_traces(sdk.body(), "protobuf")
     assert len(decoded.exchanges) == 1
-    assert decoded.other_spans == 4
-    assert decoded.genai_spans == 0
+    assert len(decoded.spans) == 4
+    assert decoded.generations == []
     assert decoded.total == 5
+    assert sorted(span.kind for span in decoded.spans) == [
+        "INTERNAL",
+        "INTERNAL",
+        "PRODUCER",
+        "SERVER",
+    ]
     assert decoded.rejected == []
 
 
-def test_genai_spans_are_counted_not_stored() -> None:
+def test_genai_spans_are_llm_calls_in_either_convention() -> None:
     sdk = Sdk()
     sdk.span(
         "chat gpt-4o-mini",
@@ -536,8 +542,12 @@ def test_genai_spans_are_counted_not_stored() -> None:
     )
     sdk.span("plain", SpanKind.INTERNAL, {"gen_ai": "not a namespace", "llmx.y": 1})
     decoded = decode_traces(sdk.body(), "protobuf")
-    assert (decoded.genai_spans, decoded.other_spans, decoded.total) == (2, 1, 3)
+    assert (len(decoded.generations), len(decoded.spans), decoded.total) == (2, 1, 3)
     assert decoded.exchanges == []
+    semconv, openinference = decoded.generations
+    assert (semconv.request_model, semconv.input_tokens) == ("gpt-4o-mini", 12)
+    assert (openinference.request_model, openinference.operation) == ("gpt-4o-mini", "chat")
+    assert decoded.spans[0].attributes == {"gen_ai": "not a namespace", "llmx.y": 1}
 
 
 def test_http_spans_that_cannot_be_records_are_refused_one_by_one() -> None:

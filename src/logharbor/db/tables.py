@@ -296,7 +296,88 @@ prompt_logs = Table(
     Column("model_used", String(200), nullable=False),
     Column("score", Integer, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # The LLM call this log was made from (``logharbor.llm``), when it came from an app.
+    Column("generation_id", ID, ForeignKey("generations.id", ondelete="SET NULL"), nullable=True),
     Index(None, "prompt_id", "created_at"),
+)
+
+# LLM calls (``logharbor.llm``), one row each, under the traffic source that sent them. They are
+# tied to the HTTP traffic of the same trace by ``trace_id``, and to the record of the request
+# they were made under by ``traffic_record_id`` when the sender knew it (no foreign key: the
+# call may arrive before its request's record, and records are pruned on their own).
+generations = Table(
+    "generations",
+    metadata,
+    _id(),
+    _fk("traffic_source_id", "traffic_sources.id"),
+    Column("trace_id", String(32), nullable=True),
+    Column("span_id", String(16), nullable=True),
+    Column("parent_span_id", String(16), nullable=True),
+    Column("traffic_record_id", ID, nullable=True),
+    Column("route", String(2048), nullable=True),
+    Column("provider", String(100), nullable=False),
+    Column("operation", String(50), nullable=False),
+    Column("request_model", String(200), nullable=False),
+    Column("response_model", String(200), nullable=True),
+    Column("response_id", String(200), nullable=True),
+    Column("finish_reasons", JSONOrNull, nullable=True),
+    Column("parameters", JSONOrNull, nullable=True),
+    Column("input_messages", JSONOrNull, nullable=True),
+    Column("output_messages", JSONOrNull, nullable=True),
+    Column("system_instructions", JSONOrNull, nullable=True),
+    Column("output_preview", Text, nullable=True),
+    Column("input_tokens", Integer, nullable=True),
+    Column("output_tokens", Integer, nullable=True),
+    Column("cached_tokens", Integer, nullable=True),
+    # US dollars at the prices of the time it arrived; NULL when its model has no price.
+    Column("cost", Float, nullable=True),
+    Column("duration_ms", Float, nullable=False),
+    Column("time_to_first_token_ms", Float, nullable=True),
+    Column("streamed", Boolean, nullable=False),
+    Column("error_type", String(300), nullable=True),
+    Column("error_message", Text, nullable=True),
+    _fk("prompt_id", "prompts.id", nullable=True, ondelete="SET NULL"),
+    Column("prompt_version", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "traffic_source_id", "created_at"),
+    Index(None, "traffic_source_id", "trace_id", **_where_set("trace_id")),
+    Index(None, "prompt_id", "created_at", **_where_set("prompt_id")),
+)
+
+# The other spans of a trace (database queries, functions), for a request's waterfall.
+spans = Table(
+    "spans",
+    metadata,
+    _id(),
+    _fk("traffic_source_id", "traffic_sources.id"),
+    Column("trace_id", String(32), nullable=False),
+    Column("span_id", String(16), nullable=False),
+    Column("parent_span_id", String(16), nullable=True),
+    Column("name", String(500), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("service", String(200), nullable=True),
+    Column("duration_ms", Float, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("status_message", Text, nullable=True),
+    Column("attributes", JSONOrNull, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "traffic_source_id", "trace_id"),
+    Index(None, "traffic_source_id", "created_at"),
+)
+
+# A user's own prices per model (``logharbor.llm.prices``); models without one use the
+# defaults that ship with the code.
+model_prices = Table(
+    "model_prices",
+    metadata,
+    _id(),
+    _fk("user_id", "users.id"),
+    Column("model", String(200), nullable=False),
+    Column("input_per_million", Float, nullable=False),
+    Column("output_per_million", Float, nullable=False),
+    Column("cached_input_per_million", Float, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("user_id", "model"),
 )
 
 # The search index's source rows (owned by logharbor.prompts; see prompts/search.py): one per

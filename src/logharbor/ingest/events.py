@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Connection
 
@@ -43,18 +43,43 @@ class TrafficEvent:
     exception: ExceptionInfo | None = None
 
 
-Subscriber = Callable[[Connection, Sequence[TrafficEvent]], None]
+@dataclass(slots=True)
+class GenerationEvent:
+    """A stored LLM call, for the token and cost rollups."""
+
+    id: str
+    traffic_source_id: str
+    created_at: datetime
+    provider: str
+    model: str
+    route: str | None
+    prompt_id: str | None
+    prompt_version: int | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cached_tokens: int | None
+    cost: float | None
+    duration_ms: float
+    failed: bool
+    trace_id: str | None = None
+
+
+Event = TrafficEvent | GenerationEvent
+Subscriber = Callable[[Connection, Sequence[Any]], None]
 
 
 class Subscribers:
-    """The listeners of stored records, in the order they were wired."""
+    """The listeners of stored records, each for one kind of event, in the order wired."""
 
-    def __init__(self, subscribers: Sequence[Subscriber] = ()) -> None:
+    def __init__(self, subscribers: Sequence[tuple[type[Any], Subscriber]] = ()) -> None:
         self._subscribers = tuple(subscribers)
 
-    def __call__(self, conn: Connection, events: Sequence[TrafficEvent]) -> None:
-        """Deliver one transaction's events to every subscriber, in that transaction."""
+    def __call__(self, conn: Connection, events: Sequence[Any]) -> None:
+        """Deliver one transaction's events to every subscriber of their kind, in that
+        transaction."""
         if not events:
             return
-        for subscriber in self._subscribers:
-            subscriber(conn, events)
+        for kind, subscriber in self._subscribers:
+            chosen = [event for event in events if type(event) is kind]
+            if chosen:
+                subscriber(conn, chosen)

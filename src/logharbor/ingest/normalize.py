@@ -14,13 +14,16 @@ from typing import Any, TypeVar
 
 from logharbor.collector.redaction import mask_text
 from logharbor.common.errors import BadRequest
+from logharbor.common.ids import from_prefixed, is_uuid
 from logharbor.ingest.records import (
     ExceptionInfo,
     Frame,
+    Generation,
     HttpExchange,
     LogLine,
     NormalizedExchange,
     Payload,
+    Span,
 )
 from logharbor.traffic import normalize
 from logharbor.traffic.normalize import IngestConfig
@@ -298,4 +301,205 @@ def normalize_log(line: LogLine, config: IngestConfig) -> LogLine:
         elapsed_ms=elapsed,
         user_id=user_id,
         exception=exception,
+    )
+
+
+# --- LLM calls and other spans ----------------------------------------------------------------
+
+MAX_NAME_CHARS = 200
+MAX_SPAN_NAME_CHARS = 500
+MAX_ERROR_MESSAGE_CHARS = 2_000
+MAX_TOKENS = 2**31 - 1
+_SPAN_KINDS = frozenset(("INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"))
+_SPAN_STATUSES = frozenset(("UNSET", "OK", "ERROR"))
+
+
+def _name(value: str | None, limit: int = MAX_NAME_CHARS) -> str | None:
+    if value is None:
+        return None
+    text = _cap(normalize.check_text(value).strip(), limit)
+    return text or None
+
+
+def _tokens(value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+        raise ValueError(f"Must be a whole number of tokens between 0 and {MAX_TOKENS}")
+    return value
+
+
+def _mask_texts(value: Any, keys: frozenset[str], depth: int = 0) -> Any:
+    # A secret in a message's text ("my password=..."), as mask_text finds them in bodies
+    # that are not JSON; depth-limited like every walk of client JSON (check_json refuses more).
+    if isinstance(value, str):
+        return mask_text(value, keys)
+    if depth > 64:
+        return value
+    if isinstance(value, list):
+        return [_mask_texts(item, keys, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return {key: _mask_texts(item, keys, depth + 1) for key, item in value.items()}
+    return value
+
+
+def _content(value: Any, config: IngestConfig) -> Any:
+    """Messages masked and capped as bodies are (over the cap, the head of their JSON text),
+    and the secrets their texts name masked too."""
+    if value is None:
+        return None
+    body = normalize.prepare_body(_mask_texts(value, config.masked_keys), config)
+    return body.text if body.truncated else normalize.load_body(body.text)
+
+
+def output_text(messages: Any) -> str:
+    """The text parts of output messages (GenAI semconv shape), or the value's own text."""
+    if isinstance(messages, str):
+        return messages
+    texts: list[str] = []
+    for message in messages if isinstance(messages, list) else [messages]:
+        parts = message.get("parts") if isinstance(message, dict) else None
+        if isinstance(parts, list):
+            for part in parts:
+                if isinstance(part, dict) and isinstance(part.get("content"), str):
+                    texts.append(part["content"])
+        elif isinstance(message, dict) and isinstance(message.get("content"), str):
+            texts.append(message["content"])
+    return "\n".join(texts)
+
+
+def prompt_uuid(value: str | None) -> str | None:
+    """A prompt named as the PromptCrafter API names it (``prompt<digits>``) or by its UUID;
+    None for anything else (the call is then kept, attributed to no prompt)."""
+    if not value:
+        return None
+    return from_prefixed("prompt", value) or (value.lower() if is_uuid(value) else None)
+
+
+def _finish_reasons(values: list[str]) -> list[str]:
+    return [text for text in (_name(str(value), 100) for value in values[:20]) if text]
+
+
+def normalize_generation(call: Generation, config: IngestConfig) -> Generation:
+    """Validate, mask and cap one LLM call; raises BadRequest naming every bad field."""
+    errors: dict[str, str] = {}
+    provider = _collect(errors, "provider", _name, call.provider)
+    operation = _collect(errors, "operation", _name, call.operation)
+    request_model = _collect(errors, "requestModel", _name, call.request_model)
+    response_model = _collect(errors, "responseModel", _name, call.response_model)
+    if not request_model and not response_model and "requestModel" not in errors:
+        errors["requestModel"] = "An LLM call must name its model"
+    elapsed = _collect(errors, "durationMs", _elapsed, call.duration_ms)
+    ttft = None
+    if call.time_to_first_token_ms is not None:
+        ttft = _collect(errors, "timeToFirstTokenMs", _elapsed, call.time_to_first_token_ms)
+    tokens = [
+        _collect(errors, field, _tokens, value)
+        for field, value in (
+            ("inputTokens", call.input_tokens),
+            ("outputTokens", call.output_tokens),
+            ("cachedTokens", call.cached_tokens),
+        )
+    ]
+    content = [
+        _collect(errors, field, _content, value, config)
+        for field, value in (
+            ("inputMessages", call.input_messages),
+            ("outputMessages", call.output_messages),
+            ("systemInstructions", call.system_instructions),
+        )
+    ]
+    parameters = None
+    if call.parameters is not None:
+        parameters = _collect(
+            errors, "parameters", normalize.prepare_document, call.parameters, config
+        )
+    reasons = None
+    if call.finish_reasons is not None:
+        reasons = _collect(errors, "finishReasons", _finish_reasons, call.finish_reasons)
+    error_message = None
+    if call.error_message is not None:
+        error_message = _collect(
+            errors,
+            "errorMessage",
+            lambda v: mask_text(
+                _cap(normalize.check_text(v), MAX_ERROR_MESSAGE_CHARS), config.masked_keys
+            ),
+            call.error_message,
+        )
+    trace = _collect(errors, "traceId", trace_id, call.trace_id)
+    span = _collect(errors, "spanId", span_id, call.span_id)
+    parent = _collect(errors, "parentSpanId", span_id, call.parent_span_id)
+    route = None
+    if call.route is not None:
+        route = _collect(errors, "route", normalize.normalize_route, call.route)
+    if errors or elapsed is None or not (request_model or response_model):
+        raise BadRequest("Invalid input data", field_errors=errors)
+    output = content[1]
+    preview = output_text(output)[: config.body_preview_chars] if output is not None else None
+    return Generation(
+        provider=(provider or "unknown").lower(),
+        operation=(operation or "chat").lower(),
+        request_model=request_model or response_model or "",
+        started_at=call.started_at,
+        duration_ms=elapsed,
+        response_model=response_model,
+        response_id=_name(call.response_id),
+        finish_reasons=reasons,
+        parameters=parameters,
+        input_messages=content[0],
+        output_messages=output,
+        system_instructions=content[2],
+        input_tokens=tokens[0],
+        output_tokens=tokens[1],
+        cached_tokens=tokens[2],
+        time_to_first_token_ms=ttft,
+        streamed=bool(call.streamed),
+        error_type=_name(call.error_type, MAX_EXCEPTION_TYPE_CHARS),
+        error_message=error_message,
+        trace_id=trace,
+        span_id=span,
+        parent_span_id=parent,
+        route=route,
+        traffic_record_id=call.traffic_record_id.lower() if call.traffic_record_id else None,
+        prompt_id=prompt_uuid(call.prompt_id),
+        prompt_version=call.prompt_version,
+        client_id=call.client_id,
+        output_preview=preview or None,
+    )
+
+
+def normalize_span(span: Span, config: IngestConfig) -> Span:
+    """Validate, mask and cap one span; raises BadRequest naming every bad field."""
+    errors: dict[str, str] = {}
+    trace = _collect(errors, "traceId", trace_id, span.trace_id)
+    own = _collect(errors, "spanId", span_id, span.span_id)
+    parent = _collect(errors, "parentSpanId", span_id, span.parent_span_id)
+    name = _collect(errors, "name", _name, span.name, MAX_SPAN_NAME_CHARS)
+    elapsed = _collect(errors, "durationMs", _elapsed, span.duration_ms)
+    attributes = None
+    if span.attributes is not None:
+        attributes = _collect(
+            errors, "attributes", normalize.prepare_document, span.attributes, config
+        )
+    if span.kind not in _SPAN_KINDS:
+        errors["kind"] = f"Must be one of {', '.join(sorted(_SPAN_KINDS))}"
+    if span.status not in _SPAN_STATUSES:
+        errors["status"] = f"Must be one of {', '.join(sorted(_SPAN_STATUSES))}"
+    if errors or trace is None or own is None or elapsed is None:
+        raise BadRequest("Invalid input data", field_errors=errors)
+    message = span.status_message
+    return Span(
+        trace_id=trace,
+        span_id=own,
+        name=name or "(unnamed)",
+        kind=span.kind,
+        started_at=span.started_at,
+        duration_ms=elapsed,
+        status=span.status,
+        status_message=_name(message, MAX_ERROR_MESSAGE_CHARS) if message else None,
+        parent_span_id=parent,
+        service=_name(span.service),
+        attributes=attributes,
+        client_id=span.client_id,
     )

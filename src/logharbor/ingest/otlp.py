@@ -54,7 +54,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from logharbor.ingest.records import ExceptionInfo, Frame, HttpExchange, LogLine
+from logharbor.ingest import genai
+from logharbor.ingest.records import ExceptionInfo, Frame, Generation, HttpExchange, LogLine
+from logharbor.ingest.records import Span as SpanRecord
 from logharbor.traffic.normalize import METHODS
 
 __all__ = [
@@ -147,10 +149,11 @@ class OtlpUnsupported(OtlpError):
 @dataclass(slots=True)
 class DecodedTraces:
     exchanges: list[HttpExchange] = field(default_factory=list)
+    generations: list[Generation] = field(default_factory=list)
+    # The spans that are neither (database queries, functions), for a trace's waterfall.
+    spans: list[SpanRecord] = field(default_factory=list)
     # One reason per refused span (the request itself was fine).
     rejected: list[str] = field(default_factory=list)
-    genai_spans: int = 0
-    other_spans: int = 0
     total: int = 0
 
 
@@ -907,6 +910,7 @@ _ANY_VALUE = _schema(AnyValue.DESCRIPTOR, _SCHEMAS)
 
 class _JsonStatus(NamedTuple):
     code: int
+    message: str = ""
 
 
 class _JsonEvent(NamedTuple):
@@ -961,7 +965,7 @@ def _json_span(fields: dict[str, Any]) -> _JsonSpan:
             _JsonEvent(event.get("name", ""), dict(event.get("attributes", ())))
             for event in get("events", ())
         ],
-        status=_JsonStatus(get("status", {}).get("code", 0)),
+        status=_JsonStatus(get("status", {}).get("code", 0), get("status", {}).get("message", "")),
     )
 
 
@@ -1248,17 +1252,105 @@ def decode_traces(body: bytes, encoding: Encoding) -> DecodedTraces:
                     exchanges.append(outcome)
                 else:
                     result.rejected.append(outcome)
-            elif _is_genai(attrs):
-                result.genai_spans += 1
+            # One C-level search over the joined keys, not a Python prefix test per key.
+            elif genai.is_genai("\n" + "\n".join(attrs)):
+                generation = _generation(span, attrs, trace_id, span_id, parent_span_id)
+                if isinstance(generation, Generation):
+                    result.generations.append(generation)
+                else:
+                    result.rejected.append(generation)
             else:
-                result.other_spans += 1
+                other = _other_span(span, attrs, kind, trace_id, span_id, service)
+                if isinstance(other, SpanRecord):
+                    result.spans.append(other)
+                else:
+                    result.rejected.append(other)
     return result
 
 
-def _is_genai(attrs: _Attributes) -> bool:
-    # One C-level search over the joined keys instead of a Python-level prefix test per key.
-    keys = "\n" + "\n".join(attrs)
-    return "\ngen_ai." in keys or "\nllm." in keys
+_SPAN_KINDS = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+_SPAN_STATUSES = {0: "UNSET", 1: "OK", 2: "ERROR"}
+
+
+def _plain_map(attrs: _Attributes) -> dict[str, Plain]:
+    """Every attribute as plain Python (the slow, general way: these spans are few)."""
+    return {
+        key: _plain(_any_value(raw)) if isinstance(raw, bytes) else raw
+        for key, raw in attrs.items()
+    }
+
+
+def _times(span: Any, span_hex: str) -> tuple[int, int] | str:
+    start: int = span.start_time_unix_nano
+    end: int = span.end_time_unix_nano
+    if start == 0:
+        return _refusal(span, span_hex, "no start time")
+    if end < start:
+        return _refusal(span, span_hex, "it ends before it starts")
+    return start, end
+
+
+def _generation(
+    span: Any, attrs: _Attributes, trace_id: bytes, span_id: bytes, parent_span_id: bytes
+) -> Generation | str:
+    span_hex = span_id.hex()
+    times = _times(span, span_hex)
+    if isinstance(times, str):
+        return times
+    start, end = times
+    events = [
+        (
+            str(event.name),
+            event.attributes
+            if isinstance(event.attributes, dict)
+            else _plain_attributes(event.attributes),
+        )
+        for event in span.events
+    ]
+    message: str = span.status.message
+    return genai.generation_of(
+        _plain_map(attrs),
+        events,
+        started_at=_time(start),
+        duration_ms=(end - start) / 1e6,
+        failed=span.status.code == _STATUS_CODE_ERROR,
+        status_message=message or None,
+        trace_id=trace_id.hex(),
+        span_id=span_hex,
+        parent_span_id=parent_span_id.hex() if parent_span_id else None,
+        client_id=_client_id(trace_id, span_id, start),
+    )
+
+
+def _other_span(
+    span: Any,
+    attrs: _Attributes,
+    kind: int,
+    trace_id: bytes,
+    span_id: bytes,
+    service: str | None,
+) -> SpanRecord | str:
+    span_hex = span_id.hex()
+    times = _times(span, span_hex)
+    if isinstance(times, str):
+        return times
+    start, end = times
+    parent: bytes = span.parent_span_id
+    message: str = span.status.message
+    return SpanRecord(
+        trace_id=trace_id.hex(),
+        span_id=span_hex,
+        name=str(span.name),
+        kind=_SPAN_KINDS.get(kind, "INTERNAL"),
+        started_at=_time(start),
+        duration_ms=(end - start) / 1e6,
+        status=_SPAN_STATUSES.get(span.status.code, "UNSET"),
+        status_message=message or None,
+        parent_span_id=parent.hex() if parent else None,
+        service=service,
+        attributes=_plain_map(attrs) or None,
+        client_id=_client_id(trace_id, span_id, start),
+    )
 
 
 def _check_span_ids(trace_id: bytes, span_id: bytes, parent_span_id: bytes) -> None:

@@ -40,9 +40,14 @@ from logharbor.common.errors import (
 from logharbor.ingest import otlp
 from logharbor.ingest.compose import ingest_config, submit
 from logharbor.ingest.lane import RETRY_AFTER_SECONDS
-from logharbor.ingest.normalize import normalize_exchange, normalize_log
+from logharbor.ingest.normalize import (
+    normalize_exchange,
+    normalize_generation,
+    normalize_log,
+    normalize_span,
+)
 from logharbor.ingest.pipeline import Submission
-from logharbor.ingest.records import LogLine, NormalizedExchange
+from logharbor.ingest.records import Generation, LogLine, NormalizedExchange, Span
 from logharbor.traffic.access import check_source_id
 from logharbor.traffic.normalize import IngestConfig
 
@@ -81,21 +86,12 @@ def _status_of(error: LogHarborError) -> int:
     return 401 if isinstance(error, MissingToken) else error.status_code
 
 
-def _summary(rejected: Sequence[str], unstored: str) -> str:
-    parts = []
-    if rejected:
-        shown = "; ".join(rejected[:MAX_REASONS])
-        more = len(rejected) - MAX_REASONS
-        parts.append(
-            f"{len(rejected)} refused: {shown}" + (f" (and {more} more)" if more > 0 else "")
-        )
-    if unstored:
-        parts.append(unstored)
-    return ". ".join(parts)
-
-
-def _plural(count: int, one: str) -> str:
-    return f"{count} {one}" + ("" if count == 1 else "s")
+def _summary(rejected: Sequence[str]) -> str:
+    if not rejected:
+        return ""
+    shown = "; ".join(rejected[:MAX_REASONS])
+    more = len(rejected) - MAX_REASONS
+    return f"{len(rejected)} refused: {shown}" + (f" (and {more} more)" if more > 0 else "")
 
 
 async def _export(request: Request, signal: Literal["traces", "logs"]) -> Response:
@@ -117,8 +113,8 @@ async def _export(request: Request, signal: Literal["traces", "logs"]) -> Respon
         )
         # Inflating, decoding and normalizing 512 spans is milliseconds of CPU: off the loop.
         prepare = _prepare_traces if signal == "traces" else _prepare_logs
-        submission, rejected, note = await run_in_threadpool(prepare, export)
-        if submission.exchanges or submission.logs:
+        submission, rejected = await run_in_threadpool(prepare, export)
+        if submission.has_records:
             outcome = await submit(request, submission)
             if isinstance(outcome, LogHarborError):
                 raise outcome
@@ -126,7 +122,7 @@ async def _export(request: Request, signal: Literal["traces", "logs"]) -> Respon
                 if isinstance(answer, LogHarborError):
                     rejected.append(answer.message)
         answer_body = otlp.encode_export_response(
-            signal, encoding, len(rejected), _summary(rejected, note)
+            signal, encoding, len(rejected), _summary(rejected)
         )
         return Response(answer_body, 200, media_type=otlp.content_type_for(encoding))
     except otlp.OtlpError as error:
@@ -161,9 +157,8 @@ class _Export:
         return otlp.read_body(self.body, self.content_encoding, MAX_DECODED_BYTES)
 
 
-def _prepare_traces(export: _Export) -> tuple[Submission, list[str], str]:
-    """The submission of a trace export, the reasons of what it refused, and a note on what it
-    accepted without storing."""
+def _prepare_traces(export: _Export) -> tuple[Submission, list[str]]:
+    """The submission of a trace export, and the reasons of what it refused."""
     traces = otlp.decode_traces(export.decoded_body(), export.encoding)
     rejected = list(traces.rejected)
     exchanges: list[NormalizedExchange] = []
@@ -172,17 +167,30 @@ def _prepare_traces(export: _Export) -> tuple[Submission, list[str], str]:
             exchanges.append(normalize_exchange(exchange, export.config))
         except BadRequest as exc:
             rejected.append(_reason(f"span {exchange.span_id}", exc))
-    unstored = []
-    if traces.genai_spans:
-        unstored.append(_plural(traces.genai_spans, "GenAI span"))
-    if traces.other_spans:
-        unstored.append(_plural(traces.other_spans, "span") + " without HTTP attributes")
-    note = f"{' and '.join(unstored)} accepted, not stored (yet)" if unstored else ""
-    submission = Submission(export.principal, export.source_id, exchanges=exchanges, detail=False)
-    return submission, rejected, note
+    generations: list[Generation] = []
+    for generation in traces.generations:
+        try:
+            generations.append(normalize_generation(generation, export.config))
+        except BadRequest as exc:
+            rejected.append(_reason(f"span {generation.span_id}", exc))
+    spans: list[Span] = []
+    for span in traces.spans:
+        try:
+            spans.append(normalize_span(span, export.config))
+        except BadRequest as exc:
+            rejected.append(_reason(f"span {span.span_id}", exc))
+    submission = Submission(
+        export.principal,
+        export.source_id,
+        exchanges=exchanges,
+        generations=generations,
+        spans=spans,
+        detail=False,
+    )
+    return submission, rejected
 
 
-def _prepare_logs(export: _Export) -> tuple[Submission, list[str], str]:
+def _prepare_logs(export: _Export) -> tuple[Submission, list[str]]:
     decoded = otlp.decode_logs(export.decoded_body(), export.encoding)
     rejected = list(decoded.rejected)
     lines: list[LogLine] = []
@@ -191,7 +199,7 @@ def _prepare_logs(export: _Export) -> tuple[Submission, list[str], str]:
             lines.append(normalize_log(line, export.config))
         except BadRequest as exc:
             rejected.append(_reason("a log record", exc))
-    return Submission(export.principal, export.source_id, logs=lines, detail=False), rejected, ""
+    return Submission(export.principal, export.source_id, logs=lines, detail=False), rejected
 
 
 def _message(error: LogHarborError) -> str:

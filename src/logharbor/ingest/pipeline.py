@@ -22,7 +22,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Dialect
 
@@ -31,14 +31,17 @@ from logharbor.common.errors import LogHarborError, ServiceUnavailable
 from logharbor.common.ids import new_ids
 from logharbor.common.timestamps import utcnow
 from logharbor.db.writer import WriteTx, is_transient
-from logharbor.ingest.events import TrafficEvent
+from logharbor.ingest.events import GenerationEvent, TrafficEvent
 from logharbor.ingest.normalize import exception_json
-from logharbor.ingest.records import LogLine, NormalizedExchange
+from logharbor.ingest.records import Generation, LogLine, NormalizedExchange, Span
 from logharbor.ingest.store import (
     PendingExchange,
+    PendingGeneration,
     PendingLog,
+    PendingSpan,
     RecordStore,
     StoredExchange,
+    StoredGeneration,
     StoredLog,
 )
 from logharbor.traffic import queries
@@ -55,8 +58,14 @@ class Submission:
     source_id: str
     exchanges: Sequence[NormalizedExchange] = ()
     logs: Sequence[LogLine] = ()
+    generations: Sequence[Generation] = ()
+    spans: Sequence[Span] = ()
     # Answer each exchange with the full stored record (compose), or its id alone (batch).
     detail: bool = True
+
+    @property
+    def has_records(self) -> bool:
+        return bool(self.exchanges or self.logs or self.generations or self.spans)
 
 
 # Per submission: the LogHarborError that refused it whole, or per exchange its answer (a dict)
@@ -174,6 +183,7 @@ class Pipeline:
                 plan = _plan(group, now, known)
             self._store_exchanges(tx, source_id, group, plan, answers, indexes)
             self._store_logs(tx, source_id, group)
+            self._store_calls_and_spans(tx, source_id, group, now, look_up_retries)
         return answers
 
     def _store_exchanges(
@@ -209,6 +219,66 @@ class Pipeline:
         ]
         stored = self.store_backend.insert_logs(tx.conn, source_id, pending)
         tx.publish([log_event(source_id, item) for item in stored])
+
+    def _store_calls_and_spans(
+        self,
+        tx: WriteTx,
+        source_id: str,
+        submissions: list[Submission],
+        now: datetime,
+        look_up_retries: bool,
+    ) -> None:
+        calls = [call for submission in submissions for call in submission.generations]
+        spans = [span for submission in submissions for span in submission.spans]
+        if not calls and not spans:
+            return
+        store = self.store_backend
+        # Ids: the sender's (an OTLP span's own, so that an exporter's retry is stored once),
+        # or new ones. In bulk a retried id fails the insert; item by item it is skipped.
+        call_ids = _record_ids([call.client_id for call in calls])
+        span_ids = _record_ids([span.client_id for span in spans])
+        known_calls = (
+            store.stored_ids(tx.conn, "generations", call_ids) if look_up_retries else set()
+        )
+        known_spans = store.stored_ids(tx.conn, "spans", span_ids) if look_up_retries else set()
+        pending_calls = [
+            PendingGeneration(call_id, _not_after(call.started_at, now), call)
+            for call_id, call in _fresh(call_ids, calls, known_calls)
+        ]
+        stored = store.insert_generations(tx.conn, source_id, pending_calls)
+        tx.publish([generation_event(source_id, item) for item in stored])
+        store.insert_spans(
+            tx.conn,
+            source_id,
+            [
+                PendingSpan(span_id, _not_after(span.started_at, now), span)
+                for span_id, span in _fresh(span_ids, spans, known_spans)
+            ],
+        )
+
+
+T = TypeVar("T")
+
+
+def _record_ids(client_ids: list[str | None]) -> list[str]:
+    fresh = iter(new_ids(sum(1 for client_id in client_ids if client_id is None)))
+    return [client_id or next(fresh) for client_id in client_ids]
+
+
+def _fresh(ids: list[str], items: list[T], known: set[str]) -> list[tuple[str, T]]:
+    """Each id once (an export may hold a span twice), leaving out those already stored."""
+    seen = set(known)
+    chosen = []
+    for record_id, item in zip(ids, items, strict=True):
+        if record_id not in seen:
+            seen.add(record_id)
+            chosen.append((record_id, item))
+    return chosen
+
+
+def _not_after(started_at: datetime, now: datetime) -> datetime:
+    # A client's clock ahead of ours must not file records in the future.
+    return now if started_at > now else started_at
 
 
 @dataclass(slots=True)
@@ -296,6 +366,27 @@ def exchange_event(source_id: str, stored: StoredExchange) -> TrafficEvent:
         route_pathname_id=stored.route_pathname_id,
         trace_id=record.trace_id,
         exception=record.exception,
+    )
+
+
+def generation_event(source_id: str, stored: StoredGeneration) -> GenerationEvent:
+    item, call = stored.pending, stored.pending.call
+    return GenerationEvent(
+        id=item.id,
+        traffic_source_id=source_id,
+        created_at=item.created_at,
+        provider=call.provider,
+        model=call.response_model or call.request_model,
+        route=call.route,
+        prompt_id=stored.prompt_id,
+        prompt_version=stored.prompt_version,
+        input_tokens=call.input_tokens,
+        output_tokens=call.output_tokens,
+        cached_tokens=call.cached_tokens,
+        cost=stored.cost,
+        duration_ms=call.duration_ms,
+        failed=call.error_type is not None,
+        trace_id=call.trace_id,
     )
 
 

@@ -121,3 +121,61 @@ class NormalizedExchange:
     trace_id: str | None = None
     span_id: str | None = None
     exception: ExceptionInfo | None = None
+
+
+@dataclass(slots=True)
+class Generation:
+    """One LLM call (an OTLP span with GenAI or OpenInference attributes, say), before
+    normalization. Messages are JSON values in the GenAI semantic conventions' shape
+    (``[{"role": ..., "parts": [...]}]``); ``parameters`` holds the request's sampling options."""
+
+    provider: str
+    operation: str
+    request_model: str
+    started_at: datetime
+    duration_ms: float
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: list[str] | None = None
+    parameters: dict[str, Any] | None = None
+    input_messages: Any = None
+    output_messages: Any = None
+    system_instructions: Any = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    time_to_first_token_ms: float | None = None
+    streamed: bool = False
+    error_type: str | None = None
+    error_message: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    # The route template of the request it was made under, and that request's record id, when
+    # the sender knew them (LogHarbor's collector does).
+    route: str | None = None
+    traffic_record_id: str | None = None
+    prompt_id: str | None = None
+    prompt_version: int | None = None
+    client_id: str | None = None
+    # Set by the normalize step: the start of the output's text, for lists.
+    output_preview: str | None = None
+
+
+@dataclass(slots=True)
+class Span:
+    """A span of a trace that is neither an HTTP exchange nor an LLM call (a database query,
+    a function): kept so that a request's page can draw its whole trace."""
+
+    trace_id: str
+    span_id: str
+    name: str
+    kind: str  # INTERNAL | SERVER | CLIENT | PRODUCER | CONSUMER
+    started_at: datetime
+    duration_ms: float
+    status: str = "UNSET"  # UNSET | OK | ERROR
+    status_message: str | None = None
+    parent_span_id: str | None = None
+    service: str | None = None
+    attributes: Any = None
+    client_id: str | None = None

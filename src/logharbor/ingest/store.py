@@ -20,13 +20,24 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from cachetools import LRUCache
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import Connection, Dialect, select
 
 from logharbor.common.errors import Conflict, LogHarborError
+from logharbor.common.ids import new_ids
 from logharbor.db.bulk import BulkInsert
-from logharbor.db.tables import core_logs, http_traffic, requests, responses
-from logharbor.ingest.normalize import exception_json
-from logharbor.ingest.records import LogLine, NormalizedExchange
+from logharbor.db.tables import (
+    core_logs,
+    generations,
+    http_traffic,
+    prompt_logs,
+    requests,
+    responses,
+    spans,
+)
+from logharbor.ingest.normalize import exception_json, output_text
+from logharbor.ingest.records import Generation, LogLine, NormalizedExchange, Span
+from logharbor.llm import prices
+from logharbor.llm import queries as llm_queries
 from logharbor.traffic import queries
 
 
@@ -65,6 +76,30 @@ class StoredLog:
     core_pathname_id: str
 
 
+@dataclass(slots=True)
+class PendingGeneration:
+    id: str
+    created_at: datetime
+    call: Generation
+
+
+@dataclass(slots=True)
+class StoredGeneration:
+    pending: PendingGeneration
+    # What the store decided: the call's cost at today's prices, and the prompt version it is
+    # attributed to (None when the sender named no prompt, or one not its owner's).
+    cost: float | None
+    prompt_id: str | None
+    prompt_version: int | None
+
+
+@dataclass(slots=True)
+class PendingSpan:
+    id: str
+    created_at: datetime
+    span: Span
+
+
 class RecordStore(Protocol):
     def find_stored(
         self, conn: Connection, source_id: str, ids: Sequence[str]
@@ -90,6 +125,21 @@ class RecordStore(Protocol):
         self, conn: Connection, source_id: str, pending: Sequence[PendingLog]
     ) -> list[StoredLog]:
         """Store every log line in ``conn``'s transaction."""
+
+    def insert_generations(
+        self, conn: Connection, source_id: str, pending: Sequence[PendingGeneration]
+    ) -> list[StoredGeneration]:
+        """Store every LLM call, costed, and a prompt log for each successful call made from
+        a prompt of the source's owner."""
+
+    def insert_spans(
+        self, conn: Connection, source_id: str, pending: Sequence[PendingSpan]
+    ) -> None:
+        """Store every span."""
+
+    def stored_ids(self, conn: Connection, kind: str, ids: Sequence[str]) -> set[str]:
+        """Of ``ids``, those already stored as ``kind`` ("generations" or "spans"): a retry
+        stores each once."""
 
     def forget(self, source_id: str) -> None:
         """Drop whatever this process cached about ``source_id`` (a write failed)."""
@@ -152,6 +202,71 @@ _insert_core_logs = BulkInsert(
         "attributes",
     ),
 )
+
+_GENERATION_COLUMNS = (
+    "id",
+    "traffic_source_id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "traffic_record_id",
+    "route",
+    "provider",
+    "operation",
+    "request_model",
+    "response_model",
+    "response_id",
+    "finish_reasons",
+    "parameters",
+    "input_messages",
+    "output_messages",
+    "system_instructions",
+    "output_preview",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "cost",
+    "duration_ms",
+    "time_to_first_token_ms",
+    "streamed",
+    "error_type",
+    "error_message",
+    "prompt_id",
+    "prompt_version",
+    "created_at",
+)
+_insert_generations = BulkInsert(generations, _GENERATION_COLUMNS)
+_insert_prompt_logs = BulkInsert(
+    prompt_logs,
+    (
+        "id",
+        "prompt_id",
+        "prompt_version",
+        "output",
+        "notes",
+        "model_used",
+        "score",
+        "created_at",
+        "generation_id",
+    ),
+)
+_SPAN_COLUMNS = (
+    "id",
+    "traffic_source_id",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "service",
+    "duration_ms",
+    "status",
+    "status_message",
+    "attributes",
+    "created_at",
+)
+_insert_spans = BulkInsert(spans, _SPAN_COLUMNS)
+_ID_TABLES = {"generations": generations, "spans": spans}
 
 
 class NameCache:
@@ -228,6 +343,117 @@ class SqlRecordStore:
 
     def forget(self, source_id: str) -> None:
         self.names.forget(source_id)
+
+    def stored_ids(self, conn: Connection, kind: str, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        table = _ID_TABLES[kind]
+        query = select(table.c.id).where(table.c.id.in_(sorted(set(ids))))
+        return set(conn.execute(query).scalars())
+
+    def insert_generations(
+        self, conn: Connection, source_id: str, pending: Sequence[PendingGeneration]
+    ) -> list[StoredGeneration]:
+        if not pending:
+            return []
+        prompts = llm_queries.attributable_prompts(
+            conn, source_id, [p.call.prompt_id for p in pending if p.call.prompt_id]
+        )
+        price_list = prices.effective_prices(llm_queries.own_prices_of_source(conn, source_id))
+        rows: list[tuple[Any, ...]] = []
+        log_rows: list[tuple[Any, ...]] = []
+        stored: list[StoredGeneration] = []
+        log_ids = iter(new_ids(len(pending)))
+        for item in pending:
+            call = item.call
+            prompt_id, version = _attribution(call, prompts)
+            model = call.response_model or call.request_model
+            price = prices.price_of(model, price_list) or prices.price_of(
+                call.request_model, price_list
+            )
+            cost = prices.cost_of(price, call.input_tokens, call.output_tokens, call.cached_tokens)
+            rows.append(
+                (
+                    item.id,
+                    source_id,
+                    call.trace_id,
+                    call.span_id,
+                    call.parent_span_id,
+                    call.traffic_record_id,
+                    call.route,
+                    call.provider,
+                    call.operation,
+                    call.request_model,
+                    call.response_model,
+                    call.response_id,
+                    call.finish_reasons,
+                    call.parameters,
+                    call.input_messages,
+                    call.output_messages,
+                    call.system_instructions,
+                    call.output_preview,
+                    call.input_tokens,
+                    call.output_tokens,
+                    call.cached_tokens,
+                    cost,
+                    call.duration_ms,
+                    call.time_to_first_token_ms,
+                    call.streamed,
+                    call.error_type,
+                    call.error_message,
+                    prompt_id,
+                    version,
+                    item.created_at,
+                )
+            )
+            log_id = next(log_ids)
+            if prompt_id is not None and call.error_type is None:
+                output = output_text(call.output_messages) if call.output_messages else ""
+                log_rows.append(
+                    (
+                        log_id,
+                        prompt_id,
+                        version,
+                        output,
+                        None,
+                        model,
+                        None,
+                        item.created_at,
+                        item.id,
+                    )
+                )
+            stored.append(StoredGeneration(item, cost, prompt_id, version))
+        _insert_generations.execute(conn, _insert_generations.tuple_parameters(conn.dialect, rows))
+        if log_rows:
+            _insert_prompt_logs.execute(
+                conn, _insert_prompt_logs.tuple_parameters(conn.dialect, log_rows)
+            )
+        return stored
+
+    def insert_spans(
+        self, conn: Connection, source_id: str, pending: Sequence[PendingSpan]
+    ) -> None:
+        if not pending:
+            return
+        rows = [
+            (
+                item.id,
+                source_id,
+                item.span.trace_id,
+                item.span.span_id,
+                item.span.parent_span_id,
+                item.span.name,
+                item.span.kind,
+                item.span.service,
+                item.span.duration_ms,
+                item.span.status,
+                item.span.status_message,
+                item.span.attributes,
+                item.created_at,
+            )
+            for item in pending
+        ]
+        _insert_spans.execute(conn, _insert_spans.tuple_parameters(conn.dialect, rows))
 
     def find_stored(
         self, conn: Connection, source_id: str, ids: Sequence[str]
@@ -425,3 +651,15 @@ def _staged(
             _insert_traffic.tuple_parameters(dialect, traffic_rows),
         ),
     )
+
+
+def _attribution(call: Generation, prompts: dict[str, int]) -> tuple[str | None, int | None]:
+    """The prompt version a call is filed under: its prompt must be the source owner's, and the
+    version one that prompt has (its current one when the sender named none)."""
+    if call.prompt_id is None or call.prompt_id not in prompts:
+        return None, None
+    current = prompts[call.prompt_id]
+    version = call.prompt_version if call.prompt_version is not None else current
+    if not 1 <= version <= current:
+        return None, None
+    return call.prompt_id, version

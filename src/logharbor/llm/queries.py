@@ -1,0 +1,176 @@
+"""SQL of LLM calls: what their store needs to know (prices, prompts it may attribute), and
+what the API and pages read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, RowMapping, delete, func, or_, select
+
+from logharbor.common.ids import new_id, to_prefixed
+from logharbor.common.timestamps import utcnow
+from logharbor.db.bulk import upsertable_insert
+from logharbor.db.tables import generations, model_prices, prompts, spans, traffic_sources
+from logharbor.llm.prices import Price
+
+
+def own_prices_of_source(conn: Connection, source_id: str) -> dict[str, Price]:
+    """The prices the owner of ``source_id`` set (models in lower case)."""
+    query = (
+        select(
+            model_prices.c.model,
+            model_prices.c.input_per_million,
+            model_prices.c.output_per_million,
+            model_prices.c.cached_input_per_million,
+        )
+        .join(traffic_sources, traffic_sources.c.user_id == model_prices.c.user_id)
+        .where(traffic_sources.c.id == source_id)
+    )
+    return {
+        row.model.lower(): Price(
+            row.input_per_million, row.output_per_million, row.cached_input_per_million
+        )
+        for row in conn.execute(query)
+    }
+
+
+def attributable_prompts(
+    conn: Connection, source_id: str, prompt_ids: Iterable[str]
+) -> dict[str, int]:
+    """Of ``prompt_ids``, those the owner of ``source_id`` owns, with their current version: a
+    call is only ever attributed to a prompt of its source's owner."""
+    wanted = sorted(set(prompt_ids))
+    if not wanted:
+        return {}
+    query = (
+        select(prompts.c.id, prompts.c.version)
+        .join(traffic_sources, traffic_sources.c.user_id == prompts.c.owner_id)
+        .where(traffic_sources.c.id == source_id, prompts.c.id.in_(wanted))
+    )
+    return {row.id: row.version for row in conn.execute(query)}
+
+
+def generation_json(row: Any, *, full: bool = False) -> dict[str, Any]:
+    answer = {
+        "id": row["id"],
+        "trafficSourceId": row["traffic_source_id"],
+        "traceId": row["trace_id"],
+        "spanId": row["span_id"],
+        "parentSpanId": row["parent_span_id"],
+        "trafficRecordId": row["traffic_record_id"],
+        "route": row["route"],
+        "provider": row["provider"],
+        "operation": row["operation"],
+        "requestModel": row["request_model"],
+        "responseModel": row["response_model"],
+        "finishReasons": row["finish_reasons"],
+        "inputTokens": row["input_tokens"],
+        "outputTokens": row["output_tokens"],
+        "cachedTokens": row["cached_tokens"],
+        "cost": row["cost"],
+        "durationMs": row["duration_ms"],
+        "timeToFirstTokenMs": row["time_to_first_token_ms"],
+        "streamed": row["streamed"],
+        "errorType": row["error_type"],
+        "errorMessage": row["error_message"],
+        "promptId": to_prefixed("prompt", row["prompt_id"]) if row["prompt_id"] else None,
+        "promptVersion": row["prompt_version"],
+        "outputPreview": row["output_preview"],
+        "createdAt": row["created_at"],
+    }
+    if full:
+        answer.update(
+            responseId=row["response_id"],
+            parameters=row["parameters"],
+            inputMessages=row["input_messages"],
+            outputMessages=row["output_messages"],
+            systemInstructions=row["system_instructions"],
+        )
+    return answer
+
+
+def generation_conditions(
+    source_id: str,
+    *,
+    trace_id: str | None = None,
+    model: str | None = None,
+    prompt_id: str | None = None,
+    traffic_record_id: str | None = None,
+) -> list[ColumnElement[bool]]:
+    c = generations.c
+    where: list[ColumnElement[bool]] = [c.traffic_source_id == source_id]
+    if trace_id is not None:
+        where.append(c.trace_id == trace_id)
+    if model is not None:
+        where.append(or_(c.request_model == model, c.response_model == model))
+    if prompt_id is not None:
+        where.append(c.prompt_id == prompt_id)
+    if traffic_record_id is not None:
+        where.append(c.traffic_record_id == traffic_record_id)
+    return where
+
+
+def list_generations(
+    conn: Connection, where: list[ColumnElement[bool]], offset: int, limit: int
+) -> tuple[list[RowMapping], int]:
+    query = (
+        select(generations)
+        .where(*where)
+        .order_by(generations.c.created_at.desc(), generations.c.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    rows = list(conn.execute(query).mappings())
+    total = conn.execute(select(func.count()).select_from(generations).where(*where)).scalar_one()
+    return rows, int(total)
+
+
+def get_generation(conn: Connection, source_id: str, generation_id: str) -> RowMapping | None:
+    query = select(generations).where(
+        generations.c.id == generation_id, generations.c.traffic_source_id == source_id
+    )
+    return conn.execute(query).mappings().first()
+
+
+def calls_of_trace(conn: Connection, source_id: str, trace_id: str) -> list[RowMapping]:
+    query = (
+        select(generations)
+        .where(generations.c.traffic_source_id == source_id, generations.c.trace_id == trace_id)
+        .order_by(generations.c.created_at, generations.c.id)
+    )
+    return list(conn.execute(query).mappings())
+
+
+def spans_of_trace(conn: Connection, source_id: str, trace_id: str) -> list[RowMapping]:
+    query = (
+        select(spans)
+        .where(spans.c.traffic_source_id == source_id, spans.c.trace_id == trace_id)
+        .order_by(spans.c.created_at, spans.c.id)
+    )
+    return list(conn.execute(query).mappings())
+
+
+def own_prices(conn: Connection, user_id: str) -> list[RowMapping]:
+    query = select(model_prices).where(model_prices.c.user_id == user_id)
+    return list(conn.execute(query.order_by(model_prices.c.model)).mappings())
+
+
+def set_price(conn: Connection, user_id: str, model: str, price: Price) -> None:
+    values = {
+        "input_per_million": price.input_per_million,
+        "output_per_million": price.output_per_million,
+        "cached_input_per_million": price.cached_input_per_million,
+        "updated_at": utcnow(),
+    }
+    statement = upsertable_insert(conn.dialect.name, model_prices).values(
+        id=new_id(), user_id=user_id, model=model, **values
+    )
+    conn.execute(statement.on_conflict_do_update(index_elements=["user_id", "model"], set_=values))
+
+
+def delete_price(conn: Connection, user_id: str, model: str) -> bool:
+    result = conn.execute(
+        delete(model_prices).where(model_prices.c.user_id == user_id, model_prices.c.model == model)
+    )
+    return bool(result.rowcount)
