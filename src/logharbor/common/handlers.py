@@ -11,7 +11,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import RouteContext, iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import get_route_path
 
 from logharbor.common import errors
 from logharbor.common.routing import ERROR_MESSAGES_KEY
@@ -94,7 +93,8 @@ async def _on_logharbor_error(request: Request, exc: Exception) -> JSONResponse:
 def _routes_at(request: Request, path: str) -> list[RouteContext]:
     """Every route (of every included router) whose path template matches ``path``, whatever
     its methods."""
-    route_path = get_route_path({**request.scope, "path": path})
+    root_path = request.scope.get("root_path", "")
+    route_path = path.removeprefix(root_path) if root_path else path
     return [
         context
         for context in iter_route_contexts(request.app.routes)
