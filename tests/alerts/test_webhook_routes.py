@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -170,71 +171,72 @@ def test_only_the_owner_manages_webhooks(
     )
 
 
-def test_default_policy_refuses_http_and_internal_hosts(
-    settings: Settings, tmp_path: Any, make_user: Callable[..., AUser]
-) -> None:
-    strict = Settings(
+Strict = tuple[TestClient, AUser, str]
+
+
+@pytest.fixture
+def strict(settings: Settings, tmp_path: Any, make_user: Callable[..., AUser]) -> Iterator[Strict]:
+    """An app with the default URL policy on the test's database, a user and their source."""
+    defaults = Settings(
         database_url=settings.database_url,
         data_dir=tmp_path / "strict",
         secret_key=settings.secret_key,
     )
-    assert not strict.webhook_allow_http and not strict.webhook_allow_private
-    with TestClient(create_app(strict)) as strict_client:
+    assert not defaults.webhook_allow_http and not defaults.webhook_allow_private
+    with TestClient(create_app(defaults)) as strict_client:
         owner = make_user()  # signed up through the fixture app on the same database
         source = add_source(strict_client.app.state.db, owner.id)  # type: ignore[attr-defined]
-        refused = [
-            ("http://example.com/hook", "https"),
-            ("https://127.0.0.1/hook", "127.0.0.1"),
-            ("https://localhost:8443/hook", "loopback"),
-            ("https://10.1.2.3/hook", "private"),
-            ("https://192.168.0.10/hook", "private"),
-            ("https://169.254.169.254/latest/meta-data", "link-local"),
-            ("https://[::1]/hook", "::1"),
-            ("https://[::ffff:127.0.0.1]/hook", "127.0.0.1"),
-            ("https://0.0.0.0/hook", "0.0.0.0"),
-            ("https://no-such-host.invalid/hook", "resolve"),
-        ]
-        for url, reason in refused:
-            response = strict_client.post(
-                f"/webhooks/{source}", json={"value": url, "level": "fatal"}, headers=owner.headers
-            )
-            assert response.status_code == 400, (url, response.text)
-            assert reason in response.json()["fieldErrors"]["value"], (url, response.json())
-        assert strict_client.get(f"/webhooks/{source}", headers=owner.headers).json() == []
+        yield strict_client, owner, source
+
+
+def test_default_policy_refuses_http_and_internal_hosts(strict: Strict) -> None:
+    strict_client, owner, source = strict
+    refused = [
+        ("http://example.com/hook", "https"),
+        ("https://127.0.0.1/hook", "127.0.0.1"),
+        ("https://localhost:8443/hook", "loopback"),
+        ("https://10.1.2.3/hook", "private"),
+        ("https://192.168.0.10/hook", "private"),
+        ("https://169.254.169.254/latest/meta-data", "link-local"),
+        ("https://[::1]/hook", "::1"),
+        ("https://[::ffff:127.0.0.1]/hook", "127.0.0.1"),
+        ("https://0.0.0.0/hook", "0.0.0.0"),
+        ("https://no-such-host.invalid/hook", "resolve"),
+    ]
+    for url, reason in refused:
+        response = strict_client.post(
+            f"/webhooks/{source}", json={"value": url, "level": "fatal"}, headers=owner.headers
+        )
+        assert response.status_code == 400, (url, response.text)
+        assert reason in response.json()["fieldErrors"]["value"], (url, response.json())
+    assert strict_client.get(f"/webhooks/{source}", headers=owner.headers).json() == []
 
 
 def test_ipv6_carrying_an_internal_ipv4_is_refused_and_its_neighbours_saved(
-    settings: Settings, tmp_path: Any, make_user: Callable[..., AUser]
+    strict: Strict,
 ) -> None:
-    strict = Settings(
-        database_url=settings.database_url,
-        data_dir=tmp_path / "strict",
-        secret_key=settings.secret_key,
-    )
-    with TestClient(create_app(strict)) as strict_client:
-        owner = make_user()
-        source = add_source(strict_client.app.state.db, owner.id)  # type: ignore[attr-defined]
+    strict_client, owner, source = strict
 
-        def save(url: str) -> Any:
-            body = {"value": url, "level": "fatal"}
-            return strict_client.post(f"/webhooks/{source}", json=body, headers=owner.headers)
+    def save(url: str) -> Any:
+        body = {"value": url, "level": "fatal"}
+        return strict_client.post(f"/webhooks/{source}", json=body, headers=owner.headers)
 
-        refused = [
-            ("https://[64:ff9b::a9fe:a9fe]/latest", "169.254.169.254"),  # NAT64
-            ("https://[64:ff9b:1::a00:1]/hook", "NAT64"),  # local-use NAT64
-            ("https://[::ffff:0:a00:1]/hook", "10.0.0.1"),  # IPv4-translated
-            ("https://[::7f00:1]/hook", "127.0.0.1"),  # IPv4-compatible
-            ("https://[2002:a9fe:a9fe::1]/hook", "169.254.169.254"),  # 6to4
-            ("https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook", "reserved"),  # Teredo
-        ]
-        for url, reason in refused:
-            response = save(url)
-            assert response.status_code == 400, (url, response.text)
-            assert response.json()["name"] == "BadRequest"
-            assert reason in response.json()["fieldErrors"]["value"], (url, response.json())
-        assert strict_client.get(f"/webhooks/{source}", headers=owner.headers).json() == []
-        for url in ("https://[64:ff9b::808:808]/hook", "https://[2002:808:808::1]/hook"):
-            assert save(url).status_code == 201, url
+    refused = [
+        ("https://[64:ff9b::a9fe:a9fe]/latest", "169.254.169.254"),  # NAT64
+        ("https://[64:ff9b:1::a00:1]/hook", "NAT64"),  # local-use NAT64
+        ("https://[::ffff:0:a00:1]/hook", "10.0.0.1"),  # IPv4-translated
+        ("https://[::7f00:1]/hook", "127.0.0.1"),  # IPv4-compatible
+        ("https://[2002:a9fe:a9fe::1]/hook", "169.254.169.254"),  # 6to4
+        ("https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook", "reserved"),  # Teredo
+    ]
+    for url, reason in refused:
+        response = save(url)
+        assert response.status_code == 400, (url, response.text)
+        assert response.json()["name"] == "BadRequest"
+        assert reason in response.json()["fieldErrors"]["value"], (url, response.json())
+    assert strict_client.get(f"/webhooks/{source}", headers=owner.headers).json() == []
+    for url in ("https://[64:ff9b::808:808]/hook", "https://[2002:808:808::1]/hook"):
+        assert save(url).status_code == 201, url
 
 
 def test_ipv4_numbers_the_dialer_reads_otherwise_are_refused_at_save(
