@@ -13,6 +13,7 @@ from logharbor import __version__
 from logharbor.alerts import hooks as alert_hooks
 from logharbor.alerts import service as alerts_service
 from logharbor.alerts.routes import router as alerts_router
+from logharbor.auth import deps as auth_deps
 from logharbor.auth import routes as auth_routes
 from logharbor.auth.tokens import VerifiedTokens
 from logharbor.common import handlers
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # A trailing slash is a 404, not a redirect that a client may follow with another method.
+        redirect_slashes=False,
         telemetry=None
         if settings.opentelemetry
         else {"tracing": False, "metrics": False, "logs": False},
@@ -88,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The store's name cache saves lookups; the write transaction decides.
     app.state.pipeline = Pipeline(SqlRecordStore())
     app.state.verified_tokens = VerifiedTokens(settings.secret_key)
-    app.state.claimed_ingest_keys = {}
+    app.state.claimed_ingest_keys = auth_deps.claimed_ingest_keys()
     handlers.install(app)
     # Inside the size limit: it reads a body already checked.
     app.add_middleware(IngestLane, routes=ingest_routes.lane_routes())

@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from helpers import AUser
 from logharbor.alerts import dispatcher, urls
 from logharbor.alerts.dispatcher import Dispatcher
 from logharbor.app import create_app
+from logharbor.collector.transport import MAX_RETRY_AFTER
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database, make_engine
 from logharbor.db.tables import webhook_outbox, webhooks
@@ -154,6 +156,29 @@ def test_failed_deliveries_are_retried_with_backoff(
     assert (delivery["state"], delivery["attempts"], delivery["count"]) == ("delivered", 3, 1)
     assert delivery["deliveredAt"].endswith("Z") and delivery["nextAttemptAt"] is None
     assert delivery["record"]["status"] == 500
+
+
+def test_a_receivers_retry_after_is_honoured_up_to_the_one_cap(
+    db: Database,
+    source: str,
+    receiver: Receiver,
+    make_webhook: Callable[..., dict[str, Any]],
+) -> None:
+    make_webhook(receiver.url)
+    # A delta, an HTTP date, and a delta beyond the cap that the collector honours too.
+    for header, expected in (("120", 120.0), ("Fri, 01 Jan 2100 00:00:00 GMT", 300.0)):
+        receiver.statuses = [503]
+        receiver.extra_headers = {"Retry-After": header}
+        before = utcnow()
+        emit(db, [event(source)])
+        wait_until(lambda: outbox(db)[-1]["state"] == "retrying")
+        after = utcnow()
+        row = outbox(db)[-1]
+        earliest = before + timedelta(seconds=expected)
+        assert earliest <= row["next_attempt_at"] <= after + timedelta(seconds=expected), header
+        with db.write() as conn:
+            conn.execute(update(webhook_outbox).values(state="delivered"))
+    assert MAX_RETRY_AFTER == 300.0
 
 
 @contextmanager

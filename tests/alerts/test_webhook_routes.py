@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from alerts.support import add_source
 from helpers import AUser
 from logharbor.app import create_app
+from logharbor.db.tables import webhooks
 from logharbor.settings import Settings
 
 
@@ -168,34 +171,119 @@ def test_only_the_owner_manages_webhooks(
     )
 
 
-def test_default_policy_refuses_http_and_internal_hosts(
-    settings: Settings, tmp_path: Any, make_user: Callable[..., AUser]
-) -> None:
-    strict = Settings(
+Strict = tuple[TestClient, AUser, str]
+
+
+@pytest.fixture
+def strict(settings: Settings, tmp_path: Any, make_user: Callable[..., AUser]) -> Iterator[Strict]:
+    """An app with the default URL policy on the test's database, a user and their source."""
+    defaults = Settings(
         database_url=settings.database_url,
         data_dir=tmp_path / "strict",
         secret_key=settings.secret_key,
     )
-    assert not strict.webhook_allow_http and not strict.webhook_allow_private
-    with TestClient(create_app(strict)) as strict_client:
+    assert not defaults.webhook_allow_http and not defaults.webhook_allow_private
+    with TestClient(create_app(defaults)) as strict_client:
         owner = make_user()  # signed up through the fixture app on the same database
         source = add_source(strict_client.app.state.db, owner.id)  # type: ignore[attr-defined]
-        refused = [
-            ("http://example.com/hook", "https"),
-            ("https://127.0.0.1/hook", "127.0.0.1"),
-            ("https://localhost:8443/hook", "loopback"),
-            ("https://10.1.2.3/hook", "private"),
-            ("https://192.168.0.10/hook", "private"),
-            ("https://169.254.169.254/latest/meta-data", "link-local"),
-            ("https://[::1]/hook", "::1"),
-            ("https://[::ffff:127.0.0.1]/hook", "127.0.0.1"),
-            ("https://0.0.0.0/hook", "0.0.0.0"),
-            ("https://no-such-host.invalid/hook", "resolve"),
-        ]
-        for url, reason in refused:
-            response = strict_client.post(
-                f"/webhooks/{source}", json={"value": url, "level": "fatal"}, headers=owner.headers
+        yield strict_client, owner, source
+
+
+def test_default_policy_refuses_http_and_internal_hosts(strict: Strict) -> None:
+    strict_client, owner, source = strict
+    refused = [
+        ("http://example.com/hook", "https"),
+        ("https://127.0.0.1/hook", "127.0.0.1"),
+        ("https://localhost:8443/hook", "loopback"),
+        ("https://10.1.2.3/hook", "private"),
+        ("https://192.168.0.10/hook", "private"),
+        ("https://169.254.169.254/latest/meta-data", "link-local"),
+        ("https://[::1]/hook", "::1"),
+        ("https://[::ffff:127.0.0.1]/hook", "127.0.0.1"),
+        ("https://0.0.0.0/hook", "0.0.0.0"),
+        ("https://no-such-host.invalid/hook", "resolve"),
+    ]
+    for url, reason in refused:
+        response = strict_client.post(
+            f"/webhooks/{source}", json={"value": url, "level": "fatal"}, headers=owner.headers
+        )
+        assert response.status_code == 400, (url, response.text)
+        assert reason in response.json()["fieldErrors"]["value"], (url, response.json())
+    assert strict_client.get(f"/webhooks/{source}", headers=owner.headers).json() == []
+
+
+def test_ipv6_carrying_an_internal_ipv4_is_refused_and_its_neighbours_saved(
+    strict: Strict,
+) -> None:
+    strict_client, owner, source = strict
+
+    def save(url: str) -> Any:
+        body = {"value": url, "level": "fatal"}
+        return strict_client.post(f"/webhooks/{source}", json=body, headers=owner.headers)
+
+    refused = [
+        ("https://[64:ff9b::a9fe:a9fe]/latest", "169.254.169.254"),  # NAT64
+        ("https://[64:ff9b:1::a00:1]/hook", "NAT64"),  # local-use NAT64
+        ("https://[::ffff:0:a00:1]/hook", "10.0.0.1"),  # IPv4-translated
+        ("https://[::7f00:1]/hook", "127.0.0.1"),  # IPv4-compatible
+        ("https://[2002:a9fe:a9fe::1]/hook", "169.254.169.254"),  # 6to4
+        ("https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook", "reserved"),  # Teredo
+    ]
+    for url, reason in refused:
+        response = save(url)
+        assert response.status_code == 400, (url, response.text)
+        assert response.json()["name"] == "BadRequest"
+        assert reason in response.json()["fieldErrors"]["value"], (url, response.json())
+    assert strict_client.get(f"/webhooks/{source}", headers=owner.headers).json() == []
+    for url in ("https://[64:ff9b::808:808]/hook", "https://[2002:808:808::1]/hook"):
+        assert save(url).status_code == 201, url
+
+
+def test_ipv4_numbers_the_dialer_reads_otherwise_are_refused_at_save(
+    client: TestClient, user: AUser, source: str, receiver: Any
+) -> None:
+    port = receiver.port
+    hosts = ["0x7f.1", "017700000001", "2130706433", "127.1", "0177.0.0.1", "127.0.0.1."]
+    for host in hosts:
+        body = {"value": f"http://{host}:{port}/hook", "level": "fatal"}
+        response = client.post(f"/webhooks/{source}", json=body, headers=user.headers)
+        assert response.status_code == 400, (host, response.text)
+        assert "IPv4 address" in response.json()["fieldErrors"]["value"], host
+    assert client.get(f"/webhooks/{source}", headers=user.headers).json() == []
+    hook = client.post(
+        f"/webhooks/{source}", json={"value": receiver.url, "level": "fatal"}, headers=user.headers
+    ).json()
+    moved = client.put(
+        f"/webhooks/{hook['id']}",
+        json={"value": f"http://0x7f.1:{port}/hook"},
+        headers=user.headers,
+    )
+    assert moved.status_code == 400
+    assert "IPv4 address" in moved.json()["fieldErrors"]["value"]
+    sent = client.post(f"/webhooks/{hook['id']}/test", headers=user.headers).json()
+    assert sent["delivered"] is True
+    assert len(receiver.requests) == 1
+
+
+def test_a_stored_url_the_guard_now_refuses_fails_delivery_without_a_500(
+    client: TestClient, user: AUser, source: str, receiver: Any
+) -> None:
+    hook = client.post(
+        f"/webhooks/{source}", json={"value": receiver.url, "level": "fatal"}, headers=user.headers
+    ).json()
+    db = client.app.state.db  # type: ignore[attr-defined]
+    for host in ("0177.0.0.1", "0x7f.1"):
+        # As saved before the guard read hosts the dialer's way.
+        with db.write() as conn:
+            conn.execute(
+                update(webhooks)
+                .where(webhooks.c.id == hook["id"])
+                .values(value=f"http://{host}:{receiver.port}/hook")
             )
-            assert response.status_code == 400, (url, response.text)
-            assert reason in response.json()["fieldErrors"]["value"], (url, response.json())
-        assert strict_client.get(f"/webhooks/{source}", headers=owner.headers).json() == []
+        response = client.post(f"/webhooks/{hook['id']}/test", headers=user.headers)
+        assert response.status_code == 200, (host, response.text)
+        body = response.json()
+        assert body["delivered"] is False
+        assert body["error"].startswith("Refused:") and "IPv4 address" in body["error"]
+        assert body["webhook"]["lastDeliveryStatus"] == "failed"
+    assert receiver.requests == []

@@ -39,3 +39,19 @@ def test_bad_tokens_are_never_remembered_as_good() -> None:
     # The memory is bounded: more tokens than it holds still verify.
     for n in range(5):
         assert tokens.user_id(issue_token(f"user-{n}", SECRET, ttl_seconds=60)) == f"user-{n}"
+
+
+def test_a_full_memory_forgets_the_least_recently_used_token_only() -> None:
+    now = [time.time()]
+    tokens = VerifiedTokens(SECRET, max_entries=2, clock=lambda: now[0])
+    hot, cold, new = (issue_token(f"user-{n}", SECRET, ttl_seconds=60) for n in "hcn")
+    tokens.user_id(hot)
+    tokens.user_id(cold)
+    tokens.user_id(hot)
+    tokens.user_id(new)  # full: ``cold`` makes room
+    now[0] += 61
+    # A remembered token is judged by the (advanced) clock, a forgotten one verified anew
+    # against the real one: so ``hot`` was kept and ``cold`` forgotten.
+    with pytest.raises(Unauthorized):
+        tokens.user_id(hot)
+    assert tokens.user_id(cold) == "user-c"

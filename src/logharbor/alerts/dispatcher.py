@@ -26,13 +26,13 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from sqlalchemy import RowMapping
 
 from logharbor.alerts import channels, queries, urls
+from logharbor.collector.transport import parse_retry_after
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database
@@ -59,20 +59,6 @@ class Outcome:
     retry_after: float | None = None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - utcnow()).total_seconds())
-    except (TypeError, ValueError):
-        return None
-
-
 def post(
     client: httpx.Client,
     policy: urls.UrlPolicy,
@@ -96,7 +82,12 @@ def post(
     except Exception:  # an undecodable body is not worth failing over
         detail = ""
     error = f"HTTP {response.status_code}" + (f": {detail}" if detail else "")
-    return Outcome(False, response.status_code, error[:ERROR_CHARS], _retry_after(response))
+    return Outcome(
+        False,
+        response.status_code,
+        error[:ERROR_CHARS],
+        parse_retry_after(response.headers.get("retry-after")),
+    )
 
 
 def make_client(settings: Settings) -> httpx.Client:
@@ -228,7 +219,7 @@ class Dispatcher:
                 attempts = row["attempts"] + 1
                 delay = backoff_seconds(self.settings, attempts)
                 if outcome.retry_after is not None:
-                    delay = max(delay, min(outcome.retry_after, MAX_BACKOFF_SECONDS))
+                    delay = max(delay, outcome.retry_after)
                 next_at: datetime | None = now + timedelta(seconds=delay)
                 if next_at is not None and next_at - row["created_at"] > retry_window:
                     next_at = None

@@ -37,8 +37,6 @@ from logharbor.db.tables import (
     webhooks,
 )
 
-OPEN_STATES = ("pending", "sending", "retrying")
-
 
 # --- webhooks -----------------------------------------------------------------------------------
 

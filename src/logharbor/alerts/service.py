@@ -143,7 +143,6 @@ async def running(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     dispatcher = Dispatcher(db, settings)
     job = RetentionJob(db, settings)
-    app.state.alert_dispatcher = dispatcher
     dispatcher.start()
     job.start()
     try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any
 
+from cachetools import TTLCache
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +30,12 @@ from logharbor.settings import Settings
 # Only for the OpenAPI docs ("Authorize" button); the parsing below is our own because the
 # Arkyn family also accepts a bare token without the "Bearer " prefix.
 bearer_scheme = HTTPBearer(auto_error=False, description="A user token or an ingest key")
+
+
+# How long an ingest key's lookup is reused. The write transaction confirms the key anyway
+# (``traffic.access.grant_ingest``); the limit keeps a revoked key's entry from lingering.
+CLAIMED_KEY_SECONDS = 300.0
+CLAIMED_KEYS = 10_000
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,12 @@ def _key_principal(key: dict[str, Any] | None) -> Principal:
     )
 
 
+def claimed_ingest_keys() -> TTLCache[str, Principal]:
+    """The per-process memory of ingest keys for ``claim_principal``: a key stops being
+    reused ``CLAIMED_KEY_SECONDS`` after its lookup, and the least recently used make room."""
+    return TTLCache(CLAIMED_KEYS, CLAIMED_KEY_SECONDS)
+
+
 async def claim_principal(request: Request) -> Principal:
     """The caller as its token claims, for routes that confirm it in their write transaction.
 
@@ -111,14 +124,12 @@ async def claim_principal(request: Request) -> Principal:
     state = request.app.state
     if is_ingest_key(token):
         key_hash = hash_ingest_key(token)
-        keys: dict[str, Principal] = state.claimed_ingest_keys
+        keys: TTLCache[str, Principal] = state.claimed_ingest_keys
         principal = keys.get(key_hash)
         if principal is None:
             key = await run_in_threadpool(queries.active_ingest_key_now, get_db(request), key_hash)
             # Without its last use: that is read again in the transaction (grant_ingest).
             principal = replace(_key_principal(key), ingest_key_last_used_at=None)
-            if len(keys) >= 10_000:
-                keys.clear()  # bounded; keys in use come back on their next request
             keys[key_hash] = principal
     else:
         principal = Principal(user_id=state.verified_tokens.user_id(token))

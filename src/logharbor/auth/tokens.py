@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import jwt
+from cachetools import LRUCache
 
 from logharbor.common.errors import Unauthorized
 from logharbor.common.timestamps import utcnow
@@ -66,12 +67,15 @@ class VerifiedTokens:
     ) -> None:
         self._secret = secret
         self._clock = clock
-        self._max_entries = max_entries
-        self._subjects: dict[str, tuple[str, int]] = {}
+        # LRU, not TTL: an entry never goes stale (its expiry is compared on every use), and a
+        # token in use stays while ones seen once make room.
+        self._subjects: LRUCache[str, tuple[str, int]] = LRUCache(max_entries)
+        # A hit reorders the cache, so reads take the lock too.
         self._lock = threading.Lock()
 
     def user_id(self, token: str) -> str:
-        known = self._subjects.get(token)
+        with self._lock:
+            known = self._subjects.get(token)
         if known is not None:
             subject, expires = known
             if self._clock() < expires:
@@ -79,8 +83,6 @@ class VerifiedTokens:
             raise Unauthorized()
         claims = _verified_claims(token, self._secret)
         with self._lock:
-            if len(self._subjects) >= self._max_entries:
-                self._subjects.clear()  # bounded; live tokens come back on their next use
             self._subjects[token] = (claims["sub"], int(claims["exp"]))
         return str(claims["sub"])
 

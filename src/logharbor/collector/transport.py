@@ -25,7 +25,10 @@ BATCH_PATH = "/api/v1/ingest"
 SINGLE_PATH = "/ingest-log"
 # A server overloaded or restarting answers these; anything else in 4xx is a verdict on the record.
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-# Longest Retry-After we honour; a server asking for more is treated as down for that long.
+# Longest Retry-After honoured, by the collector and by webhook delivery alike (both parse it
+# with ``parse_retry_after``). A collector holds its records in memory, so waiting longer would
+# only trade a late send for dropped records; a webhook receiver that still refuses after it is
+# asked again meets the dispatcher's own backoff, which grows to an hour.
 MAX_RETRY_AFTER = 300.0
 # The server takes at most this many records per batch call (and 5 MiB; a 413 splits a batch).
 MAX_BATCH_RECORDS = 1000

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import RouteContext, iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from logharbor.common import errors
@@ -35,8 +36,11 @@ class MethodNotAllowed(errors.LogHarborError):
     default_message = "Method not allowed"
 
 
-def render(request: Request, error: errors.LogHarborError) -> JSONResponse:
-    route = request.scope.get("route")
+def render(
+    request: Request, error: errors.LogHarborError, route: object | None = None
+) -> JSONResponse:
+    """``error`` in the envelope of ``route``'s family (by default the route that matched)."""
+    route = route or request.scope.get("route")
     family = getattr(route, "error_family", None)
     if family == "promptcrafter":
         extra: dict[str, Any] = getattr(route, "openapi_extra", None) or {}
@@ -86,20 +90,39 @@ async def _on_logharbor_error(request: Request, exc: Exception) -> JSONResponse:
     return render(request, exc)
 
 
+def _routes_at(request: Request, path: str) -> list[RouteContext]:
+    """Every route (of every included router) whose path template matches ``path``, whatever
+    its methods."""
+    root_path = request.scope.get("root_path", "")
+    route_path = path.removeprefix(root_path) if root_path else path
+    return [
+        context
+        for context in iter_route_contexts(request.app.routes)
+        if getattr(context, "path_regex", None) is not None and context.path_regex.match(route_path)
+    ]
+
+
 async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    path = request.scope["path"]
     if exc.status_code == 404 and request.scope.get("route") is None:
-        error: errors.LogHarborError = errors.NotFound("Route not found")
-    elif exc.status_code == 405:
-        error = MethodNotAllowed()
-    else:
-        cls = _HTTP_ERRORS.get(exc.status_code, errors.BadRequest)
-        detail = exc.detail if isinstance(exc.detail, str) else None
-        # FastAPI's answer to a body it could not decode (e.g. invalid UTF-8): name the field.
-        unreadable = exc.status_code == 400 and detail == "There was an error parsing the body"
-        field_errors = {"body": "Must be valid UTF-8 JSON"} if unreadable else None
-        error = cls(detail, field_errors=field_errors, generic=True)
-    response = render(request, error)
+        # The app never redirects (``redirect_slashes=False``: a client may follow a redirect
+        # with another method), so "/logs/" is a 404, in the envelope of the family of "/logs".
+        near = _routes_at(request, path.rstrip("/")) if path.endswith("/") else []
+        route = near[0].original_route if near else None
+        return render(request, errors.NotFound("Route not found"), route)
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route that matched the path only.
+        methods = {m for route in _routes_at(request, path) for m in route.methods or ()}
+        response = render(request, MethodNotAllowed())
+        response.headers["Allow"] = ", ".join(sorted(methods))
+        return response
+    cls = _HTTP_ERRORS.get(exc.status_code, errors.BadRequest)
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    # FastAPI's answer to a body it could not decode (e.g. invalid UTF-8): name the field.
+    unreadable = exc.status_code == 400 and detail == "There was an error parsing the body"
+    field_errors = {"body": "Must be valid UTF-8 JSON"} if unreadable else None
+    response = render(request, cls(detail, field_errors=field_errors, generic=True))
     if exc.headers:
         response.headers.update(exc.headers)
     return response

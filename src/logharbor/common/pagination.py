@@ -82,9 +82,6 @@ def optional_page_request(
     return page_request(page, page_limit)
 
 
-OptionalPage = Annotated[PageRequest | None, Depends(optional_page_request)]
-
-
 def parse_sort(
     sort: str | None, direction: str | None, allowed: dict[str, Any], default: str
 ) -> tuple[Any, bool]:

@@ -220,11 +220,6 @@ def list_prompt_logs(conn: Connection, prompt_id: str, page: PageRequest | None)
     return _paged(conn, query, page)
 
 
-def has_logs(conn: Connection, prompt_id: str) -> bool:
-    query = select(prompt_logs.c.id).where(prompt_logs.c.prompt_id == prompt_id).limit(1)
-    return conn.execute(query).first() is not None
-
-
 def log_owner(conn: Connection, log_id: str) -> str | None:
     """The owner of the log's prompt, or None when there is no such log."""
     query = (

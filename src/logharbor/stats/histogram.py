@@ -23,10 +23,6 @@ def bucket_of(ms: float) -> int:
     return math.floor(PER_DOUBLING * math.log2(ms))
 
 
-def bucket_bounds(index: int) -> tuple[float, float]:
-    return 2 ** (index / PER_DOUBLING), 2 ** ((index + 1) / PER_DOUBLING)
-
-
 def bucket_middle(index: int) -> float:
     return float(2 ** ((index + 0.5) / PER_DOUBLING))
 

@@ -121,13 +121,7 @@ class UIRoute(APIRoute):
             except LogHarborError as error:
                 return error_page(request, error)
             except RequestValidationError as exc:
-                fields = {
-                    ".".join(str(p) for p in issue.get("loc", ())[1:]) or "input": str(
-                        issue.get("msg", "invalid")
-                    )
-                    for issue in exc.errors()
-                }
-                return error_page(request, BadRequest("Invalid input", field_errors=fields))
+                return error_page(request, validation_error(exc.errors()))
 
         return guarded
 
