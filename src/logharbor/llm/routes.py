@@ -64,7 +64,7 @@ def list_prices(principal: CurrentUser, db: Db) -> list[dict[str, Any]]:
     return service.list_prices(db, principal)
 
 
-@router.put("/model-prices/{model:path}", response_model=PriceOut, responses=_ERRORS)
+@router.put("/model-prices/{model}", response_model=PriceOut, responses=_ERRORS)
 async def set_price(model: str, body: PriceIn, principal: CurrentUser, request: Request) -> Any:
     """Your price for a model (and the models named after it, as ``gpt-4o-2024-08-06`` is after
     ``gpt-4o``); calls stored from now on are costed with it."""
@@ -72,7 +72,7 @@ async def set_price(model: str, body: PriceIn, principal: CurrentUser, request: 
     return await service.set_price(request.app.state.writer, principal, model, price)
 
 
-@router.delete("/model-prices/{model:path}", status_code=204, responses=_ERRORS)
+@router.delete("/model-prices/{model}", status_code=204, responses=_ERRORS)
 async def delete_price(model: str, principal: CurrentUser, request: Request) -> Response:
     """Go back to the default price for a model."""
     await service.delete_price(request.app.state.writer, principal, model)
