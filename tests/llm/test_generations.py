@@ -140,6 +140,22 @@ def test_a_call_from_a_prompt_is_one_of_its_logs_but_never_of_another_owners_pro
     assert attributed == [(mine, 1)] and len(calls) == 3
     [log] = client.get("/logs", params={"promptId": mine}, headers=user.headers).json()
     assert log["output"] == "Hello there" and log["modelUsed"] == "gpt-4o-mini-2024-07-18"
+    call = next(c for c in calls if c["promptId"])
+    assert log["generation"]["id"] == call["id"] and log["generation"]["inputTokens"] == 1000
+    assert log["generation"]["traceId"] == trace_id
+    # Scored and annotated like any log.
+    log_id = log["_id"]
+    response = client.patch(
+        f"/logs/{log_id}", json={"score": 9, "notes": "good"}, headers=user.headers
+    )
+    assert response.status_code == 200, response.text
+    assert (response.json()["score"], response.json()["notes"]) == (9, "good")
+    assert response.json()["generation"]["id"] == call["id"]
+    for bad in ({"score": 11}, {"output": "rewritten"}, {"score": "9"}):
+        refused = client.patch(f"/logs/{log_id}", json=bad, headers=user.headers)
+        assert refused.status_code == 400, (bad, refused.text)
+    refused = client.patch(f"/logs/{log_id}", json={"score": 1}, headers=stranger.headers)
+    assert refused.status_code == 403
     # PromptCrafter answers 404 for a prompt without logs: the stranger's prompt got none.
     response = client.get("/logs", params={"promptId": theirs}, headers=stranger.headers)
     assert response.status_code == 404, response.text

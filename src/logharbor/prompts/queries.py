@@ -15,7 +15,13 @@ from sqlalchemy import Connection, RowMapping, Select, delete, func, insert, sel
 from logharbor.common.ids import new_id
 from logharbor.common.pagination import PageRequest
 from logharbor.common.timestamps import utcnow
-from logharbor.db.tables import prompt_logs, prompt_search, prompt_versions, prompts
+from logharbor.db.tables import (
+    generations,
+    prompt_logs,
+    prompt_search,
+    prompt_versions,
+    prompts,
+)
 from logharbor.prompts import search
 
 VERSIONED_FIELDS = ("title", "content", "model", "tags")
@@ -200,10 +206,25 @@ def create_log(
     return conn.execute(select(prompt_logs).where(prompt_logs.c.id == row["id"])).mappings().one()
 
 
+# A log made from an app's LLM call shows that call's figures too (``logharbor.llm``).
+_CALL_COLUMNS = (
+    generations.c.traffic_source_id.label("call_traffic_source_id"),
+    generations.c.trace_id.label("call_trace_id"),
+    generations.c.input_tokens.label("call_input_tokens"),
+    generations.c.output_tokens.label("call_output_tokens"),
+    generations.c.cost.label("call_cost"),
+    generations.c.duration_ms.label("call_duration_ms"),
+)
+_LOGS_WITH_CALLS = prompt_logs.outerjoin(
+    generations, generations.c.id == prompt_logs.c.generation_id
+)
+
+
 def list_logs(conn: Connection, owner_id: str, page: PageRequest | None) -> Listing:
     """Logs of every prompt the owner has, oldest first."""
     query = (
-        select(prompt_logs)
+        select(prompt_logs, *_CALL_COLUMNS)
+        .select_from(_LOGS_WITH_CALLS)
         .join(prompts, prompts.c.id == prompt_logs.c.prompt_id)
         .where(prompts.c.owner_id == owner_id)
         .order_by(prompt_logs.c.created_at, prompt_logs.c.id)
@@ -213,7 +234,8 @@ def list_logs(conn: Connection, owner_id: str, page: PageRequest | None) -> List
 
 def list_prompt_logs(conn: Connection, prompt_id: str, page: PageRequest | None) -> Listing:
     query = (
-        select(prompt_logs)
+        select(prompt_logs, *_CALL_COLUMNS)
+        .select_from(_LOGS_WITH_CALLS)
         .where(prompt_logs.c.prompt_id == prompt_id)
         .order_by(prompt_logs.c.created_at, prompt_logs.c.id)
     )
@@ -229,6 +251,13 @@ def log_owner(conn: Connection, log_id: str) -> str | None:
     )
     owner: str | None = conn.execute(query).scalar_one_or_none()
     return owner
+
+
+def annotate_log(conn: Connection, log_id: str, changes: dict[str, Any]) -> RowMapping:
+    if changes:
+        conn.execute(update(prompt_logs).where(prompt_logs.c.id == log_id).values(changes))
+    query = select(prompt_logs, *_CALL_COLUMNS).select_from(_LOGS_WITH_CALLS)
+    return conn.execute(query.where(prompt_logs.c.id == log_id)).mappings().one()
 
 
 def delete_log(conn: Connection, log_id: str) -> None:

@@ -26,6 +26,7 @@ from logharbor.prompts.queries import Listing
 from logharbor.prompts.schemas import (
     LogIn,
     LogOut,
+    LogPatch,
     MessageOut,
     PromptIn,
     PromptOut,
@@ -561,6 +562,26 @@ def delete_log(id: str, principal: CurrentUser, db: Db) -> Response:
             raise Forbidden(LOG_NOT_YOURS)
         queries.delete_log(conn, log_id)
     return Response(status_code=204)
+
+
+@logs_router.patch(
+    "/logs/{id}",
+    response_model=LogOut,
+    openapi_extra=_messages(invalid=FIELDS_INVALID),
+    responses=_docs(s400=LOG_ID_MALFORMED, s401=_AUTH_DOC, s403=LOG_NOT_YOURS, s404=LOG_NOT_FOUND),
+)
+def annotate_log(id: str, body: LogPatch, principal: CurrentUser, db: Db) -> Response:
+    """LogHarbor addition: score (0-10, or null to clear) and annotate one log, whether it was
+    posted here or made from an app's LLM call; nothing else of a log changes."""
+    log_id = _parse_id("log", id, LOG_ID_MALFORMED)
+    with db.write() as conn:
+        owner = queries.log_owner(conn, log_id)
+        if owner is None:
+            raise NotFound(LOG_NOT_FOUND)
+        if owner != principal.user_id:
+            raise Forbidden(LOG_NOT_YOURS)
+        row = queries.annotate_log(conn, log_id, body.model_dump(exclude_unset=True))
+    return JSONResponse(log_json(row))
 
 
 # Routes are copied with their own class when included, so this stays after every logs route.

@@ -142,6 +142,25 @@ class PromptOut(BaseModel):
     version: int = Field(description="LogHarbor: bumped by every PATCH that changes the prompt.")
 
 
+class LogPatch(BaseModel):
+    """What a log's reader may add to it: a score and notes (null clears either)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score: Annotated[StrictInt, Field(ge=SCORE_MIN, le=SCORE_MAX)] | None = None
+    notes: Text | None = None
+
+
+class LogGenerationOut(BaseModel):
+    id: str
+    trafficSourceId: str | None
+    traceId: str | None
+    inputTokens: int | None
+    outputTokens: int | None
+    cost: float | None
+    durationMs: float | None
+
+
 class LogOut(BaseModel):
     id: str = Field(serialization_alias="_id", examples=["log106"])
     promptId: str
@@ -151,6 +170,10 @@ class LogOut(BaseModel):
     score: int | None = Field(default=None, description="0-10; absent when not supplied.")
     createdAt: Timestamp
     promptVersion: int = Field(description="LogHarbor: the prompt version it was produced from.")
+    generation: LogGenerationOut | None = Field(
+        default=None,
+        description="LogHarbor: the app's LLM call it was made from (absent for logs posted here)",
+    )
 
 
 class VersionOut(BaseModel):
@@ -218,6 +241,17 @@ def log_json(row: RowMapping) -> dict[str, Any]:
         body["score"] = row["score"]
     body["createdAt"] = iso(row["created_at"])
     body["promptVersion"] = row["prompt_version"]
+    generation_id = row.get("generation_id")
+    if generation_id is not None:  # made from an app's LLM call: its figures, as additions
+        body["generation"] = {
+            "id": generation_id,
+            "trafficSourceId": row.get("call_traffic_source_id"),
+            "traceId": row.get("call_trace_id"),
+            "inputTokens": row.get("call_input_tokens"),
+            "outputTokens": row.get("call_output_tokens"),
+            "cost": row.get("call_cost"),
+            "durationMs": row.get("call_duration_ms"),
+        }
     return body
 
 
