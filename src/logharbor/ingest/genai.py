@@ -140,6 +140,13 @@ def generation_of(
         output_messages = _openinference_messages(attrs, "output") or _value_messages(
             _text(attrs, "output.value"), "assistant"
         )
+    if not isinstance(reasons, list) and isinstance(output_messages, list):
+        # A streamed call's span may carry them only in its output messages (openai-v2 does).
+        reasons = [
+            m["finish_reason"]
+            for m in output_messages
+            if isinstance(m, dict) and isinstance(m.get("finish_reason"), str)
+        ] or None
     kind = _text(attrs, "openinference.span.kind")
     streamed = attrs.get("logharbor.llm.streamed", attrs.get("gen_ai.is_streaming"))
     return Generation(
