@@ -1055,13 +1055,16 @@ def test_log_bodies_times_routes_and_rejections() -> None:
         LogRecord(body=AnyValue(string_value="timeless")),
         LogRecord(
             time_unix_nano=START_NS,
-            event_name="gen_ai.client.inference.operation.details",
+            event_name="shop.order.placed",
             attributes=attrs(http__request__method="post", http__response__status_code=201),
         ),
+        # A GenAI event repeats its span's content: the span is the LLM call, this is no line.
+        LogRecord(time_unix_nano=START_NS, event_name="gen_ai.client.inference.operation.details"),
         scope="",
     )
     decoded = decode_logs(body, "protobuf")
-    assert decoded.total == 4
+    assert decoded.total == 5
+    assert decoded.genai_events == 1
     assert decoded.rejected == ["log record 2: neither time nor observed time is set"]
     first, second, event = decoded.lines
     assert json.loads(first.message) == {
@@ -1073,7 +1076,7 @@ def test_log_bodies_times_routes_and_rejections() -> None:
     assert first.route == "shop"  # no http.route, no scope name: the service's name
     assert second.time == START_AT.replace(microsecond=123457)
     assert second.message == "late"
-    assert event.message == "gen_ai.client.inference.operation.details"
+    assert event.message == "shop.order.placed"
     assert (event.method, event.status) == ("POST", 201)
     no_service = decode_logs(
         _log_body(LogRecord(time_unix_nano=1), scope="", service=None), "protobuf"

@@ -63,3 +63,5 @@ def test_openai_v2_instrumentation_calls_are_generations_in_their_requests_trace
         for item in waterfall["items"]
         if item["kind"] == "llm"
     )
+    # Its GenAI log events carried the same content as the spans: no log lines of their own.
+    assert logharbor.get(f"/core-log/{source}", traceId=trace_id)["data"] == []

@@ -161,6 +161,7 @@ class DecodedTraces:
 class DecodedLogs:
     lines: list[LogLine] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    genai_events: int = 0
     total: int = 0
 
 
@@ -1759,6 +1760,12 @@ def decode_logs(body: bytes, encoding: Encoding) -> DecodedLogs:
     index = 0
     for service, scope_name, records in batches:
         for record in records:
+            if str(record.event_name).startswith("gen_ai."):
+                # GenAI instrumentations send a call's content both on its span and as this
+                # event; the span is what becomes the LLM call, so the event is not a log line.
+                result.genai_events += 1
+                index += 1
+                continue
             outcome = _log_line(record, index, scope_name, service)
             if isinstance(outcome, LogLine):
                 result.lines.append(outcome)
