@@ -23,7 +23,7 @@ from logharbor.db.engine import Database, make_engine
 from logharbor.db.writer import GroupCommitWriter
 from logharbor.health import router as health_router
 from logharbor.ingest import routes as ingest_routes
-from logharbor.ingest.events import Subscribers, TrafficEvent
+from logharbor.ingest.events import GenerationEvent, Subscribers, TrafficEvent
 from logharbor.ingest.lane import IngestLane
 from logharbor.ingest.pipeline import Pipeline
 from logharbor.ingest.store import SqlRecordStore
@@ -45,10 +45,14 @@ Traffic writes also accept a traffic source's ingest key (`lhk_...`).
 
 
 def ingest_subscribers() -> Subscribers:
-    """Who hears of stored records: the rollups, then exception grouping and the alert outbox.
-    They run in the transaction that stores the records."""
+    """Who hears of stored records: the rollups, then exception grouping and the alert outbox;
+    LLM calls, the token and cost rollups. They run in the transaction that stores the records."""
     return Subscribers(
-        [(TrafficEvent, stats_hooks.on_traffic), (TrafficEvent, alert_hooks.on_traffic)]
+        [
+            (TrafficEvent, stats_hooks.on_traffic),
+            (TrafficEvent, alert_hooks.on_traffic),
+            (GenerationEvent, stats_hooks.on_generations),
+        ]
     )
 
 

@@ -4,8 +4,9 @@ Deletion goes in bounded batches, each its own short write transaction, so that 
 needs the same write lock on SQLite) never waits for more than one batch. A batch deletes
 traffic records (http_traffic, core_logs) first and then their request/response rows (the
 bodies) unless another record still points at them; standalone requests/responses past the
-cutoff go too. Rollups (stats) and exceptions are aggregates and are kept, but thinned: minute and
-hour rollups past ``stats_minute_days`` / ``stats_hour_days`` go (see stats/retention.py).
+cutoff go too, and so do the LLM calls and other spans of traces (llm/). Rollups (stats) and
+exceptions are aggregates and are kept, but thinned: minute and hour rollups past
+``stats_minute_days`` / ``stats_hour_days`` go (see stats/retention.py).
 Delivered or given-up webhook outbox rows are forgotten after ``webhook_outbox_keep_days``.
 """
 
@@ -19,7 +20,8 @@ from datetime import datetime, timedelta
 from logharbor.alerts import queries
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database
-from logharbor.db.tables import core_logs, http_traffic
+from logharbor.db.tables import core_logs, generations, http_traffic, spans
+from logharbor.llm import queries as llm_queries
 from logharbor.stats.retention import prune_rollups
 
 log = logging.getLogger("logharbor.retention")
@@ -32,6 +34,9 @@ class PruneReport:
     requests: int = 0
     responses: int = 0
     outbox: int = 0
+    # LLM calls and the other spans of traces, on their records' retention (llm/).
+    generations: int = 0
+    spans: int = 0
     # Minute and hour rollup rows past their horizons (stats/retention.py).
     rollups: int = 0
     batches: int = 0
@@ -39,7 +44,14 @@ class PruneReport:
 
     @property
     def total(self) -> int:
-        return self.traffic + self.core_logs + self.requests + self.responses
+        return (
+            self.traffic
+            + self.core_logs
+            + self.requests
+            + self.responses
+            + self.generations
+            + self.spans
+        )
 
 
 def _never() -> bool:
@@ -69,6 +81,7 @@ def prune_source(
                 report.core_logs += count
             if count < batch_size or should_stop():
                 break
+    _prune_traces(db, source_id, cutoff, batch_size, report, should_stop)
     for kind in ("request", "response"):
         while True:
             with db.write() as conn:
@@ -80,6 +93,28 @@ def prune_source(
                 report.requests += count
             else:
                 report.responses += count
+            if count < batch_size or should_stop():
+                break
+
+
+def _prune_traces(
+    db: Database,
+    source_id: str,
+    cutoff: datetime,
+    batch_size: int,
+    report: PruneReport,
+    should_stop: Callable[[], bool],
+) -> None:
+    """LLM calls and other spans go with the records of their traces, in the same batches."""
+    for table in (generations, spans):
+        while True:
+            with db.write() as conn:
+                count = llm_queries.delete_old(conn, table, source_id, cutoff, batch_size)
+            report.batches += 1
+            if table is generations:
+                report.generations += count
+            else:
+                report.spans += count
             if count < batch_size or should_stop():
                 break
 
@@ -124,12 +159,14 @@ def prune(
         )
     if report.total or report.outbox or report.rollups:
         log.info(
-            "retention: deleted %d traffic, %d core logs, %d requests, %d responses, %d outbox, "
-            "%d rollup rows",
+            "retention: deleted %d traffic, %d core logs, %d requests, %d responses, "
+            "%d LLM calls, %d spans, %d outbox, %d rollup rows",
             report.traffic,
             report.core_logs,
             report.requests,
             report.responses,
+            report.generations,
+            report.spans,
             report.outbox,
             report.rollups,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -457,6 +458,28 @@ traffic_rollup_path_latency = Table(
     *_rollup_key()[:5],
     Column("bucket", Integer, primary_key=True, autoincrement=False),
     Column("count", Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# Tokens and cost of LLM calls (stats/llm_rollups.py), per (source, resolution, bucket, route,
+# model, prompt, prompt version), at the same resolutions and horizons as the traffic rollups.
+# Key columns cannot be NULL: a call without a route or prompt is filed under "" (version 0).
+llm_rollups = Table(
+    "llm_rollups",
+    metadata,
+    *_rollup_key()[:3],
+    Column("route", String(500), primary_key=True),
+    Column("model", String(200), primary_key=True),
+    Column("prompt_id", ID, primary_key=True),
+    Column("prompt_version", Integer, primary_key=True, autoincrement=False),
+    Column("calls", Integer, nullable=False),
+    Column("failed_calls", Integer, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False),
+    Column("cost", Float, nullable=False),  # US dollars, of the calls whose model has a price
+    Column("unpriced_calls", Integer, nullable=False),  # calls without a cost
+    Column("duration_sum", Float, nullable=False),  # milliseconds
     sqlite_with_rowid=False,
 )
 

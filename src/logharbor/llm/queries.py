@@ -4,9 +4,10 @@ what the API and pages read."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, RowMapping, delete, func, or_, select
+from sqlalchemy import ColumnElement, Connection, RowMapping, Table, delete, func, or_, select
 
 from logharbor.common.ids import new_id, to_prefixed
 from logharbor.common.timestamps import utcnow
@@ -174,3 +175,15 @@ def delete_price(conn: Connection, user_id: str, model: str) -> bool:
         delete(model_prices).where(model_prices.c.user_id == user_id, model_prices.c.model == model)
     )
     return bool(result.rowcount)
+
+
+def delete_old(conn: Connection, table: Table, source_id: str, cutoff: datetime, limit: int) -> int:
+    """Delete up to ``limit`` of the source's ``generations`` or ``spans`` rows older than
+    ``cutoff`` (they follow their records' retention)."""
+    ids = select(table.c.id).where(
+        table.c.traffic_source_id == source_id, table.c.created_at < cutoff
+    )
+    found = list(conn.execute(ids.limit(limit)).scalars())
+    if found:
+        conn.execute(delete(table).where(table.c.id.in_(found)))
+    return len(found)

@@ -1,4 +1,5 @@
-"""Downsampling: per-minute rollups past ``stats_minute_days``, per-hour past ``stats_hour_days``.
+"""Downsampling: per-minute rollups past ``stats_minute_days``, per-hour past ``stats_hour_days``
+(traffic and LLM rollups alike, so one horizon per resolution holds for both).
 
 A query reads whole days from day rows, the ragged hours around them from hour rows and only the
 ragged minutes at its two ends from minute rows, so fine rows are most of what the rollups
@@ -17,12 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from itertools import product
 
-from sqlalchemy import Connection, case, delete, func, select
+from sqlalchemy import Connection, Table, case, delete, func, select
 
 from logharbor.db.bulk import upsertable_insert
 from logharbor.db.engine import Database
 from logharbor.db.tables import (
+    llm_rollups,
     stats_horizons,
     traffic_rollup_latency,
     traffic_rollup_path_latency,
@@ -31,7 +34,11 @@ from logharbor.db.tables import (
 )
 from logharbor.stats.rollups import DAY, HOUR, MINUTE
 
-_TABLES = (traffic_rollups, traffic_rollup_latency, traffic_rollup_path_latency)
+# Tables thinned together, each group after the oldest bucket of its first table.
+_GROUPS = (
+    (traffic_rollups, traffic_rollup_latency, traffic_rollup_path_latency),
+    (llm_rollups,),
+)
 # How many seconds of one source's buckets one delete transaction takes, per resolution.
 _SLICE = {MINUTE: HOUR, HOUR: DAY}
 
@@ -97,10 +104,10 @@ def prune_rollups(
         sources = list(conn.execute(select(traffic_sources.c.id)).scalars())
     deleted = 0
     for source_id in sources:
-        for resolution, cutoff in sorted(cutoffs.items()):
+        for (resolution, cutoff), tables in product(sorted(cutoffs.items()), _GROUPS):
             while not should_stop():
                 with db.write() as conn:
-                    removed = _delete_oldest_slice(conn, source_id, resolution, _at(cutoff))
+                    removed = _delete_oldest_slice(conn, tables, source_id, resolution, _at(cutoff))
                 if removed is None:
                     break
                 deleted += removed
@@ -108,11 +115,15 @@ def prune_rollups(
 
 
 def _delete_oldest_slice(
-    conn: Connection, source_id: str, resolution: int, cutoff: datetime
+    conn: Connection,
+    tables: tuple[Table, ...],
+    source_id: str,
+    resolution: int,
+    cutoff: datetime,
 ) -> int | None:
     """Delete the source's oldest slice of ``resolution`` rows before ``cutoff``; None when
     there is none (gaps in the traffic cost one query each, not one per empty slice)."""
-    r = traffic_rollups.c
+    r = tables[0].c
     oldest = conn.execute(
         select(func.min(r.bucket_start)).where(
             r.traffic_source_id == source_id, r.resolution == resolution, r.bucket_start < cutoff
@@ -122,7 +133,7 @@ def _delete_oldest_slice(
         return None
     until = min(_at(_epoch(oldest) + _SLICE[resolution]), cutoff)
     removed = 0
-    for table in _TABLES:
+    for table in tables:
         c = table.c
         result = conn.execute(
             delete(table).where(

@@ -6,7 +6,6 @@ Never scans raw traffic: every figure comes from the minute/hour/day rollups wri
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -15,29 +14,17 @@ from logharbor.auth.deps import CurrentPrincipal, Db
 from logharbor.common.errors import BadRequest
 from logharbor.common.ids import is_uuid
 from logharbor.common.routing import ArkynRoute
-from logharbor.common.timestamps import iso, parse_iso, utcnow
-from logharbor.stats import queries
+from logharbor.stats import llm_service, queries
 from logharbor.stats.histogram import percentiles
+from logharbor.stats.ranges import INTERVALS, checked_step, minute_bounds, parse_range
 from logharbor.stats.retention import kept_from, stored_detail
-from logharbor.stats.rollups import HOUR
-from logharbor.stats.schemas import StatsOut
+from logharbor.stats.schemas import LlmStatsOut, StatsOut
 from logharbor.traffic.access import Access, require_source
 
 router = APIRouter(route_class=ArkynRoute, tags=["stats"])
 
-INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
-MAX_POINTS = 2000
 MAX_GROUPS = 1000
-EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
-LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"}
-
-
-def _auto_interval(seconds: int, finest: int = 60) -> str:
-    for name, step in (("1m", 60), ("5m", 300), ("1h", 3600)):
-        if step >= finest and seconds // step <= 300:
-            return name
-    return "1d"
 
 
 def _figures(fig: queries.Figures) -> dict[str, Any]:
@@ -81,27 +68,7 @@ def get_stats(
     limit: Annotated[str | None, Query(description="max groups, by count (default 100)")] = None,
 ) -> dict[str, Any]:
     errors: dict[str, str] = {}
-    end = utcnow()
-    start = end - timedelta(days=1)
-    for name, raw in (("endDate", endDate), ("startDate", startDate)):
-        if raw is None or raw == "":
-            continue
-        try:
-            value = parse_iso(raw)
-        except ValueError:
-            errors[name] = f"{name} must be an ISO-8601 date-time"
-            continue
-        if not EARLIEST <= value <= LATEST:
-            # The range is widened to whole minutes (days, past the rollup horizons) and a
-            # missing start is a day before the end: dates at the calendar's ends overflow.
-            errors[name] = f"{name} must be from {iso(EARLIEST)} to {iso(LATEST)}"
-            continue
-        if name == "endDate":
-            end = value
-            if startDate is None or startDate == "":
-                start = end - timedelta(days=1)
-        else:
-            start = value
+    start, end = parse_range(startDate, endDate, errors)
     if groupBy is not None and groupBy not in queries.GROUP_COLUMNS:
         errors["groupBy"] = "groupBy must be one of pathname, domain, status, method"
     if interval is not None and interval not in INTERVALS:
@@ -130,8 +97,7 @@ def get_stats(
     if errors:
         raise BadRequest(field_errors=errors)
 
-    first = queries.floor_epoch(int(start.timestamp()), 60)
-    last = -(-int(end.timestamp() + (end.microsecond > 0)) // 60) * 60
+    first, last = minute_bounds(start, end)
     filters = queries.Filters(
         domain_id=domainId.lower() if domainId else None,
         pathname_id=pathnameId.lower() if pathnameId else None,
@@ -143,23 +109,8 @@ def get_stats(
         source_id = source["id"]
         # Past the retention job's horizons only coarser rollups remain (stats/retention.py).
         first, last, finest = stored_detail(first, last, kept_from(conn))
-        interval = interval or _auto_interval(last - first, finest)
-        step = INTERVALS[interval]
-        if step < finest:
-            kept = "Per-minute figures" if finest == HOUR else "Per-hour figures"
-            raise BadRequest(
-                field_errors={
-                    "interval": f"{kept} this old are no longer kept: use interval "
-                    f"{_auto_interval(0, finest)} or coarser, or a later startDate"
-                }
-            )
+        interval, step = checked_step(interval, first, last, finest)
         points = list(queries.epoch_points(first, last, step))
-        if len(points) > MAX_POINTS:
-            raise BadRequest(
-                field_errors={
-                    "interval": f"{len(points)} points; at most {MAX_POINTS}: use a wider interval"
-                }
-            )
         by_group = queries.grouped(conn, source_id, first, last, groupBy, filters)
         by_time = queries.series(conn, source_id, first, last, step, filters)
         ordered = sorted(
@@ -190,3 +141,35 @@ def get_stats(
         "series": series,
         "groups": groups,
     }
+
+
+@router.get(
+    "/stats/{trafficSourceId}/llm",
+    response_model=LlmStatsOut,
+    summary="LLM calls: tokens and cost over time, per route, model or prompt version",
+)
+def get_llm_stats(
+    trafficSourceId: str,
+    db: Db,
+    principal: CurrentPrincipal,
+    startDate: Annotated[str | None, Query(description="ISO-8601; default endDate - 24h")] = None,
+    endDate: Annotated[str | None, Query(description="ISO-8601; default now")] = None,
+    groupBy: llm_service.GroupBy | None = None,
+    interval: Annotated[
+        llm_service.Interval | None, Query(description="default: chosen from the range")
+    ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=llm_service.MAX_GROUPS, description="max groups, costliest first")
+    ] = 100,
+) -> dict[str, Any]:
+    """Which route, model or prompt version costs most, and tokens and cost over time."""
+    return llm_service.llm_stats(
+        db,
+        principal,
+        trafficSourceId,
+        start_date=startDate,
+        end_date=endDate,
+        interval=interval,
+        group_by=groupBy,
+        limit=limit,
+    )

@@ -51,3 +51,37 @@ class StatsOut(BaseModel):
     totals: WithPercentiles
     series: list[Point]
     groups: list[Group]
+
+
+class LlmFigures(BaseModel):
+    calls: int
+    failedCalls: int
+    inputTokens: int
+    outputTokens: int
+    cachedTokens: int
+    cost: float = Field(description="US dollars, of the calls whose model has a price")
+    unpricedCalls: int = Field(description="Calls whose model had no price when they arrived")
+    avgDurationMs: float | None
+
+
+class LlmPoint(LlmFigures):
+    time: Timestamp
+
+
+class LlmGroup(LlmFigures):
+    route: str | None = Field(default=None, description="groupBy=route (null: none sent)")
+    model: str | None = Field(default=None, description="groupBy=model (the answering model)")
+    promptId: str | None = Field(default=None, description="groupBy=promptVersion")
+    promptVersion: int | None = None
+    promptTitle: str | None = None
+
+
+class LlmStatsOut(BaseModel):
+    trafficSourceId: str
+    startDate: Timestamp
+    endDate: Timestamp = Field(description="Exclusive")
+    interval: str
+    groupBy: str | None
+    totals: LlmFigures
+    series: list[LlmPoint]
+    groups: list[LlmGroup] = Field(description="Costliest first (then most calls)")

@@ -17,6 +17,7 @@ from logharbor.common.timestamps import iso, utcnow
 from logharbor.stats import queries as stats_queries
 from logharbor.stats import routes as stats_routes
 from logharbor.stats.histogram import percentiles
+from logharbor.stats.ranges import INTERVALS
 from logharbor.traffic.access import Access, require_source
 from logharbor.ui import session
 from logharbor.ui.rendering import UIRoute, render
@@ -101,7 +102,7 @@ def charts_page(request: Request, source_id: str, range: str = "1h") -> Response
     result = stats(request, source["id"], seconds, interval=interval, group_by="pathname")
     first = int(result["startDate"].timestamp())
     last = int(result["endDate"].timestamp())
-    step_minutes = stats_routes.INTERVALS[result["interval"]] / 60
+    step_minutes = INTERVALS[result["interval"]] / 60
     series = result["series"]
     data = {
         "t": [int(point["time"].timestamp()) for point in series],

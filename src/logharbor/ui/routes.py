@@ -152,3 +152,6 @@ router.include_router(prompt_pages.router)
 from logharbor.ui import alert_pages  # noqa: E402
 
 router.include_router(alert_pages.router)
+from logharbor.ui import llm_pages  # noqa: E402
+
+router.include_router(llm_pages.router)
