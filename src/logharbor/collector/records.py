@@ -114,6 +114,9 @@ class Exchange:
     trace_id: str | None = None
     span_id: str | None = None
     exception: CapturedException | None = None
+    # Set when something running under the request asked for its record's id (an LLM call
+    # naming the record it belongs to); otherwise the record gets an id when it is sent.
+    record_id: str | None = None
 
 
 def header_dict(
@@ -245,7 +248,7 @@ def to_record(
             exchange.response_body, response_headers.get("content-type", ""), keys
         ),
         "routeTemplate": exchange.route,
-        "id": new_record_id(),
+        "id": exchange.record_id or new_record_id(),
         "traceId": trace_id,
         "spanId": span_id,
     }
