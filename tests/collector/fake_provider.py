@@ -63,12 +63,9 @@ class FakeProvider:
     async def chat(self, request: Request) -> Response:
         body = await self._body(request)
         model = body["model"]
-        if model == "rate-limited":
-            return _openai_error(429, "Rate limit reached for requests", "requests")
-        if model == "broken":
-            return _openai_error(
-                500, "The server had an error while processing your request.", "server_error"
-            )
+        failure = _openai_failure(model)
+        if failure is not None:
+            return failure
         usage = {
             "prompt_tokens": 21,
             "completion_tokens": 5,
@@ -158,12 +155,9 @@ class FakeProvider:
     async def responses(self, request: Request) -> Response:
         body = await self._body(request)
         model = body["model"]
-        if model == "rate-limited":
-            return _openai_error(429, "Rate limit reached for requests", "requests")
-        if model == "broken":
-            return _openai_error(
-                500, "The server had an error while processing your request.", "server_error"
-            )
+        failure = _openai_failure(model)
+        if failure is not None:
+            return failure
 
         def response(status: str, text: str | None) -> dict[str, Any]:
             output = []
@@ -333,6 +327,16 @@ class FakeProvider:
 
 def _data(payload: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+def _openai_failure(model: str) -> Response | None:
+    if model == "rate-limited":
+        return _openai_error(429, "Rate limit reached for requests", "requests")
+    if model == "broken":
+        return _openai_error(
+            500, "The server had an error while processing your request.", "server_error"
+        )
+    return None
 
 
 def _openai_error(status: int, message: str, kind: str) -> Response:

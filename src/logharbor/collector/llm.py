@@ -278,9 +278,10 @@ async def async_request(
 class _Observed:
     """What both stream wrappers share: noting chunks, ending once, passing the rest on."""
 
-    _lh_stream: Any
-    _lh_collector: Collector
-    _lh_call: LlmCall
+    def __init__(self, stream: Any, collector: Collector, call: LlmCall) -> None:
+        self._lh_stream = stream
+        self._lh_collector = collector
+        self._lh_call = call
 
     def _lh_note(self, chunk: Any) -> None:
         try:
@@ -315,11 +316,6 @@ class _Observed:
 class StreamProxy(_Observed):
     """The SDK's sync stream: each chunk passes through as it came."""
 
-    def __init__(self, stream: Any, collector: Collector, call: LlmCall) -> None:
-        self._lh_stream = stream
-        self._lh_collector = collector
-        self._lh_call = call
-
     def __iter__(self) -> StreamProxy:
         return self
 
@@ -350,11 +346,6 @@ class StreamProxy(_Observed):
 
 class AsyncStreamProxy(_Observed):
     """The SDK's async stream: each chunk passes through as it came."""
-
-    def __init__(self, stream: Any, collector: Collector, call: LlmCall) -> None:
-        self._lh_stream = stream
-        self._lh_collector = collector
-        self._lh_call = call
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self
