@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -151,11 +151,20 @@ class MemoryTransport:
 
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
+        self.spans: list[dict[str, Any]] = []
+        self.resources: list[dict[str, Any]] = []
         self.closed = False
 
     def send(self, records: Sequence[dict[str, Any]]) -> SendResult:
         self.records.extend(records)
         return SendResult(sent=len(records))
+
+    def send_spans(
+        self, spans: Sequence[dict[str, Any]], resource: Mapping[str, Any]
+    ) -> SendResult:
+        self.spans.extend(spans)
+        self.resources.append(dict(resource))
+        return SendResult(sent=len(spans))
 
     def close(self) -> None:
         self.closed = True

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from time import perf_counter
 from typing import Any
 
-from logharbor.collector import tracing
+from logharbor.collector import current_request, tracing
 from logharbor.collector.collector import Collector
 from logharbor.collector.exceptions import capture_exception
 from logharbor.collector.records import Body, Exchange
@@ -130,10 +130,13 @@ class LogHarborASGIMiddleware:
         else:
             request_body = None
             app_receive = receive
-        trace = token = None
+        trace = token = request = request_token = None
         try:
             trace = tracing.server_trace(_traceparent(scope))
             token = tracing.enter(trace)
+            # Read when asked: the router puts the matched route into the scope later on.
+            request = current_request.CurrentRequest(lambda: route_template(scope, root_path, path))
+            request_token = current_request.enter(request)
         except Exception:
             log.debug("LogHarbor collector error (ignored)", exc_info=True)
         started = perf_counter()
@@ -149,8 +152,10 @@ class LogHarborASGIMiddleware:
         finally:
             if token is not None:
                 tracing.leave(token)
+            if request_token is not None:
+                current_request.leave(request_token)
             try:
-                self._record(scope, capture, started, root_path, path, request_body, trace)
+                self._record(scope, capture, started, root_path, path, request_body, trace, request)
             except Exception:
                 log.debug("LogHarbor collector error (ignored)", exc_info=True)
 
@@ -163,6 +168,7 @@ class LogHarborASGIMiddleware:
         path: str,
         request_body: Body | None,
         trace: tracing.TraceContext | None,
+        request: current_request.CurrentRequest | None,
     ) -> None:
         ended = capture.ended or perf_counter()
         headers = scope["headers"]
@@ -194,6 +200,7 @@ class LogHarborASGIMiddleware:
                 trace_id=trace.trace_id if trace else None,
                 span_id=trace.span_id if trace else None,
                 exception=exception,
+                record_id=request.known_record_id if request is not None else None,
             )
         )
 

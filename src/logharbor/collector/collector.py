@@ -17,11 +17,12 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from logharbor.collector.exceptions import mask_exception
+from logharbor.collector.llm import LlmCall, to_span
 from logharbor.collector.records import Exchange, new_record_id, to_record
 from logharbor.collector.redaction import DEFAULT_MASKED_KEYS, mask, normalize_keys
 from logharbor.collector.tracing import current_trace, new_trace
@@ -52,6 +53,8 @@ class CollectorStats:
     rejected: int  # refused by the server for good (invalid record, bad key)
     retries: int  # batches sent again after a failure
     last_error: str | None
+    # Failures of the collector's own while capturing an LLM call (swallowed: the call went on).
+    capture_errors: int = 0
 
 
 class Collector:
@@ -61,6 +64,12 @@ class Collector:
     names its traffic source; with a user token pass ``traffic_source_id`` too); pass it to the
     middleware of your framework. Not a singleton: make one per app
     (or per test) and ``close()`` it when done (it is also closed at interpreter exit).
+
+    ``instrument_openai()`` / ``instrument_anthropic()`` capture the app's LLM calls as
+    OpenTelemetry GenAI spans sent to the same server (``/v1/traces``) through the same queue;
+    ``service_name`` names the app on them, and ``capture_llm_content=False`` leaves prompts
+    and answers out (models, tokens, timings and errors are still sent). The counters of
+    ``stats()`` count those spans with the records.
     """
 
     def __init__(
@@ -82,6 +91,8 @@ class Collector:
         extra_masked_keys: Iterable[str] = (),
         route_as_pathname: bool = False,
         enabled: bool = True,
+        service_name: str | None = None,
+        capture_llm_content: bool = True,
     ) -> None:
         if transport is None:
             if not (url and api_key):
@@ -106,8 +117,10 @@ class Collector:
         self.masked_keys = normalize_keys([*masked_keys, *extra_masked_keys])
         self.route_as_pathname = route_as_pathname
         self.enabled = enabled
+        self.service_name = service_name
+        self.capture_llm_content = capture_llm_content
 
-        self._queue: deque[Exchange | Mapping[str, Any]] = deque()
+        self._queue: deque[Exchange | Mapping[str, Any] | LlmCall] = deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -124,6 +137,7 @@ class Collector:
         self._failed = 0
         self._rejected = 0
         self._retries = 0
+        self._capture_errors = 0
         self._last_error: str | None = None
         self._warned_at = 0.0
 
@@ -135,7 +149,7 @@ class Collector:
 
     # --- the request path ---------------------------------------------------------------------
 
-    def record(self, item: Exchange | Mapping[str, Any]) -> bool:
+    def record(self, item: Exchange | Mapping[str, Any] | LlmCall) -> bool:
         """Queue one record (an ``Exchange`` or a compose-shaped dict); True if it was queued.
 
         Never blocks and never raises. Successes may be sampled out; errors (status >= 400)
@@ -146,13 +160,16 @@ class Collector:
         try:
             if not self.enabled or self._closed:
                 return False
-            if type(item) is not Exchange:
+            kind = type(item)
+            if kind is not Exchange and kind is not LlmCall:
                 if not isinstance(item, Mapping):
                     return False
                 if "traceId" not in item or "spanId" not in item:
                     item = _with_trace(item)
             rate = self.success_sample_rate
-            if rate < 1.0:
+            # LLM calls are never sampled out: few, costly, and each one is worth seeing.
+            if rate < 1.0 and kind is not LlmCall:
+                assert not isinstance(item, LlmCall)
                 status = item.status if isinstance(item, Exchange) else item.get("status", 0)
                 if isinstance(status, int) and status < 400 and random.random() >= rate:
                     with self._lock:
@@ -234,6 +251,47 @@ class Collector:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def capture_failed(self) -> None:
+        """Count a failure of the collector's own on the app's path (it was swallowed)."""
+        log.debug("LogHarbor collector error (ignored)", exc_info=True)
+        with self._lock:
+            self._capture_errors += 1
+
+    # --- LLM calls -----------------------------------------------------------------------------
+
+    def instrument_openai(self) -> None:
+        """Capture every ``openai`` client's chat completions and responses calls (sync and
+        async, streamed or not) into this collector, until ``uninstrument_openai()``.
+
+        Patches the SDK's resource classes, so clients made before and after are covered;
+        calling it again (on this or another collector) only changes where calls are sent.
+        """
+        from logharbor.collector import llm_openai
+
+        llm_openai.install()
+        llm_openai.PATCHES.collector = self
+
+    def uninstrument_openai(self) -> None:
+        """Put the ``openai`` SDK back as it was."""
+        from logharbor.collector import llm_openai
+
+        llm_openai.PATCHES.restore()
+
+    def instrument_anthropic(self) -> None:
+        """Capture every ``anthropic`` client's messages calls (sync and async, ``stream=True``
+        and ``messages.stream(...)``) into this collector, until ``uninstrument_anthropic()``.
+        """
+        from logharbor.collector import llm_anthropic
+
+        llm_anthropic.install()
+        llm_anthropic.PATCHES.collector = self
+
+    def uninstrument_anthropic(self) -> None:
+        """Put the ``anthropic`` SDK back as it was."""
+        from logharbor.collector import llm_anthropic
+
+        llm_anthropic.PATCHES.restore()
+
     def stats(self) -> CollectorStats:
         with self._lock:
             return CollectorStats(
@@ -246,6 +304,7 @@ class Collector:
                 rejected=self._rejected,
                 retries=self._retries,
                 last_error=self._last_error,
+                capture_errors=self._capture_errors,
             )
 
     def _after_fork(self) -> None:
@@ -258,6 +317,7 @@ class Collector:
         # The counters describe this process: the parent's losses and sends are its own.
         self._accepted = self._settled = self._sent = self._sampled_out = 0
         self._dropped = self._failed = self._rejected = self._retries = 0
+        self._capture_errors = 0
         self._last_error = None
         if self._closed is False and hasattr(self.transport, "reset_after_fork"):
             self.transport.reset_after_fork()
@@ -275,7 +335,7 @@ class Collector:
                     self._drain()
                 return
 
-    def _take(self) -> list[Exchange | Mapping[str, Any]]:
+    def _take(self) -> list[Exchange | Mapping[str, Any] | LlmCall]:
         with self._lock:
             count = min(self.batch_size, len(self._queue))
             return [self._queue.popleft() for _ in range(count)]
@@ -288,10 +348,15 @@ class Collector:
             if not items:
                 return
             records: list[dict[str, Any]] = []
+            spans: list[dict[str, Any]] = []
             broken = 0
             for item in items:
                 try:
-                    records.append(self._wire(item))
+                    if type(item) is LlmCall:
+                        spans.append(to_span(item, self.masked_keys, self.capture_llm_content))
+                    else:
+                        assert not isinstance(item, LlmCall)
+                        records.append(self._wire(item))
                 except Exception:
                     broken += 1
                     log.debug("LogHarbor collector could not encode a record", exc_info=True)
@@ -301,7 +366,21 @@ class Collector:
                 time.sleep(0)
             if broken:
                 self._count(failed=broken)
-            self._ship(records)
+            if records:
+                self._ship(records, self.transport.send)
+            if spans:
+                self._ship(spans, self._span_sender())
+
+    def _span_sender(self) -> Callable[[list[dict[str, Any]]], SendResult]:
+        send_spans = getattr(self.transport, "send_spans", None)
+        resource = {"service.name": self.service_name}
+        if send_spans is None:
+
+            def refuse(spans: list[dict[str, Any]]) -> SendResult:
+                return SendResult(rejected=len(spans), error="the transport cannot send spans")
+
+            return refuse
+        return lambda spans: send_spans(spans, resource)
 
     def _wire(self, item: Exchange | Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(item, Exchange):
@@ -322,14 +401,18 @@ class Collector:
         record.setdefault("id", new_record_id())
         return record
 
-    def _ship(self, records: list[dict[str, Any]]) -> None:
+    def _ship(
+        self,
+        records: list[dict[str, Any]],
+        send: Callable[[list[dict[str, Any]]], SendResult],
+    ) -> None:
         """Send one batch, retrying what failed for a transient reason with backoff + jitter."""
         attempt = 0
         pending = records
         while pending:
             attempt += 1
             try:
-                result = self.transport.send(pending)
+                result = send(pending)
             except Exception as error:
                 log.debug("LogHarbor transport error", exc_info=True)
                 result = SendResult(retry=pending, error=f"{type(error).__name__}: {error}")

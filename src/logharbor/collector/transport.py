@@ -12,9 +12,12 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+from logharbor import __version__
+from logharbor.collector.otlp import export_request
 
 if TYPE_CHECKING:
     import httpx
@@ -23,6 +26,9 @@ log = logging.getLogger("logharbor.collector")
 
 BATCH_PATH = "/api/v1/ingest"
 SINGLE_PATH = "/ingest-log"
+# OTLP/HTTP, JSON encoding: the spans of the app's LLM calls.
+TRACES_PATH = "/v1/traces"
+SOURCE_HEADER = "X-Traffic-Source-Id"
 # A server overloaded or restarting answers these; anything else in 4xx is a verdict on the record.
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 # Longest Retry-After honoured, by the collector and by webhook delivery alike (both parse it
@@ -46,6 +52,9 @@ class SendResult:
 
 
 class Transport(Protocol):
+    """Sends wire records. A transport that also sends OTLP spans (the app's LLM calls) has
+    ``send_spans(spans, resource) -> SendResult`` too; without it those are counted refused."""
+
     def send(self, records: Sequence[dict[str, Any]]) -> SendResult: ...
 
     def close(self) -> None: ...
@@ -146,6 +155,36 @@ class HttpTransport:
             return result
         return self._send_each(records)
 
+    def send_spans(
+        self, spans: Sequence[dict[str, Any]], resource: Mapping[str, Any]
+    ) -> SendResult:
+        """POST spans (OTLP JSON mapping) to ``/v1/traces``, all under one resource."""
+        import httpx
+
+        if not spans:
+            return SendResult()
+        body = export_request(spans, resource, __version__)
+        headers = {"Content-Type": "application/json"}
+        if self.traffic_source_id is not None:
+            # A user token names no traffic source; an ingest key does (and then this agrees).
+            headers[SOURCE_HEADER] = self.traffic_source_id
+        try:
+            response = self._http().post(
+                self.base_url + TRACES_PATH,
+                content=json.dumps(body, separators=(",", ":"), default=str).encode(),
+                headers=headers,
+            )
+        except httpx.HTTPError as error:
+            return SendResult(retry=list(spans), error=f"{type(error).__name__}: {error}")
+        if response.status_code < 300:
+            return _partial_success(len(spans), response)
+        if response.status_code == 413 and len(spans) > 1:
+            half = len(spans) // 2
+            return _merge(
+                self.send_spans(spans[:half], resource), self.send_spans(spans[half:], resource)
+            )
+        return _failure(spans, response)
+
     def _with_source(self, body: dict[str, Any]) -> dict[str, Any]:
         if self.traffic_source_id is not None:
             return {"trafficSourceId": self.traffic_source_id, **body}
@@ -227,6 +266,23 @@ def _failure(records: Sequence[dict[str, Any]], response: httpx.Response) -> Sen
             error=error,
         )
     return SendResult(rejected=len(records), error=error)
+
+
+def _partial_success(count: int, response: httpx.Response) -> SendResult:
+    """OTLP's answer: a 2xx may say that some spans (not which) were refused, and why."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    partial = body.get("partialSuccess") if isinstance(body, dict) else None
+    if not isinstance(partial, dict):
+        return SendResult(sent=count)
+    try:
+        refused = min(max(int(partial.get("rejectedSpans") or 0), 0), count)
+    except (TypeError, ValueError):
+        refused = 0
+    error = partial.get("errorMessage") or None
+    return SendResult(sent=count - refused, rejected=refused, error=error if refused else None)
 
 
 def _merge(first: SendResult, second: SendResult) -> SendResult:

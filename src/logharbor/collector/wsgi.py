@@ -22,7 +22,7 @@ from contextvars import Token
 from time import perf_counter
 from typing import Any
 
-from logharbor.collector import tracing
+from logharbor.collector import current_request, tracing
 from logharbor.collector.collector import Collector
 from logharbor.collector.exceptions import capture_exception
 from logharbor.collector.records import Body, Exchange
@@ -99,10 +99,13 @@ class LogHarborWSGIMiddleware:
         if self.capture_bodies and environ.get("wsgi.input") is not None:
             request_body = Body(self.max_body_bytes)
             environ["wsgi.input"] = _CapturingInput(environ["wsgi.input"], request_body)
-        token = None
+        token = request_token = None
         try:
             state.trace = tracing.server_trace(environ.get("HTTP_TRACEPARENT"))
             token = tracing.enter(state.trace)
+            # Read when asked: Flask's hook notes the route once it has matched it.
+            state.request = current_request.CurrentRequest(lambda: _route(environ))
+            request_token = current_request.enter(state.request)
         except Exception:
             log.debug("LogHarbor collector error (ignored)", exc_info=True)
         started = perf_counter()
@@ -115,6 +118,8 @@ class LogHarborWSGIMiddleware:
         finally:
             if token is not None:
                 tracing.leave(token)
+            if request_token is not None:
+                current_request.leave(request_token)
         return _ClosingIterable(
             result, lambda: self._record(environ, state, started, request_body), state
         )
@@ -135,9 +140,7 @@ class LogHarborWSGIMiddleware:
                 f"{environ.get('SERVER_NAME', 'unknown')}:{environ.get('SERVER_PORT', '80')}"
             )
             path = _wsgi_str(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
-            route = environ.get(ROUTE_KEY)
-            if route and environ.get("SCRIPT_NAME"):
-                route = _wsgi_str(environ["SCRIPT_NAME"]) + route
+            request = state.request
             self.collector.record(
                 Exchange(
                     method=environ.get("REQUEST_METHOD", "GET"),
@@ -151,11 +154,12 @@ class LogHarborWSGIMiddleware:
                     response_headers=state.headers,
                     request_body=body,
                     response_body=state.body,
-                    route=route,
+                    route=_route(environ),
                     user_id=self._user(environ),
                     trace_id=trace.trace_id if trace else None,
                     span_id=trace.span_id if trace else None,
                     exception=exception,
+                    record_id=request.known_record_id if request is not None else None,
                 )
             )
         except Exception:
@@ -171,8 +175,15 @@ class LogHarborWSGIMiddleware:
         return None if value is None else str(value)
 
 
+def _route(environ: Environ) -> str | None:
+    route = environ.get(ROUTE_KEY)
+    if route and environ.get("SCRIPT_NAME"):
+        route = _wsgi_str(environ["SCRIPT_NAME"]) + route
+    return route if isinstance(route, str) else None
+
+
 class _State:
-    __slots__ = ("body", "error", "exception", "headers", "status_line", "trace")
+    __slots__ = ("body", "error", "exception", "headers", "request", "status_line", "trace")
 
     def __init__(self, max_body_bytes: int) -> None:
         self.status_line = ""
@@ -181,6 +192,7 @@ class _State:
         self.error = False
         self.exception: Exception | None = None
         self.trace: tracing.TraceContext | None = None
+        self.request: current_request.CurrentRequest | None = None
 
     def fail(self, error: BaseException) -> None:
         self.error = True
@@ -215,7 +227,7 @@ class _ClosingIterable:
         # A streamed body is the app's code running too (a generator view), so its trace is
         # current while the next chunk is made; entered and left within each call, so that no
         # token outlives it (a generator holding one could reset a later request's trace).
-        token = self._enter()
+        tokens = self._enter()
         try:
             if self._iterator is None:
                 self._iterator = iter(self._result)
@@ -226,29 +238,38 @@ class _ClosingIterable:
             self._state.fail(error)
             raise
         finally:
-            if token is not None:
-                tracing.leave(token)
+            self._leave(tokens)
         body = self._state.body
         if body is not None:
             body.add(chunk)
         return chunk
 
     def close(self) -> None:
-        token = self._enter()
+        tokens = self._enter()
         try:
             close = getattr(self._result, "close", None)
             if close is not None:
                 close()
         finally:
-            if token is not None:
-                tracing.leave(token)
+            self._leave(tokens)
             if not self._done:
                 self._done = True
                 self._on_close()
 
-    def _enter(self) -> Token[tracing.TraceContext | None] | None:
-        trace = self._state.trace
-        return None if trace is None else tracing.enter(trace)
+    def _enter(self) -> _Tokens | None:
+        trace, request = self._state.trace, self._state.request
+        if trace is None or request is None:
+            return None
+        return tracing.enter(trace), current_request.enter(request)
+
+    @staticmethod
+    def _leave(tokens: _Tokens | None) -> None:
+        if tokens is not None:
+            tracing.leave(tokens[0])
+            current_request.leave(tokens[1])
+
+
+_Tokens = tuple[Token[tracing.TraceContext | None], Token[current_request.CurrentRequest | None]]
 
 
 class _CapturingInput:

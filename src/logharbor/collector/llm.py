@@ -1,0 +1,562 @@
+"""LLM calls as OpenTelemetry GenAI spans: what is taken on the app's path, and what is sent.
+
+``Collector.instrument_openai()`` and ``Collector.instrument_anthropic()`` replace methods of
+the SDKs' resource classes (as OpenTelemetry's instrumentors do), so every client, made before
+or after, is covered; ``uninstrument_*()`` puts them back. The replacements:
+
+- on the app's path take only what later work needs: the call's keyword arguments (the lists
+  of messages copied, since apps append the answer to the list they passed), the current trace
+  and request, the time. The SDK's answer is kept as it is; a stream is handed back wrapped,
+  each chunk passing through as it came with one timestamp noted, so nothing is delayed;
+- give the finished call to the collector's queue; its sender thread turns it into a span
+  (``to_span``): GenAI attributes, content converted to the semantic conventions' message
+  structure and masked by the collector's rules, and sends it with the other spans to
+  ``/v1/traces``;
+- never raise into the app: a failure of their own is swallowed and counted in
+  ``Collector.stats().capture_errors``; the SDK's own errors are noted on the span and raised
+  on unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
+
+from logharbor.collector import current_request, tracing
+from logharbor.collector.otlp import SPAN_KIND_CLIENT, STATUS_ERROR, attributes
+from logharbor.collector.redaction import mask, mask_text
+
+if TYPE_CHECKING:
+    from logharbor.collector.collector import Collector
+
+log = logging.getLogger("logharbor.collector")
+
+# A stream keeps its chunks until it ends (they are read in the sender thread); past this many
+# only the latest is kept in the last slot, which holds the usage of a stream that reports it.
+MAX_STREAM_CHUNKS = 20_000
+# Where a prompt from ``Collector.prompt()`` may sit in a call's arguments.
+_PROMPT_KEYS = ("messages", "input", "system", "instructions")
+_MAX_WALK_DEPTH = 6
+
+
+@dataclass(slots=True)
+class Summary:
+    """What the answer says, in the conventions' terms."""
+
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    output_messages: list[dict[str, Any]] | None = None
+
+
+class Adapter(Protocol):
+    """One provider's API: how to read its arguments, answers and stream chunks."""
+
+    provider: str
+    operation: str
+
+    def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def input_messages(self, kwargs: Mapping[str, Any]) -> list[dict[str, Any]]: ...
+
+    def system_instructions(self, kwargs: Mapping[str, Any]) -> list[dict[str, Any]] | None: ...
+
+    def summarize(self, result: Any) -> Summary: ...
+
+    def summarize_stream(self, chunks: Sequence[Any]) -> Summary: ...
+
+    def has_output(self, chunk: Any) -> bool: ...
+
+
+@dataclass(slots=True, eq=False)
+class LlmCall:
+    """One call, as taken on the app's path; turned into a span in the sender thread."""
+
+    adapter: Adapter
+    kwargs: dict[str, Any]
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    request: current_request.CurrentRequest | None
+    record_id: str | None
+    start_ns: int
+    streamed: bool
+    end_ns: int = 0
+    result: Any = None
+    chunks: list[Any] | None = None
+    chunk_ns: list[int] | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    done: bool = False
+
+
+def begin(collector: Collector, adapter: Adapter, kwargs: Mapping[str, Any]) -> LlmCall | None:
+    """A call about to be made, or None when it is not to be captured (or capture failed)."""
+    try:
+        if not collector.enabled:
+            return None
+        parent = tracing.current_trace()
+        request = current_request.current_request()
+        copied = dict(kwargs)
+        for key in _PROMPT_KEYS:
+            value = copied.get(key)
+            if type(value) is list:
+                copied[key] = list(value)
+        return LlmCall(
+            adapter=adapter,
+            kwargs=copied,
+            trace_id=parent.trace_id if parent is not None else tracing.new_trace_id(),
+            span_id=tracing.new_span_id(),
+            parent_span_id=parent.span_id if parent is not None else None,
+            request=request,
+            # Asked for now: the middleware sends the record under this id when the request ends.
+            record_id=request.record_id if request is not None else None,
+            start_ns=time.time_ns(),
+            streamed=bool(kwargs.get("stream")),
+        )
+    except Exception:
+        collector.capture_failed()
+        return None
+
+
+def finish(collector: Collector, call: LlmCall, error: BaseException | None = None) -> None:
+    """The call is over (answered, failed, or its stream ended or was closed): queue it once."""
+    try:
+        if call.done:
+            return
+        call.done = True
+        call.end_ns = time.time_ns()
+        if error is not None:
+            call.error_type = type(error).__name__
+            call.error_message = str(error)
+        collector.record(call)
+    except Exception:
+        collector.capture_failed()
+
+
+def _settle(
+    collector: Collector, call: LlmCall, result: Any, stream_types: tuple[type, ...]
+) -> Any:
+    """What to hand the app: the SDK's answer, a stream wrapped so that it is observed."""
+    try:
+        if stream_types and isinstance(result, stream_types):
+            call.streamed = True
+            call.chunks = []
+            call.chunk_ns = []
+            if hasattr(result, "__anext__"):
+                return AsyncStreamProxy(result, collector, call)
+            return StreamProxy(result, collector, call)
+        call.result = result
+    except Exception:
+        collector.capture_failed()
+        return result
+    finish(collector, call)
+    return result
+
+
+class Patches:
+    """SDK methods replaced by an instrumentation, the collector they report to, and the way
+    back. Re-instrumenting with another collector only changes where calls are reported."""
+
+    def __init__(self) -> None:
+        self.collector: Collector | None = None
+        self._originals: list[tuple[type, str, Any]] = []
+
+    @property
+    def installed(self) -> bool:
+        return bool(self._originals)
+
+    def replace(self, cls: type, name: str, make: Callable[[Any], Any]) -> None:
+        original = cls.__dict__.get(name)
+        if original is None:
+            return  # an SDK version without it
+        replacement = make(original)
+        replacement.__logharbor_original__ = original
+        setattr(cls, name, replacement)
+        self._originals.append((cls, name, original))
+
+    def restore(self) -> None:
+        for cls, name, original in reversed(self._originals):
+            setattr(cls, name, original)
+        self._originals.clear()
+        self.collector = None
+
+
+def sync_method(
+    patches: Patches, adapter: Adapter, original: Any, stream_types: tuple[type, ...]
+) -> Any:
+    """``create`` of a sync resource, captured."""
+
+    @functools.wraps(original)
+    def create(*args: Any, **kwargs: Any) -> Any:
+        collector = patches.collector
+        call = None if collector is None else begin(collector, adapter, kwargs)
+        if call is None or collector is None:
+            return original(*args, **kwargs)
+        try:
+            result = original(*args, **kwargs)
+        except BaseException as error:
+            finish(collector, call, error)
+            raise
+        return _settle(collector, call, result, stream_types)
+
+    return create
+
+
+def async_method(
+    patches: Patches, adapter: Adapter, original: Any, stream_types: tuple[type, ...]
+) -> Any:
+    """``create`` of an async resource, captured."""
+
+    @functools.wraps(original)
+    async def create(*args: Any, **kwargs: Any) -> Any:
+        collector = patches.collector
+        call = None if collector is None else begin(collector, adapter, kwargs)
+        if call is None or collector is None:
+            return await original(*args, **kwargs)
+        try:
+            result = await original(*args, **kwargs)
+        except BaseException as error:
+            finish(collector, call, error)
+            raise
+        return _settle(collector, call, result, stream_types)
+
+    return create
+
+
+def sync_request(
+    collector: Collector,
+    adapter: Adapter,
+    kwargs: Mapping[str, Any],
+    request: Callable[[], Any],
+    stream_types: tuple[type, ...],
+) -> Callable[[], Any]:
+    """A stream helper's deferred request (made when its manager is entered), captured."""
+
+    def make() -> Any:
+        call = begin(collector, adapter, kwargs)
+        if call is None:
+            return request()
+        try:
+            result = request()
+        except BaseException as error:
+            finish(collector, call, error)
+            raise
+        return _settle(collector, call, result, stream_types)
+
+    return make
+
+
+async def async_request(
+    collector: Collector,
+    adapter: Adapter,
+    kwargs: Mapping[str, Any],
+    request: Any,
+    stream_types: tuple[type, ...],
+) -> Any:
+    """An async stream helper's deferred request (an awaitable), captured when awaited."""
+    call = begin(collector, adapter, kwargs)
+    if call is None:
+        return await request
+    try:
+        result = await request
+    except BaseException as error:
+        finish(collector, call, error)
+        raise
+    return _settle(collector, call, result, stream_types)
+
+
+class _Observed:
+    """What both stream wrappers share: noting chunks, ending once, passing the rest on."""
+
+    def __init__(self, stream: Any, collector: Collector, call: LlmCall) -> None:
+        self._lh_stream = stream
+        self._lh_collector = collector
+        self._lh_call = call
+
+    def _lh_note(self, chunk: Any) -> None:
+        try:
+            call = self._lh_call
+            chunks, stamps = call.chunks, call.chunk_ns
+            assert chunks is not None and stamps is not None
+            if len(chunks) < MAX_STREAM_CHUNKS:
+                chunks.append(chunk)
+                stamps.append(time.time_ns())
+            else:
+                chunks[-1] = chunk
+        except Exception:
+            self._lh_collector.capture_failed()
+
+    def _lh_end(self, error: BaseException | None = None) -> None:
+        call = self._lh_call
+        if not call.done:
+            finish(self._lh_collector, call, error)
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything the app reads off the SDK's stream (``response``, helpers) is the SDK's own.
+        if name.startswith("_lh_"):
+            raise AttributeError(name)  # not set yet: never recurse looking for it
+        return getattr(self._lh_stream, name)
+
+    def __del__(self) -> None:
+        # A stream dropped unread and unclosed still ends its call.
+        with contextlib.suppress(Exception):
+            self._lh_end()
+
+
+class StreamProxy(_Observed):
+    """The SDK's sync stream: each chunk passes through as it came."""
+
+    def __iter__(self) -> StreamProxy:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            chunk = self._lh_stream.__next__()
+        except StopIteration:
+            self._lh_end()
+            raise
+        except BaseException as error:
+            self._lh_end(error)
+            raise
+        self._lh_note(chunk)
+        return chunk
+
+    def __enter__(self) -> StreamProxy:
+        self._lh_stream.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        self._lh_end()
+        return self._lh_stream.__exit__(*exc)
+
+    def close(self) -> Any:
+        self._lh_end()
+        return self._lh_stream.close()
+
+
+class AsyncStreamProxy(_Observed):
+    """The SDK's async stream: each chunk passes through as it came."""
+
+    def __aiter__(self) -> AsyncStreamProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            chunk = await self._lh_stream.__anext__()
+        except StopAsyncIteration:
+            self._lh_end()
+            raise
+        except BaseException as error:
+            self._lh_end(error)
+            raise
+        self._lh_note(chunk)
+        return chunk
+
+    async def __aenter__(self) -> AsyncStreamProxy:
+        await self._lh_stream.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        self._lh_end()
+        return await self._lh_stream.__aexit__(*exc)
+
+    async def close(self) -> Any:
+        self._lh_end()
+        return await self._lh_stream.close()
+
+
+# --- the sender thread's side --------------------------------------------------------------
+
+
+def to_span(call: LlmCall, keys: frozenset[str], capture_content: bool) -> dict[str, Any]:
+    """The OTLP span (JSON mapping) of a finished call; content masked by ``keys``."""
+    adapter = call.adapter
+    kwargs = call.kwargs
+    values: dict[str, Any] = {
+        "gen_ai.operation.name": adapter.operation,
+        "gen_ai.provider.name": adapter.provider,
+    }
+    values.update(adapter.request_attributes(kwargs))
+    ttft = None
+    if call.chunks is not None:
+        summary = adapter.summarize_stream(call.chunks)
+        stamps = call.chunk_ns or []
+        for index, chunk in enumerate(call.chunks[: len(stamps)]):
+            if adapter.has_output(chunk):
+                ttft = (stamps[index] - call.start_ns) / 1e6
+                break
+    elif call.result is not None:
+        summary = adapter.summarize(call.result)
+    else:
+        summary = Summary()
+    values["gen_ai.response.model"] = summary.response_model
+    values["gen_ai.response.id"] = summary.response_id
+    if summary.finish_reasons:
+        values["gen_ai.response.finish_reasons"] = summary.finish_reasons
+    values["gen_ai.usage.input_tokens"] = summary.input_tokens
+    values["gen_ai.usage.output_tokens"] = summary.output_tokens
+    values["gen_ai.usage.cache_read.input_tokens"] = summary.cached_tokens
+    values["logharbor.llm.streamed"] = call.streamed
+    if call.streamed and ttft is not None:
+        values["logharbor.llm.time_to_first_token_ms"] = round(ttft, 3)
+    prompt = find_prompt(kwargs)
+    if prompt is not None:
+        values["logharbor.prompt.id"], values["logharbor.prompt.version"] = prompt
+    if call.request is not None:
+        values["http.route"] = call.request.route()
+    values["logharbor.record.id"] = call.record_id
+    if capture_content:
+        values["gen_ai.input.messages"] = _json(mask_messages(adapter.input_messages(kwargs), keys))
+        system = adapter.system_instructions(kwargs)
+        if system:
+            values["gen_ai.system_instructions"] = _json(mask_parts(system, keys))
+        if summary.output_messages is not None:
+            values["gen_ai.output.messages"] = _json(mask_messages(summary.output_messages, keys))
+    if call.error_type is not None:
+        values["error.type"] = call.error_type
+    model = values.get("gen_ai.request.model")
+    span: dict[str, Any] = {
+        "traceId": call.trace_id,
+        "spanId": call.span_id,
+        "name": f"{adapter.operation} {model}" if model else adapter.operation,
+        "kind": SPAN_KIND_CLIENT,
+        "startTimeUnixNano": str(call.start_ns),
+        "endTimeUnixNano": str(call.end_ns or call.start_ns),
+        "attributes": attributes(values),
+    }
+    if call.parent_span_id is not None:
+        span["parentSpanId"] = call.parent_span_id
+    if call.error_type is not None:
+        message = mask_text(call.error_message or "", keys)
+        span["status"] = {"code": STATUS_ERROR, "message": message}
+        span["events"] = [
+            {
+                "timeUnixNano": str(call.end_ns),
+                "name": "exception",
+                "attributes": attributes(
+                    {"exception.type": call.error_type, "exception.message": message}
+                ),
+            }
+        ]
+    return span
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def mask_parts(parts: list[dict[str, Any]], keys: frozenset[str]) -> list[dict[str, Any]]:
+    """Parts with secrets masked: by key in structured values, by pattern in text."""
+    out = []
+    for part in parts:
+        masked = mask(part, keys) if keys else dict(part)
+        for name in ("content", "arguments", "response"):
+            value = masked.get(name)
+            if isinstance(value, str) and keys:
+                masked[name] = mask_text(value, keys)
+        out.append(masked)
+    return out
+
+
+def mask_messages(messages: list[dict[str, Any]], keys: frozenset[str]) -> list[dict[str, Any]]:
+    return [
+        {**message, "parts": mask_parts(message.get("parts", []), keys)} for message in messages
+    ]
+
+
+def find_prompt(kwargs: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The library prompt (id, version) the call was made with, when its text is among the
+    call's arguments as ``Collector.prompt()`` compiled it (a ``str`` that knows its prompt)."""
+    for key in _PROMPT_KEYS:
+        found = _walk_for_prompt(kwargs.get(key), 0)
+        if found is not None:
+            return found
+    return None
+
+
+def _walk_for_prompt(value: Any, depth: int) -> tuple[str, int] | None:
+    if depth > _MAX_WALK_DEPTH or value is None:
+        return None
+    if isinstance(value, str):
+        origin = getattr(value, "logharbor_prompt", None)
+        return origin if isinstance(origin, tuple) else None
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    elif not isinstance(value, (list, tuple)):
+        value = [getattr(value, name, None) for name in ("content", "text")]
+    for item in value:
+        found = _walk_for_prompt(item, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+# --- reading SDK objects (pydantic models, or plain dicts) ---------------------------------
+
+
+def get(value: Any, name: str) -> Any:
+    if isinstance(value, Mapping):
+        return value.get(name)
+    return getattr(value, name, None)
+
+
+def given(value: Any) -> TypeGuard[Any]:
+    """Whether an argument was given: not None and not the SDKs' ``omit``/``NOT_GIVEN``."""
+    return value is not None and type(value).__name__ not in ("Omit", "NotGiven")
+
+
+def plain(value: Any) -> Any:
+    """A dict for a pydantic model (a message the app passed back as the SDK returned it)."""
+    dump = getattr(value, "model_dump", None)
+    if dump is not None and not isinstance(value, Mapping):
+        try:
+            return dump()
+        except Exception:
+            return value
+    return value
+
+
+def int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def text_part(content: Any) -> dict[str, Any]:
+    return {"type": "text", "content": content if isinstance(content, str) else str(content)}
+
+
+def arguments(raw: Any) -> Any:
+    """Tool call arguments: the object when they are JSON text (so keys can be masked)."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def tool_call_part(call_id: Any, name: Any, raw_arguments: Any) -> dict[str, Any]:
+    return {"type": "tool_call", "id": call_id, "name": name, "arguments": arguments(raw_arguments)}
+
+
+def media_part(modality: str, url: Any, mime_type: Any = None) -> dict[str, Any]:
+    """An image or file by reference; inline data is named, not copied (it can be megabytes)."""
+    if isinstance(url, str) and not url.startswith("data:"):
+        return {"type": "uri", "modality": modality, "uri": url}
+    part: dict[str, Any] = {
+        "type": "blob",
+        "modality": modality,
+        "content": "[inline data omitted]",
+    }
+    if isinstance(mime_type, str):
+        part["mime_type"] = mime_type
+    return part
