@@ -21,9 +21,9 @@ so masking and all-or-nothing storage are the same.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -47,7 +47,6 @@ from logharbor.ingest.normalize import (
     normalize_span,
 )
 from logharbor.ingest.pipeline import Submission
-from logharbor.ingest.records import Generation, LogLine, NormalizedExchange, Span
 from logharbor.traffic.access import check_source_id
 from logharbor.traffic.normalize import IngestConfig
 
@@ -157,34 +156,40 @@ class _Export:
         return otlp.read_body(self.body, self.content_encoding, MAX_DECODED_BYTES)
 
 
+T = TypeVar("T")
+
+
+def _by_span(item: Any) -> str:
+    return f"span {item.span_id}"
+
+
+def _normalized(
+    items: list[Any],
+    normalize: Callable[[Any, IngestConfig], T],
+    export: _Export,
+    rejected: list[str],
+    named: Callable[[Any], str] = _by_span,
+) -> list[T]:
+    """Each item through its normalize step; a refused one leaves its reason in ``rejected``."""
+    kept: list[T] = []
+    for item in items:
+        try:
+            kept.append(normalize(item, export.config))
+        except BadRequest as exc:
+            rejected.append(_reason(named(item), exc))
+    return kept
+
+
 def _prepare_traces(export: _Export) -> tuple[Submission, list[str]]:
     """The submission of a trace export, and the reasons of what it refused."""
     traces = otlp.decode_traces(export.decoded_body(), export.encoding)
     rejected = list(traces.rejected)
-    exchanges: list[NormalizedExchange] = []
-    for exchange in traces.exchanges:
-        try:
-            exchanges.append(normalize_exchange(exchange, export.config))
-        except BadRequest as exc:
-            rejected.append(_reason(f"span {exchange.span_id}", exc))
-    generations: list[Generation] = []
-    for generation in traces.generations:
-        try:
-            generations.append(normalize_generation(generation, export.config))
-        except BadRequest as exc:
-            rejected.append(_reason(f"span {generation.span_id}", exc))
-    spans: list[Span] = []
-    for span in traces.spans:
-        try:
-            spans.append(normalize_span(span, export.config))
-        except BadRequest as exc:
-            rejected.append(_reason(f"span {span.span_id}", exc))
     submission = Submission(
         export.principal,
         export.source_id,
-        exchanges=exchanges,
-        generations=generations,
-        spans=spans,
+        exchanges=_normalized(traces.exchanges, normalize_exchange, export, rejected),
+        generations=_normalized(traces.generations, normalize_generation, export, rejected),
+        spans=_normalized(traces.spans, normalize_span, export, rejected),
         detail=False,
     )
     return submission, rejected
@@ -193,12 +198,9 @@ def _prepare_traces(export: _Export) -> tuple[Submission, list[str]]:
 def _prepare_logs(export: _Export) -> tuple[Submission, list[str]]:
     decoded = otlp.decode_logs(export.decoded_body(), export.encoding)
     rejected = list(decoded.rejected)
-    lines: list[LogLine] = []
-    for line in decoded.lines:
-        try:
-            lines.append(normalize_log(line, export.config))
-        except BadRequest as exc:
-            rejected.append(_reason("a log record", exc))
+    lines = _normalized(
+        decoded.lines, normalize_log, export, rejected, lambda _line: "a log record"
+    )
     return Submission(export.principal, export.source_id, logs=lines, detail=False), rejected
 
 
