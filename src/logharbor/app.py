@@ -9,9 +9,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from logharbor import __version__
+from logharbor import __version__, retention_job
+from logharbor.alerts import background as alerts_background
 from logharbor.alerts import hooks as alert_hooks
-from logharbor.alerts import service as alerts_service
 from logharbor.alerts.routes import router as alerts_router
 from logharbor.auth import deps as auth_deps
 from logharbor.auth import routes as auth_routes
@@ -75,7 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 stack.enter_context(backup.presence(settings.resolved_database_url()))
                 writer = GroupCommitWriter(db, on_events=subscribers)
                 app.state.writer = await stack.enter_async_context(writer)
-                await stack.enter_async_context(alerts_service.running(app))
+                await stack.enter_async_context(alerts_background.running(app))
+                await stack.enter_async_context(retention_job.running(app))
                 yield
         finally:
             db.dispose()

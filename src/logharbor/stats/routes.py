@@ -17,8 +17,8 @@ from logharbor.common.routing import ArkynRoute
 from logharbor.stats import llm_service, queries
 from logharbor.stats.histogram import percentiles
 from logharbor.stats.ranges import INTERVALS, checked_step, minute_bounds, parse_range
-from logharbor.stats.retention import kept_from, stored_detail
 from logharbor.stats.schemas import LlmStatsOut, StatsOut
+from logharbor.stats.thinning import kept_from, stored_detail
 from logharbor.traffic.access import Access, require_source
 
 router = APIRouter(route_class=ArkynRoute, tags=["stats"])
@@ -107,7 +107,7 @@ def get_stats(
     with db.read() as conn:
         source = require_source(conn, trafficSourceId, principal, Access.READ)
         source_id = source["id"]
-        # Past the retention job's horizons only coarser rollups remain (stats/retention.py).
+        # Past the retention job's horizons only coarser rollups remain (stats/thinning.py).
         first, last, finest = stored_detail(first, last, kept_from(conn))
         interval, step = checked_step(interval, first, last, finest)
         points = list(queries.epoch_points(first, last, step))
