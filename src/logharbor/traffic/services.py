@@ -1,13 +1,14 @@
-"""What the traffic API and the web UI both do with traffic sources, their read-only shares and
-their write-only ingest keys; the routes (source_routes.py) and the pages (ui/source_pages.py)
-call these with typed arguments and get typed answers.
+"""What the traffic API and the web UI both do: traffic sources, their read-only shares and
+their write-only ingest keys (source_routes.py, ui/source_pages.py), and reading records and
+domains (traffic_routes.py, entity_routes.py, ui/traffic_pages.py). Routes and pages call these
+with typed arguments; records and domains come back in their API's JSON shape.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Connection, Table, delete, func, or_, select, update
 
 from logharbor.auth import queries as auth_queries
 from logharbor.auth.deps import Principal
@@ -17,10 +18,17 @@ from logharbor.common.ids import is_uuid, new_id
 from logharbor.common.pagination import PageMeta, PageRequest, Paginated
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database
-from logharbor.db.tables import ingest_keys, traffic_source_shares, traffic_sources, users
+from logharbor.db.tables import (
+    domains,
+    http_traffic,
+    ingest_keys,
+    traffic_source_shares,
+    traffic_sources,
+    users,
+)
 from logharbor.traffic import normalize, queries
 from logharbor.traffic.access import Access, require_source
-from logharbor.traffic.filters import SortRequest, contains
+from logharbor.traffic.filters import SortRequest, TrafficFilters, contains
 from logharbor.traffic.schemas import (
     IngestKeyCreated,
     IngestKeyIn,
@@ -291,3 +299,106 @@ def revoke_ingest_key(db: Database, principal: Principal, source_id: str, key_id
             .where(*where, ingest_keys.c.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
+
+
+# --- records and domains -----------------------------------------------------------------------
+
+
+def checked_id(value: str, field: str) -> str:
+    """An id from a path, lower-cased; a 400 naming ``field`` unless it is a UUID."""
+    if not is_uuid(value):
+        raise BadRequest(field_errors={field: "Invalid id format"})
+    return value.lower()
+
+
+def record_sorts(table: Table) -> dict[str, Any]:
+    """What traffic records and core logs may be sorted by."""
+    return {
+        "createdAt": table.c.created_at,
+        "status": table.c.status,
+        "elapsedTime": table.c.elapsed_time,
+        "method": table.c.method,
+        "level": table.c.level,
+    }
+
+
+def list_records(
+    db: Database,
+    principal: Principal,
+    source_id: str,
+    page: PageRequest,
+    sort: SortRequest,
+    filters: TrafficFilters,
+) -> dict[str, Any]:
+    """A page of records joined with domain, pathname, request and response (bodies as
+    previews): ``{"data": [...], "meta": {...}}``."""
+    order = sort.resolve(record_sorts(http_traffic))
+    with db.read() as conn:
+        source = require_source(conn, source_id, principal, Access.READ)
+        where = filters.conditions(http_traffic, source["id"])
+        rows = queries.page_of(
+            conn,
+            queries.record_select(),
+            where,
+            order,
+            http_traffic.c.id,
+            page.offset,
+            page.page_limit,
+        )
+        total = queries.count(conn, http_traffic, where)
+    return page.envelope([queries.joined_record_json(r) for r in rows], total)
+
+
+def get_record(
+    db: Database, principal: Principal, source_id: str, record_id: str
+) -> dict[str, Any]:
+    """One record with its full request and response (headers, query params, bodies)."""
+    record_id = checked_id(record_id, "recordId")
+    with db.read() as conn:
+        source = require_source(conn, source_id, principal, Access.READ)
+        query = queries.record_select(full=True).where(
+            http_traffic.c.id == record_id, http_traffic.c.traffic_source_id == source["id"]
+        )
+        row = conn.execute(query).mappings().first()
+    if row is None:
+        raise NotFound("Record not found", field_errors={"recordId": "Record not found"})
+    return queries.joined_record_json(row, full=True)
+
+
+def value_listing(
+    conn: Connection,
+    table: Table,
+    where: list[Any],
+    page: PageRequest,
+    sort: SortRequest,
+    value_contains: str | None,
+    to_json: Any,
+) -> dict[str, Any]:
+    """A page of domains, pathnames or core pathnames, sorted by createdAt or value."""
+    if value_contains:
+        where = [*where, contains(table.c.value, value_contains)]
+    rows = queries.page_of(
+        conn,
+        select(table),
+        where,
+        sort.resolve({"createdAt": table.c.created_at, "value": table.c.value}),
+        table.c.id,
+        page.offset,
+        page.page_limit,
+    )
+    return page.envelope([to_json(r) for r in rows], queries.count(conn, table, where))
+
+
+def list_domains(
+    db: Database,
+    principal: Principal,
+    source_id: str,
+    page: PageRequest,
+    sort: SortRequest,
+    value_contains: str | None = None,
+) -> dict[str, Any]:
+    """The source's domains: ``{"data": [...], "meta": {...}}``."""
+    with db.read() as conn:
+        source = require_source(conn, source_id, principal, Access.READ)
+        where = [domains.c.traffic_source_id == source["id"]]
+        return value_listing(conn, domains, where, page, sort, value_contains, queries.domain_json)
