@@ -2,7 +2,7 @@
 """Retention: how fast old records go, and how long each batch holds the write lock.
 
 N old records (http_traffic + request + response with ~2 KB bodies each) are pruned by
-``alerts.retention.prune`` in batches of 1,000. Reported: records/s and the longest single batch
+``retention_job.prune`` in batches of 1,000. Reported: records/s and the longest single batch
 transaction (the longest an ingest could wait for the lock). Baseline, same run: the same rows
 deleted by one unbounded transaction (three DELETE ... WHERE created_at < cutoff statements),
 whose duration is how long an unbatched delete would block ingestion.
@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sqlalchemy import delete, insert, select, update
 
 from common import databases, machine, now_text, seed
-from logharbor.alerts import retention
+from logharbor import retention_job
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database, make_engine
@@ -166,11 +166,13 @@ def main() -> None:
         fill(db, source_id, domain_id, pathname_id, n)
         db.longest, db.transactions = 0.0, 0
         start = time.perf_counter()
-        report = retention.prune(db, batch_size=1000)
+        report = retention_job.prune(db, batch_size=1000)
         batched = time.perf_counter() - start
         with db.read() as conn:
             left = conn.execute(select(http_traffic.c.id).limit(1)).first()
-            assert left is None and report.traffic == n and report.requests == n, report
+            assert left is None and report.records.traffic == n and report.records.requests == n, (
+                report
+            )
         db.dispose()
         print(
             f"RESULT {name} batched_prune records={n} seconds={batched:.2f} records_per_s={n / batched:,.0f} transactions={db.transactions} longest_batch_ms={db.longest * 1000:.0f}"

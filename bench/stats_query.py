@@ -36,8 +36,8 @@ from logharbor.db.tables import (
 from logharbor.ingest.store import TRAFFIC_COLUMNS
 from logharbor.stats import queries
 from logharbor.stats.histogram import percentiles
-from logharbor.stats.retention import prune_rollups
 from logharbor.stats.rollups import KEY_COLUMNS, PATH_KEY_COLUMNS, Rollup
+from logharbor.stats.thinning import thin_rollups
 
 DAYS = 30
 END = datetime(2025, 8, 1, tzinfo=UTC)
@@ -319,7 +319,7 @@ def main() -> None:
         # 14 days go. The 7-day query reads the same rows as before.
         before = rollup_counts(db)
         t0 = time.perf_counter()
-        deleted = prune_rollups(db, now=END, minute_days=14, hour_days=400)
+        deleted = thin_rollups(db, now=END, minute_days=14, hour_days=400)
         thinning_s = time.perf_counter() - t0
         after = rollup_counts(db)
         assert sum(before) - sum(after) == deleted

@@ -9,14 +9,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
-from logharbor import __version__
+from logharbor import __version__, retention_job
+from logharbor.alerts import background as alerts_background
 from logharbor.alerts import hooks as alert_hooks
-from logharbor.alerts import service as alerts_service
 from logharbor.alerts.routes import router as alerts_router
 from logharbor.auth import deps as auth_deps
 from logharbor.auth import routes as auth_routes
+from logharbor.auth.deps import authenticated, resolve_principal
 from logharbor.auth.tokens import VerifiedTokens
-from logharbor.common import handlers
+from logharbor.common import handlers, routing
 from logharbor.common.limits import BodySizeLimit
 from logharbor.db import backup
 from logharbor.db.engine import Database, make_engine
@@ -74,7 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 stack.enter_context(backup.presence(settings.resolved_database_url()))
                 writer = GroupCommitWriter(db, on_events=subscribers)
                 app.state.writer = await stack.enter_async_context(writer)
-                await stack.enter_async_context(alerts_service.running(app))
+                await stack.enter_async_context(alerts_background.running(app))
+                await stack.enter_async_context(retention_job.running(app))
                 yield
         finally:
             db.dispose()
@@ -97,6 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.verified_tokens = VerifiedTokens(settings.secret_key)
     app.state.claimed_ingest_keys = auth_deps.claimed_ingest_keys()
     handlers.install(app)
+    # Routes that need a user or key resolve it before their body is parsed (common.routing).
+    routing.install_authentication(
+        app, routing.Authentication(dependency=authenticated, resolve=resolve_principal)
+    )
     # Inside the size limit: it reads a body already checked.
     app.add_middleware(IngestLane, routes=ingest_routes.lane_routes())
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

@@ -229,7 +229,7 @@ def import_arkyn(
 @app.command()
 def prune() -> None:
     """Apply retention now: delete records (and bodies) older than each source's retentionDays."""
-    from logharbor.alerts import retention
+    from logharbor import retention_job
     from logharbor.progress import tracking
 
     settings = Settings()
@@ -244,7 +244,7 @@ def prune() -> None:
                 bar.advance(1)
                 return False
 
-            report = retention.prune(
+            report = retention_job.prune(
                 db,
                 batch_size=settings.retention_batch_size,
                 outbox_keep_days=settings.webhook_outbox_keep_days,
@@ -253,10 +253,12 @@ def prune() -> None:
             )
     finally:
         db.dispose()
+    records = report.records
     typer.echo(
-        f"pruned {len(report.sources)} source(s) with retention: {report.traffic} traffic "
-        f"records, {report.core_logs} core logs, {report.requests} requests, "
-        f"{report.responses} responses; {report.outbox} old webhook deliveries; "
+        f"pruned {len(records.sources)} source(s) with retention: {records.traffic} traffic "
+        f"records, {records.core_logs} core logs, {records.requests} requests, "
+        f"{records.responses} responses, {report.traces.generations} LLM calls, "
+        f"{report.traces.spans} spans; {report.outbox} old webhook deliveries; "
         f"{report.rollups} minute/hour rollup rows past their horizons"
     )
 

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
             "providers). Off by default: it looks the providers up on every request."
         ),
     )
-    # --- alerts (webhooks, retention) ---
+    # --- alerts (webhooks) and the retention job (retention_job.py) ---
     webhook_allow_http: bool = Field(default=False, description="Allow http:// webhook URLs")
     webhook_allow_private: bool = Field(
         default=False,
@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     webhook_retry_hours: float = Field(default=24.0, gt=0)
     webhook_concurrency: int = Field(default=4, ge=1, le=64)
     # Rollup detail kept by the retention job: per-minute rows for this many days, per-hour rows
-    # for this many (at least as many); per-day rows for ever. See stats/retention.py.
+    # for this many (at least as many); per-day rows for ever. See stats/thinning.py.
     stats_minute_days: int = Field(default=14, ge=1, le=36_500)
     stats_hour_days: int = Field(default=400, ge=1, le=36_500)
     # For collectors that send no routeTemplate (Arkyn's): count /users/42 under /users/:id.

@@ -84,7 +84,7 @@ def test_create_list_update_delete(
 def test_type_is_guessed_from_the_url(client: TestClient, user: AUser, source: str) -> None:
     # A public name that needs no network to resolve is not available in tests, so the guess is
     # checked on the helper; the API path is covered by the receiver tests.
-    from logharbor.alerts.routes import guess_type
+    from logharbor.alerts.services import guess_type
 
     assert guess_type("https://discord.com/api/webhooks/1/abc") == "discord"
     assert guess_type("https://hooks.slack.com/services/T/B/X") == "slack"

@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from helpers import AUser, bearer
 from logharbor.common.timestamps import iso, parse_iso
 from logharbor.db.tables import llm_rollups
-from logharbor.stats.retention import prune_rollups
 from logharbor.stats.rollups import HOUR, MINUTE
+from logharbor.stats.thinning import thin_rollups
 
 for folder in ("traffic", "ingest"):
     sys.path.insert(0, str(Path(__file__).parent.parent / folder))
@@ -219,7 +219,7 @@ def test_minute_rows_thin_with_the_traffic_rollups_and_totals_stay(
 
     assert count(MINUTE) > 0
     # Minutes older than two days go; hours and days stay.
-    prune_rollups(db, now=T0 + timedelta(days=3), minute_days=2, hour_days=30)
+    thin_rollups(db, now=T0 + timedelta(days=3), minute_days=2, hour_days=30)
     assert count(MINUTE) == 0 and count(HOUR) > 0
     after = _stats(client, user, shop["id"], groupBy="route")
     assert after["totals"] == before["totals"] and after["groups"] == before["groups"]

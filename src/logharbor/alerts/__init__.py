@@ -1,1 +1,1 @@
-"""Webhooks, exception grouping and retention."""
+"""Webhooks and exception grouping."""

@@ -11,12 +11,10 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     RowMapping,
-    Table,
     and_,
     bindparam,
     case,
     delete,
-    exists,
     func,
     insert,
     or_,
@@ -26,17 +24,11 @@ from sqlalchemy import (
 
 from logharbor.db.bulk import upsertable_insert
 from logharbor.db.tables import (
-    core_logs,
     exceptions,
-    http_traffic,
-    job_leases,
-    requests,
-    responses,
     traffic_sources,
     webhook_outbox,
     webhooks,
 )
-
 
 # --- webhooks -----------------------------------------------------------------------------------
 
@@ -375,149 +367,3 @@ def set_exception_status(conn: Connection, exception_id: str, status: str, now: 
         case _:
             raise ValueError(status)
     conn.execute(update(exceptions).where(exceptions.c.id == exception_id).values(**values))
-
-
-# --- retention ----------------------------------------------------------------------------------
-
-
-def _job_free(name: str, now: datetime) -> Any:
-    return and_(
-        job_leases.c.name == name,
-        job_leases.c.next_run_at <= now,
-        or_(job_leases.c.claimed_until.is_(None), job_leases.c.claimed_until < now),
-    )
-
-
-def claim_job(
-    conn: Connection, name: str, now: datetime, until: datetime, token: str, holder: str
-) -> bool:
-    """Take the job's run if it is due and nobody holds an unexpired claim.
-
-    The row is made on first use (racing first users all pass the INSERT, which does nothing for
-    all but one); the UPDATE's row count then says who won, as for webhook leases: on PostgreSQL
-    the loser's UPDATE waits for the winner's commit, re-checks the WHERE and matches nothing.
-    """
-    conn.execute(
-        upsertable_insert(conn.dialect.name, job_leases)
-        .values(name=name, next_run_at=now)
-        .on_conflict_do_nothing(index_elements=[job_leases.c.name])
-    )
-    result = conn.execute(
-        update(job_leases)
-        .where(_job_free(name, now))
-        .values(claim_token=token, claimed_by=holder, claimed_until=until)
-    )
-    return result.rowcount == 1
-
-
-def renew_job(conn: Connection, name: str, token: str, until: datetime) -> bool:
-    """Extend our claim; False when another process has taken the job over meanwhile."""
-    result = conn.execute(
-        update(job_leases)
-        .where(job_leases.c.name == name, job_leases.c.claim_token == token)
-        .values(claimed_until=until)
-    )
-    return result.rowcount == 1
-
-
-def release_job(
-    conn: Connection,
-    name: str,
-    token: str,
-    *,
-    next_run_at: datetime | None = None,
-    finished_at: datetime | None = None,
-) -> bool:
-    """Give the claim back; with ``next_run_at`` the run is done and the next one scheduled,
-    without it the job stays due (an interrupted run that another process should resume)."""
-    values: dict[str, Any] = {"claim_token": None, "claimed_by": None, "claimed_until": None}
-    if next_run_at is not None:
-        values.update(next_run_at=next_run_at, last_finished_at=finished_at)
-    result = conn.execute(
-        update(job_leases)
-        .where(job_leases.c.name == name, job_leases.c.claim_token == token)
-        .values(**values)
-    )
-    return result.rowcount == 1
-
-
-def get_job(conn: Connection, name: str) -> RowMapping | None:
-    return conn.execute(select(job_leases).where(job_leases.c.name == name)).mappings().first()
-
-
-def sources_with_retention(conn: Connection) -> Sequence[RowMapping]:
-    query = select(traffic_sources.c.id, traffic_sources.c.retention_days).where(
-        traffic_sources.c.retention_days.is_not(None), traffic_sources.c.retention_days > 0
-    )
-    return conn.execute(query).mappings().all()
-
-
-def delete_old_records(
-    conn: Connection, table: Table, source_id: str, cutoff: datetime, limit: int
-) -> tuple[int, list[str], list[str]]:
-    """Delete up to ``limit`` rows of ``table`` (http_traffic or core_logs) older than ``cutoff``.
-
-    Returns the count and the request/response ids those rows pointed at.
-    """
-    query = (
-        select(table.c.id, table.c.request_id, table.c.response_id)
-        .where(table.c.traffic_source_id == source_id, table.c.created_at < cutoff)
-        .limit(limit)
-    )
-    rows = conn.execute(query).all()
-    if not rows:
-        return 0, [], []
-    conn.execute(delete(table).where(table.c.id.in_([row.id for row in rows])))
-    request_ids = [row.request_id for row in rows if row.request_id]
-    response_ids = [row.response_id for row in rows if row.response_id]
-    return len(rows), request_ids, response_ids
-
-
-def _unreferenced(payload: Table, column: str) -> Any:
-    return and_(
-        ~exists().where(http_traffic.c[column] == payload.c.id),
-        ~exists().where(core_logs.c[column] == payload.c.id),
-    )
-
-
-def delete_payloads(conn: Connection, kind: str, ids: Sequence[str]) -> int:
-    """Delete these requests/responses rows unless another record still points at them."""
-    if not ids:
-        return 0
-    match kind:
-        case "request":
-            table, column = requests, "request_id"
-        case "response":
-            table, column = responses, "response_id"
-        case _:
-            raise ValueError(kind)
-    result = conn.execute(
-        delete(table).where(table.c.id.in_(list(ids)), _unreferenced(table, column))
-    )
-    return result.rowcount
-
-
-def delete_old_orphan_payloads(
-    conn: Connection, kind: str, source_id: str, cutoff: datetime, limit: int
-) -> int:
-    """Standalone requests/responses (never linked to a record) that are past the cutoff."""
-    match kind:
-        case "request":
-            table, column = requests, "request_id"
-        case "response":
-            table, column = responses, "response_id"
-        case _:
-            raise ValueError(kind)
-    ids = (
-        select(table.c.id)
-        .where(
-            table.c.traffic_source_id == source_id,
-            table.c.created_at < cutoff,
-            _unreferenced(table, column),
-        )
-        .limit(limit)
-    )
-    found = list(conn.execute(ids).scalars())
-    if not found:
-        return 0
-    return conn.execute(delete(table).where(table.c.id.in_(found))).rowcount

@@ -22,7 +22,6 @@ from logharbor.auth.tokens import (
     is_ingest_key,
     user_id_from_token,
 )
-from logharbor.common import routing
 from logharbor.common.errors import Forbidden, MissingToken, Unauthorized
 from logharbor.db.engine import Database
 from logharbor.settings import Settings
@@ -154,9 +153,6 @@ async def user_only(principal: Annotated[Principal, Depends(authenticated)]) -> 
         raise Forbidden("Ingest keys can only write traffic; use a user token")
     return principal
 
-
-routing.AUTHENTICATORS.add(authenticated)
-routing.PRE_AUTHENTICATE.append(resolve_principal)
 
 # Any caller with a valid token: a user, or an ingest key (routes must check its source).
 CurrentPrincipal = Annotated[Principal, Depends(authenticated)]

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy.engine import RowMapping
 
-from logharbor.auth import queries
+from logharbor.auth import queries, services
 from logharbor.auth.deps import AppSettings, CurrentUser, Db
-from logharbor.auth.passwords import hash_password, verify_password
 from logharbor.auth.schemas import (
-    EMAIL_RE,
-    PASSWORD_MAX,
-    PASSWORD_MIN,
     LoginIn,
     SignupIn,
     SignupOut,
@@ -32,11 +27,6 @@ arkyn = APIRouter(route_class=ArkynRoute, tags=["users"])
 _INVALID = "Required fields are missing or invalid."
 
 
-def _check_email(email: str) -> None:
-    if not EMAIL_RE.match(email.strip()):
-        raise BadRequest(field_errors={"email": "Invalid email format"})
-
-
 @promptcrafter.post(
     "/auth/signup",
     status_code=201,
@@ -48,25 +38,7 @@ def _check_email(email: str) -> None:
 )
 def signup(body: SignupIn, db: Db, settings: AppSettings) -> SignupOut:
     """Create an account; log in afterwards to get a token."""
-    if not settings.allow_signup:
-        raise Forbidden("Sign-up is disabled on this server.")
-    _check_email(body.email)
-    if not PASSWORD_MIN <= len(body.password) <= PASSWORD_MAX:
-        raise BadRequest("The password does not meet the security requirements.")
-    password_hash = hash_password(body.password)
-    with db.write() as conn:
-        queries.create_user(
-            conn, email=body.email, name=body.name.strip() or body.name, password_hash=password_hash
-        )
-    return SignupOut(message="User account created successfully.")
-
-
-def _login(db: Db, email: str, password: str) -> RowMapping | None:
-    with db.read() as conn:
-        user = queries.get_user_by_email(conn, email)
-    if not verify_password(user["password_hash"] if user else None, password) or user is None:
-        return None
-    return user
+    return services.sign_up(db, settings, body)
 
 
 @promptcrafter.post(
@@ -77,17 +49,14 @@ def _login(db: Db, email: str, password: str) -> RowMapping | None:
 )
 def login(body: LoginIn, db: Db, settings: AppSettings) -> TokenOut:
     """Exchange email and password for a token that works on every route."""
-    user = _login(db, body.email, body.password)
-    if user is None:
-        raise Unauthorized("Incorrect email or password.")
-    return TokenOut(token=issue_token(user["id"], settings.secret_key, settings.token_ttl_seconds))
+    return services.log_in(db, settings, body)
 
 
 @arkyn.post("/user/auth", response_model=UserWithToken, responses={400: {}, 401: {}})
 def user_auth(body: LoginIn, db: Db, settings: AppSettings) -> UserWithToken:
     """Arkyn login: the user and a token."""
-    _check_email(body.email)
-    user = _login(db, body.email, body.password)
+    services.check_email(body.email)
+    user = services.user_with_password(db, body.email, body.password)
     if user is None:
         raise Unauthorized("Invalid email or password")
     token = issue_token(user["id"], settings.secret_key, settings.token_ttl_seconds)

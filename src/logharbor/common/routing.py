@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import email.message
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from logharbor.common.errors import UnsupportedMediaType
 
-# Set by logharbor.auth.deps at import time; kept here as a hook to avoid an import cycle.
-AUTHENTICATORS: set[Callable[..., Any]] = set()
-PRE_AUTHENTICATE: list[Callable[[Request], Any]] = []
 ERROR_MESSAGES_KEY = "x-error-messages"
 
 EndpointT = TypeVar("EndpointT", bound=Callable[..., Any])
@@ -72,10 +70,35 @@ def path_id(description: str) -> Any:
     return Path(alias="id", description=description)
 
 
-def _uses_any(dependant: Dependant, targets: set[Callable[..., Any]]) -> bool:
-    if dependant.call in targets:
+@dataclass(frozen=True)
+class Authentication:
+    """How a family route authenticates before it reads the body: a route that depends on
+    ``dependency`` (directly or through another dependency) gets ``resolve(request)`` run first.
+
+    It comes from auth, which common must not import, so the app hands it over where it is
+    created (``install_authentication``) rather than auth registering itself on import.
+    """
+
+    dependency: Callable[..., Any]
+    resolve: Callable[[Request], Any]
+
+
+def install_authentication(app: FastAPI, authentication: Authentication) -> None:
+    app.state.authentication = authentication
+
+
+def _authentication(request: Request) -> Authentication:
+    authentication = getattr(request.app.state, "authentication", None)
+    if not isinstance(authentication, Authentication):
+        # A family route must never run unauthenticated checks in the wrong order quietly.
+        raise RuntimeError("family routes need install_authentication(app, ...) in create_app")
+    return authentication
+
+
+def _uses(dependant: Dependant, target: Callable[..., Any]) -> bool:
+    if dependant.call is target:
         return True
-    return any(_uses_any(sub, targets) for sub in dependant.dependencies)
+    return any(_uses(sub, target) for sub in dependant.dependencies)
 
 
 @lru_cache(maxsize=256)
@@ -97,13 +120,19 @@ class FamilyRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        needs_auth = _uses_any(self.dependant, AUTHENTICATORS)
         takes_json = self.body_field is not None
+        # Per authentication (one per app in practice): walking the dependency tree per request
+        # would cost the hot path.
+        needs_auth: dict[Callable[..., Any], bool] = {}
 
         async def guarded(request: Request) -> Response:
-            if needs_auth:
-                for pre_authenticate in PRE_AUTHENTICATE:
-                    await run_in_threadpool(pre_authenticate, request)
+            authentication = _authentication(request)
+            needed = needs_auth.get(authentication.dependency)
+            if needed is None:
+                needed = _uses(self.dependant, authentication.dependency)
+                needs_auth[authentication.dependency] = needed
+            if needed:
+                await run_in_threadpool(authentication.resolve, request)
             if takes_json and request.method in ("POST", "PUT", "PATCH"):
                 content_type = request.headers.get("content-type")
                 if content_type is None:

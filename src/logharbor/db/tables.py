@@ -484,7 +484,7 @@ llm_rollups = Table(
 )
 
 # Per rollup resolution, the oldest bucket still stored: the retention job deletes minute and
-# hour rows past their horizons (stats/retention.py) and records here how far it went, so that
+# hour rows past their horizons (stats/thinning.py) and records here how far it went, so that
 # a stats query knows which detail exists rather than reading a deleted minute as no traffic.
 stats_horizons = Table(
     "stats_horizons",
@@ -573,7 +573,7 @@ exceptions = Table(
     Index(None, "traffic_source_id", "status", "last_seen_at"),
 )
 
-# --- periodic jobs that one process of many must run (alerts/service.py) ----------------------
+# --- periodic jobs that one process of many must run (db/lease.py) ----------------------------
 #
 # One row per job. Whoever holds an unexpired claim runs it; ``next_run_at`` is the schedule, kept
 # here rather than in a process so that any worker or host on the database may do the next run

@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, insert, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from logharbor.alerts import hooks as alert_hooks
-from logharbor.alerts.routes import guess_type
+from logharbor.alerts.services import guess_type
 from logharbor.common.errors import BadRequest
 from logharbor.db.engine import Database, normalize_url
 from logharbor.db.tables import (

@@ -21,7 +21,7 @@ from logharbor.common.errors import BadRequest, Forbidden, LogHarborError, NotFo
 from logharbor.common.ids import from_prefixed
 from logharbor.common.pagination import PageRequest, Paginated, optional_page_request
 from logharbor.common.routing import PromptCrafterRoute, error_messages
-from logharbor.prompts import queries, search
+from logharbor.prompts import queries, search, services
 from logharbor.prompts.queries import Listing
 from logharbor.prompts.schemas import (
     LogIn,
@@ -35,8 +35,6 @@ from logharbor.prompts.schemas import (
     VersionOut,
     log_json,
     prompt_json,
-    stats_json,
-    version_json,
 )
 
 log = logging.getLogger("logharbor")
@@ -157,16 +155,6 @@ def _parse_id(prefix: str, raw: str, message: str) -> str:
     return value
 
 
-def _own_prompt(
-    row: RowMapping | None, principal: CurrentUser, *, forbidden: str, not_found: str
-) -> RowMapping:
-    if row is None:
-        raise NotFound(not_found)
-    if row["owner_id"] != principal.user_id:
-        raise Forbidden(forbidden)
-    return row
-
-
 PageParam = Annotated[str | None, Query(description="LogHarbor: 1-based page; paginates.")]
 PageLimitParam = Annotated[
     str | None,
@@ -238,13 +226,6 @@ _ONE_PROMPT_DOCS = _docs(
 )
 
 
-def _readable_prompt(db: Db, principal: CurrentUser, raw_id: str) -> RowMapping:
-    prompt_id = _parse_id("prompt", raw_id, PROMPT_ID_MALFORMED)
-    with db.read() as conn:
-        row = queries.get_prompt(conn, prompt_id)
-    return _own_prompt(row, principal, forbidden=PROMPT_FORBIDDEN, not_found=PROMPT_NOT_FOUND)
-
-
 @router.get(
     "/prompts/{id}",
     tags=["prompts"],
@@ -254,7 +235,11 @@ def _readable_prompt(db: Db, principal: CurrentUser, raw_id: str) -> RowMapping:
 )
 def get_prompt(id: str, principal: CurrentUser, db: Db) -> Response:
     """One of the caller's prompts."""
-    return JSONResponse(prompt_json(_readable_prompt(db, principal, id)))
+    prompt_id = _parse_id("prompt", id, PROMPT_ID_MALFORMED)
+    row = services.read_prompt(
+        db, principal, prompt_id, forbidden=PROMPT_FORBIDDEN, not_found=PROMPT_NOT_FOUND
+    )
+    return JSONResponse(prompt_json(row))
 
 
 @router.patch(
@@ -280,7 +265,7 @@ def update_prompt(id: str, body: PromptPatch, principal: CurrentUser, db: Db) ->
     prompt_id = _parse_id("prompt", id, PROMPT_ID_INVALID)
     changes = body.model_dump(exclude_unset=True)
     with db.write() as conn:
-        row = _own_prompt(
+        row = services.owned(
             queries.get_prompt(conn, prompt_id, lock="update"),
             principal,
             forbidden=PROMPT_NOT_YOURS,
@@ -304,7 +289,7 @@ def delete_prompt(id: str, principal: CurrentUser, db: Db) -> Response:
     """Delete a prompt together with its logs and versions."""
     prompt_id = _parse_id("prompt", id, PROMPT_ID_INVALID)
     with db.write() as conn:
-        _own_prompt(
+        services.owned(
             queries.get_prompt(conn, prompt_id, lock="update"),
             principal,
             forbidden=PROMPT_NOT_YOURS,
@@ -336,17 +321,9 @@ def list_versions(
 ) -> Response:
     paging = _page(request)
     prompt_id = _parse_id("prompt", id, PROMPT_ID_MALFORMED)
-    with db.read() as conn:
-        prompt = _own_prompt(
-            queries.get_prompt(conn, prompt_id),
-            principal,
-            forbidden=PROMPT_FORBIDDEN,
-            not_found=PROMPT_NOT_FOUND,
-        )
-        older = queries.list_versions(conn, prompt_id)
-    items = [version_json(row, current=False) for row in older]
-    # The current version began when the prompt was last changed.
-    items.append(version_json({**prompt, "created_at": prompt["updated_at"]}, current=True))
+    items = services.prompt_versions(
+        db, principal, prompt_id, forbidden=PROMPT_FORBIDDEN, not_found=PROMPT_NOT_FOUND
+    )
     if paging is None:
         return JSONResponse(items)
     window = items[paging.offset : paging.offset + paging.page_limit]
@@ -367,15 +344,10 @@ def list_versions(
 )
 def prompt_stats(id: str, principal: CurrentUser, db: Db) -> Response:
     prompt_id = _parse_id("prompt", id, PROMPT_ID_MALFORMED)
-    with db.read() as conn:
-        _own_prompt(
-            queries.get_prompt(conn, prompt_id),
-            principal,
-            forbidden=PROMPT_FORBIDDEN,
-            not_found=PROMPT_NOT_FOUND,
-        )
-        groups = queries.score_groups(conn, prompt_id)
-    return JSONResponse(stats_json(prompt_id, groups))
+    stats = services.prompt_score_stats(
+        db, principal, prompt_id, forbidden=PROMPT_FORBIDDEN, not_found=PROMPT_NOT_FOUND
+    )
+    return JSONResponse(stats)
 
 
 # --- search ---------------------------------------------------------------------------------
@@ -468,17 +440,12 @@ def _logs_of_prompt(
     prompt_id = from_prefixed("prompt", raw_id) if raw_id else None
     if prompt_id is None:
         raise BadRequest(FILTER_ID_MALFORMED)
-    with db.read() as conn:
-        _own_prompt(
-            queries.get_prompt(conn, prompt_id),
-            principal,
-            forbidden=FILTER_FORBIDDEN,
-            not_found=FILTER_NOT_FOUND,
-        )
-        listing = queries.list_prompt_logs(conn, prompt_id, paging)
-        # Documented: a prompt without logs is a 404 too (reference §3, ruling 4).
-        if not listing.rows and (paging is None or not listing.total):
-            raise NotFound(FILTER_NOT_FOUND)
+    listing = services.prompt_logs(
+        db, principal, prompt_id, paging, forbidden=FILTER_FORBIDDEN, not_found=FILTER_NOT_FOUND
+    )
+    # Documented: a prompt without logs is a 404 too (reference §3, ruling 4).
+    if not listing.rows and (paging is None or not listing.total):
+        raise NotFound(FILTER_NOT_FOUND)
     return _listing(listing, paging, log_json)
 
 

@@ -12,7 +12,7 @@ from logharbor.stats import llm_queries
 from logharbor.stats.llm_queries import LlmFigures
 from logharbor.stats.queries import epoch_points, to_datetime
 from logharbor.stats.ranges import INTERVALS, checked_step, minute_bounds, parse_range
-from logharbor.stats.retention import kept_from, stored_detail
+from logharbor.stats.thinning import kept_from, stored_detail
 from logharbor.traffic.access import Access, require_source
 
 GroupBy = Literal["route", "model", "promptVersion"]
@@ -61,7 +61,7 @@ def llm_stats(
     first, last = minute_bounds(start, end)
     with db.read() as conn:
         source = require_source(conn, source_id, principal, Access.READ)
-        # Past the retention job's horizons only coarser rollups remain (stats/retention.py).
+        # Past the retention job's horizons only coarser rollups remain (stats/thinning.py).
         first, last, finest = stored_detail(first, last, kept_from(conn))
         interval, step = checked_step(interval, first, last, finest)
         by_group = llm_queries.grouped(conn, source["id"], first, last, group_by)

@@ -1,10 +1,15 @@
-"""Shape of ``GET /stats/:trafficSourceId``."""
+"""Shape of ``GET /stats/:trafficSourceId``: its query and its answer."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from logharbor.common.timestamps import Timestamp
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationInfo
+
+from logharbor.common.ids import is_uuid
+from logharbor.common.timestamps import Timestamp, iso, parse_iso
+from logharbor.stats.ranges import EARLIEST, LATEST
 
 
 class Figures(BaseModel):
@@ -85,3 +90,71 @@ class LlmStatsOut(BaseModel):
     totals: LlmFigures
     series: list[LlmPoint]
     groups: list[LlmGroup] = Field(description="Costliest first (then most calls)")
+
+
+# --- the query --------------------------------------------------------------------------------
+
+MAX_GROUPS = 1000
+
+GroupBy = Literal["pathname", "domain", "status", "method"]
+Interval = Literal["1m", "5m", "15m", "1h", "1d"]
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"]
+
+
+def _instant(value: object, info: ValidationInfo) -> object:
+    """An ISO-8601 instant (a date alone is its midnight UTC); empty means the default."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = parse_iso(value)
+        except ValueError:
+            raise ValueError(f"{info.field_name} must be an ISO-8601 date-time") from None
+    if isinstance(value, datetime) and not EARLIEST <= value.astimezone(UTC) <= LATEST:
+        raise ValueError(f"{info.field_name} must be from {iso(EARLIEST)} to {iso(LATEST)}")
+    return value
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _entity_id(value: str, info: ValidationInfo) -> str:
+    if not is_uuid(value):
+        raise ValueError(f"Invalid {info.field_name} format")
+    return value.lower()
+
+
+def _status_class(value: str) -> str:
+    text = value.strip().lower()
+    if len(text) == 3 and text[0] in "12345" and text[1:] == "xx":
+        return text
+    raise ValueError("status must be a class such as 2xx or 5xx")
+
+
+Instant = Annotated[datetime | None, BeforeValidator(_instant)]
+EntityId = Annotated[str | None, AfterValidator(_entity_id)]
+
+
+class StatsQuery(BaseModel):
+    """What ``GET /stats/:trafficSourceId`` takes as query parameters."""
+
+    startDate: Instant = Field(default=None, description="ISO-8601; default endDate - 24h")
+    endDate: Instant = Field(default=None, description="ISO-8601; default now")
+    groupBy: GroupBy | None = None
+    interval: Interval | None = Field(
+        default=None, description="default: the finest that gives at most 300 points"
+    )
+    pathnameId: EntityId = None
+    domainId: EntityId = None
+    method: Annotated[Method | None, BeforeValidator(_upper)] = Field(
+        default=None, description="any case"
+    )
+    status: Annotated[str | None, AfterValidator(_status_class)] = Field(
+        default=None, description="status class: 2xx, 4xx, 5xx...", examples=["5xx"]
+    )
+    limit: int = Field(default=100, ge=1, le=MAX_GROUPS, description="max groups, by count")
+
+    @property
+    def status_class(self) -> int | None:
+        return int(self.status[0]) if self.status else None

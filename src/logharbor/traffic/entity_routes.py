@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
-from sqlalchemy import Connection, Table, delete, select
+from sqlalchemy import Table, delete
 
 from logharbor.auth.deps import AppSettings, CurrentPrincipal, CurrentUser, Db
 from logharbor.common.errors import BadRequest, NotFound
-from logharbor.common.ids import is_uuid, new_id
-from logharbor.common.pagination import Page, PageRequest, Paginated
+from logharbor.common.ids import new_id
+from logharbor.common.pagination import Page, Paginated
 from logharbor.common.routing import ArkynRoute, also_at, path_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import (
@@ -28,9 +28,9 @@ from logharbor.db.tables import (
     responses,
 )
 from logharbor.ingest.normalize import prepare_payload
-from logharbor.traffic import normalize, queries
+from logharbor.traffic import normalize, queries, services
 from logharbor.traffic.access import Access, require_source, require_source_of
-from logharbor.traffic.filters import NameFilter, Sort, contains
+from logharbor.traffic.filters import NameFilter, Sort
 from logharbor.traffic.normalize import IngestConfig
 from logharbor.traffic.schemas import (
     CorePathnameIn,
@@ -48,39 +48,6 @@ from logharbor.traffic.schemas import (
 router = APIRouter(route_class=ArkynRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}}
-
-
-def _path_id(value: str, field: str) -> str:
-    if not is_uuid(value):
-        raise BadRequest(field_errors={field: "Invalid id format"})
-    return value.lower()
-
-
-def _value_sort(table: Table) -> dict[str, Any]:
-    return {"createdAt": table.c.created_at, "value": table.c.value}
-
-
-def _list(
-    conn: Connection,
-    table: Table,
-    where: list[Any],
-    page: PageRequest,
-    sort: Any,
-    q: str | None,
-    to_json: Any,
-) -> dict[str, Any]:
-    if q:
-        where = [*where, contains(table.c.value, q)]
-    rows = queries.page_of(
-        conn,
-        select(table),
-        where,
-        sort.resolve(_value_sort(table)),
-        table.c.id,
-        page.offset,
-        page.page_limit,
-    )
-    return page.envelope([to_json(r) for r in rows], queries.count(conn, table, where))
 
 
 # --- domains ---------------------------------------------------------------------------------
@@ -127,10 +94,7 @@ def list_domains(
     q: NameFilter,
 ) -> dict[str, Any]:
     """The source's domains; sort by createdAt (default) or value; ``q`` searches the value."""
-    with db.read() as conn:
-        source = require_source(conn, trafficSourceId, principal, Access.READ)
-        where = [domains.c.traffic_source_id == source["id"]]
-        return _list(conn, domains, where, page, sort, q, queries.domain_json)
+    return services.list_domains(db, principal, trafficSourceId, page, sort, q)
 
 
 def _delete_child(
@@ -156,7 +120,7 @@ def delete_domain(
     domainId: Annotated[str, path_id("The domain's id")], principal: CurrentUser, db: Db
 ) -> Response:
     """Delete a domain with its pathnames and their traffic records."""
-    domain_id = _path_id(domainId, "domainId")
+    domain_id = services.checked_id(domainId, "domainId")
     with db.write() as conn:
         _delete_child(conn, domains, domain_id, principal, field="domainId", what="Domain")
         queries.delete_payloads_of(conn, http_traffic, http_traffic.c.domain_id == domain_id)
@@ -179,7 +143,7 @@ def create_pathname(
     trafficSourceId: str, domainId: str, body: PathnameIn, principal: CurrentUser, db: Db
 ) -> dict[str, Any]:
     """Get or create a pathname (``/v1/users``) under one of the source's domains."""
-    domain_id = _path_id(domainId, "domainId")
+    domain_id = services.checked_id(domainId, "domainId")
     try:
         value = normalize.normalize_pathname(body.value)
     except ValueError as exc:
@@ -210,14 +174,14 @@ def list_pathnames(
     q: NameFilter,
 ) -> dict[str, Any]:
     """A domain's pathnames; sort by createdAt (default) or value; ``q`` searches the value."""
-    domain_id = _path_id(domainId, "domainId")
+    domain_id = services.checked_id(domainId, "domainId")
     with db.read() as conn:
         source = require_source(conn, trafficSourceId, principal, Access.READ)
         queries.row_in_source(
             conn, domains, domain_id, source["id"], field="domainId", what="Domain"
         )
         where = [pathnames.c.traffic_source_id == source["id"], pathnames.c.domain_id == domain_id]
-        return _list(conn, pathnames, where, page, sort, q, queries.pathname_json)
+        return services.value_listing(conn, pathnames, where, page, sort, q, queries.pathname_json)
 
 
 @also_at(router, "/pathnames/{pathnameId}")
@@ -230,7 +194,7 @@ def list_pathnames(
 )
 def delete_pathname(pathnameId: str, principal: CurrentUser, db: Db) -> Response:
     """Delete a pathname with its traffic records."""
-    pathname_id = _path_id(pathnameId, "pathnameId")
+    pathname_id = services.checked_id(pathnameId, "pathnameId")
     with db.write() as conn:
         _delete_child(conn, pathnames, pathname_id, principal, field="pathnameId", what="Pathname")
         queries.delete_payloads_of(conn, http_traffic, http_traffic.c.pathname_id == pathname_id)
@@ -286,7 +250,9 @@ def list_core_pathnames(
     with db.read() as conn:
         source = require_source(conn, trafficSourceId, principal, Access.READ)
         where = [core_pathnames.c.traffic_source_id == source["id"]]
-        return _list(conn, core_pathnames, where, page, sort, q, queries.core_pathname_json)
+        return services.value_listing(
+            conn, core_pathnames, where, page, sort, q, queries.core_pathname_json
+        )
 
 
 @also_at(router, "/core-pathnames/{id}")
@@ -303,7 +269,7 @@ def delete_core_pathname(
     db: Db,
 ) -> Response:
     """Delete a core pathname with its core logs."""
-    core_id = _path_id(corePathnameId, "corePathnameId")
+    core_id = services.checked_id(corePathnameId, "corePathnameId")
     with db.write() as conn:
         _delete_child(
             conn, core_pathnames, core_id, principal, field="corePathnameId", what="Core pathname"
@@ -378,7 +344,7 @@ def create_response(
 
 def _read_payload(table: Table, payload_id: str, principal: Any, db: Any, what: str) -> Any:
     field = "requestId" if table is requests else "responseId"
-    payload_id = _path_id(payload_id, field)
+    payload_id = services.checked_id(payload_id, field)
     with db.read() as conn:
         row = queries.readable_payload(conn, table, payload_id, principal)
     if row is None:

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import delete, select
 
 from logharbor.auth.deps import CurrentPrincipal, CurrentUser, Db
-from logharbor.common.errors import BadRequest, NotFound
-from logharbor.common.ids import is_uuid, new_id
+from logharbor.common.errors import NotFound
+from logharbor.common.ids import new_id
 from logharbor.common.pagination import Page, Paginated
 from logharbor.common.routing import ArkynRoute, also_at, path_id
 from logharbor.common.timestamps import utcnow
@@ -29,7 +29,7 @@ from logharbor.db.tables import (
 )
 from logharbor.db.writer import GroupCommitWriter, WriteTx
 from logharbor.ingest.events import TrafficEvent
-from logharbor.traffic import normalize, queries
+from logharbor.traffic import normalize, queries, services
 from logharbor.traffic.access import Access, require_source, require_source_of
 from logharbor.traffic.filters import CoreLogFilters, Filters, Sort
 from logharbor.traffic.schemas import (
@@ -47,25 +47,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}}
 _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**_ERRORS, 409: {}, 413: {}, 503: {}}
 
 
-def _sort_columns(table: Any) -> dict[str, Any]:
-    return {
-        "createdAt": table.c.created_at,
-        "status": table.c.status,
-        "elapsedTime": table.c.elapsed_time,
-        "method": table.c.method,
-        "level": table.c.level,
-    }
-
-
 def _writer(request: Request) -> GroupCommitWriter:
     writer: GroupCommitWriter = request.app.state.writer
     return writer
-
-
-def _path_id(value: str, field: str) -> str:
-    if not is_uuid(value):
-        raise BadRequest(field_errors={field: "Invalid id format"})
-    return value.lower()
 
 
 # --- http traffic ------------------------------------------------------------------------------
@@ -176,7 +160,7 @@ def list_http_traffic(
 ) -> dict[str, Any]:
     """The source's traffic rows, filtered (method, status, level, domain, pathname, dates,
     trafficUserId, q) and sorted by createdAt (default), status, elapsedTime, method or level."""
-    order = sort.resolve(_sort_columns(http_traffic))
+    order = sort.resolve(services.record_sorts(http_traffic))
     with db.read() as conn:
         source = require_source(conn, trafficSourceId, principal, Access.READ)
         where = filters.conditions(http_traffic, source["id"])
@@ -207,7 +191,7 @@ def delete_http_traffic(
     db: Db,
 ) -> Response:
     """Delete a traffic row with its request and response."""
-    traffic_id = _path_id(httpTrafficId, "httpTrafficId")
+    traffic_id = services.checked_id(httpTrafficId, "httpTrafficId")
     missing = NotFound(
         "Http traffic not found", field_errors={"httpTrafficId": "Http traffic not found"}
     )
@@ -236,21 +220,7 @@ def list_records(
 ) -> dict[str, Any]:
     """Records joined with domain, pathname, request and response (bodies as previews; the
     full bodies are at the record's own URL). Same filters and sorts as ``/http-traffic``."""
-    order = sort.resolve(_sort_columns(http_traffic))
-    with db.read() as conn:
-        source = require_source(conn, trafficSourceId, principal, Access.READ)
-        where = filters.conditions(http_traffic, source["id"])
-        rows = queries.page_of(
-            conn,
-            queries.record_select(),
-            where,
-            order,
-            http_traffic.c.id,
-            page.offset,
-            page.page_limit,
-        )
-        total = queries.count(conn, http_traffic, where)
-    return page.envelope([queries.joined_record_json(r) for r in rows], total)
+    return services.list_records(db, principal, trafficSourceId, page, sort, filters)
 
 
 @also_at(router, "/http-traffic-records/{trafficSourceId}/{recordId}")
@@ -264,16 +234,7 @@ def get_record(
     trafficSourceId: str, recordId: str, principal: CurrentUser, db: Db
 ) -> dict[str, Any]:
     """One record with its full request and response (headers, query params, bodies)."""
-    record_id = _path_id(recordId, "recordId")
-    with db.read() as conn:
-        source = require_source(conn, trafficSourceId, principal, Access.READ)
-        query = queries.record_select(full=True).where(
-            http_traffic.c.id == record_id, http_traffic.c.traffic_source_id == source["id"]
-        )
-        row = conn.execute(query).mappings().first()
-    if row is None:
-        raise NotFound("Record not found", field_errors={"recordId": "Record not found"})
-    return queries.joined_record_json(row, full=True)
+    return services.get_record(db, principal, trafficSourceId, recordId)
 
 
 # --- core logs -----------------------------------------------------------------------------------
@@ -381,7 +342,7 @@ def list_core_logs(
 ) -> dict[str, Any]:
     """The source's core logs, with the same filters and sorts as traffic (``corePathnameId``
     and ``pathname`` refer to core pathnames)."""
-    order = sort.resolve(_sort_columns(core_logs))
+    order = sort.resolve(services.record_sorts(core_logs))
     with db.read() as conn:
         source = require_source(conn, trafficSourceId, principal, Access.READ)
         where = filters.conditions(core_logs, source["id"])

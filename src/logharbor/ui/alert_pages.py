@@ -1,16 +1,16 @@
 """Exceptions (grouped FATAL traffic) and webhooks of a traffic source, through the alerts
-feature's own route functions (same tenancy, validation and URL guard as the API).
+feature's services, as the API's routes do (same tenancy, validation and URL guard).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from logharbor.alerts import routes as alert_routes
+from logharbor.alerts import services as alert_services
 from logharbor.alerts.schemas import WebhookCreate, WebhookUpdate
 from logharbor.auth.deps import Principal, get_db, get_settings
 from logharbor.common.errors import BadRequest, NotFound
@@ -37,14 +37,14 @@ def exceptions_page(request: Request, source_id: str, status: str = "open") -> R
     source = _source(request, source_id)
     if status not in STATUSES:
         raise BadRequest(field_errors={"status": "status must be open, resolved or all"})
-    listing = alert_routes.list_exceptions(
-        source["id"],
-        principal,
+    listing = alert_services.list_exceptions(
         get_db(request),
+        principal,
+        source["id"],
         PageRequest(page=1, page_limit=PAGE_SIZE),
         status=None if status == "all" else status,  # type: ignore[arg-type]
         sort="lastSeenAt",
-        sortDirection="desc",
+        sort_direction="desc",
     )
     context = {
         "source": source,
@@ -72,7 +72,7 @@ def _webhooks_page(
     principal = session.require_user(request)
     source = _source(request, source_id)
     owner = source["user_id"] == principal.user_id
-    hooks = alert_routes.list_webhooks(source["id"], principal, get_db(request)) if owner else []
+    hooks = alert_services.list_webhooks(get_db(request), principal, source["id"]) if owner else []
     context = {
         "source": source,
         "tab": "webhooks",
@@ -111,8 +111,8 @@ async def create_webhook(request: Request, source_id: str) -> Response:
         body = WebhookCreate(
             value=values["value"], level=values["level"], type=values["type"] or None
         )
-        created = alert_routes.create_webhook(
-            source_id, body, principal, get_db(request), get_settings(request)
+        created = alert_services.create_webhook(
+            get_db(request), get_settings(request), principal, source_id, body
         )
     except (ValidationError, BadRequest) as exc:
         errors = form_errors(exc, "value")
@@ -129,11 +129,13 @@ async def set_exception_status(
     request: Request, source_id: str, exception_id: str, action: str
 ) -> Response:
     principal, form = await signed_form(request)
-    change = {"resolve": alert_routes.resolve_exception, "reopen": alert_routes.reopen_exception}
-    if action not in change:
+    statuses: dict[str, Literal["open", "resolved"]] = {"resolve": "resolved", "reopen": "open"}
+    if action not in statuses:
         raise NotFound("No such action")
-    # The API's handler: MANAGE access, so a read-only viewer gets 403 here too.
-    change[action](source_id, exception_id, principal, get_db(request))
+    # The API's service: MANAGE access, so a read-only viewer gets 403 here too.
+    alert_services.set_exception_status(
+        get_db(request), principal, source_id, exception_id, statuses[action]
+    )
     back = form.get("status", "open")
     return redirect(
         f"/ui/sources/{source_id}/exceptions?status={back if back in STATUSES else 'open'}"
@@ -146,7 +148,7 @@ async def _webhook_form(
     """``signed_form`` for one webhook's forms, which must name a webhook of the source in the
     address, not merely one of the same owner."""
     principal, form = await signed_form(request)
-    hooks = alert_routes.list_webhooks(source_id, principal, get_db(request))
+    hooks = alert_services.list_webhooks(get_db(request), principal, source_id)
     if webhook_id.lower() not in {hook["id"] for hook in hooks}:
         raise NotFound("Webhook not found")
     return principal, form
@@ -185,8 +187,8 @@ async def update_webhook(request: Request, source_id: str, webhook_id: str) -> R
     values = {k: form.get(k, "").strip() for k in _EDIT_FIELDS}
     try:
         body = _update_body(form)
-        alert_routes.update_webhook(
-            webhook_id, body, principal, get_db(request), get_settings(request)
+        alert_services.update_webhook(
+            get_db(request), get_settings(request), principal, webhook_id, body
         )
     except (ValidationError, BadRequest) as exc:
         edit = {"id": webhook_id, "form": values, "errors": form_errors(exc, "value")}
@@ -197,19 +199,19 @@ async def update_webhook(request: Request, source_id: str, webhook_id: str) -> R
 @router.post("/ui/sources/{source_id}/webhooks/{webhook_id}/delete")
 async def delete_webhook(request: Request, source_id: str, webhook_id: str) -> Response:
     principal, _ = await _webhook_form(request, source_id, webhook_id)
-    alert_routes.delete_webhook(webhook_id, principal, get_db(request))
+    alert_services.delete_webhook(get_db(request), principal, webhook_id)
     return redirect(_webhooks_path(source_id))
 
 
 @router.post("/ui/sources/{source_id}/webhooks/{webhook_id}/rotate")
 async def rotate_webhook_secret(request: Request, source_id: str, webhook_id: str) -> Response:
     principal, _ = await _webhook_form(request, source_id, webhook_id)
-    updated = alert_routes.update_webhook(
-        webhook_id,
-        WebhookUpdate(rotateSecret=True),
-        principal,
+    updated = alert_services.update_webhook(
         get_db(request),
         get_settings(request),
+        principal,
+        webhook_id,
+        WebhookUpdate(rotateSecret=True),
     )
     # Like creation: the new secret is shown once, after a redirect (a reload rotates nothing).
     return flash.redirect_with(
@@ -224,7 +226,7 @@ async def test_webhook(request: Request, source_id: str, webhook_id: str) -> Res
     principal, _ = await _webhook_form(request, source_id, webhook_id)
     # A real HTTP request (up to the webhook timeout): off the event loop.
     outcome = await run_in_threadpool(
-        alert_routes.test_webhook, webhook_id, principal, get_db(request), get_settings(request)
+        alert_services.test_webhook, get_db(request), get_settings(request), principal, webhook_id
     )
     # Redirected like the other writes: a reload must not send another test message.
     result = {

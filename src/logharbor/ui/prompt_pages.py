@@ -1,6 +1,7 @@
 """The prompt library: search, a prompt with its versions, and its logs side by side per model.
 
-Reads go through the prompts feature's query functions and JSON shapes, after its ownership rule.
+One prompt's reads go through the prompts feature's services, under its ownership rule, as the
+API's routes do; the library list reads its queries.
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from logharbor.auth.deps import Principal, get_db
+from logharbor.auth.deps import get_db
 from logharbor.common.errors import NotFound
 from logharbor.common.ids import from_prefixed
 from logharbor.common.pagination import PageRequest
 from logharbor.prompts import queries as prompt_queries
-from logharbor.prompts import routes as prompt_routes
 from logharbor.prompts import schemas as prompt_schemas
 from logharbor.prompts import search as prompt_search
+from logharbor.prompts import services as prompt_services
 from logharbor.ui import session
 from logharbor.ui.rendering import UIRoute, render
 
@@ -25,16 +26,8 @@ router = APIRouter(route_class=UIRoute, include_in_schema=False)
 PAGE_SIZE = 50
 
 
-def owned_prompt(conn: Any, prompt_ref: str, principal: Principal) -> Any:
-    prompt_id = from_prefixed("prompt", prompt_ref)
-    row = prompt_queries.get_prompt(conn, prompt_id) if prompt_id else None
-    # The prompts API's own ownership rule (404 unknown, 403 someone else's).
-    return prompt_routes._own_prompt(
-        row,
-        principal,
-        forbidden="This prompt belongs to another user.",
-        not_found="Prompt not found",
-    )
+# The prompts API's ownership rule (404 unknown, 403 someone else's), in the pages' words.
+_MESSAGES = {"forbidden": "This prompt belongs to another user.", "not_found": "Prompt not found"}
 
 
 @router.get("/ui/prompts")
@@ -65,17 +58,16 @@ def prompt_list(request: Request, q: str = "", page: int = 1) -> Response:
 @router.get("/ui/prompts/{prompt_ref}")
 def prompt_page(request: Request, prompt_ref: str, version: int | None = None) -> Response:
     principal = session.require_user(request)
-    with get_db(request).read() as conn:
-        row = owned_prompt(conn, prompt_ref, principal)
-        versions = [
-            prompt_schemas.version_json(v, current=False)
-            for v in prompt_queries.list_versions(conn, row["id"])
-        ]
-        listing = prompt_queries.list_prompt_logs(conn, row["id"], None)
-        logs = [prompt_schemas.log_json(r) for r in listing.rows]
-        stats = prompt_schemas.stats_json(row["id"], prompt_queries.score_groups(conn, row["id"]))
+    prompt_id = from_prefixed("prompt", prompt_ref)
+    if prompt_id is None:
+        raise NotFound(_MESSAGES["not_found"])
+    db = get_db(request)
+    row = prompt_services.read_prompt(db, principal, prompt_id, **_MESSAGES)
+    versions = prompt_services.prompt_versions(db, principal, prompt_id, **_MESSAGES)
+    listing = prompt_services.prompt_logs(db, principal, prompt_id, None, **_MESSAGES)
+    logs = [prompt_schemas.log_json(r) for r in listing.rows]
+    stats = prompt_services.prompt_score_stats(db, principal, prompt_id, **_MESSAGES)
     prompt = prompt_schemas.prompt_json(row)
-    versions.append(prompt_schemas.version_json(row, current=True))
     versions.reverse()
     shown = next((v for v in versions if v["version"] == version), versions[0])
     if version is not None and shown["version"] != version:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import ValidationError
 
-from logharbor.auth import routes as auth_routes
+from logharbor.auth import services as auth_services
 from logharbor.auth.deps import get_db, get_settings
 from logharbor.auth.schemas import PASSWORD_MAX, PASSWORD_MIN, LoginIn, SignupIn
 from logharbor.common.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
@@ -66,8 +66,8 @@ async def login_submit(request: Request) -> Response:
     email = form.get("email", "").strip()
     context = {"next": target, "email": email, "allow_signup": settings.allow_signup}
     try:
-        token = auth_routes.login(
-            LoginIn(email=email, password=form.get("password", "")), get_db(request), settings
+        token = auth_services.log_in(
+            get_db(request), settings, LoginIn(email=email, password=form.get("password", ""))
         )
     except Unauthorized:
         return render(
@@ -102,9 +102,9 @@ async def signup_submit(request: Request) -> Response:
     if not errors:
         try:
             # The API's own sign-up and login: same rules, same messages, same token.
-            auth_routes.signup(SignupIn(**values), db, settings)
-            token = auth_routes.login(
-                LoginIn(email=values["email"], password=values["password"]), db, settings
+            auth_services.sign_up(db, settings, SignupIn(**values))
+            token = auth_services.log_in(
+                db, settings, LoginIn(email=values["email"], password=values["password"])
             )
         except ValidationError:
             errors["email"] = "Fill in every field."

@@ -1,24 +1,35 @@
 """Home (traffic sources with their last hour), creating a source, and its ingest keys with
-copy-paste setup snippets for the Python collector. Writes go through the traffic API's own
-route functions, so validation, ownership and the stored rows are exactly the API's.
+copy-paste setup snippets for the Python collector. Reads and writes go through the traffic
+feature's services, as the API's routes do, so validation, ownership and the stored rows are
+exactly the API's.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from logharbor.auth.deps import get_db
+from logharbor.auth.deps import Principal, get_db
 from logharbor.common.errors import BadRequest, Conflict, NotFound
 from logharbor.common.handlers import validation_error
 from logharbor.common.pagination import PageRequest
-from logharbor.traffic import source_routes
+from logharbor.common.timestamps import utcnow
+from logharbor.stats.schemas import StatsQuery
+from logharbor.stats.services import source_stats
+from logharbor.traffic import services
 from logharbor.traffic.access import Access, require_source
 from logharbor.traffic.filters import SortRequest
-from logharbor.traffic.schemas import IngestKeyIn, ShareIn, TrafficSourceIn, TrafficSourceUpdate
-from logharbor.ui import charts, flash, session
+from logharbor.traffic.schemas import (
+    IngestKeyIn,
+    ShareIn,
+    TrafficSourceIn,
+    TrafficSourceOut,
+    TrafficSourceUpdate,
+)
+from logharbor.ui import flash, session
 from logharbor.ui.rendering import UIRoute, form_errors, redirect, render, signed_form
 
 router = APIRouter(route_class=UIRoute, include_in_schema=False)
@@ -27,24 +38,23 @@ MAX_SOURCES_SHOWN = 100
 OVERVIEW_SECONDS = 3600
 
 
-def _overview(request: Request, source: dict[str, Any]) -> dict[str, Any]:
-    totals = charts.stats(request, source["id"], OVERVIEW_SECONDS, interval=None, group_by=None)[
-        "totals"
-    ]
-    return {**source, "totals": totals, "rpm": totals["count"] / (OVERVIEW_SECONDS / 60)}
+def _overview(request: Request, principal: Principal, source: TrafficSourceOut) -> dict[str, Any]:
+    end = utcnow()
+    query = StatsQuery(startDate=end - timedelta(seconds=OVERVIEW_SECONDS), endDate=end)
+    totals = source_stats(get_db(request), principal, source.id, query).totals
+    return {**source.model_dump(), "totals": totals, "rpm": totals.count / (OVERVIEW_SECONDS / 60)}
 
 
 def _home(request: Request, form: dict[str, str], errors: dict[str, str], status: int) -> Response:
     principal = session.require_user(request)
-    listing = source_routes.list_sources(
-        principal,
+    listing = services.list_sources(
         get_db(request),
+        principal,
         PageRequest(page=1, page_limit=MAX_SOURCES_SHOWN),
         SortRequest("name", "asc"),
-        None,
     )
-    sources = [_overview(request, source) for source in listing["data"]]
-    context = {"sources": sources, "total": listing["meta"]["totalItems"], "form": form}
+    sources = [_overview(request, principal, source) for source in listing.data]
+    context = {"sources": sources, "total": listing.meta.totalItems, "form": form}
     context["errors"] = errors
     return render(request, "home.html", context, status=status)
 
@@ -60,10 +70,10 @@ async def create_source(request: Request) -> Response:
     values = {"name": form.get("name", ""), "trafficDomain": form.get("trafficDomain", "").strip()}
     try:
         body = TrafficSourceIn(name=values["name"], trafficDomain=values["trafficDomain"])
-        created = source_routes.create_source(body, principal, get_db(request))
+        created = services.create_source(get_db(request), principal, body)
     except (ValidationError, BadRequest) as exc:
         return _home(request, values, form_errors(exc, "name"), 400)
-    return redirect(f"/ui/sources/{created['id']}/keys?new=1")
+    return redirect(f"/ui/sources/{created.id}/keys?new=1")
 
 
 def _keys_page(
@@ -79,7 +89,7 @@ def _keys_page(
     with db.read() as conn:
         source = dict(require_source(conn, source_id, principal, Access.READ))
     owner = source["user_id"] == principal.user_id
-    keys = source_routes.list_ingest_keys(source["id"], principal, db) if owner else []
+    keys = services.list_ingest_keys(db, principal, source["id"]) if owner else []
     base_url = str(request.base_url).rstrip("/")
     context = {
         "source": source,
@@ -111,20 +121,20 @@ async def create_key(request: Request, source_id: str) -> Response:
         return _keys_page(
             request, source_id, errors=validation_error(exc.errors()).field_errors, status=400
         )
-    created = source_routes.create_ingest_key(source_id, body, principal, get_db(request))
+    created = services.create_ingest_key(get_db(request), principal, source_id, body)
     # A redirect, so that reloading the page does not post the form again (a second key). The
     # key crosses it as a one-time flash, which keeps it nowhere in clear and shows it once.
     return flash.redirect_with(
         request,
         f"/ui/sources/{source_id}/keys",
-        {"created": {"name": created["name"], "key": created["key"]}},
+        {"created": {"name": created.name, "key": created.key}},
     )
 
 
 @router.post("/ui/sources/{source_id}/keys/{key_id}/revoke")
 async def revoke_key(request: Request, source_id: str, key_id: str) -> Response:
     principal, _ = await signed_form(request)
-    source_routes.revoke_ingest_key(source_id, key_id, principal, get_db(request))
+    services.revoke_ingest_key(get_db(request), principal, source_id, key_id)
     return redirect(f"/ui/sources/{source_id}/keys")
 
 
@@ -149,7 +159,7 @@ def _settings_page(
     with db.read() as conn:
         # Settings are the owner's: a viewer of a shared source gets 403 like the API.
         source = dict(require_source(conn, source_id, principal, Access.MANAGE))
-    shares = source_routes.list_shares(source["id"], principal, db)
+    shares = services.list_shares(db, principal, source["id"])
     retention = source["retention_days"]
     context = {
         "source": source,
@@ -203,7 +213,7 @@ async def update_settings(request: Request, source_id: str) -> Response:
             trafficDomain=values.get("trafficDomain"),
             retentionDays=_retention(values["retentionDays"]),
         )
-        source_routes.update_source(source_id, body, principal, get_db(request))
+        services.update_source(get_db(request), principal, source_id, body)
     except (ValidationError, BadRequest) as exc:
         errors = form_errors(exc, "name")
         return _settings_page(request, source_id, form=values, errors=errors, status=400)
@@ -215,7 +225,7 @@ async def create_share(request: Request, source_id: str) -> Response:
     principal, form = await signed_form(request)
     values = {"email": form.get("email", "").strip()}
     try:
-        source_routes.create_share(source_id, ShareIn(**values), principal, get_db(request))
+        services.create_share(get_db(request), principal, source_id, ShareIn(**values))
     except (ValidationError, BadRequest, NotFound, Conflict) as exc:
         status = 400 if isinstance(exc, ValidationError) else exc.status_code
         errors = form_errors(exc, "email")
@@ -228,7 +238,7 @@ async def create_share(request: Request, source_id: str) -> Response:
 @router.post("/ui/sources/{source_id}/shares/{user_id}/revoke")
 async def revoke_share(request: Request, source_id: str, user_id: str) -> Response:
     principal, _ = await signed_form(request)
-    source_routes.delete_share(source_id, user_id, principal, get_db(request))
+    services.delete_share(get_db(request), principal, source_id, user_id)
     return redirect(f"/ui/sources/{source_id}/settings")
 
 
@@ -242,7 +252,7 @@ async def leave_share(request: Request, source_id: str) -> Response:
     if source["user_id"] == principal.user_id:
         raise BadRequest("You own this source: delete it in its settings instead of leaving it.")
     # The user id is the session's, never the form's, so nobody can remove someone else's share.
-    source_routes.delete_share(source["id"], principal.user_id, principal, db)
+    services.delete_share(db, principal, source["id"], principal.user_id)
     return redirect("/")
 
 
@@ -265,5 +275,5 @@ async def delete_source(request: Request, source_id: str) -> Response:
             delete_error="Type the source's name exactly to delete it.",
             status=400,
         )
-    source_routes.delete_source(source_id, principal, get_db(request))
+    services.delete_source(get_db(request), principal, source_id)
     return redirect("/")

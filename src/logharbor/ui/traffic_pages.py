@@ -16,9 +16,9 @@ from sqlalchemy import Connection
 
 from logharbor.auth.deps import Principal, get_db
 from logharbor.common.pagination import PageRequest
-from logharbor.traffic import entity_routes, traffic_routes
 from logharbor.traffic import filters as traffic_filters
 from logharbor.traffic import queries as traffic_queries
+from logharbor.traffic import services as traffic_services
 from logharbor.traffic.access import Access, require_source
 from logharbor.traffic.normalize import LEVELS, METHODS
 from logharbor.ui import session
@@ -72,21 +72,20 @@ def _records(request: Request, source_id: str) -> dict[str, Any]:
     with db.read() as conn:
         source = readable_source(conn, source_id, principal)
     # The API's own list: same filters, same tenancy check, same JSON.
-    listing = traffic_routes.list_records(
-        source["id"],
-        principal,
+    listing = traffic_services.list_records(
         db,
+        principal,
+        source["id"],
         PageRequest(page=page, page_limit=PAGE_SIZE),
         traffic_filters.SortRequest(None, None),
         parsed,
     )
-    domain_list = entity_routes.list_domains(
-        source["id"],
-        principal,
+    domain_list = traffic_services.list_domains(
         db,
+        principal,
+        source["id"],
         PageRequest(page=1, page_limit=100),
         traffic_filters.SortRequest("value", "asc"),
-        None,
     )
     records = listing["data"]
     total = listing["meta"]["totalItems"]
@@ -194,7 +193,7 @@ def record_page(request: Request, source_id: str, record_id: str) -> Response:
     db = get_db(request)
     with db.read() as conn:
         source = readable_source(conn, source_id, principal)
-    record = traffic_routes.get_record(source["id"], record_id, principal, db)
+    record = traffic_services.get_record(db, principal, source["id"], record_id)
     trace_logs: list[dict[str, Any]] = []
     if record.get("traceId"):
         with db.read() as conn:

@@ -5,7 +5,7 @@ Revises: 0008
 Create Date: 2026-11-23
 
 How far back minute and hour rollups are kept, as the retention job leaves them
-(see logharbor/stats/retention.py).
+(see logharbor/stats/thinning.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Downsampling: per-minute rollups past ``stats_minute_days``, per-hour past ``stats_hour_days``
-(traffic and LLM rollups alike, so one horizon per resolution holds for both).
+"""Rollup thinning: minute rollups older than ``stats_minute_days`` and hour rollups older than
+``stats_hour_days`` are deleted; day rollups are kept (traffic and LLM rollups alike, so one
+horizon per resolution holds for both).
 
 A query reads whole days from day rows, the ragged hours around them from hour rows and only the
 ragged minutes at its two ends from minute rows, so fine rows are most of what the rollups
@@ -88,7 +89,7 @@ def _never() -> bool:
     return False
 
 
-def prune_rollups(
+def thin_rollups(
     db: Database,
     *,
     now: datetime,

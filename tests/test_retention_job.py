@@ -1,26 +1,38 @@
-"""The retention job across processes: one run per period whoever polls, decided by a lease row in
-the database; a dead holder's run is taken over, and a holder that lost its claim stops.
+"""The retention job: one run prunes records, then old webhook outbox rows (rollup thinning is in
+stats/test_thinning.py); the app runs it on its own.
 
-Each "process" is a RetentionJob over its own engine on the same database, with no app running
-beside it. Time is a clock the test moves, so periods and lease expiry need no waiting.
+Across processes: one run per period whoever polls, decided by a lease row in the database; a dead
+holder's run is taken over, and a holder that lost its claim stops. Each "process" is a
+RetentionJob over its own engine on the same database, with no app running beside it. Time is a
+clock the test moves, so periods and lease expiry need no waiting.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select, update
 
-from alerts.support import add_source, bare_owner
-from logharbor.alerts import queries
-from logharbor.alerts.service import LEASE, RETENTION_JOB, RetentionJob
+from alerts.support import WAIT, add_source, bare_owner, emit, event
+from logharbor.app import create_app
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
+from logharbor.db import lease
 from logharbor.db.engine import Database, make_engine
-from logharbor.db.tables import domains, http_traffic, job_leases, pathnames
+from logharbor.db.tables import (
+    domains,
+    http_traffic,
+    job_leases,
+    pathnames,
+    webhook_outbox,
+    webhooks,
+)
+from logharbor.retention_job import JOB_NAME, LEASE, RetentionJob, prune
 from logharbor.settings import Settings
 
 
@@ -103,7 +115,7 @@ def count_records(db: Database, source_id: str) -> int:
 
 def lease_row(db: Database) -> dict[str, object]:
     with db.read() as conn:
-        row = queries.get_job(conn, RETENTION_JOB)
+        row = lease.read(conn, JOB_NAME)
     assert row is not None
     return dict(row)
 
@@ -119,7 +131,7 @@ def test_two_processes_prune_once_per_period(
     add_old_records(db_a, source, 3)
 
     first = a.run_due()
-    assert first is not None and first.traffic == 3
+    assert first is not None and first.records.traffic == 3
     assert b.run_due() is None  # same period: already done by the other process
     assert a.run_due() is None  # nor does the same process run it twice
     released = lease_row(db_a)
@@ -133,7 +145,7 @@ def test_two_processes_prune_once_per_period(
 
     clock.advance(interval / 2)
     second = b.run_due()  # any process may do the next period's run
-    assert second is not None and second.traffic == 2
+    assert second is not None and second.records.traffic == 2
     assert a.run_due() is None
     assert count_records(db_a, source) == 0
 
@@ -176,7 +188,7 @@ def test_a_dead_holders_run_is_taken_over_when_its_lease_expires(
     add_old_records(db_a, source, 4)
     # A process claimed the run and died before finishing it.
     with db_a.write() as conn:
-        assert queries.claim_job(conn, RETENTION_JOB, start, start + LEASE, "dead", "gone:1")
+        assert lease.claim(conn, JOB_NAME, start, start + LEASE, "dead", "gone:1")
     survivor = RetentionJob(db_b, settings, clock=clock)
 
     assert survivor.run_due() is None
@@ -186,11 +198,11 @@ def test_a_dead_holders_run_is_taken_over_when_its_lease_expires(
 
     clock.advance(timedelta(seconds=2))
     report = survivor.run_due()
-    assert report is not None and report.traffic == 4
+    assert report is not None and report.records.traffic == 4
     assert count_records(db_a, source) == 0
     # Were the dead process to wake up now, it would find its claim gone and stop.
     with db_a.write() as conn:
-        assert not queries.renew_job(conn, RETENTION_JOB, "dead", clock.now + LEASE)
+        assert not lease.renew(conn, JOB_NAME, "dead", clock.now + LEASE)
     assert lease_row(db_a)["next_run_at"] == clock.now + timedelta(
         minutes=settings.retention_interval_minutes
     )
@@ -221,7 +233,70 @@ def test_a_holder_that_lost_its_claim_stops_and_leaves_the_new_holders_lease(
     clock.on_read = None
 
     assert report is not None
-    assert 0 < report.traffic < 6  # it stopped between batches
-    assert count_records(db_a, source) == 6 - report.traffic
+    assert 0 < report.records.traffic < 6  # it stopped between batches
+    assert count_records(db_a, source) == 6 - report.records.traffic
     row = lease_row(db_a)
     assert (row["claim_token"], row["claimed_by"]) == ("other", "other:2")
+
+
+def test_old_delivered_outbox_rows_are_forgotten(settings: Settings) -> None:
+    owner = bare_owner(settings)
+    db = Database(make_engine(settings.resolved_database_url()))
+    source_id = add_source(db, owner.id)
+    now = utcnow()
+    with db.write() as conn:
+        conn.execute(
+            webhooks.insert().values(
+                id=new_id(),
+                traffic_source_id=source_id,
+                type="webhook",
+                value="https://example.com/x",
+                level="INFO",
+                cooldown_seconds=0,
+                secret="s",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    emit(db, [event(source_id), event(source_id, status=502)])
+    with db.write() as conn:
+        first = (
+            conn.execute(select(webhook_outbox.c.id).order_by(webhook_outbox.c.id))
+            .scalars()
+            .first()
+        )
+        conn.execute(
+            update(webhook_outbox)
+            .where(webhook_outbox.c.id == first)
+            .values(state="delivered", created_at=now - timedelta(days=30))
+        )
+    try:
+        report = prune(db, outbox_keep_days=7)
+        assert report.outbox == 1
+        with db.read() as conn:
+            states = list(conn.execute(select(webhook_outbox.c.state)).scalars())
+        assert states == ["pending"]  # an undelivered row is never pruned
+    finally:
+        db.dispose()
+
+
+def test_the_app_runs_the_job_on_its_own(settings: Settings) -> None:
+    owner = bare_owner(settings)
+    fast = settings.model_copy(update={"retention_interval_minutes": 0.005})
+    with TestClient(create_app(fast)) as app_client:
+        db: Database = app_client.app.state.db  # type: ignore[attr-defined]
+        source_id = add_source(db, owner.id, retention_days=1)
+        add_old_records(db, source_id, 3)
+
+        def pruned_and_released() -> bool:
+            # The rows go before the run releases its lease: wait for both.
+            with db.read() as conn:
+                row = lease.read(conn, JOB_NAME)
+            if row is None:
+                return False
+            return row["claim_token"] is None and row["last_finished_at"] is not None
+
+        deadline = time.monotonic() + WAIT
+        while count_records(db, source_id) > 0 or not pruned_and_released():
+            assert time.monotonic() < deadline, "retention job did not run"
+            time.sleep(0.05)

@@ -1,4 +1,4 @@
-"""Downsampling: old minute and hour rollups go, and stats past the horizons stay exact."""
+"""Rollup thinning: old minute and hour rollups go, and stats past the horizons stay exact."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from stats_support import START, assert_matches, exact, group_key, raw_rows
 
 from helpers import AUser
-from logharbor.alerts import retention
+from logharbor import retention_job
 from logharbor.common.timestamps import iso, parse_iso
 from logharbor.db.tables import (
     stats_horizons,
@@ -19,8 +19,8 @@ from logharbor.db.tables import (
     traffic_rollup_path_latency,
     traffic_rollups,
 )
-from logharbor.stats.retention import prune_rollups
 from logharbor.stats.rollups import DAY, HOUR, MINUTE
+from logharbor.stats.thinning import thin_rollups
 
 # The fixture's traffic spans START .. START + 9 days; "now" is just after it.
 NOW = START + timedelta(days=9, hours=1)
@@ -45,7 +45,7 @@ def _rows_by_resolution(client: TestClient) -> dict[tuple[str, int], tuple[int, 
 
 def _prune(client: TestClient) -> int:
     db = client.app.state.db  # type: ignore[attr-defined]
-    return prune_rollups(db, now=NOW, minute_days=MINUTE_DAYS, hour_days=HOUR_DAYS)
+    return thin_rollups(db, now=NOW, minute_days=MINUTE_DAYS, hour_days=HOUR_DAYS)
 
 
 def test_minute_and_hour_rows_past_their_horizons_go_and_day_rows_stay(
@@ -69,7 +69,7 @@ def test_minute_and_hour_rows_past_their_horizons_go_and_day_rows_stay(
     assert _prune(client) == 0  # nothing left to do
     # A later run with longer horizons does not claim back what is gone.
     db = client.app.state.db  # type: ignore[attr-defined]
-    prune_rollups(db, now=NOW, minute_days=30, hour_days=60)
+    thin_rollups(db, now=NOW, minute_days=30, hour_days=60)
     with db.read() as conn:
         assert dict(conn.execute(select(stats_horizons)).all()) == recorded
 
@@ -173,7 +173,7 @@ def test_the_retention_job_thins_the_rollups_after_the_records(
     client: TestClient, source: Any
 ) -> None:
     before = _rows_by_resolution(client)
-    report = retention.prune(
+    report = retention_job.prune(
         client.app.state.db,  # type: ignore[attr-defined]
         rollup_days=(MINUTE_DAYS, HOUR_DAYS),
         now=NOW,

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
-from typer.testing import CliRunner
 
-from alerts.support import WAIT, bare_owner
 from helpers import AUser
-from logharbor.alerts import retention
-from logharbor.app import create_app
-from logharbor.cli import app as cli_app
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database
 from logharbor.db.tables import (
@@ -26,9 +19,8 @@ from logharbor.db.tables import (
     requests,
     responses,
     traffic_rollups,
-    webhook_outbox,
 )
-from logharbor.settings import Settings
+from logharbor.traffic.retention import prune_records
 
 
 def _source(client: TestClient, user: AUser, retention_days: int | None) -> str:
@@ -119,7 +111,7 @@ def test_old_records_and_bodies_go_in_batches_the_rest_stays(
     exceptions_before = _count(db, exceptions, kept_source)
     assert rollups_before > 0 and exceptions_before == 1
 
-    report = retention.prune(db, batch_size=3)
+    report = prune_records(db, now=utcnow(), batch_size=3)
 
     assert report.traffic == 7
     assert report.requests == 7 and report.responses == 7
@@ -142,7 +134,7 @@ def test_old_records_and_bodies_go_in_batches_the_rest_stays(
     listed = client.get(f"/http-traffic-record/{kept_source}", headers=user.headers)
     assert listed.status_code == 200, listed.text
     assert {item["id"] for item in listed.json()["data"]} == set(new)
-    assert retention.prune(db, batch_size=3).total == 0  # idempotent
+    assert prune_records(db, now=utcnow(), batch_size=3).total == 0  # idempotent
 
 
 def test_old_core_logs_and_standalone_payloads_go_too(
@@ -179,88 +171,8 @@ def test_old_core_logs_and_standalone_payloads_go_too(
                 created_at=when,
             )
         )
-    report = retention.prune(db)
+    report = prune_records(db, now=utcnow())
     assert report.core_logs == 1
     assert report.requests >= 1
     assert _count(db, core_logs, source_id) == 0
     assert _count(db, requests, source_id) == 0
-
-
-def test_old_delivered_outbox_rows_are_forgotten(
-    db: Database, user: AUser, client: TestClient
-) -> None:
-    from alerts.support import add_source, emit, event
-    from logharbor.db.tables import webhooks
-
-    source_id = add_source(db, user.id)
-    now = utcnow()
-    with db.write() as conn:
-        conn.execute(
-            webhooks.insert().values(
-                id="0190f1a2-0000-7000-8000-0000000000bb",
-                traffic_source_id=source_id,
-                type="webhook",
-                value="https://example.com/x",
-                level="INFO",
-                cooldown_seconds=0,
-                secret="s",
-                # Leased far ahead so that no worker sends it during the test.
-                claimed_until=now + timedelta(days=1),
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    emit(db, [event(source_id), event(source_id, status=502)])
-    with db.write() as conn:
-        first = (
-            conn.execute(select(webhook_outbox.c.id).order_by(webhook_outbox.c.id))
-            .scalars()
-            .first()
-        )
-        conn.execute(
-            update(webhook_outbox)
-            .where(webhook_outbox.c.id == first)
-            .values(state="delivered", created_at=now - timedelta(days=30))
-        )
-    report = retention.prune(db, outbox_keep_days=7)
-    assert report.outbox == 1
-    with db.read() as conn:
-        states = list(conn.execute(select(webhook_outbox.c.state)).scalars())
-    assert states == ["pending"]  # an undelivered row is never pruned
-
-
-def test_cli_prune(
-    client: TestClient,
-    user: AUser,
-    db: Database,
-    database_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    source_id = _source(client, user, retention_days=3)
-    old = _compose(client, user, source_id, 2)
-    _age(db, old, days=4)
-    monkeypatch.setenv("LOGHARBOR_DATABASE_URL", database_url)
-    monkeypatch.setenv("LOGHARBOR_DATA_DIR", str(tmp_path / "cli"))
-    result = CliRunner().invoke(cli_app, ["prune"])
-    assert result.exit_code == 0, result.output
-    assert "2 traffic records" in result.output
-    assert _count(db, http_traffic, source_id) == 0
-
-
-def test_background_job_prunes_on_its_own(settings: Settings) -> None:
-    owner = bare_owner(settings)
-    fast = settings.model_copy(update={"retention_interval_minutes": 0.005})
-    with TestClient(create_app(fast)) as app_client:
-        db: Database = app_client.app.state.db  # type: ignore[attr-defined]
-        source_id = _source(app_client, owner, retention_days=1)
-        old = _compose(app_client, owner, source_id, 3)
-        new = _compose(app_client, owner, source_id, 1)
-        _age(db, old, days=2)
-        deadline = time.monotonic() + WAIT
-        while _count(db, http_traffic, source_id) > 1:
-            assert time.monotonic() < deadline, "retention job did not run"
-            time.sleep(0.05)
-        with db.read() as conn:
-            left = list(conn.execute(select(http_traffic.c.id)).scalars())
-        assert left == new

@@ -1,0 +1,43 @@
+"""LLM calls and the other spans of traces follow their traffic source's retention: past the
+source's ``retention_days`` they are deleted, in the same bounded batches as its records
+(traffic/retention.py). The retention job (``logharbor/retention_job.py``) runs both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from logharbor.db.engine import Database
+from logharbor.db.tables import generations, spans
+from logharbor.llm import queries
+
+
+@dataclass
+class TracesPruned:
+    generations: int = 0
+    spans: int = 0
+    batches: int = 0
+
+
+def prune_traces(
+    db: Database,
+    source_id: str,
+    cutoff: datetime,
+    batch_size: int,
+    report: TracesPruned,
+    should_stop: Callable[[], bool],
+) -> None:
+    """Delete the source's LLM calls and spans older than ``cutoff``; ``should_stop`` is asked
+    between batches."""
+    for table in (generations, spans):
+        while True:
+            with db.write() as conn:
+                count = queries.delete_old(conn, table, source_id, cutoff, batch_size)
+            report.batches += 1
+            if table is generations:
+                report.generations += count
+            else:
+                report.spans += count
+            if count < batch_size or should_stop():
+                break
