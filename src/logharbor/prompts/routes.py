@@ -9,6 +9,7 @@ input and id format (400), existence (404), ownership (403). Ids are shown as ``
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -16,14 +17,17 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import RowMapping
 
-from logharbor.auth.deps import CurrentUser, Db
+from logharbor.auth.deps import CurrentPrincipal, CurrentUser, Db
 from logharbor.common.errors import BadRequest, Forbidden, LogHarborError, NotFound
-from logharbor.common.ids import from_prefixed
+from logharbor.common.ids import from_prefixed, to_prefixed
 from logharbor.common.pagination import PageRequest, Paginated, optional_page_request
 from logharbor.common.routing import PromptCrafterRoute, error_messages
 from logharbor.prompts import queries, search, services
 from logharbor.prompts.queries import Listing
 from logharbor.prompts.schemas import (
+    LABEL_PATTERN,
+    LabelIn,
+    LabelOut,
     LogIn,
     LogOut,
     LogPatch,
@@ -32,9 +36,11 @@ from logharbor.prompts.schemas import (
     PromptOut,
     PromptPatch,
     PromptStatsOut,
+    ResolvedPromptOut,
     VersionOut,
     log_json,
     prompt_json,
+    resolved_json,
 )
 
 log = logging.getLogger("logharbor")
@@ -62,6 +68,10 @@ FILTER_NOT_FOUND = "No logs found for the specified prompt ID."
 FILTER_TOKEN = "Authentication token missing or invalid."
 FILTER_UNEXPECTED = "An unexpected error occurred on the server."
 QUERY_INVALID = "Missing or malformed query string."
+LABEL_INVALID = "A label is 1 to 50 characters of a-z, 0-9, _ and -."
+LABEL_NOT_FOUND = "The prompt has no such label."
+VERSION_NOT_FOUND = "The prompt has no such version."
+RESOLVE_INVALID = "Name the prompt by exactly one of `id` and `title`; `label` is optional."
 
 _STANDARD = {
     "missing_token": TOKEN_MISSING,
@@ -227,6 +237,58 @@ _ONE_PROMPT_DOCS = _docs(
 
 
 @router.get(
+    "/prompts/resolve",
+    tags=["prompts"],
+    response_model=ResolvedPromptOut,
+    openapi_extra=_messages(invalid=RESOLVE_INVALID),
+    responses=_docs(
+        s400=f"`{RESOLVE_INVALID}` / `{LABEL_INVALID}`",
+        s401=_AUTH_DOC,
+        s404=f"`{PROMPT_NOT_FOUND}` / `{LABEL_NOT_FOUND}`",
+    ),
+    description=(
+        "LogHarbor addition, what apps fetch their prompts by (the collector's `prompt()`): "
+        "one of the caller's prompts by `id` or exact `title`, at the version its `label` "
+        "points at, or at its current version without one. An ingest key may call it for the "
+        "prompts of its traffic source's owner. Another user's prompt is a 404, as is a label "
+        "the prompt does not have."
+    ),
+)
+def resolve_prompt(
+    request: Request,
+    principal: CurrentPrincipal,
+    db: Db,
+    id: Annotated[str | None, Query(description="The prompt's id")] = None,
+    title: Annotated[str | None, Query(description="The prompt's exact title")] = None,
+    label: Annotated[str | None, Query(description="A label of the prompt")] = None,
+) -> Response:
+    _only_params(request, {"id", "title", "label"})
+    if (id is None) == (title is None) or "\x00" in (title or ""):
+        raise BadRequest(RESOLVE_INVALID)
+    if label is not None:
+        _check_label(label)
+    with db.read() as conn:
+        if id is not None:
+            prompt = queries.get_prompt(conn, _parse_id("prompt", id, PROMPT_ID_MALFORMED))
+        else:
+            prompt = queries.find_prompt_by_title(conn, principal.user_id, title or "")
+        # Someone else's prompt is not even acknowledged: ingest keys are spread across apps.
+        if prompt is None or prompt["owner_id"] != principal.user_id:
+            raise NotFound(PROMPT_NOT_FOUND)
+        number = prompt["version"]
+        if label is not None:
+            labelled = queries.label_version(conn, prompt["id"], label)
+            if labelled is None:
+                raise NotFound(LABEL_NOT_FOUND)
+            number = labelled
+        version = queries.get_version(conn, prompt, number)
+        labels = queries.labels_by_version(conn, prompt["id"]).get(number, [])
+    if version is None:  # a label is only ever set to an existing version
+        raise NotFound(VERSION_NOT_FOUND)
+    return JSONResponse(resolved_json(prompt["id"], version, labels))
+
+
+@router.get(
     "/prompts/{id}",
     tags=["prompts"],
     response_model=PromptOut,
@@ -328,6 +390,73 @@ def list_versions(
         return JSONResponse(items)
     window = items[paging.offset : paging.offset + paging.page_limit]
     return JSONResponse(paging.envelope(window, len(items)))
+
+
+def _check_label(label: str) -> None:
+    if not re.fullmatch(LABEL_PATTERN, label):
+        raise BadRequest(LABEL_INVALID, field_errors={"label": LABEL_INVALID})
+
+
+_LABEL_DOCS = _docs(
+    s400=f"`{PROMPT_ID_MALFORMED}` / `{LABEL_INVALID}` / `{VERSION_NOT_FOUND}`",
+    s401=_AUTH_DOC,
+    s403=PROMPT_NOT_YOURS,
+    s404=f"`{PROMPT_NOT_FOUND}` / `{LABEL_NOT_FOUND}`",
+)
+
+
+@router.put(
+    "/prompts/{id}/labels/{label}",
+    tags=["prompts"],
+    response_model=LabelOut,
+    openapi_extra=_messages(invalid=FIELDS_INVALID),
+    responses=_LABEL_DOCS,
+    description=(
+        "LogHarbor addition: point a label (`production`, `staging`: 1-50 of a-z, 0-9, _ and -) "
+        "at one existing version of the prompt, creating the label or moving it. Apps that "
+        "fetch the prompt by that label get that version from their next refresh on."
+    ),
+)
+def set_label(id: str, label: str, body: LabelIn, principal: CurrentUser, db: Db) -> Response:
+    prompt_id = _parse_id("prompt", id, PROMPT_ID_MALFORMED)
+    _check_label(label)
+    with db.write() as conn:
+        # Locked: a PATCH cannot add a version, nor a delete remove the prompt, meanwhile.
+        prompt = services.owned(
+            queries.get_prompt(conn, prompt_id, lock="update"),
+            principal,
+            forbidden=PROMPT_NOT_YOURS,
+            not_found=PROMPT_NOT_FOUND,
+        )
+        if body.version > prompt["version"]:
+            raise BadRequest(VERSION_NOT_FOUND, field_errors={"version": VERSION_NOT_FOUND})
+        queries.set_label(conn, prompt_id, label, body.version)
+    body_out = {"promptId": to_prefixed("prompt", prompt_id), "label": label}
+    return JSONResponse({**body_out, "version": body.version})
+
+
+@router.delete(
+    "/prompts/{id}/labels/{label}",
+    tags=["prompts"],
+    status_code=204,
+    response_class=Response,
+    openapi_extra=_messages(),
+    responses=_LABEL_DOCS,
+    description="LogHarbor addition: remove a label from the prompt (the versions stay).",
+)
+def delete_label(id: str, label: str, principal: CurrentUser, db: Db) -> Response:
+    prompt_id = _parse_id("prompt", id, PROMPT_ID_MALFORMED)
+    _check_label(label)
+    with db.write() as conn:
+        services.owned(
+            queries.get_prompt(conn, prompt_id, lock="update"),
+            principal,
+            forbidden=PROMPT_NOT_YOURS,
+            not_found=PROMPT_NOT_FOUND,
+        )
+        if not queries.delete_label(conn, prompt_id, label):
+            raise NotFound(LABEL_NOT_FOUND)
+    return Response(status_code=204)
 
 
 @router.get(

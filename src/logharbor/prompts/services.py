@@ -46,9 +46,13 @@ def prompt_versions(
             queries.get_prompt(conn, prompt_id), principal, forbidden=forbidden, not_found=not_found
         )
         older = queries.list_versions(conn, prompt_id)
-    items = [version_json(row, current=False) for row in older]
+        labels = queries.labels_by_version(conn, prompt_id)
+    items = [
+        version_json(row, current=False, labels=labels.get(row["version"], ())) for row in older
+    ]
     # The current version began when the prompt was last changed.
-    items.append(version_json({**prompt, "created_at": prompt["updated_at"]}, current=True))
+    current = {**prompt, "created_at": prompt["updated_at"]}
+    items.append(version_json(current, current=True, labels=labels.get(prompt["version"], ())))
     return items
 
 
