@@ -201,7 +201,10 @@ class PromptCache:
                 log.warning("LogHarbor prompt %r not refreshed, keeping the last one: %s", key, exc)
                 continue
             with self._lock:
+                previous = self._prompts.get(key)
                 self._prompts[key] = fresh
+            if previous is not None and previous.etag != fresh.etag:
+                log.info("LogHarbor prompt %r is now version %d", key[1], fresh.version)
 
 
 class PromptFetcher:
