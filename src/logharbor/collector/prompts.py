@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from logharbor.collector.transport import open_client
+
 if TYPE_CHECKING:
     import httpx
 
@@ -220,16 +222,7 @@ class PromptFetcher:
     def _http(self) -> httpx.Client:
         with self._client_lock:
             if self._client is None:
-                import httpx
-
-                self._client = httpx.Client(
-                    timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 3.0)),
-                    headers={
-                        "Authorization": f"Bearer {self._api_key}",
-                        "User-Agent": "logharbor-collector",
-                    },
-                    trust_env=False,
-                )
+                self._client = open_client(self._api_key, self._timeout)
             return self._client
 
     def __call__(self, key: Key) -> Prompt:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import RowMapping
+from sqlalchemy import Connection, RowMapping
 
 from logharbor.auth.deps import CurrentPrincipal, CurrentUser, Db
 from logharbor.common.errors import BadRequest, Forbidden, LogHarborError, NotFound
@@ -397,6 +397,16 @@ def _check_label(label: str) -> None:
         raise BadRequest(LABEL_INVALID, field_errors={"label": LABEL_INVALID})
 
 
+def _labelled_prompt(conn: Connection, prompt_id: str, principal: CurrentUser) -> RowMapping:
+    # Locked: a PATCH cannot add a version, nor a delete remove the prompt, while labels move.
+    return services.owned(
+        queries.get_prompt(conn, prompt_id, lock="update"),
+        principal,
+        forbidden=PROMPT_NOT_YOURS,
+        not_found=PROMPT_NOT_FOUND,
+    )
+
+
 _LABEL_DOCS = _docs(
     s400=f"`{PROMPT_ID_MALFORMED}` / `{LABEL_INVALID}` / `{VERSION_NOT_FOUND}`",
     s401=_AUTH_DOC,
@@ -421,13 +431,7 @@ def set_label(id: str, label: str, body: LabelIn, principal: CurrentUser, db: Db
     prompt_id = _parse_id("prompt", id, PROMPT_ID_MALFORMED)
     _check_label(label)
     with db.write() as conn:
-        # Locked: a PATCH cannot add a version, nor a delete remove the prompt, meanwhile.
-        prompt = services.owned(
-            queries.get_prompt(conn, prompt_id, lock="update"),
-            principal,
-            forbidden=PROMPT_NOT_YOURS,
-            not_found=PROMPT_NOT_FOUND,
-        )
+        prompt = _labelled_prompt(conn, prompt_id, principal)
         if body.version > prompt["version"]:
             raise BadRequest(VERSION_NOT_FOUND, field_errors={"version": VERSION_NOT_FOUND})
         queries.set_label(conn, prompt_id, label, body.version)
@@ -448,12 +452,7 @@ def delete_label(id: str, label: str, principal: CurrentUser, db: Db) -> Respons
     prompt_id = _parse_id("prompt", id, PROMPT_ID_MALFORMED)
     _check_label(label)
     with db.write() as conn:
-        services.owned(
-            queries.get_prompt(conn, prompt_id, lock="update"),
-            principal,
-            forbidden=PROMPT_NOT_YOURS,
-            not_found=PROMPT_NOT_FOUND,
-        )
+        _labelled_prompt(conn, prompt_id, principal)
         if not queries.delete_label(conn, prompt_id, label):
             raise NotFound(LABEL_NOT_FOUND)
     return Response(status_code=204)
