@@ -149,6 +149,8 @@ def test_the_cache_follows_a_moved_label_and_outlives_the_server(logharbor: LogH
         moved = collector.prompt(TITLE, label="production")
         assert (moved.version, moved.compile(team="a", ticket="b")) == (2, "v2 for a: b")
 
+        # Unchanged versions came back as 304s, which are not failures.
+        assert cache.refresh_failures == 0
         os.killpg(logharbor.process.pid, signal.SIGTERM)
         logharbor.process.wait()
         failures = cache.refresh_failures

@@ -132,6 +132,22 @@ def test_resolve_by_id_title_and_label(
     )
     assert by_title["etag"] != body["etag"]
 
+    # A re-fetch of an unchanged version is a 304; after a move the new version comes.
+    params = {"id": prompt["_id"], "label": "production"}
+    etag = client.get("/prompts/resolve", params=params, headers=user.headers).headers["etag"]
+    assert etag == f'"{by_title["etag"]}"'
+    again = client.get(
+        "/prompts/resolve", params=params, headers={**user.headers, "If-None-Match": etag}
+    )
+    assert (again.status_code, again.content) == (304, b"")
+    client.put(
+        f"/prompts/{prompt['_id']}/labels/production", json={"version": 3}, headers=user.headers
+    )
+    moved = client.get(
+        "/prompts/resolve", params=params, headers={**user.headers, "If-None-Match": etag}
+    )
+    assert (moved.status_code, moved.json()["version"]) == (200, 3)
+
     def resolve(**params: str) -> Any:
         return client.get("/prompts/resolve", params=params, headers=user.headers)
 

@@ -123,7 +123,8 @@ class Prompt:
 
 
 Key = tuple[str, str, str | None]  # ("id" | "title", its value, label)
-Fetch = Callable[[Key], Prompt]
+# Fetch one prompt; given the version already held, the server may answer "unchanged".
+Fetch = Callable[[Key, "Prompt | None"], Prompt]
 
 
 class PromptCache:
@@ -147,7 +148,7 @@ class PromptCache:
             known = self._prompts.get(key)
         if known is not None:
             return known
-        prompt = self._fetch(key)  # raises PromptUnavailable: nothing to serve yet
+        prompt = self._fetch(key, None)  # raises PromptUnavailable: nothing to serve yet
         with self._lock:
             self._prompts.setdefault(key, prompt)
             prompt = self._prompts[key]
@@ -196,8 +197,10 @@ class PromptCache:
         for key in keys:
             if self._stop.is_set():
                 return
+            with self._lock:
+                held = self._prompts.get(key)
             try:
-                fresh = self._fetch(key)
+                fresh = self._fetch(key, held)
             except Exception as exc:
                 self.refresh_failures += 1
                 log.warning("LogHarbor prompt %r not refreshed, keeping the last one: %s", key, exc)
@@ -225,17 +228,22 @@ class PromptFetcher:
                 self._client = open_client(self._api_key, self._timeout)
             return self._client
 
-    def __call__(self, key: Key) -> Prompt:
+    def __call__(self, key: Key, held: Prompt | None) -> Prompt:
         kind, value, label = key
         params = {kind: value, **({"label": label} if label is not None else {})}
+        headers = {"If-None-Match": f'"{held.etag}"'} if held is not None else {}
         import httpx
 
         try:
-            response = self._http().get(f"{self.base_url}{RESOLVE_PATH}", params=params)
+            response = self._http().get(
+                f"{self.base_url}{RESOLVE_PATH}", params=params, headers=headers
+            )
         except httpx.HTTPError as exc:
             raise PromptUnavailable(
                 f"LogHarbor at {self.base_url} could not be reached for prompt {value!r}: {exc}"
             ) from None
+        if response.status_code == 304 and held is not None:
+            return held
         if response.status_code != 200:
             raise PromptUnavailable(
                 f"LogHarbor answered {response.status_code} for prompt {value!r}"

@@ -251,7 +251,8 @@ _ONE_PROMPT_DOCS = _docs(
         "one of the caller's prompts by `id` or exact `title`, at the version its `label` "
         "points at, or at its current version without one. An ingest key may call it for the "
         "prompts of its traffic source's owner. Another user's prompt is a 404, as is a label "
-        "the prompt does not have."
+        "the prompt does not have. The answer's `ETag` header, sent back in `If-None-Match`, "
+        "gets a 304 while the version served is unchanged."
     ),
 )
 def resolve_prompt(
@@ -285,7 +286,12 @@ def resolve_prompt(
         labels = queries.labels_by_version(conn, prompt["id"]).get(number, [])
     if version is None:  # a label is only ever set to an existing version
         raise NotFound(VERSION_NOT_FOUND)
-    return JSONResponse(resolved_json(prompt["id"], version, labels))
+    body = resolved_json(prompt["id"], version, labels)
+    # Apps re-fetch their prompts every minute; most answers are "unchanged".
+    etag = f'"{body["etag"]}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return JSONResponse(body, headers={"ETag": etag})
 
 
 @router.get(
