@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import Connection, RowMapping
+from sqlalchemy import RowMapping
 
 from logharbor.auth.deps import CurrentPrincipal, CurrentUser, Db
 from logharbor.common.errors import BadRequest, Forbidden, LogHarborError, NotFound
@@ -40,8 +40,8 @@ from logharbor.prompts.schemas import (
     VersionOut,
     log_json,
     prompt_json,
-    resolved_json,
 )
+from logharbor.prompts.services import LABEL_NOT_FOUND, VERSION_NOT_FOUND
 
 log = logging.getLogger("logharbor")
 
@@ -69,8 +69,6 @@ FILTER_TOKEN = "Authentication token missing or invalid."
 FILTER_UNEXPECTED = "An unexpected error occurred on the server."
 QUERY_INVALID = "Missing or malformed query string."
 LABEL_INVALID = "A label is 1 to 50 characters of a-z, 0-9, _ and -."
-LABEL_NOT_FOUND = "The prompt has no such label."
-VERSION_NOT_FOUND = "The prompt has no such version."
 RESOLVE_INVALID = "Name the prompt by exactly one of `id` and `title`; `label` is optional."
 
 _STANDARD = {
@@ -268,25 +266,14 @@ def resolve_prompt(
         raise BadRequest(RESOLVE_INVALID)
     if label is not None:
         _check_label(label)
-    with db.read() as conn:
-        if id is not None:
-            prompt = queries.get_prompt(conn, _parse_id("prompt", id, PROMPT_ID_MALFORMED))
-        else:
-            prompt = queries.find_prompt_by_title(conn, principal.user_id, title or "")
-        # Someone else's prompt is not even acknowledged: ingest keys are spread across apps.
-        if prompt is None or prompt["owner_id"] != principal.user_id:
-            raise NotFound(PROMPT_NOT_FOUND)
-        number = prompt["version"]
-        if label is not None:
-            labelled = queries.label_version(conn, prompt["id"], label)
-            if labelled is None:
-                raise NotFound(LABEL_NOT_FOUND)
-            number = labelled
-        version = queries.get_version(conn, prompt, number)
-        labels = queries.labels_by_version(conn, prompt["id"]).get(number, [])
-    if version is None:  # a label is only ever set to an existing version
-        raise NotFound(VERSION_NOT_FOUND)
-    body = resolved_json(prompt["id"], version, labels)
+    body = services.resolve_prompt(
+        db,
+        principal,
+        prompt_id=_parse_id("prompt", id, PROMPT_ID_MALFORMED) if id is not None else None,
+        title=title,
+        label=label,
+        not_found=PROMPT_NOT_FOUND,
+    )
     # Apps re-fetch their prompts every minute; most answers are "unchanged".
     etag = f'"{body["etag"]}"'
     if request.headers.get("if-none-match") == etag:
@@ -403,16 +390,6 @@ def _check_label(label: str) -> None:
         raise BadRequest(LABEL_INVALID, field_errors={"label": LABEL_INVALID})
 
 
-def _labelled_prompt(conn: Connection, prompt_id: str, principal: CurrentUser) -> RowMapping:
-    # Locked: a PATCH cannot add a version, nor a delete remove the prompt, while labels move.
-    return services.owned(
-        queries.get_prompt(conn, prompt_id, lock="update"),
-        principal,
-        forbidden=PROMPT_NOT_YOURS,
-        not_found=PROMPT_NOT_FOUND,
-    )
-
-
 _LABEL_DOCS = _docs(
     s400=f"`{PROMPT_ID_MALFORMED}` / `{LABEL_INVALID}` / `{VERSION_NOT_FOUND}`",
     s401=_AUTH_DOC,
@@ -436,11 +413,15 @@ _LABEL_DOCS = _docs(
 def set_label(id: str, label: str, body: LabelIn, principal: CurrentUser, db: Db) -> Response:
     prompt_id = _parse_id("prompt", id, PROMPT_ID_MALFORMED)
     _check_label(label)
-    with db.write() as conn:
-        prompt = _labelled_prompt(conn, prompt_id, principal)
-        if body.version > prompt["version"]:
-            raise BadRequest(VERSION_NOT_FOUND, field_errors={"version": VERSION_NOT_FOUND})
-        queries.set_label(conn, prompt_id, label, body.version)
+    services.set_label(
+        db,
+        principal,
+        prompt_id,
+        label,
+        body.version,
+        forbidden=PROMPT_NOT_YOURS,
+        not_found=PROMPT_NOT_FOUND,
+    )
     body_out = {"promptId": to_prefixed("prompt", prompt_id), "label": label}
     return JSONResponse({**body_out, "version": body.version})
 
@@ -457,10 +438,9 @@ def set_label(id: str, label: str, body: LabelIn, principal: CurrentUser, db: Db
 def delete_label(id: str, label: str, principal: CurrentUser, db: Db) -> Response:
     prompt_id = _parse_id("prompt", id, PROMPT_ID_MALFORMED)
     _check_label(label)
-    with db.write() as conn:
-        _labelled_prompt(conn, prompt_id, principal)
-        if not queries.delete_label(conn, prompt_id, label):
-            raise NotFound(LABEL_NOT_FOUND)
+    services.delete_label(
+        db, principal, prompt_id, label, forbidden=PROMPT_NOT_YOURS, not_found=PROMPT_NOT_FOUND
+    )
     return Response(status_code=204)
 
 
