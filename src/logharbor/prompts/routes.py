@@ -9,7 +9,6 @@ input and id format (400), existence (404), ownership (403). Ids are shown as ``
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -25,7 +24,6 @@ from logharbor.common.routing import PromptCrafterRoute, error_messages
 from logharbor.prompts import queries, search, services
 from logharbor.prompts.queries import Listing
 from logharbor.prompts.schemas import (
-    LABEL_PATTERN,
     LabelIn,
     LabelOut,
     LogIn,
@@ -41,7 +39,7 @@ from logharbor.prompts.schemas import (
     log_json,
     prompt_json,
 )
-from logharbor.prompts.services import LABEL_NOT_FOUND, VERSION_NOT_FOUND
+from logharbor.prompts.services import LABEL_INVALID, LABEL_NOT_FOUND, VERSION_NOT_FOUND
 
 log = logging.getLogger("logharbor")
 
@@ -68,7 +66,6 @@ FILTER_NOT_FOUND = "No logs found for the specified prompt ID."
 FILTER_TOKEN = "Authentication token missing or invalid."
 FILTER_UNEXPECTED = "An unexpected error occurred on the server."
 QUERY_INVALID = "Missing or malformed query string."
-LABEL_INVALID = "A label is 1 to 50 characters of a-z, 0-9, _ and -."
 RESOLVE_INVALID = "Name the prompt by exactly one of `id` and `title`; `label` is optional."
 
 _STANDARD = {
@@ -265,7 +262,7 @@ def resolve_prompt(
     if (id is None) == (title is None) or "\x00" in (title or ""):
         raise BadRequest(RESOLVE_INVALID)
     if label is not None:
-        _check_label(label)
+        services.check_label(label)
     body = services.resolve_prompt(
         db,
         principal,
@@ -385,11 +382,6 @@ def list_versions(
     return JSONResponse(paging.envelope(window, len(items)))
 
 
-def _check_label(label: str) -> None:
-    if not re.fullmatch(LABEL_PATTERN, label):
-        raise BadRequest(LABEL_INVALID, field_errors={"label": LABEL_INVALID})
-
-
 _LABEL_DOCS = _docs(
     s400=f"`{PROMPT_ID_MALFORMED}` / `{LABEL_INVALID}` / `{VERSION_NOT_FOUND}`",
     s401=_AUTH_DOC,
@@ -412,7 +404,7 @@ _LABEL_DOCS = _docs(
 )
 def set_label(id: str, label: str, body: LabelIn, principal: CurrentUser, db: Db) -> Response:
     prompt_id = _parse_id("prompt", id, PROMPT_ID_MALFORMED)
-    _check_label(label)
+    services.check_label(label)
     services.set_label(
         db,
         principal,
@@ -437,7 +429,7 @@ def set_label(id: str, label: str, body: LabelIn, principal: CurrentUser, db: Db
 )
 def delete_label(id: str, label: str, principal: CurrentUser, db: Db) -> Response:
     prompt_id = _parse_id("prompt", id, PROMPT_ID_MALFORMED)
-    _check_label(label)
+    services.check_label(label)
     services.delete_label(
         db, principal, prompt_id, label, forbidden=PROMPT_NOT_YOURS, not_found=PROMPT_NOT_FOUND
     )

@@ -5,6 +5,7 @@ because every PromptCrafter endpoint documents its own (routes.py) and the pages
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping
@@ -15,8 +16,9 @@ from logharbor.common.pagination import PageRequest
 from logharbor.db.engine import Database
 from logharbor.prompts import queries
 from logharbor.prompts.queries import Listing
-from logharbor.prompts.schemas import resolved_json, stats_json, version_json
+from logharbor.prompts.schemas import LABEL_PATTERN, resolved_json, stats_json, version_json
 
+LABEL_INVALID = "A label is 1 to 50 characters of a-z, 0-9, _ and -."
 LABEL_NOT_FOUND = "The prompt has no such label."
 VERSION_NOT_FOUND = "The prompt has no such version."
 
@@ -89,6 +91,11 @@ def prompt_logs(
 
 
 # --- labels, and what apps fetch by -----------------------------------------------------------
+
+
+def check_label(label: str) -> None:
+    if not re.fullmatch(LABEL_PATTERN, label):
+        raise BadRequest(LABEL_INVALID, field_errors={"label": LABEL_INVALID})
 
 
 def _locked(
