@@ -40,6 +40,7 @@ def test_every_change_keeps_the_previous_version(
             "tags": ["a"],
             "createdAt": prompt["createdAt"],
             "current": False,
+            "labels": [],
         },
         {
             "version": 2,
@@ -49,6 +50,7 @@ def test_every_change_keeps_the_previous_version(
             "tags": ["a"],
             "createdAt": v2["updatedAt"],
             "current": False,
+            "labels": [],
         },
         {
             "version": 3,
@@ -58,6 +60,7 @@ def test_every_change_keeps_the_previous_version(
             "tags": ["a"],
             "createdAt": v3["updatedAt"],
             "current": True,
+            "labels": [],
         },
     ]
     paged = client.get(f"{url}/versions?page=2&pageLimit=2", headers=user.headers).json()

@@ -23,6 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from logharbor.collector.asgi import LogHarborASGIMiddleware
 from logharbor.collector.collector import Collector, CollectorStats
+from logharbor.collector.prompts import (
+    CompiledPrompt,
+    Prompt,
+    PromptError,
+    PromptUnavailable,
+    PromptVariableMissing,
+)
 from logharbor.collector.records import Exchange, TrafficRecord
 from logharbor.collector.tracing import TraceContext, current_trace, use_trace
 from logharbor.collector.transport import HttpTransport, SendResult, Transport
@@ -35,11 +42,16 @@ __all__ = [
     "AsyncLogHarborTransport",
     "Collector",
     "CollectorStats",
+    "CompiledPrompt",
     "Exchange",
     "HttpTransport",
     "LogHarborASGIMiddleware",
     "LogHarborTransport",
     "LogHarborWSGIMiddleware",
+    "Prompt",
+    "PromptError",
+    "PromptUnavailable",
+    "PromptVariableMissing",
     "SendResult",
     "TraceContext",
     "TrafficRecord",

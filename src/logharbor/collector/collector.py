@@ -23,6 +23,7 @@ from typing import Any
 
 from logharbor.collector.exceptions import mask_exception
 from logharbor.collector.llm import LlmCall, to_span
+from logharbor.collector.prompts import Key, Prompt, PromptCache, PromptError, PromptFetcher
 from logharbor.collector.records import Exchange, new_record_id, to_record
 from logharbor.collector.redaction import DEFAULT_MASKED_KEYS, mask, normalize_keys
 from logharbor.collector.tracing import current_trace, new_trace
@@ -70,6 +71,9 @@ class Collector:
     ``service_name`` names the app on them, and ``capture_llm_content=False`` leaves prompts
     and answers out (models, tokens, timings and errors are still sent). The counters of
     ``stats()`` count those spans with the records.
+
+    ``prompt("Summarize a ticket", label="production")`` serves a library prompt from a cache
+    refreshed every ``prompt_refresh_interval`` seconds (``logharbor.collector.prompts``).
     """
 
     def __init__(
@@ -93,6 +97,7 @@ class Collector:
         enabled: bool = True,
         service_name: str | None = None,
         capture_llm_content: bool = True,
+        prompt_refresh_interval: float = 60.0,
     ) -> None:
         if transport is None:
             if not (url and api_key):
@@ -119,6 +124,13 @@ class Collector:
         self.enabled = enabled
         self.service_name = service_name
         self.capture_llm_content = capture_llm_content
+        if prompt_refresh_interval <= 0:
+            raise ValueError("prompt_refresh_interval must be positive")
+        self.prompt_refresh_interval = prompt_refresh_interval
+        self._prompt_server = (url, api_key) if url and api_key else None
+        self._prompt_timeout = timeout
+        self._prompt_cache: PromptCache | None = None
+        self._prompt_fetcher: PromptFetcher | None = None
 
         self._queue: deque[Exchange | Mapping[str, Any] | LlmCall] = deque()
         self._lock = threading.Lock()
@@ -242,6 +254,11 @@ class Collector:
                 self._settled += left
             with capture_internal_exceptions():
                 self.transport.close()
+            with capture_internal_exceptions():
+                if self._prompt_cache is not None:
+                    self._prompt_cache.close()
+                if self._prompt_fetcher is not None:
+                    self._prompt_fetcher.close()
         except Exception:
             log.debug("LogHarbor collector error (ignored)", exc_info=True)
 
@@ -292,6 +309,37 @@ class Collector:
 
         llm_anthropic.PATCHES.restore()
 
+    # --- library prompts -----------------------------------------------------------------------
+
+    def prompt(
+        self, title: str | None = None, *, id: str | None = None, label: str | None = None
+    ) -> Prompt:
+        """A library prompt of the collector's owner, by exact ``title`` or by ``id``, at the
+        version ``label`` points at (the current version without one); ``.compile(**vars)``
+        it and LLM calls made with the result are attributed to that version.
+
+        From memory after the first call; the first call for a prompt fetches it and raises
+        ``PromptUnavailable`` if LogHarbor cannot be reached or has no such prompt or label.
+        """
+        if (title is None) == (id is None):
+            raise PromptError("name the prompt by title or by id=, not both")
+        key: Key = ("id", id, label) if id is not None else ("title", title or "", label)
+        return self.prompts.get(key)
+
+    @property
+    def prompts(self) -> PromptCache:
+        """The prompt cache (its ``refreshes`` count and ``wait_for_refresh`` are for tests)."""
+        with self._lock:
+            if self._prompt_cache is None:
+                if self._prompt_server is None:
+                    raise PromptError("prompts need the Collector's url and api_key")
+                url, api_key = self._prompt_server
+                self._prompt_fetcher = PromptFetcher(url, api_key, timeout=self._prompt_timeout)
+                self._prompt_cache = PromptCache(
+                    self._prompt_fetcher, refresh_interval=self.prompt_refresh_interval
+                )
+            return self._prompt_cache
+
     def stats(self) -> CollectorStats:
         with self._lock:
             return CollectorStats(
@@ -321,6 +369,10 @@ class Collector:
         self._last_error = None
         if self._closed is False and hasattr(self.transport, "reset_after_fork"):
             self.transport.reset_after_fork()
+        if self._prompt_fetcher is not None:
+            self._prompt_fetcher.reset_after_fork()
+        if self._prompt_cache is not None:
+            self._prompt_cache.after_fork()
 
     # --- the sender thread ---------------------------------------------------------------------
 

@@ -76,6 +76,19 @@ def parse_retry_after(value: str | None) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
+def open_client(api_key: str, timeout: float) -> httpx.Client:
+    """The collector's own HTTP client to LogHarbor (records, spans and prompts alike)."""
+    # Imported here so that importing the collector stays cheap; the first request pays.
+    import httpx
+
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 3.0)),
+        headers={"Authorization": f"Bearer {api_key}", "User-Agent": "logharbor-collector"},
+        # The app's proxy settings are for the app's traffic, not for ours.
+        trust_env=False,
+    )
+
+
 class HttpTransport:
     """Sends records to a LogHarbor server over HTTP with an ingest key (or a user token).
 
@@ -106,18 +119,7 @@ class HttpTransport:
 
     def _http(self) -> httpx.Client:
         if self._client is None:
-            # Imported here so that importing the collector stays cheap; the first send pays.
-            import httpx
-
-            self._client = httpx.Client(
-                timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 3.0)),
-                headers={
-                    "Authorization": f"Bearer {self._api_key}",
-                    "User-Agent": "logharbor-collector",
-                },
-                # The app's proxy settings are for the app's traffic, not for ours.
-                trust_env=False,
-            )
+            self._client = open_client(self._api_key, self._timeout)
         return self._client
 
     def reset_after_fork(self) -> None:

@@ -286,6 +286,19 @@ prompt_versions = Table(
     UniqueConstraint("prompt_id", "version"),
 )
 
+# Named pointers at one version of a prompt ("production", "staging"); apps fetch by label
+# (``GET /prompts/resolve``), so moving a label is how a version is rolled out or back.
+prompt_labels = Table(
+    "prompt_labels",
+    metadata,
+    _id(),
+    _fk("prompt_id", "prompts.id"),
+    Column("label", String(50), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("prompt_id", "label"),
+)
+
 prompt_logs = Table(
     "prompt_logs",
     metadata,

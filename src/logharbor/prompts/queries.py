@@ -17,6 +17,7 @@ from logharbor.common.pagination import PageRequest
 from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import (
     generations,
+    prompt_labels,
     prompt_logs,
     prompt_search,
     prompt_versions,
@@ -140,6 +141,84 @@ def list_versions(conn: Connection, prompt_id: str) -> Sequence[RowMapping]:
         .order_by(prompt_versions.c.version)
     )
     return conn.execute(query).mappings().all()
+
+
+def get_version(conn: Connection, prompt: RowMapping, version: int) -> dict[str, Any] | None:
+    """One version of ``prompt`` as its fields plus ``version`` and ``created_at`` (when it
+    became the prompt's content); None if the prompt never had it."""
+    if version == prompt["version"]:
+        # The current version began when the prompt was last changed.
+        return {**prompt, "created_at": prompt["updated_at"]}
+    row = (
+        conn.execute(
+            select(prompt_versions).where(
+                prompt_versions.c.prompt_id == prompt["id"], prompt_versions.c.version == version
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None
+
+
+def find_prompt_by_title(conn: Connection, owner_id: str, title: str) -> RowMapping | None:
+    """The owner's prompt with exactly this title; the oldest if several share it."""
+    query = (
+        select(prompts)
+        .where(prompts.c.owner_id == owner_id, prompts.c.title == title)
+        .order_by(prompts.c.created_at, prompts.c.id)
+        .limit(1)
+    )
+    return conn.execute(query).mappings().first()
+
+
+# --- labels ---------------------------------------------------------------------------------
+
+
+def labels_by_version(conn: Connection, prompt_id: str) -> dict[int, list[str]]:
+    query = (
+        select(prompt_labels.c.version, prompt_labels.c.label)
+        .where(prompt_labels.c.prompt_id == prompt_id)
+        .order_by(prompt_labels.c.label)
+    )
+    out: dict[int, list[str]] = {}
+    for row in conn.execute(query):
+        out.setdefault(row.version, []).append(row.label)
+    return out
+
+
+def label_version(conn: Connection, prompt_id: str, label: str) -> int | None:
+    query = select(prompt_labels.c.version).where(
+        prompt_labels.c.prompt_id == prompt_id, prompt_labels.c.label == label
+    )
+    version: int | None = conn.execute(query).scalar()
+    return version
+
+
+def set_label(conn: Connection, prompt_id: str, label: str, version: int) -> None:
+    """Point ``label`` at ``version``, creating it or moving it. The caller holds the prompt
+    row locked, so the read-then-write cannot race another move of the same label."""
+    now = utcnow()
+    moved = conn.execute(
+        update(prompt_labels)
+        .where(prompt_labels.c.prompt_id == prompt_id, prompt_labels.c.label == label)
+        .values(version=version, updated_at=now)
+    )
+    if not moved.rowcount:
+        conn.execute(
+            insert(prompt_labels).values(
+                id=new_id(), prompt_id=prompt_id, label=label, version=version, updated_at=now
+            )
+        )
+
+
+def delete_label(conn: Connection, prompt_id: str, label: str) -> bool:
+    gone = conn.execute(
+        delete(prompt_labels).where(
+            prompt_labels.c.prompt_id == prompt_id, prompt_labels.c.label == label
+        )
+    )
+    return bool(gone.rowcount)
 
 
 # --- search ---------------------------------------------------------------------------------

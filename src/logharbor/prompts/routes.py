@@ -16,14 +16,16 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import RowMapping
 
-from logharbor.auth.deps import CurrentUser, Db
+from logharbor.auth.deps import CurrentPrincipal, CurrentUser, Db
 from logharbor.common.errors import BadRequest, Forbidden, LogHarborError, NotFound
-from logharbor.common.ids import from_prefixed
+from logharbor.common.ids import from_prefixed, to_prefixed
 from logharbor.common.pagination import PageRequest, Paginated, optional_page_request
 from logharbor.common.routing import PromptCrafterRoute, error_messages
 from logharbor.prompts import queries, search, services
 from logharbor.prompts.queries import Listing
 from logharbor.prompts.schemas import (
+    LabelIn,
+    LabelOut,
     LogIn,
     LogOut,
     LogPatch,
@@ -32,10 +34,12 @@ from logharbor.prompts.schemas import (
     PromptOut,
     PromptPatch,
     PromptStatsOut,
+    ResolvedPromptOut,
     VersionOut,
     log_json,
     prompt_json,
 )
+from logharbor.prompts.services import LABEL_INVALID, LABEL_NOT_FOUND, VERSION_NOT_FOUND
 
 log = logging.getLogger("logharbor")
 
@@ -62,6 +66,7 @@ FILTER_NOT_FOUND = "No logs found for the specified prompt ID."
 FILTER_TOKEN = "Authentication token missing or invalid."
 FILTER_UNEXPECTED = "An unexpected error occurred on the server."
 QUERY_INVALID = "Missing or malformed query string."
+RESOLVE_INVALID = "Name the prompt by exactly one of `id` and `title`; `label` is optional."
 
 _STANDARD = {
     "missing_token": TOKEN_MISSING,
@@ -227,6 +232,53 @@ _ONE_PROMPT_DOCS = _docs(
 
 
 @router.get(
+    "/prompts/resolve",
+    tags=["prompts"],
+    response_model=ResolvedPromptOut,
+    openapi_extra=_messages(invalid=RESOLVE_INVALID),
+    responses=_docs(
+        s400=f"`{RESOLVE_INVALID}` / `{LABEL_INVALID}`",
+        s401=_AUTH_DOC,
+        s404=f"`{PROMPT_NOT_FOUND}` / `{LABEL_NOT_FOUND}`",
+    ),
+    description=(
+        "LogHarbor addition, what apps fetch their prompts by (the collector's `prompt()`): "
+        "one of the caller's prompts by `id` or exact `title`, at the version its `label` "
+        "points at, or at its current version without one. An ingest key may call it for the "
+        "prompts of its traffic source's owner. Another user's prompt is a 404, as is a label "
+        "the prompt does not have. The answer's `ETag` header, sent back in `If-None-Match`, "
+        "gets a 304 while the version served is unchanged."
+    ),
+)
+def resolve_prompt(
+    request: Request,
+    principal: CurrentPrincipal,
+    db: Db,
+    id: Annotated[str | None, Query(description="The prompt's id")] = None,
+    title: Annotated[str | None, Query(description="The prompt's exact title")] = None,
+    label: Annotated[str | None, Query(description="A label of the prompt")] = None,
+) -> Response:
+    _only_params(request, {"id", "title", "label"})
+    if (id is None) == (title is None) or "\x00" in (title or ""):
+        raise BadRequest(RESOLVE_INVALID)
+    if label is not None:
+        services.check_label(label)
+    body = services.resolve_prompt(
+        db,
+        principal,
+        prompt_id=_parse_id("prompt", id, PROMPT_ID_MALFORMED) if id is not None else None,
+        title=title,
+        label=label,
+        not_found=PROMPT_NOT_FOUND,
+    )
+    # Apps re-fetch their prompts every minute; most answers are "unchanged".
+    etag = f'"{body["etag"]}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return JSONResponse(body, headers={"ETag": etag})
+
+
+@router.get(
     "/prompts/{id}",
     tags=["prompts"],
     response_model=PromptOut,
@@ -328,6 +380,60 @@ def list_versions(
         return JSONResponse(items)
     window = items[paging.offset : paging.offset + paging.page_limit]
     return JSONResponse(paging.envelope(window, len(items)))
+
+
+_LABEL_DOCS = _docs(
+    s400=f"`{PROMPT_ID_MALFORMED}` / `{LABEL_INVALID}` / `{VERSION_NOT_FOUND}`",
+    s401=_AUTH_DOC,
+    s403=PROMPT_NOT_YOURS,
+    s404=f"`{PROMPT_NOT_FOUND}` / `{LABEL_NOT_FOUND}`",
+)
+
+
+@router.put(
+    "/prompts/{id}/labels/{label}",
+    tags=["prompts"],
+    response_model=LabelOut,
+    openapi_extra=_messages(invalid=FIELDS_INVALID),
+    responses=_LABEL_DOCS,
+    description=(
+        "LogHarbor addition: point a label (`production`, `staging`: 1-50 of a-z, 0-9, _ and -) "
+        "at one existing version of the prompt, creating the label or moving it. Apps that "
+        "fetch the prompt by that label get that version from their next refresh on."
+    ),
+)
+def set_label(id: str, label: str, body: LabelIn, principal: CurrentUser, db: Db) -> Response:
+    prompt_id = _parse_id("prompt", id, PROMPT_ID_MALFORMED)
+    services.check_label(label)
+    services.set_label(
+        db,
+        principal,
+        prompt_id,
+        label,
+        body.version,
+        forbidden=PROMPT_NOT_YOURS,
+        not_found=PROMPT_NOT_FOUND,
+    )
+    body_out = {"promptId": to_prefixed("prompt", prompt_id), "label": label}
+    return JSONResponse({**body_out, "version": body.version})
+
+
+@router.delete(
+    "/prompts/{id}/labels/{label}",
+    tags=["prompts"],
+    status_code=204,
+    response_class=Response,
+    openapi_extra=_messages(),
+    responses=_LABEL_DOCS,
+    description="LogHarbor addition: remove a label from the prompt (the versions stay).",
+)
+def delete_label(id: str, label: str, principal: CurrentUser, db: Db) -> Response:
+    prompt_id = _parse_id("prompt", id, PROMPT_ID_MALFORMED)
+    services.check_label(label)
+    services.delete_label(
+        db, principal, prompt_id, label, forbidden=PROMPT_NOT_YOURS, not_found=PROMPT_NOT_FOUND
+    )
+    return Response(status_code=204)
 
 
 @router.get(

@@ -184,6 +184,36 @@ class VersionOut(BaseModel):
     tags: list[str]
     createdAt: Timestamp = Field(description="When this version became the prompt's content.")
     current: bool
+    labels: list[str] = Field(description="LogHarbor: the labels pointing at this version.")
+
+
+LABEL_PATTERN = r"^[a-z0-9_-]{1,50}$"
+
+
+class LabelIn(BaseModel):
+    """Where a label points: one existing version of the prompt."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: Annotated[StrictInt, Field(ge=1, examples=[3])]
+
+
+class LabelOut(BaseModel):
+    promptId: str
+    label: str
+    version: int
+
+
+class ResolvedPromptOut(BaseModel):
+    id: str = Field(serialization_alias="_id", examples=["prompt104"])
+    title: str
+    content: str
+    model: str
+    tags: list[str]
+    version: int = Field(description="The version served (the label's, or the current one).")
+    labels: list[str] = Field(description="The labels pointing at that version.")
+    createdAt: Timestamp = Field(description="When that version became the prompt's content.")
+    etag: str = Field(description="Changes whenever the version served changes.")
 
 
 class ScoreSummary(BaseModel):
@@ -255,7 +285,9 @@ def log_json(row: RowMapping) -> dict[str, Any]:
     return body
 
 
-def version_json(row: RowMapping | dict[str, Any], *, current: bool) -> dict[str, Any]:
+def version_json(
+    row: RowMapping | dict[str, Any], *, current: bool, labels: Sequence[str] = ()
+) -> dict[str, Any]:
     return {
         "version": row["version"],
         "title": row["title"],
@@ -264,6 +296,24 @@ def version_json(row: RowMapping | dict[str, Any], *, current: bool) -> dict[str
         "tags": list(row["tags"] or []),
         "createdAt": iso(row["created_at"]),
         "current": current,
+        "labels": list(labels),
+    }
+
+
+def resolved_json(
+    prompt_id: str, version: RowMapping | dict[str, Any], labels: Sequence[str]
+) -> dict[str, Any]:
+    public_id = to_prefixed("prompt", prompt_id)
+    return {
+        "_id": public_id,
+        "title": version["title"],
+        "content": version["content"],
+        "model": version["model"],
+        "tags": list(version["tags"] or []),
+        "version": version["version"],
+        "labels": list(labels),
+        "createdAt": iso(version["created_at"]),
+        "etag": f"{public_id}:{version['version']}",
     }
 
 

@@ -5,17 +5,22 @@ because every PromptCrafter endpoint documents its own (routes.py) and the pages
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from sqlalchemy import RowMapping
+from sqlalchemy import Connection, RowMapping
 
 from logharbor.auth.deps import Principal
-from logharbor.common.errors import Forbidden, NotFound
+from logharbor.common.errors import BadRequest, Forbidden, NotFound
 from logharbor.common.pagination import PageRequest
 from logharbor.db.engine import Database
 from logharbor.prompts import queries
 from logharbor.prompts.queries import Listing
-from logharbor.prompts.schemas import stats_json, version_json
+from logharbor.prompts.schemas import LABEL_PATTERN, resolved_json, stats_json, version_json
+
+LABEL_INVALID = "A label is 1 to 50 characters of a-z, 0-9, _ and -."
+LABEL_NOT_FOUND = "The prompt has no such label."
+VERSION_NOT_FOUND = "The prompt has no such version."
 
 
 def owned(
@@ -46,9 +51,13 @@ def prompt_versions(
             queries.get_prompt(conn, prompt_id), principal, forbidden=forbidden, not_found=not_found
         )
         older = queries.list_versions(conn, prompt_id)
-    items = [version_json(row, current=False) for row in older]
+        labels = queries.labels_by_version(conn, prompt_id)
+    items = [
+        version_json(row, current=False, labels=labels.get(row["version"], ())) for row in older
+    ]
     # The current version began when the prompt was last changed.
-    items.append(version_json({**prompt, "created_at": prompt["updated_at"]}, current=True))
+    current = {**prompt, "created_at": prompt["updated_at"]}
+    items.append(version_json(current, current=True, labels=labels.get(prompt["version"], ())))
     return items
 
 
@@ -79,3 +88,84 @@ def prompt_logs(
             queries.get_prompt(conn, prompt_id), principal, forbidden=forbidden, not_found=not_found
         )
         return queries.list_prompt_logs(conn, prompt_id, page)
+
+
+# --- labels, and what apps fetch by -----------------------------------------------------------
+
+
+def check_label(label: str) -> None:
+    if not re.fullmatch(LABEL_PATTERN, label):
+        raise BadRequest(LABEL_INVALID, field_errors={"label": LABEL_INVALID})
+
+
+def _locked(
+    conn: Connection, principal: Principal, prompt_id: str, *, forbidden: str, not_found: str
+) -> RowMapping:
+    # Locked: a PATCH cannot add a version, nor a delete remove the prompt, while labels move.
+    row = queries.get_prompt(conn, prompt_id, lock="update")
+    return owned(row, principal, forbidden=forbidden, not_found=not_found)
+
+
+def set_label(
+    db: Database,
+    principal: Principal,
+    prompt_id: str,
+    label: str,
+    version: int,
+    *,
+    forbidden: str,
+    not_found: str,
+) -> None:
+    """Point ``label`` at an existing ``version`` of the prompt, creating or moving it."""
+    with db.write() as conn:
+        prompt = _locked(conn, principal, prompt_id, forbidden=forbidden, not_found=not_found)
+        if version > prompt["version"]:
+            raise BadRequest(VERSION_NOT_FOUND, field_errors={"version": VERSION_NOT_FOUND})
+        queries.set_label(conn, prompt_id, label, version)
+
+
+def delete_label(
+    db: Database,
+    principal: Principal,
+    prompt_id: str,
+    label: str,
+    *,
+    forbidden: str,
+    not_found: str,
+) -> None:
+    with db.write() as conn:
+        _locked(conn, principal, prompt_id, forbidden=forbidden, not_found=not_found)
+        if not queries.delete_label(conn, prompt_id, label):
+            raise NotFound(LABEL_NOT_FOUND)
+
+
+def resolve_prompt(
+    db: Database,
+    principal: Principal,
+    *,
+    prompt_id: str | None,
+    title: str | None,
+    label: str | None,
+    not_found: str,
+) -> dict[str, Any]:
+    """One of the caller's prompts (by id, or by exact title) at the version ``label`` points
+    at, or at its current version. The caller may be an ingest key: its owner's prompts."""
+    with db.read() as conn:
+        if prompt_id is not None:
+            prompt = queries.get_prompt(conn, prompt_id)
+        else:
+            prompt = queries.find_prompt_by_title(conn, principal.user_id, title or "")
+        # Someone else's prompt is not even acknowledged: ingest keys are spread across apps.
+        if prompt is None or prompt["owner_id"] != principal.user_id:
+            raise NotFound(not_found)
+        number = prompt["version"]
+        if label is not None:
+            labelled = queries.label_version(conn, prompt["id"], label)
+            if labelled is None:
+                raise NotFound(LABEL_NOT_FOUND)
+            number = labelled
+        version = queries.get_version(conn, prompt, number)
+        labels = queries.labels_by_version(conn, prompt["id"]).get(number, [])
+    if version is None:  # a label is only ever set to an existing version
+        raise NotFound(VERSION_NOT_FOUND)
+    return resolved_json(prompt["id"], version, labels)

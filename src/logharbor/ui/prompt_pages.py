@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from logharbor.auth.deps import get_db
-from logharbor.common.errors import NotFound
+from logharbor.common.errors import BadRequest, NotFound
 from logharbor.common.ids import from_prefixed
 from logharbor.common.pagination import PageRequest
 from logharbor.prompts import queries as prompt_queries
@@ -19,7 +19,7 @@ from logharbor.prompts import schemas as prompt_schemas
 from logharbor.prompts import search as prompt_search
 from logharbor.prompts import services as prompt_services
 from logharbor.ui import session
-from logharbor.ui.rendering import UIRoute, render
+from logharbor.ui.rendering import UIRoute, redirect, render, signed_form
 
 router = APIRouter(route_class=UIRoute, include_in_schema=False)
 
@@ -58,9 +58,7 @@ def prompt_list(request: Request, q: str = "", page: int = 1) -> Response:
 @router.get("/ui/prompts/{prompt_ref}")
 def prompt_page(request: Request, prompt_ref: str, version: int | None = None) -> Response:
     principal = session.require_user(request)
-    prompt_id = from_prefixed("prompt", prompt_ref)
-    if prompt_id is None:
-        raise NotFound(_MESSAGES["not_found"])
+    prompt_id = _prompt_id(prompt_ref)
     db = get_db(request)
     row = prompt_services.read_prompt(db, principal, prompt_id, **_MESSAGES)
     versions = prompt_services.prompt_versions(db, principal, prompt_id, **_MESSAGES)
@@ -92,3 +90,39 @@ def prompt_page(request: Request, prompt_ref: str, version: int | None = None) -
             "model_stats": model_stats,
         },
     )
+
+
+def _prompt_id(prompt_ref: str) -> str:
+    prompt_id = from_prefixed("prompt", prompt_ref)
+    if prompt_id is None:
+        raise NotFound(_MESSAGES["not_found"])
+    return prompt_id
+
+
+def _version_field(form: dict[str, str]) -> int:
+    raw = form.get("version", "")
+    if not raw.isdigit():
+        raise BadRequest("Choose a version", field_errors={"version": "must be a version number"})
+    return int(raw)
+
+
+@router.post("/ui/prompts/{prompt_ref}/labels")
+async def set_label(request: Request, prompt_ref: str) -> Response:
+    """Point a label at the version shown (the same service as ``PUT /prompts/:id/labels/:l``)."""
+    principal, form = await signed_form(request)
+    prompt_id = _prompt_id(prompt_ref)
+    label = form.get("label", "").strip()
+    prompt_services.check_label(label)
+    version = _version_field(form)
+    db = get_db(request)
+    prompt_services.set_label(db, principal, prompt_id, label, version, **_MESSAGES)
+    return redirect(f"/ui/prompts/{prompt_ref}?version={version}")
+
+
+@router.post("/ui/prompts/{prompt_ref}/labels/{label}/delete")
+async def delete_label(request: Request, prompt_ref: str, label: str) -> Response:
+    principal, _ = await signed_form(request)
+    prompt_id = _prompt_id(prompt_ref)
+    prompt_services.check_label(label)
+    prompt_services.delete_label(get_db(request), principal, prompt_id, label, **_MESSAGES)
+    return redirect(f"/ui/prompts/{prompt_ref}")
