@@ -155,3 +155,6 @@ router.include_router(alert_pages.router)
 from logharbor.ui import llm_pages  # noqa: E402
 
 router.include_router(llm_pages.router)
+from logharbor.ui import price_pages  # noqa: E402
+
+router.include_router(price_pages.router)
