@@ -158,3 +158,6 @@ router.include_router(llm_pages.router)
 from logharbor.ui import price_pages  # noqa: E402
 
 router.include_router(price_pages.router)
+from logharbor.ui import llm_charts  # noqa: E402
+
+router.include_router(llm_charts.router)
