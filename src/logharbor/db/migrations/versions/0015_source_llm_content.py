@@ -22,9 +22,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("traffic_sources", schema=None) as batch_op:
         batch_op.add_column(
-            sa.Column(
-                "capture_llm_content", sa.Boolean(), server_default=sa.true(), nullable=False
-            )
+            sa.Column("capture_llm_content", sa.Boolean(), server_default=sa.true(), nullable=False)
         )
 
 
