@@ -4,7 +4,6 @@ ranks routes, models and prompt versions by cost, costliest first, from the LLM 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -13,26 +12,18 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, expect
 
-from ui.harness import LiveServer, account, sign_in
+from ui.harness import LiveServer, account, sign_in, source_with_key
 
 for folder in ("traffic", "ingest"):
     sys.path.insert(0, str(Path(__file__).parent.parent / folder))
-from test_otlp_routes import JSON, span, traces  # noqa: E402
+from test_otlp_routes import JSON, traces  # noqa: E402
+
+from stats.test_llm_stats import _call as stats_call  # noqa: E402
 
 
 def _call(route: str, model: str, tokens: tuple[int, int], prompt: str | None = None) -> Any:
-    attributes: dict[str, Any] = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "openai",
-        "gen_ai.request.model": model,
-        "gen_ai.usage.input_tokens": tokens[0],
-        "gen_ai.usage.output_tokens": tokens[1],
-        "http.route": route,
-    }
-    if prompt is not None:
-        attributes["logharbor.prompt.id"] = prompt
-    item = span(kind=3, trace_id=os.urandom(16).hex(), attributes=attributes)
-    # Within the charts' last hour (the shared span helper starts in January 2026).
+    item = stats_call(0, route, model, (*tokens, 0), prompt=(prompt, 1) if prompt else None)
+    # Within the charts' last hour (the shared helpers start in January 2026).
     begin = time.time_ns() - 5 * 60 * 1_000_000_000
     item["startTimeUnixNano"] = str(begin)
     item["endTimeUnixNano"] = str(begin + 300_000_000)
@@ -50,12 +41,7 @@ def test_the_charts_page_shows_llm_tokens_and_cost_per_route_model_and_prompt_ve
     api: httpx.Client = live_server.api()
     user = account(api, "Jane", "jane@example.com")
     auth = {"Authorization": f"Bearer {user['token']}"}
-    source = api.post(
-        "/traffic-source", headers=auth, json={"name": "Shop", "trafficDomain": "https://shop.io"}
-    ).json()
-    key = api.post(
-        f"/traffic-source/{source['id']}/ingest-keys", headers=auth, json={"name": "c"}
-    ).json()["key"]
+    source, key = source_with_key(api, user)
     prompt = api.post(
         "/prompts",
         headers=auth,
