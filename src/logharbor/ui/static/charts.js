@@ -58,7 +58,7 @@
     make("chart-llm-tokens", llm.t, [
       line("input", llm.inputTokens, "#2457d6", "rgba(36,87,214,.12)"),
       line("output", llm.outputTokens, "#1a7f4b"),
-    ], { values: fmt("", 0) });
+    ], { values: fmt("", 0), minMax: 10 });
     make("chart-llm-cost", llm.t, [line("US$", llm.cost, "#b26a00", "rgba(178,106,0,.15)")],
          { values: fmt("", 4), minMax: 0.0001 });
   }
