@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
@@ -26,6 +27,18 @@ def account(api: httpx.Client, name: str, email: str) -> dict[str, str]:
     assert api.post("/auth/signup", json=user).status_code == 201
     token = api.post("/auth/login", json=user).json()["token"]
     return {**user, "token": token}
+
+
+def source_with_key(api: httpx.Client, user: dict[str, str]) -> tuple[dict[str, Any], str]:
+    """A source of ``user`` and an ingest key of it, for tests that send it traffic."""
+    auth = {"Authorization": f"Bearer {user['token']}"}
+    source: dict[str, Any] = api.post(
+        "/traffic-source", headers=auth, json={"name": "Shop", "trafficDomain": "https://shop.io"}
+    ).json()
+    key = api.post(
+        f"/traffic-source/{source['id']}/ingest-keys", headers=auth, json={"name": "c"}
+    ).json()["key"]
+    return source, str(key)
 
 
 def sign_in(page: Page, user: dict[str, str]) -> None:

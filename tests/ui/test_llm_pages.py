@@ -10,7 +10,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from ui.harness import LiveServer, account, sign_in
+from ui.harness import LiveServer, account, sign_in, source_with_key
 
 for folder in ("traffic", "ingest"):
     sys.path.insert(0, str(Path(__file__).parent.parent / folder))
@@ -23,12 +23,7 @@ def test_a_record_shows_its_llm_calls_and_its_trace_as_a_waterfall(
     api = live_server.api()
     user = account(api, "Jane", "jane@example.com")
     auth = {"Authorization": f"Bearer {user['token']}"}
-    source = api.post(
-        "/traffic-source", headers=auth, json={"name": "Shop", "trafficDomain": "https://shop.io"}
-    ).json()
-    key = api.post(
-        f"/traffic-source/{source['id']}/ingest-keys", headers=auth, json={"name": "c"}
-    ).json()["key"]
+    source, key = source_with_key(api, user)
     trace_id = os.urandom(16).hex()
     server = span(trace_id=trace_id, duration_ms=1000)
     chat = span(

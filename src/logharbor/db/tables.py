@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     text,
+    true,
 )
 
 from logharbor.db.types import JSONDocument, JSONOrNull, UTCDateTime
@@ -86,6 +87,8 @@ traffic_sources = Table(
     Column("retention_days", Integer, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Off: LLM calls are stored without their messages, system instructions or output preview.
+    Column("capture_llm_content", Boolean, nullable=False, server_default=true()),
     Index(None, "user_id", "created_at"),
 )
 

@@ -360,6 +360,8 @@ class SqlRecordStore:
             conn, source_id, [p.call.prompt_id for p in pending if p.call.prompt_id]
         )
         price_list = prices.effective_prices(llm_queries.own_prices_of_source(conn, source_id))
+        # A source that turned content off keeps the call's numbers, never its words.
+        keep_content = llm_queries.captures_content(conn, source_id)
         rows: list[tuple[Any, ...]] = []
         log_rows: list[tuple[Any, ...]] = []
         stored: list[StoredGeneration] = []
@@ -388,10 +390,10 @@ class SqlRecordStore:
                     call.response_id,
                     call.finish_reasons,
                     call.parameters,
-                    call.input_messages,
-                    call.output_messages,
-                    call.system_instructions,
-                    call.output_preview,
+                    call.input_messages if keep_content else None,
+                    call.output_messages if keep_content else None,
+                    call.system_instructions if keep_content else None,
+                    call.output_preview if keep_content else None,
                     call.input_tokens,
                     call.output_tokens,
                     call.cached_tokens,
@@ -408,7 +410,8 @@ class SqlRecordStore:
             )
             log_id = next(log_ids)
             if prompt_id is not None and call.error_type is None:
-                output = output_text(call.output_messages) if call.output_messages else ""
+                has_output = keep_content and call.output_messages
+                output = output_text(call.output_messages) if has_output else ""
                 log_rows.append(
                     (
                         log_id,

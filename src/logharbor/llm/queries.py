@@ -36,6 +36,12 @@ def own_prices_of_source(conn: Connection, source_id: str) -> dict[str, Price]:
     }
 
 
+def captures_content(conn: Connection, source_id: str) -> bool:
+    """Whether ``source_id`` keeps its LLM calls' content (a missing source keeps nothing)."""
+    query = select(traffic_sources.c.capture_llm_content).where(traffic_sources.c.id == source_id)
+    return bool(conn.execute(query).scalar())
+
+
 def attributable_prompts(
     conn: Connection, source_id: str, prompt_ids: Iterable[str]
 ) -> dict[str, int]:

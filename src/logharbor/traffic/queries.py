@@ -208,6 +208,7 @@ def source_json(row: Row, caller_id: str) -> dict[str, Any]:
         "trafficDomain": row["traffic_domain"],
         "userId": row["user_id"],
         "retentionDays": row["retention_days"],
+        "captureLlmContent": row["capture_llm_content"],
         "access": "owner" if row["user_id"] == caller_id else "shared",
         "createdAt": row["created_at"],
         "updatedAt": row["updated_at"],

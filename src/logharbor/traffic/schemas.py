@@ -129,12 +129,20 @@ class TrafficSourceIn(_In):
     name: Name
     trafficDomain: UrlText = Field(examples=["https://api.payments.com"])
     retentionDays: RetentionDays = None
+    captureLlmContent: bool = Field(
+        default=True, description="false: LLM calls are stored without their content"
+    )
 
 
 class TrafficSourceUpdate(_In):
     name: Name | None = None
     trafficDomain: UrlText | None = None
     retentionDays: RetentionDays = Field(default=None, description="null clears the retention")
+    captureLlmContent: bool | None = Field(
+        default=None,
+        description="false: LLM calls are stored without their content (messages, output "
+        "preview); null or absent keeps the setting",
+    )
 
 
 class TrafficSourceOut(BaseModel):
@@ -143,6 +151,7 @@ class TrafficSourceOut(BaseModel):
     trafficDomain: str
     userId: str
     retentionDays: int | None
+    captureLlmContent: bool = Field(description="Whether LLM calls keep their messages")
     access: Literal["owner", "shared"] = Field(
         description="owner: yours; shared: shared with you read-only"
     )

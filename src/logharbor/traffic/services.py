@@ -70,6 +70,7 @@ def create_source(db: Database, principal: Principal, body: TrafficSourceIn) -> 
         "name": body.name,
         "traffic_domain": _domain(body.trafficDomain),
         "retention_days": body.retentionDays,
+        "capture_llm_content": body.captureLlmContent,
         "created_at": now,
         "updated_at": now,
     }
@@ -119,7 +120,8 @@ def get_source(db: Database, principal: Principal, source_id: str) -> TrafficSou
 def update_source(
     db: Database, principal: Principal, source_id: str, body: TrafficSourceUpdate
 ) -> TrafficSourceOut:
-    """Rename, change the domain or the retention (``retentionDays: None`` keeps everything)."""
+    """Rename, change the domain, the retention (``retentionDays: None`` keeps everything) or
+    whether LLM calls keep their content."""
     changes: dict[str, Any] = {}
     if body.name is not None:
         changes["name"] = body.name
@@ -127,6 +129,8 @@ def update_source(
         changes["traffic_domain"] = _domain(body.trafficDomain)
     if "retentionDays" in body.model_fields_set:
         changes["retention_days"] = body.retentionDays
+    if body.captureLlmContent is not None:
+        changes["capture_llm_content"] = body.captureLlmContent
     with db.write() as conn:
         source = require_source(conn, source_id, principal, Access.MANAGE)
         conn.execute(

@@ -67,7 +67,8 @@ def get_source(trafficSourceId: str, principal: CurrentUser, db: Db) -> TrafficS
 def update_source(
     trafficSourceId: str, body: TrafficSourceUpdate, principal: CurrentUser, db: Db
 ) -> TrafficSourceOut:
-    """Rename, change the domain or the retention (``retentionDays: null`` keeps everything)."""
+    """Rename, change the domain, the retention (``retentionDays: null`` keeps everything) or
+    turn the capture of LLM content off and on (``captureLlmContent``)."""
     return services.update_source(db, principal, trafficSourceId, body)
 
 

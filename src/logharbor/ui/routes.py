@@ -155,3 +155,9 @@ router.include_router(alert_pages.router)
 from logharbor.ui import llm_pages  # noqa: E402
 
 router.include_router(llm_pages.router)
+from logharbor.ui import price_pages  # noqa: E402
+
+router.include_router(price_pages.router)
+from logharbor.ui import llm_charts  # noqa: E402
+
+router.include_router(llm_charts.router)

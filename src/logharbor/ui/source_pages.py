@@ -138,7 +138,7 @@ async def revoke_key(request: Request, source_id: str, key_id: str) -> Response:
     return redirect(f"/ui/sources/{source_id}/keys")
 
 
-# --- settings: rename, retention, shares, deletion ------------------------------------------------
+# --- settings: rename, retention, LLM content, shares, deletion -----------------------------------
 
 
 def _settings_page(
@@ -169,6 +169,7 @@ def _settings_page(
             "name": source["name"],
             "trafficDomain": source["traffic_domain"],
             "retentionDays": "" if retention is None else str(retention),
+            "captureLlmContent": "on" if source["capture_llm_content"] else "",
             **(form or {}),
         },
         "errors": errors or {},
@@ -206,12 +207,19 @@ async def update_settings(request: Request, source_id: str) -> Response:
     values = {"name": form.get("name", ""), "retentionDays": form.get("retentionDays", "").strip()}
     if "trafficDomain" in form:
         values["trafficDomain"] = form["trafficDomain"].strip()
+    # An unchecked box sends nothing, so only a form that showed it (llmContentShown) turns
+    # content capture off; an older form left open keeps the setting.
+    capture: bool | None = None
+    if "llmContentShown" in form:
+        capture = form.get("captureLlmContent") == "on"
+        values["captureLlmContent"] = "on" if capture else ""
     try:
         # The API's update checks and normalizes the domain (an http(s) origin).
         body = TrafficSourceUpdate(
             name=values["name"],
             trafficDomain=values.get("trafficDomain"),
             retentionDays=_retention(values["retentionDays"]),
+            captureLlmContent=capture,
         )
         services.update_source(get_db(request), principal, source_id, body)
     except (ValidationError, BadRequest) as exc:

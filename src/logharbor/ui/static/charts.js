@@ -49,6 +49,22 @@
     line("p99", lat.p99, "#c0262d"),
   ], { values: fmt(" ms", 0), minMax: 10 });
 
+  // The LLM section arrives later as an htmx fragment (ui/llm_charts.py) with its own data.
+  function drawLlm() {
+    var llmNode = document.getElementById("llm-chart-data");
+    if (!llmNode || llmNode.getAttribute("data-drawn")) return;
+    llmNode.setAttribute("data-drawn", "1");
+    var llm = JSON.parse(llmNode.textContent);
+    make("chart-llm-tokens", llm.t, [
+      line("input", llm.inputTokens, "#2457d6", "rgba(36,87,214,.12)"),
+      line("output", llm.outputTokens, "#1a7f4b"),
+    ], { values: fmt("", 0), minMax: 10 });
+    make("chart-llm-cost", llm.t, [line("US$", llm.cost, "#b26a00", "rgba(178,106,0,.15)")],
+         { values: fmt("", 4), minMax: 0.0001 });
+  }
+  drawLlm();
+  document.body.addEventListener("htmx:afterSettle", drawLlm);
+
   var pending;
   window.addEventListener("resize", function () {
     clearTimeout(pending);
