@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from logharbor.auth.deps import CurrentUser, Db
 from logharbor.common.pagination import Page, Paginated
 from logharbor.common.routing import ArkynRoute
-from logharbor.llm import service
+from logharbor.llm import services
 from logharbor.llm.prices import Price
 from logharbor.llm.schemas import GenerationDetailOut, GenerationOut, PriceIn, PriceOut, TraceOut
 
@@ -36,8 +36,8 @@ def list_generations(
     ] = None,
 ) -> dict[str, Any]:
     """The source's LLM calls, newest first."""
-    filters = service.GenerationFilters(traceId, model, promptId, trafficRecordId)
-    return service.list_generations(db, principal, trafficSourceId, filters, page)
+    filters = services.GenerationFilters(traceId, model, promptId, trafficRecordId)
+    return services.list_generations(db, principal, trafficSourceId, filters, page)
 
 
 @router.get(
@@ -49,19 +49,19 @@ def get_generation(
     trafficSourceId: str, generationId: str, principal: CurrentUser, db: Db
 ) -> dict[str, Any]:
     """One LLM call with its messages and parameters."""
-    return service.get_generation(db, principal, trafficSourceId, generationId)
+    return services.get_generation(db, principal, trafficSourceId, generationId)
 
 
 @router.get("/traces/{trafficSourceId}/{traceId}", response_model=TraceOut, responses=_ERRORS)
 def get_trace(trafficSourceId: str, traceId: str, principal: CurrentUser, db: Db) -> dict[str, Any]:
     """A trace's waterfall: its HTTP records, LLM calls and other spans."""
-    return service.trace(db, principal, trafficSourceId, traceId)
+    return services.trace(db, principal, trafficSourceId, traceId)
 
 
 @router.get("/model-prices", response_model=list[PriceOut], responses=_ERRORS)
 def list_prices(principal: CurrentUser, db: Db) -> list[dict[str, Any]]:
     """Prices per million tokens (US dollars): yours, and the defaults you did not replace."""
-    return service.list_prices(db, principal)
+    return services.list_prices(db, principal)
 
 
 @router.put("/model-prices/{model}", response_model=PriceOut, responses=_ERRORS)
@@ -69,11 +69,11 @@ async def set_price(model: str, body: PriceIn, principal: CurrentUser, request: 
     """Your price for a model (and the models named after it, as ``gpt-4o-2024-08-06`` is after
     ``gpt-4o``); calls stored from now on are costed with it."""
     price = Price(body.inputPerMillion, body.outputPerMillion, body.cachedInputPerMillion)
-    return await service.set_price(request.app.state.writer, principal, model, price)
+    return await services.set_price(request.app.state.writer, principal, model, price)
 
 
 @router.delete("/model-prices/{model}", status_code=204, responses=_ERRORS)
 async def delete_price(model: str, principal: CurrentUser, request: Request) -> Response:
     """Go back to the default price for a model."""
-    await service.delete_price(request.app.state.writer, principal, model)
+    await services.delete_price(request.app.state.writer, principal, model)
     return Response(status_code=204)

@@ -1,6 +1,6 @@
 """``GET /stats/:trafficSourceId``: counts, error rates and latency percentiles from the rollups
 (stats/services.py), and ``GET /stats/:trafficSourceId/llm``: tokens and cost of LLM calls
-(stats/llm_service.py)."""
+(stats/llm_services.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 
 from logharbor.auth.deps import CurrentPrincipal, Db
 from logharbor.common.routing import ArkynRoute
-from logharbor.stats import llm_service
+from logharbor.stats import llm_services
 from logharbor.stats.schemas import LlmStatsOut, StatsOut, StatsQuery
 from logharbor.stats.services import source_stats
 
@@ -42,16 +42,16 @@ def get_llm_stats(
     principal: CurrentPrincipal,
     startDate: Annotated[str | None, Query(description="ISO-8601; default endDate - 24h")] = None,
     endDate: Annotated[str | None, Query(description="ISO-8601; default now")] = None,
-    groupBy: llm_service.GroupBy | None = None,
+    groupBy: llm_services.GroupBy | None = None,
     interval: Annotated[
-        llm_service.Interval | None, Query(description="default: chosen from the range")
+        llm_services.Interval | None, Query(description="default: chosen from the range")
     ] = None,
     limit: Annotated[
-        int, Query(ge=1, le=llm_service.MAX_GROUPS, description="max groups, costliest first")
+        int, Query(ge=1, le=llm_services.MAX_GROUPS, description="max groups, costliest first")
     ] = 100,
 ) -> dict[str, Any]:
     """Which route, model or prompt version costs most, and tokens and cost over time."""
-    return llm_service.llm_stats(
+    return llm_services.llm_stats(
         db,
         principal,
         trafficSourceId,

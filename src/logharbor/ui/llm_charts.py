@@ -1,5 +1,5 @@
 """The charts page's LLM section: tokens and cost over time, and the costliest routes, models
-and prompt versions, from ``stats.llm_service.llm_stats`` (the API's function, same tenancy).
+and prompt versions, from ``stats.llm_services.llm_stats`` (the API's function, same tenancy).
 Loaded into the charts page as a fragment, so the traffic charts never wait for it."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request, Response
 from logharbor.auth.deps import get_db
 from logharbor.common.errors import BadRequest
 from logharbor.common.timestamps import iso, utcnow
-from logharbor.stats.llm_service import llm_stats
+from logharbor.stats.llm_services import llm_stats
 from logharbor.ui import session
 from logharbor.ui.charts import CHART_RANGES
 from logharbor.ui.rendering import UIRoute, render

@@ -1,5 +1,5 @@
 """LLM pages: a request's LLM calls and trace waterfall (loaded into the record page), over
-``llm.service`` like the API."""
+``llm.services`` like the API."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 
 from logharbor.auth.deps import get_db
 from logharbor.common.pagination import PageRequest
-from logharbor.llm import service as llm_service
+from logharbor.llm import services as llm_services
 from logharbor.ui import session
 from logharbor.ui.rendering import UIRoute, render
 
@@ -57,12 +57,12 @@ def trace_fragment(request: Request, source_id: str, trace_id: str) -> Response:
     """The LLM calls of a trace and its waterfall, for the record page (htmx)."""
     principal = session.require_user(request)
     db = get_db(request)
-    trace = llm_service.trace(db, principal, source_id, trace_id)
-    calls = llm_service.list_generations(
+    trace = llm_services.trace(db, principal, source_id, trace_id)
+    calls = llm_services.list_generations(
         db,
         principal,
         source_id,
-        llm_service.GenerationFilters(trace_id=trace_id),
+        llm_services.GenerationFilters(trace_id=trace_id),
         PageRequest(page=1, page_limit=MAX_CALLS),
     )
     context = {

@@ -1,4 +1,4 @@
-"""The model price table: defaults and the user's own prices, edited over ``llm.service`` like
+"""The model price table: defaults and the user's own prices, edited over ``llm.services`` like
 the API's ``/model-prices`` (same validation, same writer)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from logharbor.auth.deps import get_db
 from logharbor.common.errors import BadRequest
-from logharbor.llm import service as llm_service
+from logharbor.llm import services as llm_services
 from logharbor.llm.prices import Price
 from logharbor.llm.schemas import PriceIn
 from logharbor.ui import session
@@ -32,7 +32,7 @@ def _prices_page(
 ) -> Response:
     principal = session.require_user(request)
     context = {
-        "prices": llm_service.list_prices(get_db(request), principal),
+        "prices": llm_services.list_prices(get_db(request), principal),
         "form": form or {},
         "errors": errors or {},
         # The model whose edit form failed: {"model", "form", "errors"} to show it open again.
@@ -75,7 +75,7 @@ async def save_price(request: Request) -> Response:
     editing = form.get("editing", "")
     try:
         price = _price(form)
-        await llm_service.set_price(request.app.state.writer, principal, values["model"], price)
+        await llm_services.set_price(request.app.state.writer, principal, values["model"], price)
     except (ValidationError, BadRequest) as exc:
         errors = form_errors(exc, "model")
         if editing:
@@ -88,5 +88,5 @@ async def save_price(request: Request) -> Response:
 @router.post(PRICES_PATH + "/reset")
 async def reset_price(request: Request) -> Response:
     principal, form = await signed_form(request)
-    await llm_service.delete_price(request.app.state.writer, principal, form.get("model", ""))
+    await llm_services.delete_price(request.app.state.writer, principal, form.get("model", ""))
     return redirect(PRICES_PATH)
