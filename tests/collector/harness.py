@@ -315,7 +315,10 @@ def running_logharbor(database_url: str, data_dir: Path) -> Iterator[LogHarbor]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        while True:  # no wall-clock limit: the server either answers or exits
+        # The deadline only stops a broken start from hanging the suite; it is no speed limit.
+        deadline = time.monotonic() + 120
+        while True:
+            assert time.monotonic() < deadline, "logharbor serve never answered /health"
             if process.poll() is not None:
                 raise AssertionError(f"logharbor serve exited with {process.returncode}")
             try:

@@ -119,7 +119,10 @@ def _start_server(database_url: str, data_dir: Path, port: int) -> subprocess.Po
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    while True:  # no wall-clock limit: the server either answers or dies
+    # The deadline only stops a broken start from hanging the suite; it is no speed limit.
+    deadline = time.monotonic() + 120
+    while True:
+        assert time.monotonic() < deadline, "logharbor serve never answered /health"
         if server.poll() is not None:
             raise AssertionError(f"server exited with {server.returncode}")
         try:

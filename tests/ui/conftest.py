@@ -71,7 +71,9 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 120  # stops a broken start from hanging; no speed limit
     while not server.started:
+        assert time.monotonic() < deadline, "the LogHarbor server never started"
         if not thread.is_alive():
             raise RuntimeError("the LogHarbor server did not start")
         time.sleep(0.02)
