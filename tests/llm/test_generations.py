@@ -207,3 +207,31 @@ def test_prices_are_the_users_own_over_the_defaults(client: TestClient, user: AU
     assert client.delete("/model-prices/gpt-4o-mini", headers=user.headers).status_code == 204
     assert client.delete("/model-prices/gpt-4o-mini", headers=user.headers).status_code == 404
     assert START  # the shared span factory's clock
+
+
+def test_oversized_names_and_foreign_ids_are_capped_or_dropped_never_a_500(
+    client: TestClient, user: AUser
+) -> None:
+    """Every value lands within its column on both databases (PostgreSQL refuses an overlong
+    varchar, which would have failed the whole export)."""
+    sid = create_source(client, user)["id"]
+    key = ingest_key(client, user, sid)
+    trace_id = os.urandom(16).hex()
+    hostile = _chat_span(
+        trace_id,
+        **{
+            "gen_ai.provider.name": "p" * 5_000,
+            "gen_ai.operation.name": "o" * 5_000,
+            "gen_ai.request.model": "m" * 5_000,
+            "gen_ai.response.id": "r" * 5_000,
+            "logharbor.record.id": "x" * 5_000,
+            "logharbor.prompt.id": "prompt" + "9" * 60,
+            "logharbor.prompt.version": 2**62,
+            "error.type": "E" * 5_000,
+        },
+    )
+    assert _post(client, key, hostile) == {}
+    [call] = _calls(client, user, sid)
+    assert len(call["provider"]) == 100 and len(call["operation"]) == 50
+    assert len(call["requestModel"]) == 200
+    assert call["trafficRecordId"] is None and call["promptId"] is None

@@ -308,6 +308,8 @@ def normalize_log(line: LogLine, config: IngestConfig) -> LogLine:
 
 MAX_NAME_CHARS = 200
 MAX_SPAN_NAME_CHARS = 500
+MAX_PROVIDER_CHARS = 100
+MAX_OPERATION_CHARS = 50
 MAX_ERROR_MESSAGE_CHARS = 2_000
 MAX_TOKENS = 2**31 - 1
 _SPAN_KINDS = frozenset(("INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"))
@@ -368,6 +370,10 @@ def output_text(messages: Any) -> str:
     return "\n".join(texts)
 
 
+def record_uuid(value: str | None) -> str | None:
+    return value.lower() if value and is_uuid(value) else None
+
+
 def prompt_uuid(value: str | None) -> str | None:
     """A prompt named as the PromptCrafter API names it (``prompt<digits>``) or by its UUID;
     None for anything else (the call is then kept, attributed to no prompt)."""
@@ -383,8 +389,9 @@ def _finish_reasons(values: list[str]) -> list[str]:
 def normalize_generation(call: Generation, config: IngestConfig) -> Generation:
     """Validate, mask and cap one LLM call; raises BadRequest naming every bad field."""
     errors: dict[str, str] = {}
-    provider = _collect(errors, "provider", _name, call.provider)
-    operation = _collect(errors, "operation", _name, call.operation)
+    # Capped to their columns (generations.provider and .operation).
+    provider = _collect(errors, "provider", _name, call.provider, MAX_PROVIDER_CHARS)
+    operation = _collect(errors, "operation", _name, call.operation, MAX_OPERATION_CHARS)
     request_model = _collect(errors, "requestModel", _name, call.request_model)
     response_model = _collect(errors, "responseModel", _name, call.response_model)
     if not request_model and not response_model and "requestModel" not in errors:
@@ -461,7 +468,8 @@ def normalize_generation(call: Generation, config: IngestConfig) -> Generation:
         span_id=span,
         parent_span_id=parent,
         route=route,
-        traffic_record_id=call.traffic_record_id.lower() if call.traffic_record_id else None,
+        # A record id that is no UUID names no record LogHarbor could have: dropped, not stored.
+        traffic_record_id=record_uuid(call.traffic_record_id),
         prompt_id=prompt_uuid(call.prompt_id),
         prompt_version=call.prompt_version,
         client_id=call.client_id,
