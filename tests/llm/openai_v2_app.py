@@ -17,7 +17,6 @@ os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
 os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "SPAN_AND_EVENT"
 
 import openai
-from fake_openai import FakeOpenAI
 from opentelemetry import trace
 from opentelemetry._logs import set_logger_provider
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -28,6 +27,9 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from collector.fake_provider import FakeProvider
+from collector.harness import serve_asgi
 
 
 def main() -> None:
@@ -47,8 +49,8 @@ def main() -> None:
     OpenAIInstrumentor().instrument()
 
     tracer = trace.get_tracer("summarizer")
-    with FakeOpenAI() as provider:
-        client = openai.OpenAI(base_url=provider.url, api_key="sk-test", max_retries=0)
+    with serve_asgi(FakeProvider().app()) as provider:
+        client = openai.OpenAI(base_url=f"{provider.url}/v1", api_key="sk-test", max_retries=0)
         with tracer.start_as_current_span(
             "POST /summarize",
             kind=trace.SpanKind.SERVER,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.fake_provider import REPLY
 from collector.harness import LogHarbor, running_logharbor
 
 APP = Path(__file__).with_name("openai_v2_app.py")
@@ -28,7 +29,8 @@ def logharbor(database_url: str, tmp_path: Path) -> Iterator[LogHarbor]:
 def test_openai_v2_instrumentation_calls_are_generations_in_their_requests_trace(
     logharbor: LogHarbor,
 ) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(APP.parent), *sys.path])}
+    # The app borrows the collector tests' fake provider (tests/collector/fake_provider.py).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(APP.parent.parent), *sys.path])}
     run = subprocess.run(
         [sys.executable, str(APP), logharbor.url, logharbor.ingest_key],
         env=env,
@@ -39,7 +41,7 @@ def test_openai_v2_instrumentation_calls_are_generations_in_their_requests_trace
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
     trace_id = result["traceId"]
-    assert result["streamed"] == "Hello from the fake provider"
+    assert result["streamed"] == REPLY
 
     # force_flush returned once the exporter had its answers: everything is stored by now.
     source = logharbor.source_id
@@ -48,10 +50,12 @@ def test_openai_v2_instrumentation_calls_are_generations_in_their_requests_trace
     for call in calls:
         assert call["provider"] == "openai" and call["requestModel"] == "gpt-4o-mini"
         assert call["responseModel"] == "gpt-4o-mini-2024-07-18"
-        assert (call["inputTokens"], call["outputTokens"]) == (21, 6)
-        assert call["cost"] == pytest.approx((21 * 0.15 + 6 * 0.60) / 1e6)
+        assert (call["inputTokens"], call["outputTokens"]) == (21, 5)
+        cached = call["cachedTokens"] or 0  # whether 2.4b0 reports them is its own business
+        price = (21 - cached) * 0.15 + cached * 0.075 + 5 * 0.60
+        assert call["cost"] == pytest.approx(price / 1e6)
         assert call["finishReasons"] == ["stop"]
-        assert call["outputPreview"] == "Hello from the fake provider"
+        assert call["outputPreview"] == REPLY
         detail = logharbor.get(f"/generations/{source}/{call['id']}")
         assert "the cat sat on the mat" in json.dumps(detail["inputMessages"])
     [record] = logharbor.records(traceId=trace_id)
