@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from fastapi.testclient import TestClient
 from test_otlp_routes import JSON, START, span, traces
@@ -235,3 +236,13 @@ def test_oversized_names_and_foreign_ids_are_capped_or_dropped_never_a_500(
     assert len(call["provider"]) == 100 and len(call["operation"]) == 50
     assert len(call["requestModel"]) == 200
     assert call["trafficRecordId"] is None and call["promptId"] is None
+
+
+def test_model_names_a_database_cannot_hold_are_a_400(client: TestClient, user: AUser) -> None:
+    sid = create_source(client, user)["id"]
+    price = {"inputPerMillion": 1.0, "outputPerMillion": 2.0}
+    for bad in ("nul\x00model", "x" * 201):
+        response = client.put(f"/model-prices/{quote(bad)}", json=price, headers=user.headers)
+        assert response.status_code == 400, (bad[:10], response.text)
+        response = client.get(f"/generations/{sid}", params={"model": bad}, headers=user.headers)
+        assert response.status_code == 400, (bad[:10], response.text)

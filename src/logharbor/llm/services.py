@@ -18,6 +18,7 @@ from logharbor.llm import queries
 from logharbor.llm.prices import DEFAULT_PRICES, Price
 from logharbor.traffic import queries as traffic_queries
 from logharbor.traffic.access import Access, require_source
+from logharbor.traffic.normalize import check_text
 
 MAX_MODEL_CHARS = 200
 
@@ -37,6 +38,12 @@ class GenerationFilters:
                 trace = checked_trace_id(trace)
             except ValueError as exc:
                 errors["traceId"] = str(exc)
+        model = self.model
+        if model is not None:
+            try:
+                model = _model_name(model)
+            except ValueError as exc:
+                errors["model"] = str(exc)
         prompt = prompt_uuid(self.prompt_id)
         if self.prompt_id is not None and prompt is None:
             errors["promptId"] = "Must be a prompt id"
@@ -45,7 +52,7 @@ class GenerationFilters:
             errors["trafficRecordId"] = "Must be a UUID"
         if errors:
             raise BadRequest("Invalid filters", field_errors=errors)
-        return GenerationFilters(trace, self.model, prompt, record.lower() if record else None)
+        return GenerationFilters(trace, model, prompt, record.lower() if record else None)
 
 
 def list_generations(
@@ -182,13 +189,19 @@ def list_prices(db: Database, principal: Principal) -> list[dict[str, Any]]:
     return answer
 
 
-def check_model(model: str) -> str:
-    name = model.strip().lower()
+def _model_name(model: str) -> str:
+    """Raises ValueError: a name the models' columns can hold on both databases."""
+    name = check_text(model).strip()  # no NUL, no lone surrogate (PostgreSQL refuses them)
     if not name or len(name) > MAX_MODEL_CHARS:
-        raise BadRequest(
-            "Invalid model", field_errors={"model": f"Must be 1 to {MAX_MODEL_CHARS} characters"}
-        )
+        raise ValueError(f"Must be 1 to {MAX_MODEL_CHARS} characters")
     return name
+
+
+def check_model(model: str) -> str:
+    try:
+        return _model_name(model).lower()  # prices match models case-blind
+    except ValueError as exc:
+        raise BadRequest("Invalid model", field_errors={"model": str(exc)}) from None
 
 
 async def set_price(
