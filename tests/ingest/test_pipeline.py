@@ -122,9 +122,9 @@ def test_a_warm_bulk_is_prepared_before_the_write_lock(
     staged_seen: list[bool] = []
 
     class Watched(SqlRecordStore):
-        def insert_exchanges(self, conn: Any, source_id: str, pending: Any, staged: Any = None):  # type: ignore[no-untyped-def]
+        def insert_exchanges(self, tx: Any, source_id: str, pending: Any, staged: Any = None):  # type: ignore[no-untyped-def]
             staged_seen.append(staged is not None)
-            return super().insert_exchanges(conn, source_id, pending, staged)
+            return super().insert_exchanges(tx, source_id, pending, staged)
 
     from logharbor.ingest.pipeline import Pipeline
 

@@ -207,6 +207,7 @@ def test_concurrent_get_or_create_makes_one_row(client: TestClient, user: AUser)
     from logharbor.common.timestamps import utcnow
     from logharbor.db.tables import core_pathnames, domains, pathnames
     from logharbor.ingest.compose import prepare_record
+    from logharbor.db.writer import WriteTx
     from logharbor.ingest.store import PendingExchange, SqlRecordStore
     from logharbor.traffic import queries
     from logharbor.traffic.normalize import IngestConfig
@@ -235,7 +236,7 @@ def test_concurrent_get_or_create_makes_one_row(client: TestClient, user: AUser)
             barrier.wait()
             pending = PendingExchange(new_id(), new_id(), new_id(), utcnow(), record)
             with db.write() as conn:
-                SqlRecordStore().insert_exchanges(conn, sid, [pending])
+                SqlRecordStore().insert_exchanges(WriteTx(conn), sid, [pending])
                 queries.get_or_create_core_pathname(conn, sid, "/race/:id")
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)

@@ -21,6 +21,12 @@ group runs again *carefully*: each runner then keeps every item all or nothing o
 
 What the work publishes on its ``WriteTx`` (the ingest pipeline's events) goes, once per
 transaction and before the commit, to the ``on_events`` callable the app wired.
+
+Rows bound for a second store (ClickHouse, when events live there) are staged on the ``WriteTx``
+the same way and written last, one multi-row insert per table for the whole group, before the
+SQL commit: if that insert fails the SQL transaction rolls back with it, so an answer still
+means stored everywhere. (The one window left: the insert succeeded and the SQL commit then
+failed. The client was answered 503, and its retry finds the records stored.)
 """
 
 from __future__ import annotations
@@ -47,27 +53,50 @@ T = TypeVar("T")
 EventSink = Callable[[Connection, Sequence[Any]], None]
 
 
-class WriteTx:
-    """A piece of work's view of the group transaction: the connection, and what it published.
+class RowSink(Protocol):
+    """A second store's writer: ``write`` inserts every row staged for ``table`` at once."""
 
-    Events published on a part (``part()``) reach the transaction only when the part is adopted,
-    so that the events of work rolled back to its savepoint are dropped with its rows.
+    def write(self, table: str, rows: list[dict[str, Any]]) -> None: ...
+
+
+class WriteTx:
+    """A piece of work's view of the group transaction: the connection, what it published, and
+    the rows it staged for a second store.
+
+    Events and rows of a part (``part()``) reach the transaction only when the part is adopted,
+    so that the work rolled back to its savepoint is dropped with its rows.
     """
 
-    __slots__ = ("conn", "events")
+    __slots__ = ("conn", "events", "staged")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.events: list[Any] = []
+        self.staged: list[tuple[RowSink, str, list[dict[str, Any]]]] = []
 
     def publish(self, events: Iterable[Any]) -> None:
         self.events.extend(events)
+
+    def stage(self, sink: RowSink, table: str, rows: list[dict[str, Any]]) -> None:
+        """Have ``rows`` inserted into ``sink``'s ``table`` when the transaction commits."""
+        if rows:
+            self.staged.append((sink, table, rows))
 
     def part(self) -> WriteTx:
         return WriteTx(self.conn)
 
     def adopt(self, part: WriteTx) -> None:
         self.events.extend(part.events)
+        self.staged.extend(part.staged)
+
+    def flush_staged(self) -> None:
+        """One insert per (sink, table) for everything the group staged."""
+        merged: dict[tuple[int, str], tuple[RowSink, list[dict[str, Any]]]] = {}
+        for sink, table, rows in self.staged:
+            merged.setdefault((id(sink), table), (sink, []))[1].extend(rows)
+        self.staged = []
+        for (_sink_id, table), (sink, rows) in merged.items():
+            sink.write(table, rows)
 
 
 Job = Callable[[WriteTx], Any]
@@ -270,6 +299,7 @@ class GroupCommitWriter:
             for runner, group in bulks.items():
                 results.extend(_run_bulk(tx, runner, group, prepared[runner], careful=careful))
             self.on_events(conn, tx.events)
+            tx.flush_staged()
         return results
 
     @staticmethod

@@ -199,7 +199,7 @@ class Pipeline:
             answers[indexes[s]][n] = answer
         if not plan.pending:
             return
-        stored = self.store_backend.insert_exchanges(tx.conn, source_id, plan.pending, plan.staged)
+        stored = self.store_backend.insert_exchanges(tx, source_id, plan.pending, plan.staged)
         tx.publish([exchange_event(source_id, item) for item in stored])
         for (s, n), item in zip(plan.places, stored, strict=True):
             detail = submissions[s].detail
@@ -217,7 +217,7 @@ class Pipeline:
             PendingLog(log_id, now if line.time > now else line.time, line)
             for log_id, line in zip(new_ids(len(lines)), lines, strict=True)
         ]
-        stored = self.store_backend.insert_logs(tx.conn, source_id, pending)
+        stored = self.store_backend.insert_logs(tx, source_id, pending)
         tx.publish([log_event(source_id, item) for item in stored])
 
     def _store_calls_and_spans(
@@ -245,10 +245,10 @@ class Pipeline:
             PendingGeneration(call_id, _not_after(call.started_at, now), call)
             for call_id, call in _fresh(call_ids, calls, known_calls)
         ]
-        stored = store.insert_generations(tx.conn, source_id, pending_calls)
+        stored = store.insert_generations(tx, source_id, pending_calls)
         tx.publish([generation_event(source_id, item) for item in stored])
         store.insert_spans(
-            tx.conn,
+            tx,
             source_id,
             [
                 PendingSpan(span_id, _not_after(span.started_at, now), span)

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Dialect, select
 from logharbor.common.errors import Conflict, LogHarborError
 from logharbor.common.ids import new_ids
 from logharbor.db.bulk import BulkInsert
+from logharbor.db.writer import WriteTx
 from logharbor.db.tables import (
     core_logs,
     generations,
@@ -113,28 +114,26 @@ class RecordStore(Protocol):
 
     def insert_exchanges(
         self,
-        conn: Connection,
+        tx: WriteTx,
         source_id: str,
         pending: Sequence[PendingExchange],
         staged: Any = None,
     ) -> list[StoredExchange]:
-        """Store every exchange (with its request and response) in ``conn``'s transaction;
+        """Store every exchange (with its request and response) in ``tx``;
         ``staged`` is what ``stage`` returned for these very exchanges, if anything."""
 
     def insert_logs(
-        self, conn: Connection, source_id: str, pending: Sequence[PendingLog]
+        self, tx: WriteTx, source_id: str, pending: Sequence[PendingLog]
     ) -> list[StoredLog]:
-        """Store every log line in ``conn``'s transaction."""
+        """Store every log line in ``tx``."""
 
     def insert_generations(
-        self, conn: Connection, source_id: str, pending: Sequence[PendingGeneration]
+        self, tx: WriteTx, source_id: str, pending: Sequence[PendingGeneration]
     ) -> list[StoredGeneration]:
         """Store every LLM call, costed, and a prompt log for each successful call made from
         a prompt of the source's owner."""
 
-    def insert_spans(
-        self, conn: Connection, source_id: str, pending: Sequence[PendingSpan]
-    ) -> None:
+    def insert_spans(self, tx: WriteTx, source_id: str, pending: Sequence[PendingSpan]) -> None:
         """Store every span."""
 
     def stored_ids(self, conn: Connection, kind: str, ids: Sequence[str]) -> set[str]:
@@ -352,8 +351,9 @@ class SqlRecordStore:
         return set(conn.execute(query).scalars())
 
     def insert_generations(
-        self, conn: Connection, source_id: str, pending: Sequence[PendingGeneration]
+        self, tx: WriteTx, source_id: str, pending: Sequence[PendingGeneration]
     ) -> list[StoredGeneration]:
+        conn = tx.conn
         if not pending:
             return []
         prompts = llm_queries.attributable_prompts(
@@ -433,9 +433,8 @@ class SqlRecordStore:
             )
         return stored
 
-    def insert_spans(
-        self, conn: Connection, source_id: str, pending: Sequence[PendingSpan]
-    ) -> None:
+    def insert_spans(self, tx: WriteTx, source_id: str, pending: Sequence[PendingSpan]) -> None:
+        conn = tx.conn
         if not pending:
             return
         rows = [
@@ -499,11 +498,12 @@ class SqlRecordStore:
 
     def insert_exchanges(
         self,
-        conn: Connection,
+        tx: WriteTx,
         source_id: str,
         pending: Sequence[PendingExchange],
         staged: StagedExchanges | None = None,
     ) -> list[StoredExchange]:
+        conn = tx.conn
         if not pending:
             return []
         if staged is None:
@@ -526,8 +526,9 @@ class SqlRecordStore:
         return staged.stored
 
     def insert_logs(
-        self, conn: Connection, source_id: str, pending: Sequence[PendingLog]
+        self, tx: WriteTx, source_id: str, pending: Sequence[PendingLog]
     ) -> list[StoredLog]:
+        conn = tx.conn
         if not pending:
             return []
         routes = {
