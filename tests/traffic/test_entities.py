@@ -206,8 +206,8 @@ def test_concurrent_get_or_create_makes_one_row(client: TestClient, user: AUser)
     from logharbor.common.ids import new_id
     from logharbor.common.timestamps import utcnow
     from logharbor.db.tables import core_pathnames, domains, pathnames
-    from logharbor.ingest.compose import prepare_record
     from logharbor.db.writer import WriteTx
+    from logharbor.ingest.compose import prepare_record
     from logharbor.ingest.store import PendingExchange, SqlRecordStore
     from logharbor.traffic import queries
     from logharbor.traffic.normalize import IngestConfig

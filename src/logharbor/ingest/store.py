@@ -25,7 +25,6 @@ from sqlalchemy import Connection, Dialect, select
 from logharbor.common.errors import Conflict, LogHarborError
 from logharbor.common.ids import new_ids
 from logharbor.db.bulk import BulkInsert
-from logharbor.db.writer import WriteTx
 from logharbor.db.tables import (
     core_logs,
     generations,
@@ -35,6 +34,7 @@ from logharbor.db.tables import (
     responses,
     spans,
 )
+from logharbor.db.writer import WriteTx
 from logharbor.ingest.normalize import exception_json, output_text
 from logharbor.ingest.records import Generation, LogLine, NormalizedExchange, Span
 from logharbor.llm import prices
