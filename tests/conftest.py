@@ -25,13 +25,24 @@ from logharbor.settings import Settings
 sys.path.insert(0, str(Path(__file__).parent))
 
 from alerts.support import Receiver
-from databases import BACKENDS, TEMPLATE_DB, chosen_backends, fresh_database, settings_for, sign_up
+from databases import (
+    BACKENDS,
+    EVENT_BACKENDS,
+    TEMPLATE_DB,
+    chosen_backends,
+    events_url_for,
+    fresh_database,
+    settings_for,
+    sign_up,
+)
 from helpers import AUser
 from postgres import Cluster, start_cluster
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--db", default="all", choices=[*BACKENDS, "all"], help="storage backends")
+    parser.addoption(
+        "--db", default="all", choices=[*BACKENDS, *EVENT_BACKENDS, "all"], help="storage backends"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -82,9 +93,22 @@ def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
         yield url
 
 
+@pytest.fixture(scope="session")
+def chdb_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """chDB's data directory: one per process, so one per test session."""
+    return tmp_path_factory.mktemp("chdb")
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return settings_for(database_url, tmp_path)
+def events_url(backend: str, request: pytest.FixtureRequest) -> str:
+    """Where the app keeps traffic events: "" (the SQL database) except on ``chdb``."""
+    directory = request.getfixturevalue("chdb_directory") if backend == "chdb" else None
+    return events_url_for(backend, directory)
+
+
+@pytest.fixture
+def settings(database_url: str, events_url: str, tmp_path: Path) -> Settings:
+    return settings_for(database_url, tmp_path, events_url)
 
 
 @pytest.fixture
@@ -141,11 +165,21 @@ def rows(client: TestClient) -> Callable[[], dict[str, int]]:
     def count() -> dict[str, int]:
         db = client.app.state.db  # type: ignore[attr-defined]
         with db.read() as conn:
-            return {
+            counts = {
                 name: conn.execute(
                     select(func.count()).select_from(getattr(tables, name))
                 ).scalar_one()
                 for name in names
             }
+        if db.events is not None:
+            # On ClickHouse a record is one row that carries its request and response.
+            on_events = {
+                name: int(db.events.query(f"SELECT count() AS n FROM {name}")[0]["n"])
+                for name in ("http_traffic", "core_logs")
+            }
+            counts["requests"] += on_events["http_traffic"]
+            counts["responses"] += on_events["http_traffic"]
+            counts.update(on_events)
+        return counts
 
     return count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -19,11 +20,13 @@ from logharbor.auth.deps import authenticated, resolve_principal
 from logharbor.auth.tokens import VerifiedTokens
 from logharbor.common import handlers, routing
 from logharbor.common.limits import BodySizeLimit
-from logharbor.db import backup
+from logharbor.db import backup, events_schema
+from logharbor.db.clickhouse import EventsClient
 from logharbor.db.engine import Database, make_engine
 from logharbor.db.writer import GroupCommitWriter
 from logharbor.health import router as health_router
 from logharbor.ingest import routes as ingest_routes
+from logharbor.ingest.clickhouse_store import ClickHouseRecordStore
 from logharbor.ingest.events import GenerationEvent, Subscribers, TrafficEvent
 from logharbor.ingest.lane import IngestLane
 from logharbor.ingest.pipeline import Pipeline
@@ -68,7 +71,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pool_size=settings.db_pool_size,
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         )
-        app.state.db = db = Database(engine)
+        app.state.db = db = Database(engine, events)
+        if events is not None and events.engine_name == "chdb":
+            # In-process ClickHouse has no other process to migrate it (cli.serve).
+            await asyncio.to_thread(events_schema.upgrade, events)
         try:
             async with AsyncExitStack() as stack:
                 # Tells `logharbor restore` that a server uses this database while it serves.
@@ -80,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 yield
         finally:
             db.dispose()
+            if events is not None:
+                events.close()
 
     app = FastAPI(
         title="LogHarbor",
@@ -94,8 +102,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     subscribers = ingest_subscribers()
+    events = EventsClient.from_url(settings.events_url) if settings.events_url else None
     # The store's name cache saves lookups; the write transaction decides.
-    app.state.pipeline = Pipeline(SqlRecordStore())
+    app.state.pipeline = Pipeline(
+        SqlRecordStore() if events is None else ClickHouseRecordStore(events)
+    )
     app.state.verified_tokens = VerifiedTokens(settings.secret_key)
     app.state.claimed_ingest_keys = auth_deps.claimed_ingest_keys()
     handlers.install(app)

@@ -55,6 +55,22 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     migrate.upgrade(engine, revision)
     typer.echo(f"database at revision {migrate.current_revision(engine)}")
     engine.dispose()
+    if settings.events_url:
+        typer.echo(_upgrade_events(settings.events_url))
+
+
+def _upgrade_events(url: str) -> str:
+    from logharbor.db import events_schema
+    from logharbor.db.clickhouse import EventsClient
+
+    events = EventsClient.from_url(url)
+    try:
+        applied = events_schema.upgrade(events)
+    finally:
+        events.close()
+    return f"events at version {events_schema.head()} on {events.node_count()} node(s)" + (
+        f" (applied {applied})" if applied else ""
+    )
 
 
 @db_app.command("current")
@@ -398,6 +414,9 @@ def serve(
             engine = _engine(settings)
             migrate.upgrade(engine)
             engine.dispose()
+            # chDB's directory belongs to one process: the worker migrates it (app.py).
+            if settings.events_url and not settings.events_url.startswith("chdb:"):
+                typer.echo(_upgrade_events(settings.events_url))
         typer.echo(f"LogHarbor on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
         serving.run(
             "logharbor.app:create_app_from_env", factory=True, host=host, port=port, workers=workers

@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="", description="sqlite:///path or postgresql://...; default: SQLite in data_dir"
     )
+    events_url: str = Field(
+        default="",
+        description=(
+            "clickhouse://user:pass@host:8123[,host2:8123]/db[?cluster=name] or "
+            "chdb:///dir/db: traffic records and core logs go there; empty: the database above"
+        ),
+    )
     secret_key: str = Field(default="", description="JWT signing key; generated once if unset")
     token_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     allow_signup: bool = True

@@ -111,7 +111,9 @@ class HttpTransport:
 
     def execute(self, sql: str, body: str | None = None) -> str:
         content = sql if body is None else sql + "\n" + body
-        params = {**_SESSION_SETTINGS, **self.settings, "database": self.database}
+        params = {**_SESSION_SETTINGS, **self.settings}
+        if _needs_use(sql):  # the database may not exist yet when it is being created
+            params["database"] = self.database
         headers = {"X-ClickHouse-User": self.user}
         if self.password:
             headers["X-ClickHouse-Key"] = self.password
@@ -184,6 +186,7 @@ class ChdbTransport:
 
 
 def _needs_use(sql: str) -> bool:
+    """Whether ``sql`` runs in the events database (rather than creating or dropping it)."""
     head = sql.lstrip()[:20].upper()
     return not head.startswith(("CREATE DATABASE", "DROP DATABASE"))
 
@@ -197,6 +200,7 @@ class EventsUrl:
     database: str
     cluster: str | None
     path: str | None  # chdb's directory
+    replicated: bool = False
 
     @classmethod
     def parse(cls, url: str) -> EventsUrl:
@@ -205,6 +209,7 @@ class EventsUrl:
         cluster = query.get("cluster", [None])[0]
         if cluster is not None:
             identifier(cluster)
+        replicated = query.get("replicated", ["0"])[0] in ("1", "true", "yes")
         if parts.scheme == "chdb":
             directory, _, database = parts.path.rstrip("/").rpartition("/")
             if not directory or not database:
@@ -227,6 +232,7 @@ class EventsUrl:
             identifier(database),
             cluster,
             None,
+            replicated,
         )
 
 

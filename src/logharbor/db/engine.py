@@ -17,6 +17,8 @@ import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
+from logharbor.db.clickhouse import EventsClient
+
 
 def normalize_url(url: str) -> str:
     """Accept the URLs people write (``postgresql://``) and pick the driver we ship (psycopg 3)."""
@@ -134,8 +136,11 @@ class SqliteWriteGate:
 class Database:
     """The one way routes and workers open transactions: ``with db.write() as conn:``."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, events: EventsClient | None = None) -> None:
         self.engine = engine
+        # Where traffic records and core logs live when they are not in this database
+        # (``LOGHARBOR_EVENTS_URL``): the read services ask it instead.
+        self.events = events
         self.dialect = engine.dialect.name
         database = engine.url.database
         self._writes_since_checkpoint = 0

@@ -69,10 +69,42 @@ class TrafficFilters:
             where.append(table.c.created_at >= self.start)
         if self.end is not None:
             where.append(table.c.created_at < self.end)
-        if "core_pathname_id" in table.c:
+        if "core_pathname" in table.c or "pathname" in table.c:
+            where.extend(self._wide_conditions(table))
+        elif "core_pathname_id" in table.c:
             where.extend(self._core_conditions(table, source_id))
         else:
             where.extend(self._http_conditions(table, source_id))
+        return where
+
+    def _wide_conditions(self, table: Table) -> list[ColumnElement[bool]]:
+        """The same filters on ClickHouse's wide rows, which carry their names as values."""
+        where: list[ColumnElement[bool]] = []
+        if "core_pathname" in table.c:
+            if self.core_pathname_id:
+                where.append(table.c.core_pathname_id == self.core_pathname_id)
+            if self.pathname:
+                where.append(table.c.core_pathname == self.pathname)
+            if self.text:
+                where.append(contains(table.c.core_pathname, self.text))
+            return where
+        if self.domain_id:
+            where.append(table.c.domain_id == self.domain_id)
+        if self.pathname_id:
+            where.append(
+                or_(
+                    table.c.pathname_id == self.pathname_id,
+                    table.c.route_pathname_id == self.pathname_id,
+                )
+            )
+        if self.domain:
+            where.append(table.c.domain == self.domain)
+        if self.pathname:
+            where.append(or_(table.c.pathname == self.pathname, table.c.route == self.pathname))
+        if self.text:
+            where.append(
+                or_(contains(table.c.pathname, self.text), contains(table.c.route, self.text))
+            )
         return where
 
     def _http_conditions(self, table: Table, source_id: str) -> list[ColumnElement[bool]]:

@@ -17,6 +17,8 @@ from logharbor.common.errors import BadRequest, Conflict, NotFound
 from logharbor.common.ids import is_uuid, new_id
 from logharbor.common.pagination import PageMeta, PageRequest, Paginated
 from logharbor.common.timestamps import utcnow
+from logharbor.db import events_schema
+from logharbor.db.clickhouse import EventsClient
 from logharbor.db.engine import Database
 from logharbor.db.tables import (
     domains,
@@ -26,7 +28,7 @@ from logharbor.db.tables import (
     traffic_sources,
     users,
 )
-from logharbor.traffic import normalize, queries
+from logharbor.traffic import clickhouse_queries, normalize, queries
 from logharbor.traffic.access import Access, require_source
 from logharbor.traffic.filters import SortRequest, TrafficFilters, contains
 from logharbor.traffic.schemas import (
@@ -336,6 +338,8 @@ def list_records(
 ) -> dict[str, Any]:
     """A page of records joined with domain, pathname, request and response (bodies as
     previews): ``{"data": [...], "meta": {...}}``."""
+    if db.events is not None:
+        return _list_records_on_events(db, db.events, principal, source_id, page, sort, filters)
     order = sort.resolve(record_sorts(http_traffic))
     with db.read() as conn:
         source = require_source(conn, source_id, principal, Access.READ)
@@ -353,6 +357,33 @@ def list_records(
     return page.envelope([queries.joined_record_json(r) for r in rows], total)
 
 
+def _list_records_on_events(
+    db: Database,
+    events: EventsClient,
+    principal: Principal,
+    source_id: str,
+    page: PageRequest,
+    sort: SortRequest,
+    filters: TrafficFilters,
+) -> dict[str, Any]:
+    table = events_schema.http_traffic
+    order = sort.resolve(record_sorts(table))
+    with db.read() as conn:
+        source = require_source(conn, source_id, principal, Access.READ)
+    where = filters.conditions(table, source["id"])
+    rows = clickhouse_queries.page_of(
+        events,
+        clickhouse_queries.record_select(),
+        where,
+        order,
+        table.c.id,
+        page.offset,
+        page.page_limit,
+    )
+    total = clickhouse_queries.count(events, table, where)
+    return page.envelope([queries.joined_record_json(r) for r in rows], total)
+
+
 def get_record(
     db: Database, principal: Principal, source_id: str, record_id: str
 ) -> dict[str, Any]:
@@ -360,10 +391,14 @@ def get_record(
     record_id = checked_id(record_id, "recordId")
     with db.read() as conn:
         source = require_source(conn, source_id, principal, Access.READ)
-        query = queries.record_select(full=True).where(
-            http_traffic.c.id == record_id, http_traffic.c.traffic_source_id == source["id"]
-        )
-        row = conn.execute(query).mappings().first()
+        if db.events is None:
+            query = queries.record_select(full=True).where(
+                http_traffic.c.id == record_id, http_traffic.c.traffic_source_id == source["id"]
+            )
+            row: Any = conn.execute(query).mappings().first()
+        else:
+            found = clickhouse_queries.records_by_id(db.events, [record_id])
+            row = next((r for r in found if r["traffic_source_id"] == source["id"]), None)
     if row is None:
         raise NotFound("Record not found", field_errors={"recordId": "Record not found"})
     return queries.joined_record_json(row, full=True)

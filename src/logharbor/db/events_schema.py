@@ -1,0 +1,306 @@
+"""The event tables on ClickHouse, and their versioned migrations.
+
+Events are written once and read in bulk, so each is one wide row: a traffic record carries its
+domain, pathname, request and response, where the SQL schema joins five tables (and 18.16 joins
+one table per SELECT). Names (domains, pathnames) keep their ids in the SQL database, which
+also keeps users, sources, keys, shares, webhooks, exceptions and prompts.
+
+Times are Int64 Unix milliseconds (``created_at``): 18.16 has no DateTime64. Partitions are days,
+so that retention drops whole partitions where every source's window has passed. Sorting by
+(source, time, id) serves the lists and statistics, which always name a source and a window;
+``record_ids`` is sorted by id for the lookups of retries.
+
+On a cluster (``?cluster=name`` in the URL), each node holds ``<table>_local`` and a
+``Distributed`` table named ``<table>`` over them, sharded by the traffic source so that one
+source's rows stay on one shard. ``?replicated=1`` makes the local tables ``ReplicatedMergeTree``
+(ZooKeeper or ClickHouse Keeper, and ``{shard}``/``{replica}`` macros in each node's config).
+
+Each node keeps its own ``logharbor_migrations`` table, so a node added to a cluster is brought
+up to date by the same ``logharbor db upgrade`` that migrates the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
+
+from logharbor.db.clickhouse import EventsClient, Transport, identifier, literal
+from logharbor.db.clickhouse_sql import EpochMs, Flag, JsonText
+
+# --- the tables, as the queries see them --------------------------------------------------------
+
+metadata = MetaData()
+
+_DAY = "toYYYYMMDD(toDateTime(intDiv(created_at, 1000)))"
+
+
+def _payload(prefix: str) -> list[Column[object]]:
+    return [
+        Column(prefix + "headers", JsonText),
+        Column(prefix + "body", Text),
+        Column(prefix + "body_preview", Text),
+        Column(prefix + "body_size", Integer),
+        Column(prefix + "body_truncated", Flag),
+        Column(prefix + "created_at", EpochMs),
+    ]
+
+
+http_traffic = Table(
+    "http_traffic",
+    metadata,
+    Column("id", String),
+    Column("traffic_source_id", String),
+    Column("domain_id", String),
+    Column("pathname_id", String),
+    Column("status", Integer),
+    Column("method", String),
+    Column("level", String),
+    Column("elapsed_time", Float),
+    Column("traffic_user_id", String),
+    Column("request_id", String),
+    Column("response_id", String),
+    Column("created_at", EpochMs),
+    Column("route_pathname_id", String),
+    Column("trace_id", String),
+    Column("span_id", String),
+    Column("exception", JsonText),
+    Column("domain", String),
+    Column("protocol", String),
+    Column("pathname", String),
+    Column("route", String),
+    *_payload("rq_"),
+    Column("rq_query_params", JsonText),
+    *_payload("rs_"),
+)
+
+core_logs = Table(
+    "core_logs",
+    metadata,
+    Column("id", String),
+    Column("traffic_source_id", String),
+    Column("core_pathname_id", String),
+    Column("core_pathname", String),
+    Column("status", Integer),
+    Column("method", String),
+    Column("level", String),
+    Column("elapsed_time", Float),
+    Column("traffic_user_id", String),
+    Column("request_id", String),
+    Column("response_id", String),
+    Column("created_at", EpochMs),
+    Column("trace_id", String),
+    Column("span_id", String),
+    Column("exception", JsonText),
+    Column("message", Text),
+    Column("attributes", JsonText),
+)
+
+generations = Table(
+    "generations",
+    metadata,
+    Column("id", String),
+    Column("traffic_source_id", String),
+    Column("trace_id", String),
+    Column("span_id", String),
+    Column("parent_span_id", String),
+    Column("traffic_record_id", String),
+    Column("route", String),
+    Column("provider", String),
+    Column("operation", String),
+    Column("request_model", String),
+    Column("response_model", String),
+    Column("response_id", String),
+    Column("finish_reasons", JsonText),
+    Column("parameters", JsonText),
+    Column("input_messages", JsonText),
+    Column("output_messages", JsonText),
+    Column("system_instructions", JsonText),
+    Column("output_preview", Text),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cached_tokens", Integer),
+    Column("cost", Float),
+    Column("duration_ms", Float),
+    Column("time_to_first_token_ms", Float),
+    Column("streamed", Flag),
+    Column("error_type", String),
+    Column("error_message", Text),
+    Column("prompt_id", String),
+    Column("prompt_version", Integer),
+    Column("created_at", EpochMs),
+)
+
+spans = Table(
+    "spans",
+    metadata,
+    Column("id", String),
+    Column("traffic_source_id", String),
+    Column("trace_id", String),
+    Column("span_id", String),
+    Column("parent_span_id", String),
+    Column("name", String),
+    Column("kind", String),
+    Column("service", String),
+    Column("duration_ms", Float),
+    Column("status", String),
+    Column("status_message", Text),
+    Column("attributes", JsonText),
+    Column("created_at", EpochMs),
+)
+
+# Which record has which id, sorted by id: a retry's lookup reads a few granules, not a scan.
+record_ids = Table(
+    "record_ids",
+    metadata,
+    Column("id", String),
+    Column("kind", String),  # http_traffic | core_logs | generations | spans
+    Column("traffic_source_id", String),
+    Column("created_at", EpochMs),
+)
+
+# --- DDL ---------------------------------------------------------------------------------------
+
+_PAYLOAD_DDL = """
+    {p}headers Nullable(String), {p}body Nullable(String), {p}body_preview Nullable(String),
+    {p}body_size Int64, {p}body_truncated UInt8, {p}created_at Nullable(Int64)"""
+
+_COLUMNS: dict[str, str] = {
+    "http_traffic": """
+    id String, traffic_source_id String, domain_id String, pathname_id String,
+    status Int32, method String, level String, elapsed_time Float64,
+    traffic_user_id Nullable(String), request_id Nullable(String), response_id Nullable(String),
+    created_at Int64, route_pathname_id Nullable(String),
+    trace_id Nullable(String), span_id Nullable(String), exception Nullable(String),
+    domain String, protocol String, pathname String, route Nullable(String),"""
+    + _PAYLOAD_DDL.format(p="rq_")
+    + ", rq_query_params Nullable(String),"
+    + _PAYLOAD_DDL.format(p="rs_"),
+    "core_logs": """
+    id String, traffic_source_id String, core_pathname_id String, core_pathname String,
+    status Nullable(Int32), method Nullable(String), level String,
+    elapsed_time Nullable(Float64), traffic_user_id Nullable(String),
+    request_id Nullable(String), response_id Nullable(String), created_at Int64,
+    trace_id Nullable(String), span_id Nullable(String), exception Nullable(String),
+    message Nullable(String), attributes Nullable(String)""",
+    "generations": """
+    id String, traffic_source_id String, trace_id Nullable(String), span_id Nullable(String),
+    parent_span_id Nullable(String), traffic_record_id Nullable(String), route Nullable(String),
+    provider String, operation String, request_model String, response_model Nullable(String),
+    response_id Nullable(String), finish_reasons Nullable(String), parameters Nullable(String),
+    input_messages Nullable(String), output_messages Nullable(String),
+    system_instructions Nullable(String), output_preview Nullable(String),
+    input_tokens Nullable(Int64), output_tokens Nullable(Int64), cached_tokens Nullable(Int64),
+    cost Nullable(Float64), duration_ms Float64, time_to_first_token_ms Nullable(Float64),
+    streamed UInt8, error_type Nullable(String), error_message Nullable(String),
+    prompt_id Nullable(String), prompt_version Nullable(Int32), created_at Int64""",
+    "spans": """
+    id String, traffic_source_id String, trace_id String, span_id String,
+    parent_span_id Nullable(String), name String, kind String, service Nullable(String),
+    duration_ms Float64, status String, status_message Nullable(String),
+    attributes Nullable(String), created_at Int64""",
+    "record_ids": "id String, kind String, traffic_source_id String, created_at Int64",
+}
+
+_SORTING = {
+    "http_traffic": "traffic_source_id, created_at, id",
+    "core_logs": "traffic_source_id, created_at, id",
+    "generations": "traffic_source_id, created_at, id",
+    "spans": "traffic_source_id, created_at, id",
+    "record_ids": "id",
+}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the tables are laid out: one node, or local tables plus Distributed ones."""
+
+    database: str
+    cluster: str | None = None
+    replicated: bool = False
+
+    def local(self, table: str) -> str:
+        return f"{table}_local" if self.cluster else table
+
+    def create_event_table(self, table: str) -> list[str]:
+        name = self.local(table)
+        if self.replicated:
+            path = literal(f"/clickhouse/tables/{{shard}}/{self.database}/{name}")
+            engine = f"ReplicatedMergeTree({path}, '{{replica}}')"
+        else:
+            engine = "MergeTree"
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {self.database}.{name} ({_COLUMNS[table]}\n) "
+            f"ENGINE = {engine} PARTITION BY {_DAY} ORDER BY ({_SORTING[table]})"
+        ]
+        if self.cluster:
+            statements.append(
+                f"CREATE TABLE IF NOT EXISTS {self.database}.{table} AS {self.database}.{name} "
+                f"ENGINE = Distributed({self.cluster}, {self.database}, {name}, "
+                "cityHash64(traffic_source_id))"
+            )
+        return statements
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: Callable[[Layout], list[str]]
+
+
+def _initial(layout: Layout) -> list[str]:
+    return [
+        statement
+        for table in ("http_traffic", "core_logs", "generations", "spans", "record_ids")
+        for statement in layout.create_event_table(table)
+    ]
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "event tables", _initial),)
+
+
+def layout_of(client: EventsClient) -> Layout:
+    return Layout(client.database, client.cluster, client.url.replicated)
+
+
+def _versions(node: Transport, database: str) -> set[int]:
+    text = node.execute(f"SELECT version FROM {database}.logharbor_migrations FORMAT TabSeparated")
+    return {int(line) for line in text.split()}
+
+
+def upgrade(client: EventsClient) -> list[int]:
+    """Bring every node's tables up to the newest migration; returns the versions applied
+    (on any node)."""
+    layout = layout_of(client)
+    database = identifier(layout.database)
+    applied: set[int] = set()
+    for node in client.nodes:
+        node.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+        node.execute(
+            f"CREATE TABLE IF NOT EXISTS {database}.logharbor_migrations "
+            "(version UInt32, name String, applied_at DateTime) "
+            "ENGINE = MergeTree ORDER BY version"
+        )
+        done = _versions(node, database)
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            for statement in migration.statements(layout):
+                node.execute(statement)
+            node.execute(
+                f"INSERT INTO {database}.logharbor_migrations (version, name, applied_at) "
+                f"VALUES ({migration.version}, {literal(migration.name)}, now())"
+            )
+            applied.add(migration.version)
+    return sorted(applied)
+
+
+def current_versions(client: EventsClient) -> list[set[int]]:
+    """Per node, the migrations it has."""
+    return [_versions(node, identifier(client.database)) for node in client.nodes]
+
+
+def head() -> int:
+    return MIGRATIONS[-1].version

@@ -1,0 +1,239 @@
+"""The record store for events on ClickHouse (``LOGHARBOR_EVENTS_URL``).
+
+Traffic records with their payloads, and core logs, become one wide row each, staged on the
+write transaction (``WriteTx.stage``) and inserted by the writer as one multi-row insert per
+table for the whole group, just before the SQL commit. Names (domains, pathnames, core
+pathnames) keep their ids in the SQL database, resolved as the SQL store resolves them.
+
+ClickHouse has no unique constraint, so safe retries are this store's job: a record with a
+client id is looked up in ``record_ids`` before it is staged, under a per-source lock of the
+SQL transaction (PostgreSQL's advisory lock; SQLite has one writer), so that two hosts storing
+the same retry at once cannot both insert it. A known id fails the group's optimistic run, and
+the pipeline's careful run answers it with the stored record.
+
+LLM calls and spans stay in the SQL database until the issue that adds them has landed (their
+prompt logs refer to them by foreign key); this store hands them to the SQL store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Dialect, func, select
+
+from logharbor.common.errors import Conflict, LogHarborError
+from logharbor.db.clickhouse import EventsClient, epoch_ms
+from logharbor.db.writer import WriteTx
+from logharbor.ingest.normalize import exception_json
+from logharbor.ingest.records import Payload
+from logharbor.ingest.store import (
+    NameCache,
+    PendingExchange,
+    PendingGeneration,
+    PendingLog,
+    PendingSpan,
+    SqlRecordStore,
+    StoredExchange,
+    StoredGeneration,
+    StoredLog,
+)
+from logharbor.traffic import clickhouse_queries, queries
+
+
+class StoredElsewhere(LogHarborError):
+    """A client id of the optimistic run is stored already: the careful run answers it."""
+
+
+class EventsSink:
+    """What the writer calls at commit with every row staged for a table."""
+
+    def __init__(self, client: EventsClient) -> None:
+        self.client = client
+
+    def write(self, table: str, rows: list[dict[str, Any]]) -> None:
+        self.client.insert(table, rows)
+
+
+def _payload_row(prefix: str, payload: Payload, created_at: int) -> dict[str, Any]:
+    return {
+        prefix + "headers": _json(payload.headers),
+        prefix + "body": payload.body.text,
+        prefix + "body_preview": payload.body.preview,
+        prefix + "body_size": payload.body.size,
+        prefix + "body_truncated": int(payload.body.truncated),
+        prefix + "created_at": created_at,
+    }
+
+
+def _json(value: Any) -> str | None:
+    from logharbor.db.clickhouse import json_row
+
+    return None if value is None else json_row(value)
+
+
+def _lock_sources(conn: Connection, source_ids: Sequence[str]) -> None:
+    if conn.dialect.name == "postgresql":
+        for source_id in sorted(set(source_ids)):
+            conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(source_id, 0))))
+
+
+class ClickHouseRecordStore:
+    def __init__(self, client: EventsClient, names: NameCache | None = None) -> None:
+        self.client = client
+        self.sink = EventsSink(client)
+        self.sql = SqlRecordStore(names)
+        self.names = self.sql.names
+
+    def forget(self, source_id: str) -> None:
+        self.sql.forget(source_id)
+
+    def stage(self, dialect: Dialect, source_id: str, pending: Sequence[PendingExchange]) -> None:
+        return None
+
+    def find_stored(
+        self, conn: Connection, source_id: str, ids: Sequence[str]
+    ) -> dict[str, dict[str, Any] | LogHarborError]:
+        if not ids:
+            return {}
+        _lock_sources(conn, [source_id])
+        found: dict[str, dict[str, Any] | LogHarborError] = {}
+        for row in clickhouse_queries.records_by_id(self.client, ids):
+            if row["id"] in found:
+                continue
+            if row["traffic_source_id"] != source_id:
+                found[row["id"]] = Conflict(
+                    "A record with this id belongs to another traffic source",
+                    field_errors={"id": "Already used by another record"},
+                )
+            else:
+                found[row["id"]] = queries.joined_record_json(row, full=True)
+        return found
+
+    def insert_exchanges(
+        self,
+        tx: WriteTx,
+        source_id: str,
+        pending: Sequence[PendingExchange],
+        staged: Any = None,
+    ) -> list[StoredExchange]:
+        if not pending:
+            return []
+        conn = tx.conn
+        client_ids = [p.id for p in pending if p.record.client_id is not None]
+        if client_ids:
+            _lock_sources(conn, [source_id])
+            if clickhouse_queries.records_by_id(self.client, client_ids):
+                raise StoredElsewhere("a client id of the group is stored")
+        names = self.names
+        domains = {
+            origin: names.domain(conn, source_id, origin, protocol)
+            for origin, protocol in sorted({(p.record.origin, p.record.protocol) for p in pending})
+        }
+        wanted = {(p.record.origin, p.record.pathname) for p in pending}
+        wanted.update((p.record.origin, p.record.route) for p in pending if p.record.route)
+        pathnames = {
+            (origin, value): names.pathname(conn, source_id, domains[origin][0], value)
+            for origin, value in sorted(wanted)
+        }
+        rows: list[dict[str, Any]] = []
+        id_rows: list[dict[str, Any]] = []
+        stored: list[StoredExchange] = []
+        for item in pending:
+            record = item.record
+            domain_id, domain, protocol = domains[record.origin]
+            pathname_id = pathnames[(record.origin, record.pathname)]
+            route_id = pathnames[(record.origin, record.route)] if record.route else None
+            created = epoch_ms(item.created_at)
+            rows.append(
+                {
+                    "id": item.id,
+                    "traffic_source_id": source_id,
+                    "domain_id": domain_id,
+                    "pathname_id": pathname_id,
+                    "status": record.status,
+                    "method": record.method,
+                    "level": record.level,
+                    "elapsed_time": record.elapsed_time,
+                    "traffic_user_id": record.traffic_user_id,
+                    "request_id": item.request_id,
+                    "response_id": item.response_id,
+                    "created_at": created,
+                    "route_pathname_id": route_id,
+                    "trace_id": record.trace_id,
+                    "span_id": record.span_id,
+                    "exception": _json(exception_json(record.exception)),
+                    "domain": domain,
+                    "protocol": protocol,
+                    "pathname": record.pathname,
+                    "route": record.route,
+                    **_payload_row("rq_", record.request, created),
+                    "rq_query_params": _json(record.request.query_params),
+                    **_payload_row("rs_", record.response, created),
+                }
+            )
+            id_rows.append(
+                {
+                    "id": item.id,
+                    "kind": "http_traffic",
+                    "traffic_source_id": source_id,
+                    "created_at": created,
+                }
+            )
+            stored.append(
+                StoredExchange(
+                    item, domain_id, domain, protocol, pathname_id, record.pathname, route_id
+                )
+            )
+        tx.stage(self.sink, "http_traffic", rows)
+        tx.stage(self.sink, "record_ids", id_rows)
+        return stored
+
+    def insert_logs(
+        self, tx: WriteTx, source_id: str, pending: Sequence[PendingLog]
+    ) -> list[StoredLog]:
+        if not pending:
+            return []
+        routes = {
+            route: self.names.core_pathname(tx.conn, source_id, route)
+            for route in sorted({p.line.route for p in pending})
+        }
+        rows = []
+        stored = []
+        for item in pending:
+            line = item.line
+            rows.append(
+                {
+                    "id": item.id,
+                    "traffic_source_id": source_id,
+                    "core_pathname_id": routes[line.route],
+                    "core_pathname": line.route,
+                    "status": line.status,
+                    "method": line.method,
+                    "level": line.level,
+                    "elapsed_time": line.elapsed_ms,
+                    "traffic_user_id": line.user_id,
+                    "request_id": None,
+                    "response_id": None,
+                    "created_at": epoch_ms(item.created_at),
+                    "trace_id": line.trace_id,
+                    "span_id": line.span_id,
+                    "exception": _json(exception_json(line.exception)),
+                    "message": line.message,
+                    "attributes": _json(line.attributes),
+                }
+            )
+            stored.append(StoredLog(item, routes[line.route]))
+        tx.stage(self.sink, "core_logs", rows)
+        return stored
+
+    def insert_generations(
+        self, tx: WriteTx, source_id: str, pending: Sequence[PendingGeneration]
+    ) -> list[StoredGeneration]:
+        return self.sql.insert_generations(tx, source_id, pending)
+
+    def insert_spans(self, tx: WriteTx, source_id: str, pending: Sequence[PendingSpan]) -> None:
+        self.sql.insert_spans(tx, source_id, pending)
+
+    def stored_ids(self, conn: Connection, kind: str, ids: Sequence[str]) -> set[str]:
+        return self.sql.stored_ids(conn, kind, ids)

@@ -1,0 +1,84 @@
+"""Traffic records and core logs read from ClickHouse, in the shapes the SQL queries return.
+
+The rows carry the same keys as ``queries.record_select`` (``domain``, ``pathname``, ``rq_*``,
+``rs_*`` ...), so the JSON is made by the same functions whichever store holds the records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from logharbor.db import events_schema as ev
+from logharbor.db.clickhouse import EventsClient
+from logharbor.db.clickhouse_sql import fetch, scalar
+
+_traffic = ev.http_traffic
+_LIST_EXCLUDED = {"exception", "rq_body", "rs_body"}
+
+
+def record_select(*, full: bool = False) -> Any:
+    """The wide traffic row, labelled as ``queries.record_select`` labels the joined one."""
+    columns = [
+        column
+        for column in _traffic.c
+        if full or column.key not in _LIST_EXCLUDED
+        if column.key not in ("rq_created_at", "rs_created_at")
+    ]
+    return select(
+        *columns,
+        _traffic.c.request_id.label("rq_id"),
+        _traffic.c.response_id.label("rs_id"),
+        _traffic.c.rq_created_at,
+        _traffic.c.rs_created_at,
+        _traffic.c.traffic_source_id.label("rq_traffic_source_id"),
+        _traffic.c.traffic_source_id.label("rs_traffic_source_id"),
+    ).select_from(_traffic)
+
+
+def page_of(
+    client: EventsClient,
+    query: Any,
+    conditions: list[ColumnElement[bool]],
+    order: tuple[Any, bool],
+    tiebreak: Any,
+    offset: int,
+    limit: int,
+) -> list[dict[str, Any]]:
+    column, descending = order
+    ordering = [column.desc(), tiebreak.desc()] if descending else [column.asc(), tiebreak.asc()]
+    return fetch(client, query.where(*conditions).order_by(*ordering).offset(offset).limit(limit))
+
+
+def count(client: EventsClient, table: Any, conditions: list[ColumnElement[bool]]) -> int:
+    return int(scalar(client, select(func.count()).select_from(table).where(*conditions)) or 0)
+
+
+def records_by_id(client: EventsClient, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Stored records with these ids, whichever source they belong to (full rows).
+
+    ``record_ids`` is sorted by id, so the lookup reads a few granules; the records themselves
+    are then read by (source, time, id), their table's own order."""
+    if not ids:
+        return []
+    located = fetch(
+        client,
+        select(ev.record_ids.c.traffic_source_id, ev.record_ids.c.created_at).where(
+            ev.record_ids.c.id.in_(sorted(set(ids))), ev.record_ids.c.kind == "http_traffic"
+        ),
+    )
+    if not located:
+        return []
+    sources = sorted({row["traffic_source_id"] for row in located})
+    times = sorted({row["created_at"] for row in located})
+    return fetch(
+        client,
+        record_select(full=True).where(
+            _traffic.c.traffic_source_id.in_(sources),
+            _traffic.c.created_at.in_(times),
+            _traffic.c.id.in_(sorted(set(ids))),
+        ),
+    )
