@@ -151,9 +151,9 @@ class _ChdbSessions:
                     f"chDB already has {self._path} open in this process; it cannot open {path}"
                 )
             if self._session is None:
-                from chdb import session  # type: ignore[import-untyped]
+                from chdb import session
 
-                self._session = session.Session(path)
+                self._session = session.Session(path)  # type: ignore[no-untyped-call]
                 for name, value in _SESSION_SETTINGS.items():
                     self._session.query(f"SET {identifier(name)} = {literal(value)}")
                 self._path = path

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, func, select
 
 from logharbor.common.errors import Conflict, LogHarborError
-from logharbor.db.clickhouse import EventsClient, epoch_ms
+from logharbor.db.clickhouse import EventsClient, epoch_ms, json_row
 from logharbor.db.writer import WriteTx
 from logharbor.ingest.normalize import exception_json
 from logharbor.ingest.records import Payload
@@ -67,9 +67,11 @@ def _payload_row(prefix: str, payload: Payload, created_at: int) -> dict[str, An
 
 
 def _json(value: Any) -> str | None:
-    from logharbor.db.clickhouse import json_row
-
     return None if value is None else json_row(value)
+
+
+def _located(source_id: str, created: int) -> dict[str, Any]:
+    return {"traffic_source_id": source_id, "created_at": created}
 
 
 def _lock_sources(conn: Connection, source_ids: Sequence[str]) -> None:
@@ -172,14 +174,10 @@ class ClickHouseRecordStore:
                     **_payload_row("rs_", record.response, created),
                 }
             )
-            id_rows.append(
-                {
-                    "id": item.id,
-                    "kind": "http_traffic",
-                    "traffic_source_id": source_id,
-                    "created_at": created,
-                }
-            )
+            located = _located(source_id, created)
+            id_rows.append({"id": item.id, "kind": "http_traffic", **located})
+            id_rows.append({"id": item.request_id, "kind": "request_id", **located})
+            id_rows.append({"id": item.response_id, "kind": "response_id", **located})
             stored.append(
                 StoredExchange(
                     item, domain_id, domain, protocol, pathname_id, record.pathname, route_id
@@ -226,6 +224,61 @@ class ClickHouseRecordStore:
             stored.append(StoredLog(item, routes[line.route]))
         tx.stage(self.sink, "core_logs", rows)
         return stored
+
+    def insert_linked(
+        self, tx: WriteTx, kind: str, row: dict[str, Any], names: dict[str, Any]
+    ) -> None:
+        """The entity API's row, with copies of the request and response it links: a record's
+        row carries its payloads. The standalone payload rows stay in the SQL database, where
+        ``GET /request/:id`` finds them, and ``record_ids`` notes that they are linked."""
+        created = epoch_ms(row["created_at"])
+        wide: dict[str, Any] = {**row, "created_at": created}
+        for prefix, payload in (("rq_", names.get("request")), ("rs_", names.get("response"))):
+            if payload is None:
+                continue
+            if kind == "http_traffic":
+                wide.update(
+                    {
+                        prefix + "headers": _json(payload["headers"]),
+                        prefix + "body": payload["body"],
+                        prefix + "body_preview": payload["body_preview"],
+                        prefix + "body_size": payload["body_size"],
+                        prefix + "body_truncated": int(bool(payload["body_truncated"])),
+                        prefix + "created_at": epoch_ms(payload["created_at"]),
+                    }
+                )
+                if prefix == "rq_":
+                    wide["rq_query_params"] = _json(payload["query_params"])
+        if kind == "http_traffic":
+            wide.update(
+                domain=names["domain"]["value"],
+                protocol=names["domain"]["protocol"],
+                pathname=names["pathname"]["value"],
+                route=None,
+                route_pathname_id=None,
+                rq_body_size=wide.get("rq_body_size", 0),
+                rs_body_size=wide.get("rs_body_size", 0),
+                rq_body_truncated=wide.get("rq_body_truncated", 0),
+                rs_body_truncated=wide.get("rs_body_truncated", 0),
+            )
+        else:
+            wide["core_pathname"] = names["core_pathname"]["value"]
+        links = [
+            {
+                "id": wide[column],
+                "kind": column,
+                "traffic_source_id": row["traffic_source_id"],
+                "created_at": created,
+            }
+            for column in ("request_id", "response_id")
+            if wide.get(column) is not None
+        ]
+        ids = [{"id": row["id"], "kind": kind, **_located(row["traffic_source_id"], created)}]
+        tx.stage(self.sink, kind, [wide])
+        tx.stage(self.sink, "record_ids", ids + links)
+
+    def payload_linked(self, conn: Connection, column: str, payload_id: str) -> bool:
+        return clickhouse_queries.linked(self.client, column, payload_id)
 
     def insert_generations(
         self, tx: WriteTx, source_id: str, pending: Sequence[PendingGeneration]

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from cachetools import LRUCache
-from sqlalchemy import Connection, Dialect, select
+from sqlalchemy import Connection, Dialect, exists, insert, or_, select
 
 from logharbor.common.errors import Conflict, LogHarborError
 from logharbor.common.ids import new_ids
@@ -142,6 +142,16 @@ class RecordStore(Protocol):
 
     def forget(self, source_id: str) -> None:
         """Drop whatever this process cached about ``source_id`` (a write failed)."""
+
+    def insert_linked(
+        self, tx: WriteTx, kind: str, row: dict[str, Any], names: dict[str, Any]
+    ) -> None:
+        """Store one traffic row or core log (``kind``) made by the entity API from rows
+        created before: ``row`` holds its columns, ``names`` its domain, pathname and the
+        request and response rows it links."""
+
+    def payload_linked(self, conn: Connection, column: str, payload_id: str) -> bool:
+        """Whether a stored record links this request or response (``column``)."""
 
 
 # --- SQL --------------------------------------------------------------------------------------
@@ -340,6 +350,20 @@ class SqlRecordStore:
     def __init__(self, names: NameCache | None = None) -> None:
         self.names = names or NameCache()
 
+    def insert_linked(
+        self, tx: WriteTx, kind: str, row: dict[str, Any], names: dict[str, Any]
+    ) -> None:
+        tx.conn.execute(insert(core_logs if kind == "core_logs" else http_traffic).values(**row))
+
+    def payload_linked(self, conn: Connection, column: str, payload_id: str) -> bool:
+        linked = select(
+            or_(
+                exists().where(http_traffic.c[column] == payload_id),
+                exists().where(core_logs.c[column] == payload_id),
+            )
+        )
+        return bool(conn.execute(linked).scalar())
+
     def forget(self, source_id: str) -> None:
         self.names.forget(source_id)
 
@@ -521,8 +545,8 @@ class SqlRecordStore:
                 for origin, value in sorted(_pathnames_of(pending))
             }
             staged = _staged(conn.dialect, source_id, pending, domains, pathnames)
-        for insert, parameters in zip(_EXCHANGE_INSERTS, staged.parameters, strict=True):
-            insert.execute(conn, parameters)
+        for bulk_insert, parameters in zip(_EXCHANGE_INSERTS, staged.parameters, strict=True):
+            bulk_insert.execute(conn, parameters)
         return staged.stored
 
     def insert_logs(

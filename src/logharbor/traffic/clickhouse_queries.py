@@ -57,6 +57,42 @@ def count(client: EventsClient, table: Any, conditions: list[ColumnElement[bool]
     return int(scalar(client, select(func.count()).select_from(table).where(*conditions)) or 0)
 
 
+def linked(client: EventsClient, column: str, payload_id: str) -> bool:
+    """Whether a stored record links this request or response (``column``: request_id or
+    response_id), as noted in ``record_ids`` when it was stored."""
+    table = ev.record_ids
+    query = select(func.count()).where(table.c.id == payload_id, table.c.kind == column)
+    return bool(scalar(client, query))
+
+
+def payload_of_record(client: EventsClient, column: str, payload_id: str) -> dict[str, Any] | None:
+    """A record's request (``column`` request_id) or response, in a payload row's shape."""
+    table = ev.record_ids
+    located = fetch(
+        client,
+        select(table.c.traffic_source_id, table.c.created_at).where(
+            table.c.id == payload_id, table.c.kind == column
+        ),
+    )
+    if not located:
+        return None
+    prefix = "rq_" if column == "request_id" else "rs_"
+    rows = fetch(
+        client,
+        record_select(full=True).where(
+            _traffic.c.traffic_source_id == located[0]["traffic_source_id"],
+            _traffic.c.created_at == located[0]["created_at"],
+            _traffic.c[column] == payload_id,
+        ),
+    )
+    if not rows or rows[0][prefix + "created_at"] is None:
+        return None  # linked from a core log, or a standalone row: the SQL database has it
+    row = rows[0]
+    payload = {key[3:]: value for key, value in row.items() if key.startswith(prefix)}
+    payload.update(id=payload_id, traffic_source_id=row["traffic_source_id"], owner_user_id=None)
+    return payload
+
+
 def records_by_id(client: EventsClient, ids: Sequence[str]) -> list[dict[str, Any]]:
     """Stored records with these ids, whichever source they belong to (full rows).
 

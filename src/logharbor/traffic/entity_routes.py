@@ -7,6 +7,7 @@ belongs to whoever created it until an ``http-traffic`` or ``core-log`` row link
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
@@ -28,8 +29,8 @@ from logharbor.db.tables import (
     responses,
 )
 from logharbor.ingest.normalize import prepare_payload
-from logharbor.traffic import normalize, queries, services
-from logharbor.traffic.access import Access, require_source, require_source_of
+from logharbor.traffic import clickhouse_queries, normalize, queries, services
+from logharbor.traffic.access import Access, can_read, require_source, require_source_of
 from logharbor.traffic.filters import NameFilter, Sort
 from logharbor.traffic.normalize import IngestConfig
 from logharbor.traffic.schemas import (
@@ -346,7 +347,13 @@ def _read_payload(table: Table, payload_id: str, principal: Any, db: Any, what: 
     field = "requestId" if table is requests else "responseId"
     payload_id = services.checked_id(payload_id, field)
     with db.read() as conn:
-        row = queries.readable_payload(conn, table, payload_id, principal)
+        row: Mapping[Any, Any] | None = queries.readable_payload(conn, table, payload_id, principal)
+        if row is None and db.events is not None:
+            # A record's own payload lives in its ClickHouse row.
+            column = "request_id" if table is requests else "response_id"
+            found = clickhouse_queries.payload_of_record(db.events, column, payload_id)
+            if found is not None and can_read(conn, found["traffic_source_id"], principal):
+                row = found
     if row is None:
         raise NotFound(f"{what} not found", field_errors={field: f"{what} not found"})
     return row

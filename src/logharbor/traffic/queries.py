@@ -7,10 +7,10 @@ caller can neither link another tenant's rows nor learn that they exist.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Table, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -127,6 +127,7 @@ def claim_payload(
     *,
     field: str,
     what: str,
+    linked: Callable[[Connection, str, str], bool],
 ) -> RowMapping:
     """A standalone request/response row about to be linked to a record of ``source_id``.
 
@@ -150,13 +151,7 @@ def claim_payload(
     if row is None or not mine:
         raise _not_found(field, what)
     link_column = "request_id" if table is requests else "response_id"
-    linked = select(
-        or_(
-            exists().where(http_traffic.c[link_column] == payload_id),
-            exists().where(core_logs.c[link_column] == payload_id),
-        )
-    )
-    if conn.execute(linked).scalar():
+    if linked(conn, link_column, payload_id):
         raise Conflict(
             f"{what} is already linked to a record",
             field_errors={field: f"{what} is already linked to a record"},

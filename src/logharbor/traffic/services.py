@@ -6,6 +6,7 @@ with typed arguments; records and domains come back in their API's JSON shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, func, or_, select, update
@@ -17,7 +18,7 @@ from logharbor.common.errors import BadRequest, Conflict, NotFound
 from logharbor.common.ids import is_uuid, new_id
 from logharbor.common.pagination import PageMeta, PageRequest, Paginated
 from logharbor.common.timestamps import utcnow
-from logharbor.db import events_schema
+from logharbor.db import events_schema, tables
 from logharbor.db.clickhouse import EventsClient
 from logharbor.db.engine import Database
 from logharbor.db.tables import (
@@ -355,6 +356,36 @@ def list_records(
         )
         total = queries.count(conn, http_traffic, where)
     return page.envelope([queries.joined_record_json(r) for r in rows], total)
+
+
+def list_rows(
+    db: Database,
+    principal: Principal,
+    source_id: str,
+    page: PageRequest,
+    sort: SortRequest,
+    filters: TrafficFilters,
+    kind: str,
+    to_json: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
+    """A page of a source's traffic rows or core logs (``kind``), without their payloads,
+    from whichever store holds them."""
+    events = db.events
+    table: Table = getattr(events_schema if events is not None else tables, kind)
+    order = sort.resolve(record_sorts(table))
+    with db.read() as conn:
+        source = require_source(conn, source_id, principal, Access.READ)
+        where = filters.conditions(table, source["id"])
+        if events is None:
+            args = (select(table), where, order, table.c.id, page.offset, page.page_limit)
+            rows: list[Any] = queries.page_of(conn, *args)
+            total = queries.count(conn, table, where)
+    if events is not None:
+        rows = clickhouse_queries.page_of(
+            events, select(table), where, order, table.c.id, page.offset, page.page_limit
+        )
+        total = clickhouse_queries.count(events, table, where)
+    return page.envelope([to_json(r) for r in rows], total)
 
 
 def _list_records_on_events(

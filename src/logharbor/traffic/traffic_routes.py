@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
 from logharbor.auth.deps import CurrentPrincipal, CurrentUser, Db
 from logharbor.common.errors import NotFound
@@ -19,7 +19,6 @@ from logharbor.common.pagination import Page, Paginated
 from logharbor.common.routing import ArkynRoute, also_at, path_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import (
-    core_logs,
     core_pathnames,
     domains,
     http_traffic,
@@ -29,6 +28,7 @@ from logharbor.db.tables import (
 )
 from logharbor.db.writer import GroupCommitWriter, WriteTx
 from logharbor.ingest.events import TrafficEvent
+from logharbor.ingest.store import RecordStore
 from logharbor.traffic import normalize, queries, services
 from logharbor.traffic.access import Access, require_source, require_source_of
 from logharbor.traffic.filters import CoreLogFilters, Filters, Sort
@@ -45,6 +45,11 @@ router = APIRouter(route_class=ArkynRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}}
 _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**_ERRORS, 409: {}, 413: {}, 503: {}}
+
+
+def _store(request: Request) -> RecordStore:
+    store: RecordStore = request.app.state.pipeline.store_backend
+    return store
 
 
 def _writer(request: Request) -> GroupCommitWriter:
@@ -75,6 +80,8 @@ async def create_http_traffic(
     not yet be linked); otherwise 404 naming the field.
     """
 
+    store = _store(request)
+
     def job(tx: WriteTx) -> dict[str, Any]:
         conn = tx.conn
         source = require_source(conn, trafficSourceId, principal, Access.INGEST)
@@ -91,8 +98,15 @@ async def create_http_traffic(
                 "Pathname not found",
                 field_errors={"pathnameId": "Pathname not found in this domain"},
             )
-        queries.claim_payload(
-            conn, requests, body.requestId, source_id, principal, field="requestId", what="Request"
+        request_row = queries.claim_payload(
+            conn,
+            requests,
+            body.requestId,
+            source_id,
+            principal,
+            field="requestId",
+            what="Request",
+            linked=store.payload_linked,
         )
         response_row = queries.claim_payload(
             conn,
@@ -102,6 +116,7 @@ async def create_http_traffic(
             principal,
             field="responseId",
             what="Response",
+            linked=store.payload_linked,
         )
         row = {
             "id": new_id(),
@@ -117,7 +132,17 @@ async def create_http_traffic(
             "response_id": body.responseId,
             "created_at": utcnow(),
         }
-        queries.insert_row(conn, http_traffic, row)
+        store.insert_linked(
+            tx,
+            "http_traffic",
+            row,
+            {
+                "domain": domain,
+                "pathname": pathname,
+                "request": request_row,
+                "response": response_row,
+            },
+        )
         tx.publish(
             [
                 TrafficEvent(
@@ -160,21 +185,9 @@ def list_http_traffic(
 ) -> dict[str, Any]:
     """The source's traffic rows, filtered (method, status, level, domain, pathname, dates,
     trafficUserId, q) and sorted by createdAt (default), status, elapsedTime, method or level."""
-    order = sort.resolve(services.record_sorts(http_traffic))
-    with db.read() as conn:
-        source = require_source(conn, trafficSourceId, principal, Access.READ)
-        where = filters.conditions(http_traffic, source["id"])
-        rows = queries.page_of(
-            conn,
-            select(http_traffic),
-            where,
-            order,
-            http_traffic.c.id,
-            page.offset,
-            page.page_limit,
-        )
-        total = queries.count(conn, http_traffic, where)
-    return page.envelope([queries.traffic_json(r) for r in rows], total)
+    return services.list_rows(
+        db, principal, trafficSourceId, page, sort, filters, "http_traffic", queries.traffic_json
+    )
 
 
 @also_at(router, "/http-traffics/{id}")
@@ -254,6 +267,8 @@ async def create_core_log(
     """Log a call of a route template (a core pathname of this source), optionally with a
     request and response created before."""
 
+    store = _store(request)
+
     def job(tx: WriteTx) -> dict[str, Any]:
         conn = tx.conn
         source = require_source(conn, trafficSourceId, principal, Access.INGEST)
@@ -268,8 +283,9 @@ async def create_core_log(
             what="Core pathname",
         )
         preview = None
+        request_row = response_row = None
         if body.requestId is not None:
-            queries.claim_payload(
+            request_row = queries.claim_payload(
                 conn,
                 requests,
                 body.requestId,
@@ -277,6 +293,7 @@ async def create_core_log(
                 principal,
                 field="requestId",
                 what="Request",
+                linked=store.payload_linked,
             )
         if body.responseId is not None:
             response_row = queries.claim_payload(
@@ -287,6 +304,7 @@ async def create_core_log(
                 principal,
                 field="responseId",
                 what="Response",
+                linked=store.payload_linked,
             )
             preview = response_row["body_preview"]
         row = {
@@ -302,7 +320,12 @@ async def create_core_log(
             "response_id": body.responseId,
             "created_at": utcnow(),
         }
-        queries.insert_row(conn, core_logs, row)
+        store.insert_linked(
+            tx,
+            "core_logs",
+            row,
+            {"core_pathname": core_pathname, "request": request_row, "response": response_row},
+        )
         event = TrafficEvent(
             kind="core",
             id=row["id"],
@@ -342,12 +365,6 @@ def list_core_logs(
 ) -> dict[str, Any]:
     """The source's core logs, with the same filters and sorts as traffic (``corePathnameId``
     and ``pathname`` refer to core pathnames)."""
-    order = sort.resolve(services.record_sorts(core_logs))
-    with db.read() as conn:
-        source = require_source(conn, trafficSourceId, principal, Access.READ)
-        where = filters.conditions(core_logs, source["id"])
-        rows = queries.page_of(
-            conn, select(core_logs), where, order, core_logs.c.id, page.offset, page.page_limit
-        )
-        total = queries.count(conn, core_logs, where)
-    return page.envelope([queries.core_log_json(r) for r in rows], total)
+    return services.list_rows(
+        db, principal, trafficSourceId, page, sort, filters, "core_logs", queries.core_log_json
+    )
