@@ -40,9 +40,11 @@ def _engine(settings: Settings):  # type: ignore[no-untyped-def]
 
 
 def _database(settings: Settings):  # type: ignore[no-untyped-def]
+    from logharbor.db.clickhouse import EventsClient
     from logharbor.db.engine import Database
 
-    return Database(_engine(settings))
+    events = EventsClient.from_url(settings.events_url) if settings.events_url else None
+    return Database(_engine(settings), events)
 
 
 @db_app.command("upgrade")

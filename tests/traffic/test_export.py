@@ -24,6 +24,7 @@ runner = CliRunner()
 @pytest.fixture
 def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOGHARBOR_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("LOGHARBOR_EVENTS_URL", settings.events_url)
     monkeypatch.setenv("LOGHARBOR_DATA_DIR", str(settings.data_dir))
 
 

@@ -18,9 +18,9 @@ from sqlalchemy import and_, or_
 from logharbor.common.errors import NotFound
 from logharbor.common.timestamps import iso
 from logharbor.db.engine import Database
-from logharbor.db.tables import http_traffic
 from logharbor.traffic import queries
 from logharbor.traffic.filters import TrafficFilters
+from logharbor.traffic.record_reads import record_reads
 
 PAGE = 1000
 
@@ -50,25 +50,26 @@ def iter_records(
     with db.read() as conn:
         if queries.source_row(conn, source_id) is None:
             raise NotFound("Traffic source not found")
+    reads = record_reads(db)
+    table = reads.traffic
     after: tuple[datetime, str] | None = None
     while True:
-        where = filters.conditions(http_traffic, source_id)
+        where = filters.conditions(table, source_id)
         if after is not None:
             created, last_id = after
             where.append(
                 or_(
-                    http_traffic.c.created_at > created,
-                    and_(http_traffic.c.created_at == created, http_traffic.c.id > last_id),
+                    table.c.created_at > created,
+                    and_(table.c.created_at == created, table.c.id > last_id),
                 )
             )
         query = (
-            queries.record_select(full=True)
+            reads.record_select(full=True)
             .where(*where)
-            .order_by(http_traffic.c.created_at, http_traffic.c.id)
+            .order_by(table.c.created_at, table.c.id)
             .limit(page_size)
         )
-        with db.read() as conn:
-            rows = conn.execute(query).mappings().all()
+        rows = reads.rows(query)
         for row in rows:
             yield queries.joined_record_json(row, full=True)
         if len(rows) < page_size:

@@ -18,12 +18,9 @@ from logharbor.common.errors import BadRequest, Conflict, NotFound
 from logharbor.common.ids import is_uuid, new_id
 from logharbor.common.pagination import PageMeta, PageRequest, Paginated
 from logharbor.common.timestamps import utcnow
-from logharbor.db import events_schema, tables
-from logharbor.db.clickhouse import EventsClient
 from logharbor.db.engine import Database
 from logharbor.db.tables import (
     domains,
-    http_traffic,
     ingest_keys,
     traffic_source_shares,
     traffic_sources,
@@ -32,6 +29,7 @@ from logharbor.db.tables import (
 from logharbor.traffic import clickhouse_queries, normalize, queries
 from logharbor.traffic.access import Access, require_source
 from logharbor.traffic.filters import SortRequest, TrafficFilters, contains
+from logharbor.traffic.record_reads import RecordReads, record_reads
 from logharbor.traffic.schemas import (
     IngestKeyCreated,
     IngestKeyIn,
@@ -339,23 +337,18 @@ def list_records(
 ) -> dict[str, Any]:
     """A page of records joined with domain, pathname, request and response (bodies as
     previews): ``{"data": [...], "meta": {...}}``."""
-    if db.events is not None:
-        return _list_records_on_events(db, db.events, principal, source_id, page, sort, filters)
-    order = sort.resolve(record_sorts(http_traffic))
-    with db.read() as conn:
-        source = require_source(conn, source_id, principal, Access.READ)
-        where = filters.conditions(http_traffic, source["id"])
-        rows = queries.page_of(
-            conn,
-            queries.record_select(),
-            where,
-            order,
-            http_traffic.c.id,
-            page.offset,
-            page.page_limit,
-        )
-        total = queries.count(conn, http_traffic, where)
-    return page.envelope([queries.joined_record_json(r) for r in rows], total)
+    reads = record_reads(db)
+    return _listing(
+        reads,
+        reads.record_select(),
+        reads.traffic,
+        principal,
+        source_id,
+        page,
+        sort,
+        filters,
+        queries.joined_record_json,
+    )
 
 
 def list_rows(
@@ -370,49 +363,28 @@ def list_rows(
 ) -> dict[str, Any]:
     """A page of a source's traffic rows or core logs (``kind``), without their payloads,
     from whichever store holds them."""
-    events = db.events
-    table: Table = getattr(events_schema if events is not None else tables, kind)
-    order = sort.resolve(record_sorts(table))
-    with db.read() as conn:
-        source = require_source(conn, source_id, principal, Access.READ)
-        where = filters.conditions(table, source["id"])
-        if events is None:
-            args = (select(table), where, order, table.c.id, page.offset, page.page_limit)
-            rows: list[Any] = queries.page_of(conn, *args)
-            total = queries.count(conn, table, where)
-    if events is not None:
-        rows = clickhouse_queries.page_of(
-            events, select(table), where, order, table.c.id, page.offset, page.page_limit
-        )
-        total = clickhouse_queries.count(events, table, where)
-    return page.envelope([to_json(r) for r in rows], total)
+    reads = record_reads(db)
+    table = reads.traffic if kind == "http_traffic" else reads.core_logs
+    return _listing(reads, select(table), table, principal, source_id, page, sort, filters, to_json)
 
 
-def _list_records_on_events(
-    db: Database,
-    events: EventsClient,
+def _listing(
+    reads: RecordReads,
+    statement: Any,
+    table: Table,
     principal: Principal,
     source_id: str,
     page: PageRequest,
     sort: SortRequest,
     filters: TrafficFilters,
+    to_json: Callable[[Any], dict[str, Any]],
 ) -> dict[str, Any]:
-    table = events_schema.http_traffic
-    order = sort.resolve(record_sorts(table))
-    with db.read() as conn:
+    with reads.db.read() as conn:
         source = require_source(conn, source_id, principal, Access.READ)
     where = filters.conditions(table, source["id"])
-    rows = clickhouse_queries.page_of(
-        events,
-        clickhouse_queries.record_select(),
-        where,
-        order,
-        table.c.id,
-        page.offset,
-        page.page_limit,
-    )
-    total = clickhouse_queries.count(events, table, where)
-    return page.envelope([queries.joined_record_json(r) for r in rows], total)
+    order = sort.resolve(record_sorts(table))
+    rows = reads.page(statement, where, order, table.c.id, page.offset, page.page_limit)
+    return page.envelope([to_json(r) for r in rows], reads.count(table, where))
 
 
 def get_record(
@@ -422,14 +394,17 @@ def get_record(
     record_id = checked_id(record_id, "recordId")
     with db.read() as conn:
         source = require_source(conn, source_id, principal, Access.READ)
-        if db.events is None:
-            query = queries.record_select(full=True).where(
-                http_traffic.c.id == record_id, http_traffic.c.traffic_source_id == source["id"]
+    reads = record_reads(db)
+    if reads.events is None:
+        table = reads.traffic
+        found = reads.rows(
+            reads.record_select(full=True).where(
+                table.c.id == record_id, table.c.traffic_source_id == source["id"]
             )
-            row: Any = conn.execute(query).mappings().first()
-        else:
-            found = clickhouse_queries.records_by_id(db.events, [record_id])
-            row = next((r for r in found if r["traffic_source_id"] == source["id"]), None)
+        )
+    else:  # looked up by id first: the table is sorted by (source, time, id)
+        found = clickhouse_queries.records_by_id(reads.events, [record_id])
+    row = next((r for r in found if r["traffic_source_id"] == source["id"]), None)
     if row is None:
         raise NotFound("Record not found", field_errors={"recordId": "Record not found"})
     return queries.joined_record_json(row, full=True)

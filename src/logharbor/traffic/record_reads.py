@@ -1,0 +1,70 @@
+"""Reading traffic records and core logs from whichever store holds them.
+
+With ``LOGHARBOR_EVENTS_URL`` set they are ClickHouse rows (``db/events_schema.py``), otherwise
+rows of the SQL database. Both stores' tables have the columns the filters and sorts name, and
+both record selects label their columns alike, so a list, a page or an export is written once
+against ``RecordReads`` and runs on either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from logharbor.db import events_schema, tables
+from logharbor.db.clickhouse import EventsClient
+from logharbor.db.clickhouse_sql import fetch
+from logharbor.db.engine import Database
+from logharbor.traffic import clickhouse_queries, queries
+
+
+@dataclass(frozen=True)
+class RecordReads:
+    db: Database
+    events: EventsClient | None
+    traffic: Table
+    core_logs: Table
+
+    def record_select(self, *, full: bool = False) -> Any:
+        """Traffic records with domain, pathname, route, request and response (``rq_``/``rs_``)."""
+        if self.events is None:
+            return queries.record_select(full=full)
+        return clickhouse_queries.record_select(full=full)
+
+    def rows(self, statement: Any) -> Sequence[Mapping[Any, Any]]:
+        if self.events is not None:
+            return fetch(self.events, statement)
+        with self.db.read() as conn:
+            return list(conn.execute(statement).mappings())
+
+    def count(self, table: Table, where: Sequence[ColumnElement[bool]]) -> int:
+        statement = select(func.count()).select_from(table).where(*where)
+        if self.events is not None:
+            return int(next(iter(fetch(self.events, statement)[0].values())))
+        with self.db.read() as conn:
+            return int(conn.execute(statement).scalar_one())
+
+    def page(
+        self,
+        statement: Any,
+        where: Sequence[ColumnElement[bool]],
+        order: tuple[Any, bool],
+        tiebreak: Any,
+        offset: int,
+        limit: int,
+    ) -> Sequence[Mapping[Any, Any]]:
+        column, descending = order
+        ordering = (
+            [column.desc(), tiebreak.desc()] if descending else [column.asc(), tiebreak.asc()]
+        )
+        return self.rows(statement.where(*where).order_by(*ordering).offset(offset).limit(limit))
+
+
+def record_reads(db: Database) -> RecordReads:
+    if db.events is None:
+        return RecordReads(db, None, tables.http_traffic, tables.core_logs)
+    return RecordReads(db, db.events, events_schema.http_traffic, events_schema.core_logs)
