@@ -5,16 +5,14 @@ ports and paths replaced, in its own directory under one temp dir. Two or more n
 deploy/clickhouse/cluster/remote_servers.xml, listing every node as a shard of the cluster
 ``logharbor``.
 
-As root the servers run as the ``clickhouse`` user the package creates (``nobody`` without it).
-They are started with ``Popen(user=...)`` rather than ``runuser``, so that the process we signal
-is the server itself and not a wrapper waiting on it.
+As root the servers run as the ``clickhouse`` user the package creates (``nobody`` without it),
+through util-linux's ``setpriv`` rather than ``runuser``: runuser stays as the parent of what it
+runs, so signals would reach the wrapper, not the server.
 """
 
 from __future__ import annotations
 
 import copy
-import ctypes
-import ctypes.util
 import os
 import pwd
 import shutil
@@ -211,29 +209,24 @@ def _run_as() -> str | None:
     raise ClickHouseError("running as root, and no clickhouse or nobody user to run the server as")
 
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    # A test run killed with -9 must not leave servers behind on a shared machine.
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _launch(server: Path, node: Node, run_as: str | None) -> None:
+    # setpriv execs the server (same pid, so our signals reach it), drops to the server user, and
+    # sets a parent-death signal after that switch: a test run killed with -9 must not leave
+    # servers behind on a shared machine. (So the thread that starts them must outlive them.)
+    command = ["setpriv", "--pdeathsig", "KILL"]
+    if run_as:
+        user = pwd.getpwnam(run_as)
+        command += ["--reuid", str(user.pw_uid), "--regid", str(user.pw_gid), "--clear-groups"]
+    command += ["--", str(server), f"--config-file={node.root / 'config.xml'}"]
     stderr = open(node.root / "stderr", "wb")  # noqa: SIM115 - the child owns it
     try:
         node.process = subprocess.Popen(
-            [str(server), f"--config-file={node.root / 'config.xml'}"],
+            command,
             cwd=node.root,
             stdin=subprocess.DEVNULL,
             stdout=stderr,
             stderr=stderr,
-            user=run_as,
-            group=pwd.getpwnam(run_as).pw_gid if run_as else None,
-            extra_groups=[] if run_as else None,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl
         )
     finally:
         stderr.close()
