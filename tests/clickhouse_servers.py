@@ -70,6 +70,8 @@ class Node:
     http_port: int
     tcp_port: int
     interserver_port: int
+    shard: int = 1
+    replica: int = 1
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -95,13 +97,34 @@ class Node:
         return response.text
 
     def log_tail(self, lines: int = 30) -> str:
-        parts = []
-        for name in ("stderr", "log/clickhouse-server.err.log"):
-            path = self.root / name
-            if path.exists():
-                text = path.read_text(errors="replace").splitlines()[-lines:]
-                parts.append(f"--- {path}\n" + "\n".join(text))
-        return "\n".join(parts)
+        return _tails(self.root, ("stderr", "log/clickhouse-server.err.log"), lines)
+
+
+def _tails(root: Path, names: tuple[str, ...], lines: int) -> str:
+    parts = []
+    for name in names:
+        path = root / name
+        if path.exists():
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path}\n" + "\n".join(text))
+    return "\n".join(parts)
+
+
+def _stop(processes: list[subprocess.Popen[bytes] | None], root: Path) -> None:
+    """SIGTERM each process, SIGKILL any still running at the deadline, remove ``root``."""
+    try:
+        running = [p for p in processes if p is not None and p.poll() is None]
+        for process in running:
+            process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_DEADLINE
+        for process in running:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass
@@ -124,20 +147,19 @@ class Servers:
         return f"{url}?cluster={self.cluster}" if self.cluster else url
 
     def stop(self) -> None:
-        """SIGTERM every node, SIGKILL any still running at the deadline, remove the temp dir."""
-        try:
-            running = [n.process for n in self.nodes if n.process and n.process.poll() is None]
-            for process in running:
-                process.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + STOP_DEADLINE
-            for process in running:
-                try:
-                    process.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
+        _stop([node.process for node in self.nodes], self.root)
+
+
+@dataclass
+class ZooKeeper:
+    """A standalone Apache ZooKeeper (Debian's ``zookeeper``) for replicated tables."""
+
+    root: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def stop(self) -> None:
+        _stop([self.process], self.root)
 
 
 def _set(root: ET.Element, path: str, value: str) -> None:
@@ -147,7 +169,13 @@ def _set(root: ET.Element, path: str, value: str) -> None:
     element.text = value
 
 
-def _node_config(node: Node, peers: list[Node], run_as: str | None) -> None:
+def _write(tree: ET.ElementTree[ET.Element], path: Path) -> None:
+    tree.write(path, encoding="unicode", xml_declaration=True)
+
+
+def _node_config(
+    node: Node, peers: list[Node], replicated: bool, zookeeper: ZooKeeper | None
+) -> None:
     tree = ET.parse(DEPLOY / "config.xml")
     conf = tree.getroot()
     for key, port in (
@@ -167,69 +195,79 @@ def _node_config(node: Node, peers: list[Node], run_as: str | None) -> None:
         _set(conf, key, str(node.root / sub))
     _set(conf, "logger/level", "information")
     (node.root / "log").mkdir(parents=True)
-    tree.write(node.root / "config.xml", encoding="unicode", xml_declaration=True)
+    _write(tree, node.root / "config.xml")
     shutil.copyfile(DEPLOY / "users.xml", node.root / "users.xml")
-    if peers:
-        (node.root / "config.d").mkdir()
-        _cluster_config(peers).write(
-            node.root / "config.d" / "remote_servers.xml", encoding="unicode", xml_declaration=True
-        )
-    if run_as:
-        for path in [node.root, *node.root.rglob("*")]:
-            shutil.chown(path, user=run_as, group=pwd.getpwnam(run_as).pw_gid)
+    config_d = node.root / "config.d"
+    config_d.mkdir()
+    if len(peers) > 1:
+        _write(_cluster_config(peers, replicated), config_d / "remote_servers.xml")
+    if zookeeper is not None:
+        zk = ET.parse(DEPLOY / "replicated" / "zookeeper.xml")
+        _set(zk.getroot(), "zookeeper/node/port", str(zookeeper.port))
+        _write(zk, config_d / "zookeeper.xml")
+        macros = ET.parse(DEPLOY / "replicated" / "macros.xml")
+        _set(macros.getroot(), "macros/shard", f"{node.shard:02d}")
+        _set(macros.getroot(), "macros/replica", node.name)
+        _write(macros, config_d / "macros.xml")
 
 
-def _cluster_config(peers: list[Node]) -> ET.ElementTree[ET.Element]:
-    """deploy's remote_servers.xml with one shard per node, modelled on its first shard."""
-    tree = ET.parse(DEPLOY / "cluster" / "remote_servers.xml")
+def _cluster_config(peers: list[Node], replicated: bool) -> ET.ElementTree[ET.Element]:
+    """deploy's remote_servers.xml with the peers as shards and replicas, modelled on its first
+    shard's first replica."""
+    tree = ET.parse(DEPLOY / ("replicated" if replicated else "cluster") / "remote_servers.xml")
     cluster = tree.getroot().find(f"remote_servers/{CLUSTER}")
     if cluster is None:
         raise ClickHouseError(f"remote_servers.xml has no cluster {CLUSTER!r}")
-    shards = cluster.findall("shard")
-    template = shards[0]
-    for shard in shards:
-        cluster.remove(shard)
-    for peer in peers:
-        shard = copy.deepcopy(template)
-        _set(shard, "replica/host", "127.0.0.1")
-        _set(shard, "replica/port", str(peer.tcp_port))
+    shard_template = copy.deepcopy(cluster.findall("shard")[0])
+    replica_template = shard_template.findall("replica")[0]
+    for old in [*cluster.findall("shard"), *shard_template.findall("replica")]:
+        (cluster if old.tag == "shard" else shard_template).remove(old)
+    for number in sorted({peer.shard for peer in peers}):
+        shard = copy.deepcopy(shard_template)
+        for peer in (p for p in peers if p.shard == number):
+            replica = copy.deepcopy(replica_template)
+            _set(replica, "host", "127.0.0.1")
+            _set(replica, "port", str(peer.tcp_port))
+            shard.append(replica)
         cluster.append(shard)
     return tree
 
 
-def _run_as() -> str | None:
+def _run_as(preferred: str) -> pwd.struct_passwd | None:
     if os.geteuid() != 0:
         return None
-    for user in ("clickhouse", "nobody"):
+    for user in (preferred, "nobody"):
         try:
-            pwd.getpwnam(user)
-            return user
+            return pwd.getpwnam(user)
         except KeyError:
             continue
-    raise ClickHouseError("running as root, and no clickhouse or nobody user to run the server as")
+    raise ClickHouseError(f"running as root, and no {preferred} or nobody user to run it as")
 
 
-def _launch(server: Path, node: Node, run_as: str | None) -> None:
-    # setpriv execs the server (same pid, so our signals reach it), drops to the server user, and
-    # sets a parent-death signal after that switch: a test run killed with -9 must not leave
+def _chown(root: Path, user: pwd.struct_passwd | None) -> None:
+    if user is not None:
+        for path in [root, *root.rglob("*")]:
+            os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def _launch(
+    command: list[str], root: Path, user: pwd.struct_passwd | None
+) -> subprocess.Popen[bytes]:
+    # setpriv execs the program (same pid, so our signals reach it), drops to the service user,
+    # and sets a parent-death signal after that switch: a test run killed with -9 must not leave
     # servers behind on a shared machine. (So the thread that starts them must outlive them.)
-    command = ["setpriv", "--pdeathsig", "KILL"]
-    if run_as:
-        user = pwd.getpwnam(run_as)
-        command += ["--reuid", str(user.pw_uid), "--regid", str(user.pw_gid), "--clear-groups"]
-    command += ["--", str(server), f"--config-file={node.root / 'config.xml'}"]
-    stderr = open(node.root / "stderr", "wb")  # noqa: SIM115 - the child owns it
-    try:
-        node.process = subprocess.Popen(
-            command,
-            cwd=node.root,
+    wrapper = ["setpriv", "--pdeathsig", "KILL"]
+    if user is not None:
+        wrapper += ["--reuid", str(user.pw_uid), "--regid", str(user.pw_gid), "--clear-groups"]
+    with open(root / "stderr", "wb") as stderr:
+        return subprocess.Popen(
+            [*wrapper, "--", *command],
+            cwd=root,
             stdin=subprocess.DEVNULL,
             stdout=stderr,
             stderr=stderr,
             start_new_session=True,
         )
-    finally:
-        stderr.close()
 
 
 def _wait_ready(nodes: list[Node]) -> None:
@@ -255,35 +293,106 @@ def _wait_ready(nodes: list[Node]) -> None:
             time.sleep(0.05)
 
 
-def start_servers(count: int = 1) -> Servers | None:
-    """``count`` running nodes (a ``logharbor`` cluster of ``count`` shards when count > 1), or
-    None when clickhouse-server is not installed."""
+def start_servers(
+    shards: int = 1, replicas: int = 1, zookeeper: ZooKeeper | None = None
+) -> Servers | None:
+    """``shards`` x ``replicas`` running nodes, or None when clickhouse-server is not installed.
+
+    Several nodes form the cluster ``logharbor``. ``zookeeper`` gives every node the
+    replicated/zookeeper.xml and macros.xml fragments ({shard} is 01, 02...; {replica} the node's
+    name), which ReplicatedMergeTree needs; more than one replica needs it.
+    """
     server = find_server()
     if server is None:
         return None
-    run_as = _run_as()
+    if replicas > 1 and zookeeper is None:
+        raise ValueError("replicas need a ZooKeeper (start_zookeeper())")
+    user = _run_as("clickhouse")
     root = Path(tempfile.mkdtemp(prefix="logharbor-ch-"))
     os.chmod(root, 0o755)  # the server user walks into its node directory
+    count = shards * replicas
     ports = free_ports(3 * count)
-    nodes = [
-        Node(
-            name=f"ch{i + 1}",
-            root=root / f"ch{i + 1}",
-            http_port=ports[3 * i],
-            tcp_port=ports[3 * i + 1],
-            interserver_port=ports[3 * i + 2],
+    nodes = []
+    for i in range(count):
+        shard, replica = divmod(i, replicas)
+        name = f"ch{shard + 1}" + (chr(ord("a") + replica) if replicas > 1 else "")
+        nodes.append(
+            Node(
+                name=name,
+                root=root / name,
+                http_port=ports[3 * i],
+                tcp_port=ports[3 * i + 1],
+                interserver_port=ports[3 * i + 2],
+                shard=shard + 1,
+                replica=replica + 1,
+            )
         )
-        for i in range(count)
-    ]
     servers = Servers(root=root, nodes=nodes, cluster=CLUSTER if count > 1 else None)
     try:
         for node in nodes:
             node.root.mkdir()
-            _node_config(node, nodes if count > 1 else [], run_as)
+            _node_config(node, nodes, replicas > 1, zookeeper)
+            _chown(node.root, user)
         for node in nodes:
-            _launch(server, node, run_as)
+            command = [str(server), f"--config-file={node.root / 'config.xml'}"]
+            node.process = _launch(command, node.root, user)
         _wait_ready(nodes)
     except BaseException:
         servers.stop()
         raise
     return servers
+
+
+ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
+
+
+def start_zookeeper() -> ZooKeeper | None:
+    """A standalone ZooKeeper on a free loopback port, or None when Debian's is not installed."""
+    java = shutil.which("java")
+    if java is None or not ZOOKEEPER_JAR.exists():
+        return None
+    user = _run_as("zookeeper")
+    root = Path(tempfile.mkdtemp(prefix="logharbor-zk-"))
+    (port,) = free_ports(1)
+    (root / "data").mkdir()
+    (root / "zoo.cfg").write_text(
+        f"tickTime=2000\ndataDir={root / 'data'}\nclientPort={port}\n"
+        "clientPortAddress=127.0.0.1\nadmin.enableServer=false\n"
+        "4lw.commands.whitelist=srvr\nmaxClientCnxns=0\n"
+    )
+    _chown(root, user)
+    keeper = ZooKeeper(root=root, port=port)
+    command = [
+        java,
+        "-Xmx256m",
+        "-cp",
+        str(ZOOKEEPER_JAR),
+        "org.apache.zookeeper.server.ZooKeeperServerMain",
+        str(root / "zoo.cfg"),
+    ]
+    try:
+        keeper.process = _launch(command, root, user)
+        deadline = time.monotonic() + START_DEADLINE
+        while not _zookeeper_ok(port):
+            if keeper.process.poll() is not None or time.monotonic() > deadline:
+                raise ClickHouseError(f"ZooKeeper did not start\n{_tails(root, ('stderr',), 30)}")
+            time.sleep(0.05)
+    except BaseException:
+        keeper.stop()
+        raise
+    return keeper
+
+
+def _zookeeper_ok(port: int) -> bool:
+    # Not `ruok`: it says imok while the server still closes sessions, and a ClickHouse 18.16
+    # whose first session fails crashes on its next ZooKeeper call. `srvr` says "not currently
+    # serving requests" until sessions work.
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"srvr")
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+            return answer.startswith(b"Zookeeper version")
+    except OSError:
+        return False

@@ -185,11 +185,11 @@ def rows(client: TestClient) -> Callable[[], dict[str, int]]:
     return count
 
 
-def _clickhouse(count: int) -> Iterator[Any]:
-    """``count`` Debian clickhouse-server nodes (2 or more form the cluster ``logharbor``)."""
+def _clickhouse(shards: int) -> Iterator[Any]:
+    """``shards`` Debian clickhouse-server nodes (2 or more form the cluster ``logharbor``)."""
     from clickhouse_servers import start_servers
 
-    servers = start_servers(count)
+    servers = start_servers(shards)
     if servers is None:
         pytest.fail(
             "clickhouse-server not found: install Debian's clickhouse-server and "

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from clickhouse_servers import CLUSTER, ClickHouseError, Servers, start_servers
+from clickhouse_servers import CLUSTER, ClickHouseError, Servers, start_servers, start_zookeeper
 
 SYNC = {"insert_distributed_sync": "1"}
 
@@ -221,3 +221,50 @@ def test_stop_ends_every_server_and_removes_its_files() -> None:
     for url in urls:
         with pytest.raises(httpx.TransportError):
             httpx.get(url, params={"query": "SELECT 1"}, timeout=2)
+
+
+@pytest.mark.slow
+def test_the_replicated_fragments_give_each_shard_two_replicas_through_zookeeper() -> None:
+    """deploy/clickhouse/replicated: zookeeper.xml, macros.xml and the 2x2 remote_servers.xml."""
+    keeper = start_zookeeper()
+    assert keeper is not None, "Debian's zookeeper (and java) is not installed"
+    servers = None
+    try:
+        servers = start_servers(shards=2, replicas=2, zookeeper=keeper)
+        assert servers is not None, "clickhouse-server is not installed"
+        first = servers.nodes[0]
+        # One statement for every node: ON CLUSTER goes through ZooKeeper, macros fill the path.
+        first.query(f"CREATE DATABASE lh ON CLUSTER {CLUSTER}")
+        first.query(
+            f"CREATE TABLE lh.records_local ON CLUSTER {CLUSTER} (source_id String, "
+            "ts DateTime('UTC')) ENGINE = ReplicatedMergeTree("
+            "'/clickhouse/tables/{shard}/lh/records_local', '{replica}') "
+            "PARTITION BY toYYYYMM(ts) ORDER BY (source_id, ts)"
+        )
+        first.query(
+            f"CREATE TABLE lh.records ON CLUSTER {CLUSTER} AS lh.records_local "
+            f"ENGINE = Distributed({CLUSTER}, lh, records_local, cityHash64(source_id))"
+        )
+        rows = json_each_row(
+            [{"source_id": f"source-{s}", "ts": "2026-01-05 10:00:00"} for s in range(40)]
+        )
+        first.query("INSERT INTO lh.records FORMAT JSONEachRow", rows, SYNC)
+        for node in servers.nodes:
+            node.query("SYSTEM SYNC REPLICA lh.records_local")  # waits for the copy to arrive
+
+        held = {
+            node.name: int(node.query("SELECT count() FROM lh.records_local"))
+            for node in servers.nodes
+        }
+        assert held["ch1a"] == held["ch1b"] > 0
+        assert held["ch2a"] == held["ch2b"] > 0
+        assert held["ch1a"] + held["ch2a"] == 40
+        assert servers.nodes[-1].query("SELECT count() FROM lh.records") == "40\n"
+        # A retried identical block is dropped by replicated tables (not by plain MergeTree).
+        first.query("INSERT INTO lh.records_local FORMAT JSONEachRow", rows)
+        first.query("INSERT INTO lh.records_local FORMAT JSONEachRow", rows)
+        assert first.query("SELECT count() FROM lh.records_local") == f"{held['ch1a'] + 40}\n"
+    finally:
+        if servers is not None:
+            servers.stop()
+        keeper.stop()
