@@ -248,6 +248,8 @@ def main() -> None:
             )
         )
         figure = median_of(a.runs, fresh_pg, lambda: postgres_rate(pg.url(), copy_bodies, a.rows))
+        with psycopg.connect(pg.url()) as conn:
+            assert conn.execute("SELECT count(*) FROM records").fetchone() == (a.rows,)
         results.append(
             (
                 "baseline postgresql_copy",
@@ -255,6 +257,12 @@ def main() -> None:
                 "COPY, PK + (source_id, created_at) index, 1 txn per batch",
             )
         )
+        for name, encode, what in (
+            ("encode_jsoneachrow", json_lines, "Python json.dumps per row, no database"),
+            ("encode_copy_text", copy_text, "Python COPY text per row, no database"),
+        ):
+            rate = encode_rate(encode, rows, a.batch)
+            results.append((name, (rate, rate, rate), what))
 
         for name, (rate, low, high), what in results:
             print(
