@@ -129,22 +129,27 @@ def _stop(processes: list[subprocess.Popen[bytes] | None], root: Path) -> None:
 
 @dataclass
 class Servers:
-    """Running nodes; ``cluster`` is the remote_servers cluster name when there are several."""
+    """Running nodes; ``cluster`` is the remote_servers cluster name when there are several;
+    ``replicated`` when they have ZooKeeper and macros for ReplicatedMergeTree."""
 
     root: Path
     nodes: list[Node]
     cluster: str | None
+    replicated: bool = False
 
     @property
     def http_urls(self) -> list[str]:
         return [node.http_url for node in self.nodes]
 
     def events_url(self, database: str, user: str = "default", password: str = "") -> str:
-        """LOGHARBOR_EVENTS_URL for these nodes: every node, and ``?cluster=`` when clustered."""
+        """LOGHARBOR_EVENTS_URL for these nodes: every node, ``?cluster=`` when clustered, and
+        ``replicated=1`` when the local tables can be ReplicatedMergeTree."""
         auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
         hosts = ",".join(node.address for node in self.nodes)
-        url = f"clickhouse://{auth}@{hosts}/{database}"
-        return f"{url}?cluster={self.cluster}" if self.cluster else url
+        query = [f"cluster={self.cluster}"] if self.cluster else []
+        if self.replicated:
+            query.append("replicated=1")
+        return f"clickhouse://{auth}@{hosts}/{database}" + ("?" + "&".join(query) if query else "")
 
     def stop(self) -> None:
         _stop([node.process for node in self.nodes], self.root)
@@ -327,7 +332,12 @@ def start_servers(
                 replica=replica + 1,
             )
         )
-    servers = Servers(root=root, nodes=nodes, cluster=CLUSTER if count > 1 else None)
+    servers = Servers(
+        root=root,
+        nodes=nodes,
+        cluster=CLUSTER if count > 1 else None,
+        replicated=zookeeper is not None,
+    )
     try:
         for node in nodes:
             node.root.mkdir()

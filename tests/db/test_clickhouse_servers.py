@@ -232,6 +232,7 @@ def test_the_replicated_fragments_give_each_shard_two_replicas_through_zookeeper
     try:
         servers = start_servers(shards=2, replicas=2, zookeeper=keeper)
         assert servers is not None, "clickhouse-server is not installed"
+        assert servers.events_url("lh").endswith(f"/lh?cluster={CLUSTER}&replicated=1")
         first = servers.nodes[0]
         # One statement for every node: ON CLUSTER goes through ZooKeeper, macros fill the path.
         first.query(f"CREATE DATABASE lh ON CLUSTER {CLUSTER}")
