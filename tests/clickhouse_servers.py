@@ -3,7 +3,12 @@
 Each node runs deploy/clickhouse/config.xml and users.xml (the operator's files) with only its
 ports and paths replaced, in its own directory under one temp dir. Two or more nodes also get
 deploy/clickhouse/cluster/remote_servers.xml, listing every node as a shard of the cluster
-``logharbor``.
+``logharbor``. With a ZooKeeper (``start_zookeeper``, Debian's package), nodes get the
+replicated/ fragments instead: shards x replicas, zookeeper.xml and each node's macros.xml.
+
+    servers = start_servers(2)         # or start_servers(2, 2, zookeeper=start_zookeeper())
+    url = servers.events_url("logharbor")   # clickhouse://default@h1:p1,h2:p2/logharbor?cluster=logharbor
+    servers.stop()
 
 As root the servers run as the ``clickhouse`` user the package creates (``nobody`` without it),
 through util-linux's ``setpriv`` rather than ``runuser``: runuser stays as the parent of what it
