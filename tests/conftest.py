@@ -183,3 +183,31 @@ def rows(client: TestClient) -> Callable[[], dict[str, int]]:
         return counts
 
     return count
+
+
+def _clickhouse(shards: int) -> Iterator[Any]:
+    """``shards`` Debian clickhouse-server nodes (2 or more form the cluster ``logharbor``)."""
+    from clickhouse_servers import start_servers
+
+    servers = start_servers(shards)
+    if servers is None:
+        pytest.fail(
+            "clickhouse-server not found: install Debian's clickhouse-server and "
+            "clickhouse-client packages (CI does) to run the ClickHouse tests."
+        )
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(scope="session")
+def clickhouse_node() -> Iterator[Any]:
+    """One ClickHouse node, started once per session (see tests/clickhouse_servers.py)."""
+    yield from _clickhouse(1)
+
+
+@pytest.fixture(scope="session")
+def clickhouse_cluster() -> Iterator[Any]:
+    """Two ClickHouse nodes as the 2-shard cluster ``logharbor``, started once per session."""
+    yield from _clickhouse(2)
