@@ -178,6 +178,8 @@ class ClickHouseRecordStore:
             id_rows.append({"id": item.id, "kind": "http_traffic", **located})
             id_rows.append({"id": item.request_id, "kind": "request_id", **located})
             id_rows.append({"id": item.response_id, "kind": "response_id", **located})
+            if record.trace_id is not None:
+                id_rows.append({"id": record.trace_id, "kind": "trace_id", **located})
             stored.append(
                 StoredExchange(
                     item, domain_id, domain, protocol, pathname_id, record.pathname, route_id
@@ -196,7 +198,7 @@ class ClickHouseRecordStore:
             route: self.names.core_pathname(tx.conn, source_id, route)
             for route in sorted({p.line.route for p in pending})
         }
-        rows = []
+        rows: list[dict[str, Any]] = []
         stored = []
         for item in pending:
             line = item.line
@@ -223,6 +225,19 @@ class ClickHouseRecordStore:
             )
             stored.append(StoredLog(item, routes[line.route]))
         tx.stage(self.sink, "core_logs", rows)
+        tx.stage(
+            self.sink,
+            "record_ids",
+            [
+                {
+                    "id": row["trace_id"],
+                    "kind": "trace_id",
+                    **_located(source_id, row["created_at"]),
+                }
+                for row in rows
+                if row["trace_id"] is not None
+            ],
+        )
         return stored
 
     def insert_linked(

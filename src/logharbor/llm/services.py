@@ -10,7 +10,6 @@ from logharbor.common.errors import BadRequest, NotFound
 from logharbor.common.ids import is_uuid
 from logharbor.common.pagination import PageRequest
 from logharbor.db.engine import Database
-from logharbor.db.tables import http_traffic
 from logharbor.db.writer import GroupCommitWriter
 from logharbor.ingest.normalize import prompt_uuid
 from logharbor.ingest.normalize import trace_id as checked_trace_id
@@ -19,6 +18,7 @@ from logharbor.llm.prices import DEFAULT_PRICES, Price
 from logharbor.traffic import queries as traffic_queries
 from logharbor.traffic.access import Access, require_source
 from logharbor.traffic.normalize import check_text
+from logharbor.traffic.record_reads import record_reads
 
 MAX_MODEL_CHARS = 200
 
@@ -99,16 +99,10 @@ def trace(db: Database, principal: Principal, source_id: str, trace_id: str) -> 
         raise BadRequest("Invalid trace id", field_errors={"traceId": str(exc)}) from None
     with db.read() as conn:
         source = require_source(conn, source_id, principal, Access.READ)
-        records = list(
-            conn.execute(
-                traffic_queries.record_select().where(
-                    http_traffic.c.traffic_source_id == source["id"],
-                    http_traffic.c.trace_id == trace_id,
-                )
-            ).mappings()
-        )
         calls = queries.calls_of_trace(conn, source["id"], trace_id)
         others = queries.spans_of_trace(conn, source["id"], trace_id)
+    reads = record_reads(db)
+    records = reads.of_trace(reads.traffic, reads.record_select(), source["id"], trace_id)
     items: list[dict[str, Any]] = []
     for row in records:
         record = traffic_queries.joined_record_json(row)

@@ -93,6 +93,21 @@ def payload_of_record(client: EventsClient, column: str, payload_id: str) -> dic
     return payload
 
 
+def times_of_trace(client: EventsClient, source_id: str, trace_id: str) -> list[Any]:
+    table = ev.record_ids
+    rows = fetch(
+        client,
+        select(table.c.created_at)
+        .where(
+            table.c.id == trace_id,
+            table.c.kind == "trace_id",
+            table.c.traffic_source_id == source_id,
+        )
+        .distinct(),
+    )
+    return sorted(row["created_at"] for row in rows)
+
+
 def records_by_id(client: EventsClient, ids: Sequence[str]) -> list[dict[str, Any]]:
     """Stored records with these ids, whichever source they belong to (full rows).
 

@@ -20,7 +20,6 @@ from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.bulk import upsertable_insert
 from logharbor.db.tables import (
-    core_logs,
     core_pathnames,
     domains,
     http_traffic,
@@ -412,17 +411,3 @@ def insert_row(conn: Connection, table: Table, values: dict[str, Any]) -> None:
 
 def source_row(conn: Connection, source_id: str) -> RowMapping | None:
     return row_by_id(conn, traffic_sources, source_id)
-
-
-def core_logs_of_trace(
-    conn: Connection, source_id: str, trace_id: str, limit: int = 100
-) -> list[dict[str, Any]]:
-    """The log lines and core logs of one trace, oldest first: what happened while a request
-    of that trace was served."""
-    rows = conn.execute(
-        select(core_logs)
-        .where(core_logs.c.traffic_source_id == source_id, core_logs.c.trace_id == trace_id)
-        .order_by(core_logs.c.created_at, core_logs.c.id)
-        .limit(limit)
-    ).mappings()
-    return [core_log_json(row) for row in rows]

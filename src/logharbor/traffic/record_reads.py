@@ -63,6 +63,22 @@ class RecordReads:
         )
         return self.rows(statement.where(*where).order_by(*ordering).offset(offset).limit(limit))
 
+    def of_trace(
+        self, table: Table, statement: Any, source_id: str, trace_id: str, limit: int = 1000
+    ) -> Sequence[Mapping[Any, Any]]:
+        """The rows of ``table`` (traffic or core logs, selected by ``statement``) in one trace,
+        oldest first. On ClickHouse the trace's times are found in ``record_ids`` first, so that
+        the read stays within the source's sorting key instead of scanning its trace ids."""
+        where = [table.c.traffic_source_id == source_id, table.c.trace_id == trace_id]
+        if self.events is not None:
+            times = clickhouse_queries.times_of_trace(self.events, source_id, trace_id)
+            if not times:
+                return []
+            where.append(table.c.created_at.in_(times))
+        return self.rows(
+            statement.where(*where).order_by(table.c.created_at, table.c.id).limit(limit)
+        )
+
 
 def record_reads(db: Database) -> RecordReads:
     if db.events is None:

@@ -410,6 +410,17 @@ def get_record(
     return queries.joined_record_json(row, full=True)
 
 
+def core_logs_of_trace(
+    db: Database, source_id: str, trace_id: str, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The log lines and core logs of one trace, oldest first: what happened while a request
+    of that trace was served."""
+    reads = record_reads(db)
+    table = reads.core_logs
+    rows = reads.of_trace(table, select(table), source_id, trace_id, limit)
+    return [queries.core_log_json(row) for row in rows]
+
+
 def value_listing(
     conn: Connection,
     table: Table,

@@ -17,7 +17,6 @@ from sqlalchemy import Connection
 from logharbor.auth.deps import Principal, get_db
 from logharbor.common.pagination import PageRequest
 from logharbor.traffic import filters as traffic_filters
-from logharbor.traffic import queries as traffic_queries
 from logharbor.traffic import services as traffic_services
 from logharbor.traffic.access import Access, require_source
 from logharbor.traffic.normalize import LEVELS, METHODS
@@ -196,8 +195,7 @@ def record_page(request: Request, source_id: str, record_id: str) -> Response:
     record = traffic_services.get_record(db, principal, source["id"], record_id)
     trace_logs: list[dict[str, Any]] = []
     if record.get("traceId"):
-        with db.read() as conn:
-            trace_logs = traffic_queries.core_logs_of_trace(conn, source["id"], record["traceId"])
+        trace_logs = traffic_services.core_logs_of_trace(db, source["id"], record["traceId"])
     parts: dict[str, dict[str, Any] | None] = {}
     for side in ("request", "response"):
         payload = record.get(side)
