@@ -20,8 +20,10 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, Table, and_, delete, exists, select
 
+from logharbor.db.clickhouse import EventsClient
 from logharbor.db.engine import Database
 from logharbor.db.tables import core_logs, http_traffic, requests, responses, traffic_sources
+from logharbor.traffic import clickhouse_retention
 
 
 @dataclass
@@ -58,6 +60,8 @@ def prune_records(
     report = RecordsPruned()
     with db.read() as conn:
         sources = sources_with_retention(conn)
+    if db.events is not None:
+        _prune_events(db, db.events, now, report)
     for source in sources:
         if should_stop():
             break
@@ -65,6 +69,21 @@ def prune_records(
         prune_source(db, source["id"], cutoff, batch_size, report, should_stop)
         report.cutoffs[source["id"]] = cutoff
     return report
+
+
+def _prune_events(db: Database, events: EventsClient, now: datetime, report: RecordsPruned) -> None:
+    """Records on ClickHouse: by whole day partitions where it can (clickhouse_retention)."""
+    with db.read() as conn:
+        every_source = conn.execute(
+            select(traffic_sources.c.id, traffic_sources.c.retention_days)
+        ).all()
+    cutoffs = {
+        source_id: now - timedelta(days=days) if days else None for source_id, days in every_source
+    }
+    deleted = clickhouse_retention.prune(events, cutoffs)
+    report.traffic += deleted["http_traffic"]
+    report.core_logs += deleted["core_logs"]
+    report.batches += 1
 
 
 def prune_source(

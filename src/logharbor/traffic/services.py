@@ -21,13 +21,14 @@ from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database
 from logharbor.db.tables import (
     domains,
+    http_traffic,
     ingest_keys,
     traffic_source_shares,
     traffic_sources,
     users,
 )
-from logharbor.traffic import clickhouse_queries, normalize, queries
-from logharbor.traffic.access import Access, require_source
+from logharbor.traffic import clickhouse_queries, clickhouse_retention, normalize, queries
+from logharbor.traffic.access import Access, require_source, require_source_of
 from logharbor.traffic.filters import SortRequest, TrafficFilters, contains
 from logharbor.traffic.record_reads import RecordReads, record_reads
 from logharbor.traffic.schemas import (
@@ -150,6 +151,8 @@ def delete_source(db: Database, principal: Principal, source_id: str) -> None:
         source = require_source(conn, source_id, principal, Access.MANAGE)
         # Every child row references the source with ON DELETE CASCADE.
         conn.execute(delete(traffic_sources).where(traffic_sources.c.id == source["id"]))
+    if db.events is not None:
+        clickhouse_retention.delete_source_events(db.events, source["id"])
 
 
 # --- shares ------------------------------------------------------------------------------------
@@ -408,6 +411,32 @@ def get_record(
     if row is None:
         raise NotFound("Record not found", field_errors={"recordId": "Record not found"})
     return queries.joined_record_json(row, full=True)
+
+
+def delete_traffic_row(
+    db: Database, principal: Principal, traffic_id: str, missing: NotFound
+) -> None:
+    """Delete a traffic record with its request and response, from whichever store has it."""
+    if db.events is not None:
+        found = clickhouse_queries.records_by_id(db.events, [traffic_id])
+        if not found:
+            raise missing
+        with db.read() as conn:
+            require_source_of(
+                conn, found[0]["traffic_source_id"], principal, Access.MANAGE, missing
+            )
+        clickhouse_retention.delete_record(
+            db.events, "http_traffic", found[0]["traffic_source_id"], traffic_id
+        )
+        return
+    traffic = http_traffic
+    with db.write() as conn:
+        row = queries.row_by_id(conn, traffic, traffic_id)
+        if row is None:
+            raise missing
+        require_source_of(conn, row["traffic_source_id"], principal, Access.MANAGE, missing)
+        queries.delete_payloads_of(conn, traffic, traffic.c.id == traffic_id)
+        conn.execute(delete(traffic).where(traffic.c.id == traffic_id))
 
 
 def core_logs_of_trace(

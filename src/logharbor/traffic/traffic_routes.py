@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
-from sqlalchemy import delete
 
 from logharbor.auth.deps import CurrentPrincipal, CurrentUser, Db
 from logharbor.common.errors import NotFound
@@ -21,7 +20,6 @@ from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import (
     core_pathnames,
     domains,
-    http_traffic,
     pathnames,
     requests,
     responses,
@@ -30,7 +28,7 @@ from logharbor.db.writer import GroupCommitWriter, WriteTx
 from logharbor.ingest.events import TrafficEvent
 from logharbor.ingest.store import RecordStore
 from logharbor.traffic import normalize, queries, services
-from logharbor.traffic.access import Access, require_source, require_source_of
+from logharbor.traffic.access import Access, require_source
 from logharbor.traffic.filters import CoreLogFilters, Filters, Sort
 from logharbor.traffic.schemas import (
     CoreLogIn,
@@ -208,13 +206,7 @@ def delete_http_traffic(
     missing = NotFound(
         "Http traffic not found", field_errors={"httpTrafficId": "Http traffic not found"}
     )
-    with db.write() as conn:
-        row = queries.row_by_id(conn, http_traffic, traffic_id)
-        if row is None:
-            raise missing
-        require_source_of(conn, row["traffic_source_id"], principal, Access.MANAGE, missing)
-        queries.delete_payloads_of(conn, http_traffic, http_traffic.c.id == traffic_id)
-        conn.execute(delete(http_traffic).where(http_traffic.c.id == traffic_id))
+    services.delete_traffic_row(db, principal, traffic_id, missing)
     return Response(status_code=204)
 
 

@@ -1,0 +1,148 @@
+"""Retention and deletion of traffic records and core logs kept on ClickHouse.
+
+ClickHouse deletes cheaply in whole partitions and dearly row by row (a mutation rewrites
+every part it touches). So retention first drops each day partition in which every source's
+window has passed, which is all of them for the common case of one retention for everyone, and
+deletes by mutation only what is left: the older days of sources with a shorter window than
+their neighbours'. A source's deletion, and the deletion of one record, are mutations too.
+
+``DROP PARTITION`` and ``ALTER ... DELETE`` do not go through a ``Distributed`` table: on a
+cluster they run on every node's local table (18.16 refuses them on the Distributed one).
+Mutations run in the background; the caller waits for them (18.16 has no ``mutations_sync``),
+so that a record reported deleted is gone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from logharbor.db import events_schema as ev
+from logharbor.db.clickhouse import EventsClient, EventsStoreError, epoch_ms, literal
+from logharbor.db.clickhouse_sql import fetch
+
+# The tables retention applies to; ``record_ids`` follows the records it locates.
+RECORD_TABLES = ("http_traffic", "core_logs")
+_DAY_MS = 86_400_000
+
+
+def _alter_everywhere(client: EventsClient, table: str, clause: str) -> None:
+    local = ev.layout_of(client).local(table)
+    client.command_on_every_node(f"ALTER TABLE {client.database}.{local} {clause}")
+
+
+def wait_for_mutations(client: EventsClient, timeout: float = 300.0) -> None:
+    """Until no mutation of the events database is pending on any node."""
+    deadline = time.monotonic() + timeout
+    sql = (
+        "SELECT count() FROM system.mutations WHERE database = "
+        f"{literal(client.database)} AND is_done = 0 FORMAT TabSeparated"
+    )
+    for node in client.nodes:
+        while int(node.execute(sql).strip() or 0) > 0:
+            if time.monotonic() > deadline:
+                raise EventsStoreError("ClickHouse mutations did not finish in time")
+            time.sleep(0.05)
+
+
+def _count(client: EventsClient, table: str, source_id: str, before_ms: int | None) -> int:
+    events_table = ev.metadata.tables[table]
+    where = [events_table.c.traffic_source_id == source_id]
+    if before_ms is not None:
+        where.append(events_table.c.created_at < before_ms)
+    rows = fetch(client, select(func.count().label("n")).where(*where))
+    return int(rows[0]["n"]) if rows else 0
+
+
+def droppable_days(
+    client: EventsClient, table: str, cutoffs: Mapping[str, datetime | None]
+) -> list[int]:
+    """Day partitions (YYYYMMDD) of ``table`` in which every row is past its source's cutoff.
+
+    ``cutoffs`` maps each source that still exists to the time before which its records go
+    (None: kept for ever); rows of sources no longer there go whatever their age."""
+    rows = client.query(
+        "SELECT toYYYYMMDD(toDateTime(intDiv(created_at, 1000))) AS day, "
+        "min(created_at) AS first, max(created_at) AS last, "
+        f"groupUniqArray(traffic_source_id) AS sources FROM {table} GROUP BY day"
+    )
+    days = []
+    for row in rows:
+        end_of_day = (int(row["last"]) // _DAY_MS + 1) * _DAY_MS
+        if all(_past(cutoffs, source, end_of_day) for source in row["sources"]):
+            days.append(int(row["day"]))
+    return sorted(days)
+
+
+def _past(cutoffs: Mapping[str, datetime | None], source: str, end_of_day_ms: int) -> bool:
+    if source not in cutoffs:
+        return True  # its source was deleted
+    cutoff = cutoffs[source]
+    return cutoff is not None and epoch_ms(cutoff) >= end_of_day_ms
+
+
+def prune(client: EventsClient, cutoffs: Mapping[str, datetime | None]) -> dict[str, int]:
+    """Apply every source's retention; returns the records deleted per table."""
+    deleted = {table: 0 for table in RECORD_TABLES}
+    for table in RECORD_TABLES:
+        for day in droppable_days(client, table, cutoffs):
+            deleted[table] += _rows_of_day(client, table, day)
+            _alter_everywhere(client, table, f"DROP PARTITION {day}")
+        for source_id, cutoff in cutoffs.items():
+            if cutoff is None:
+                continue
+            before = epoch_ms(cutoff)
+            old = _count(client, table, source_id, before)
+            if old:
+                deleted[table] += old
+                _alter_everywhere(
+                    client,
+                    table,
+                    f"DELETE WHERE traffic_source_id = {literal(source_id)} "
+                    f"AND created_at < {before}",
+                )
+    _prune_record_ids(client, cutoffs)
+    wait_for_mutations(client)
+    return deleted
+
+
+def _rows_of_day(client: EventsClient, table: str, day: int) -> int:
+    rows = client.query(
+        f"SELECT count() AS n FROM {table} "
+        f"WHERE toYYYYMMDD(toDateTime(intDiv(created_at, 1000))) = {day}"
+    )
+    return int(rows[0]["n"]) if rows else 0
+
+
+def _prune_record_ids(client: EventsClient, cutoffs: Mapping[str, datetime | None]) -> None:
+    for day in droppable_days(client, "record_ids", cutoffs):
+        _alter_everywhere(client, "record_ids", f"DROP PARTITION {day}")
+    for source_id, cutoff in cutoffs.items():
+        if cutoff is not None and _count(client, "record_ids", source_id, epoch_ms(cutoff)):
+            _alter_everywhere(
+                client,
+                "record_ids",
+                f"DELETE WHERE traffic_source_id = {literal(source_id)} "
+                f"AND created_at < {epoch_ms(cutoff)}",
+            )
+
+
+def delete_source_events(client: EventsClient, source_id: str) -> None:
+    """Everything a deleted source stored on ClickHouse."""
+    for table in (*RECORD_TABLES, "record_ids"):
+        if _count(client, table, source_id, None):
+            _alter_everywhere(
+                client, table, f"DELETE WHERE traffic_source_id = {literal(source_id)}"
+            )
+    wait_for_mutations(client)
+
+
+def delete_record(client: EventsClient, table: str, source_id: str, record_id: str) -> None:
+    """One traffic record or core log, with the lookups that locate it."""
+    where = f"traffic_source_id = {literal(source_id)} AND id = {literal(record_id)}"
+    _alter_everywhere(client, table, f"DELETE WHERE {where}")
+    _alter_everywhere(client, "record_ids", f"DELETE WHERE {where}")
+    wait_for_mutations(client)
