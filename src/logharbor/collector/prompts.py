@@ -147,9 +147,13 @@ class PromptCache:
         self.refreshes = 0  # completed refresh passes
         self.refresh_failures = 0  # fetches of a known prompt that failed (last one kept)
 
-    def get(self, key: Key) -> Prompt:
+    def held(self, key: Key) -> Prompt | None:
+        """The prompt if it is in memory (never fetches)."""
         with self._lock:
-            known = self._prompts.get(key)
+            return self._prompts.get(key)
+
+    def get(self, key: Key) -> Prompt:
+        known = self.held(key)
         if known is not None:
             return known
         prompt = self._fetch(key, None)  # raises PromptUnavailable: nothing to serve yet
