@@ -148,14 +148,14 @@ def _backfill(conn: sa.Connection) -> None:
         *(sa.column(name, utc if name == "bucket_start" else None) for name in _KEY_COLUMNS),
         *(sa.column(name) for name in _SUM_COLUMNS),
     )
-    rows = []
+    inserts: list[dict[str, Any]] = []
     for key in sorted(totals):
         row = dict(zip(_KEY_COLUMNS, key, strict=True))
         row["bucket_start"] = datetime.fromtimestamp(row["bucket_start"], UTC)
         row.update(zip(_SUM_COLUMNS, totals[key], strict=True))
-        rows.append(row)
-    for start in range(0, len(rows), _PAGE):
-        conn.execute(rollups.insert(), rows[start : start + _PAGE])
+        inserts.append(row)
+    for start in range(0, len(inserts), _PAGE):
+        conn.execute(rollups.insert(), inserts[start : start + _PAGE])
 
 
 def downgrade() -> None:
