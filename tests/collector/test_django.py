@@ -12,10 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
+from collector.fake_provider import REPLY, FakeProvider
 from collector.harness import MemoryTransport, drain, serve_asgi, serve_wsgi
 from logharbor.collector import Collector, current_trace
 
 INCOMING = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+# Where the LLM view finds the fake provider (started by its test).
+PROVIDER: dict[str, str] = {}
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
@@ -52,6 +55,16 @@ def _views() -> types.ModuleType:
         assert current is not None
         return JsonResponse({"traceId": current.trace_id, "spanId": current.span_id})
 
+    def summarize(request: Any, ticket: int) -> JsonResponse:
+        import openai
+
+        client = openai.OpenAI(base_url=f"{PROVIDER['url']}/v1", api_key="sk-test", max_retries=0)
+        answer = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": f"Summarize ticket {ticket}"}],
+        )
+        return JsonResponse({"text": answer.choices[0].message.content})
+
     module = types.ModuleType("logharbor_django_test_urls")
     module.urlpatterns = [  # type: ignore[attr-defined]
         path("items/<int:item_id>", item),
@@ -61,6 +74,7 @@ def _views() -> types.ModuleType:
         path("pay", pay),
         path("hidden", hidden),
         path("trace", trace),
+        path("tickets/<int:ticket>/summary", summarize),
     ]
     return module
 
@@ -203,3 +217,28 @@ def test_django_continues_the_trace_and_sends_the_exception_of_a_5xx(django_site
     # A view's Http404 reaches process_exception too, but is no server error.
     assert hidden["status"] == 404 and "exception" not in hidden
     assert current_trace() is None
+
+
+def test_django_llm_calls_name_their_request_record_and_route(django_site: Site) -> None:
+    collector, transport = django_site.collector, django_site.transport
+    before_records, before_spans = len(transport.records), len(transport.spans)
+    accepted = collector.stats().accepted
+    fake = FakeProvider()
+    collector.instrument_openai()
+    try:
+        with serve_asgi(fake.app()) as provider, httpx.Client(base_url=django_site.url) as http:
+            PROVIDER["url"] = provider.url
+            answer = http.get("/tickets/7/summary", headers={"traceparent": INCOMING})
+            assert answer.status_code == 200 and answer.json() == {"text": REPLY}
+            # The record and the call's span.
+            drain(collector, accepted + 2)
+    finally:
+        collector.uninstrument_openai()
+    (record,) = transport.records[before_records:]
+    (span,) = transport.spans[before_spans:]
+    values = {a["key"]: a["value"] for a in span["attributes"]}
+    assert record["routeTemplate"] == "/tickets/<int:ticket>/summary"
+    assert values["logharbor.record.id"] == {"stringValue": record["id"]}
+    assert values["http.route"] == {"stringValue": "/tickets/<int:ticket>/summary"}
+    assert span["traceId"] == record["traceId"] == TRACE_ID
+    assert span["parentSpanId"] == record["spanId"]

@@ -26,6 +26,7 @@ from collector.fake_provider import REPLY, WORDS, FakeProvider
 from collector.harness import MemoryTransport, Receiver, drain, serve_asgi, wait_until
 from logharbor.collector import Collector, HttpTransport, LogHarborASGIMiddleware, llm
 from logharbor.collector.llm_openai import ChatCompletions
+from logharbor.collector.redaction import mentions_any, normalize_keys
 
 SECRET = "hunter2-secret"
 
@@ -656,3 +657,59 @@ def test_uninstrument_puts_the_sdks_back(
     sync_anthropic.messages.create(model="claude-sonnet-4-5", max_tokens=5, messages=MESSAGES[1:])
     assert collector.flush(10)
     assert transport.spans == [] and collector.stats().accepted == 0
+
+
+def _span_of(messages: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
+    call = llm.LlmCall(
+        adapter=ChatCompletions(),
+        kwargs={"model": "gpt-4o-mini", "messages": messages},
+        trace_id="1" * 32,
+        span_id="2" * 16,
+        parent_span_id=None,
+        request=None,
+        record_id=None,
+        start_ns=1,
+        streamed=False,
+    )
+    return llm.to_span(call, normalize_keys(keys), capture_content=True)
+
+
+def test_content_is_masked_wherever_a_masked_key_appears_in_any_case() -> None:
+    # Content is encoded first and masked only when its text names a key: a key in a tool
+    # call's arguments, in another case, or only as part of a longer key, must still be caught.
+    messages = [
+        {"role": "user", "content": "Übersicht: TOKEN=abc&x=1"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "login", "arguments": '{"Access_Token": "s3cr3t"}'},
+                }
+            ],
+        },
+    ]
+    values = attrs(_span_of(messages, ("token", "access_token")))
+    inputs = json.loads(values["gen_ai.input.messages"])
+    assert inputs[0]["parts"] == [{"type": "text", "content": "Übersicht: TOKEN=****&x=1"}]
+    assert inputs[1]["parts"][0]["arguments"] == {"Access_Token": "****"}
+    assert "s3cr3t" not in values["gen_ai.input.messages"]
+
+
+def test_content_naming_no_masked_key_is_sent_as_the_app_gave_it() -> None:
+    messages = [{"role": "user", "content": 'Say "hi" to Zoë {"a": 1}'}]
+    values = attrs(_span_of(messages, ("password",)))
+    assert json.loads(values["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": 'Say "hi" to Zoë {"a": 1}'}]}
+    ]
+
+
+def test_mentions_any_finds_keys_contained_in_others_and_in_non_ascii_text() -> None:
+    keys = normalize_keys(["token", "access_token", "Client_Secret", "secret"])
+    assert mentions_any("an ACCESS_TOKEN here", keys)
+    assert mentions_any("Ünïcode CLIENT_secret", keys)
+    assert mentions_any("just a secret", keys)
+    assert not mentions_any("nothing to see: tokne, secre", keys)
+    assert not mentions_any("anything", frozenset())

@@ -5,8 +5,10 @@ LogHarbor is down, and a label moved on the server reaches the app on the next r
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from collector.fake_provider import REPLY, FakeProvider
 from collector.harness import LogHarbor, running_logharbor, serve_asgi, wait_until
@@ -189,3 +195,53 @@ def test_compile_braces_formats_and_bad_templates() -> None:
         prompt("a { b").compile()
     with pytest.raises(PromptError, match="placeholders are names"):
         prompt("{0} {a.b}").compile(a=1)
+
+
+class _SlowResolver:
+    """``GET /prompts/resolve`` that answers only once ``gate`` is set: a first fetch that is
+    still waiting for the network."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.asked = 0
+
+    def app(self) -> Starlette:
+        async def resolve(request: Request) -> JSONResponse:
+            self.asked += 1
+            if request.query_params.get("title") != TITLE:
+                return JSONResponse({"error": "Prompt not found"}, status_code=404)
+            await asyncio.to_thread(self.gate.wait, 30)
+            body = {"_id": "prompt1", "version": 3, "title": TITLE, "content": "Hi {name}"}
+            return JSONResponse({**body, "model": "gpt-4o", "labels": ["production"]})
+
+        return Starlette(routes=[Route("/prompts/resolve", resolve)])
+
+
+def test_aprompt_never_blocks_the_event_loop() -> None:
+    resolver = _SlowResolver()
+    with serve_asgi(resolver.app()) as served:
+        collector = Collector(served.url, api_key="lhk_test", timeout=30)
+
+        async def scenario() -> None:
+            fetching = asyncio.create_task(collector.aprompt(TITLE, label="production"))
+            # Only this coroutine, on the same loop, lets the server answer: had the first
+            # fetch blocked the loop, this would never run and the fetch never end.
+            while resolver.asked == 0:
+                await asyncio.sleep(0.01)
+            assert not fetching.done()
+            resolver.gate.set()
+            prompt = await fetching
+            assert (prompt.version, prompt.compile(name="Ann")) == (3, "Hi Ann")
+            # Held now: served from memory, no second request.
+            assert await collector.aprompt(TITLE, label="production") is prompt
+            assert resolver.asked == 1
+            with pytest.raises(PromptUnavailable):
+                await collector.aprompt("No such prompt")
+            with pytest.raises(PromptError):
+                await collector.aprompt(TITLE, id="prompt1")
+
+        try:
+            asyncio.run(scenario())
+        finally:
+            resolver.gate.set()
+            collector.close()

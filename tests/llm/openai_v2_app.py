@@ -1,6 +1,6 @@
 """An app instrumented only by OpenTelemetry's own ``opentelemetry-instrumentation-openai-v2``,
 run by ``test_openai_v2.py`` in a process of its own (providers and content capture are set once
-per process). Usage: ``python openai_v2_app.py LOGHARBOR_URL INGEST_KEY``.
+per process). Usage: ``python openai_v2_app.py LOGHARBOR_URL INGEST_KEY [CAPTURE_MODE]``.
 
 Inside a SERVER span with HTTP attributes (the request an app serves), it calls a fake OpenAI on
 127.0.0.1 with the real ``openai`` SDK, once plainly and once streamed; spans and the GenAI log
@@ -14,7 +14,10 @@ import os
 import sys
 
 os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
-os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "SPAN_AND_EVENT"
+# SPAN_AND_EVENT, or EVENT_ONLY: the content then travels only in the details log event.
+os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = (
+    sys.argv[3] if len(sys.argv) > 3 else "SPAN_AND_EVENT"
+)
 
 import openai
 from opentelemetry import trace

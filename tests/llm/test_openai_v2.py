@@ -26,13 +26,15 @@ def logharbor(database_url: str, tmp_path: Path) -> Iterator[LogHarbor]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("capture", ["SPAN_AND_EVENT", "EVENT_ONLY"])
 def test_openai_v2_instrumentation_calls_are_generations_in_their_requests_trace(
-    logharbor: LogHarbor,
+    logharbor: LogHarbor, capture: str
 ) -> None:
+    # EVENT_ONLY: the spans carry no content, their details log events (another export) do.
     # The app borrows the collector tests' fake provider (tests/collector/fake_provider.py).
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(APP.parent.parent), *sys.path])}
     run = subprocess.run(
-        [sys.executable, str(APP), logharbor.url, logharbor.ingest_key],
+        [sys.executable, str(APP), logharbor.url, logharbor.ingest_key, capture],
         env=env,
         capture_output=True,
         text=True,

@@ -13,6 +13,7 @@ from test_otlp_routes import JSON, START, span, traces
 from traffic_support import create_source, ingest_key
 
 from helpers import AUser, bearer
+from llm.test_details_events import _event, _post_events
 from logharbor import retention_job
 from logharbor.common.timestamps import parse_iso
 from logharbor.db.tables import generations, http_traffic, spans
@@ -77,8 +78,12 @@ def test_llm_calls_and_spans_go_with_their_records_retention(
     assert START == 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
     db = client.app.state.db  # type: ignore[attr-defined]
     # A batch of 1 makes each table take several batches: a batch boundary loses nothing.
+    # A details event whose call never came is kept no longer than a call.
+    orphan = _event(os.urandom(16).hex(), os.urandom(8).hex())
+    _post_events(client, ingest_key(client, user, kept_30_days), orphan)
     report = retention_job.prune(db, batch_size=1, now=now)
     assert (report.records.traffic, report.traces.generations, report.traces.spans) == (2, 2, 2)
+    assert report.traces.details == 1
     assert _counts(client, kept_30_days) == (1, 1, 1)
     assert _counts(client, forever) == (3, 3, 3)
     # What is left is the newer trace, whole.

@@ -321,10 +321,22 @@ class Collector:
         From memory after the first call; the first call for a prompt fetches it and raises
         ``PromptUnavailable`` if LogHarbor cannot be reached or has no such prompt or label.
         """
-        if (title is None) == (id is None):
-            raise PromptError("name the prompt by title or by id=, not both")
-        key: Key = ("id", id, label) if id is not None else ("title", title or "", label)
-        return self.prompts.get(key)
+        return self.prompts.get(_prompt_key(title, id, label))
+
+    async def aprompt(
+        self, title: str | None = None, *, id: str | None = None, label: str | None = None
+    ) -> Prompt:
+        """``prompt()`` for async code (``await collector.aprompt("Summarize a ticket")``):
+        from memory when held, else the first fetch runs in a worker thread, so that the event
+        loop never waits for the network."""
+        import asyncio
+
+        key = _prompt_key(title, id, label)
+        cache = self.prompts
+        held = cache.held(key)
+        if held is not None:
+            return held
+        return await asyncio.to_thread(cache.get, key)
 
     @property
     def prompts(self) -> PromptCache:
@@ -544,6 +556,12 @@ class Collector:
         if now - self._warned_at >= 60.0 or self._warned_at == 0.0:
             self._warned_at = now
             log.warning(message)
+
+
+def _prompt_key(title: str | None, id: str | None, label: str | None) -> Key:
+    if (title is None) == (id is None):
+        raise PromptError("name the prompt by title or by id=, not both")
+    return ("id", id, label) if id is not None else ("title", title or "", label)
 
 
 def _with_trace(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,10 +8,11 @@ arguments (``url``, ``api_key``, ``traffic_source_id``, ...) plus the capture op
 
 Each request continues the trace of its ``traceparent`` header or starts one; the trace is
 current (``logharbor.collector.tracing.current_trace()``) while Django handles the request, so
-that outbound calls continue it. An exception a view raises reaches ``process_exception``,
-which only notes it (Django goes on handling it exactly as before); when the response is a
-5xx the exception is sent with the record (type, message, traceback; see
-``logharbor.collector.exceptions``).
+that outbound calls continue it, and so is the request (``current_request``), so that the LLM
+calls a view makes are sent with the request's record id and route template. An exception a
+view raises reaches ``process_exception``, which only notes it (Django goes on handling it
+exactly as before); when the response is a 5xx the exception is sent with the record (type,
+message, traceback; see ``logharbor.collector.exceptions``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
-from logharbor.collector import tracing
+from logharbor.collector import current_request, tracing
 from logharbor.collector.collector import Collector
 from logharbor.collector.exceptions import capture_exception
 from logharbor.collector.records import Body, Exchange
@@ -88,20 +89,26 @@ class LogHarborMiddleware:
         if self.exclude_paths and request.path.startswith(self.exclude_paths):
             return self.get_response(request)
         request_body = self._request_body(request) if self.capture_bodies else None
-        trace = token = None
+        trace = token = current = request_token = None
         try:
             trace = tracing.server_trace(request.META.get("HTTP_TRACEPARENT"))
             token = tracing.enter(trace)
+            # LLM calls the view makes name this request's record and route (read when asked:
+            # Django resolves the URL after this middleware has started).
+            current = current_request.CurrentRequest(lambda: route_template(request))
+            request_token = current_request.enter(current)
         except Exception:
             log.debug("LogHarbor collector error (ignored)", exc_info=True)
         started = perf_counter()
         try:
             response = self.get_response(request)
         finally:
+            if request_token is not None:
+                current_request.leave(request_token)
             if token is not None:
                 tracing.leave(token)
         try:
-            self._record(request, response, started, request_body, trace)
+            self._record(request, response, started, request_body, trace, current)
         except Exception:
             log.debug("LogHarbor collector error (ignored)", exc_info=True)
         return response
@@ -140,6 +147,7 @@ class LogHarborMiddleware:
         started: float,
         body: Body | None,
         trace: tracing.TraceContext | None,
+        current: current_request.CurrentRequest | None,
     ) -> None:
         elapsed = (perf_counter() - started) * 1000.0
         # Taken off the request: through its traceback the exception holds the view's frames,
@@ -176,6 +184,7 @@ class LogHarborMiddleware:
                 trace_id=trace.trace_id if trace else None,
                 span_id=trace.span_id if trace else None,
                 exception=exception,
+                record_id=current.known_record_id if current is not None else None,
             )
         )
 

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from logharbor.collector import current_request, tracing
 from logharbor.collector.otlp import SPAN_KIND_CLIENT, STATUS_ERROR, attributes
-from logharbor.collector.redaction import mask, mask_text
+from logharbor.collector.prompts import CompiledPrompt
+from logharbor.collector.redaction import mask, mask_text, mentions_any
 
 if TYPE_CHECKING:
     from logharbor.collector.collector import Collector
@@ -282,15 +283,17 @@ class _Observed:
         self._lh_stream = stream
         self._lh_collector = collector
         self._lh_call = call
+        # The call's lists, held here too: noting a chunk is then two appends, with no lookups
+        # through the call on every chunk of every stream.
+        self._lh_chunks: list[Any] = call.chunks if call.chunks is not None else []
+        self._lh_stamps: list[int] = call.chunk_ns if call.chunk_ns is not None else []
 
     def _lh_note(self, chunk: Any) -> None:
         try:
-            call = self._lh_call
-            chunks, stamps = call.chunks, call.chunk_ns
-            assert chunks is not None and stamps is not None
+            chunks = self._lh_chunks
             if len(chunks) < MAX_STREAM_CHUNKS:
                 chunks.append(chunk)
-                stamps.append(time.time_ns())
+                self._lh_stamps.append(time.time_ns())
             else:
                 chunks[-1] = chunk
         except Exception:
@@ -416,12 +419,16 @@ def to_span(call: LlmCall, keys: frozenset[str], capture_content: bool) -> dict[
         values["http.route"] = call.request.route()
     values["logharbor.record.id"] = call.record_id
     if capture_content:
-        values["gen_ai.input.messages"] = _json(mask_messages(adapter.input_messages(kwargs), keys))
+        values["gen_ai.input.messages"] = _masked_json(
+            adapter.input_messages(kwargs), mask_messages, keys
+        )
         system = adapter.system_instructions(kwargs)
         if system:
-            values["gen_ai.system_instructions"] = _json(mask_parts(system, keys))
+            values["gen_ai.system_instructions"] = _masked_json(system, mask_parts, keys)
         if summary.output_messages is not None:
-            values["gen_ai.output.messages"] = _json(mask_messages(summary.output_messages, keys))
+            values["gen_ai.output.messages"] = _masked_json(
+                summary.output_messages, mask_messages, keys
+            )
     if call.error_type is not None:
         values["error.type"] = call.error_type
     model = values.get("gen_ai.request.model")
@@ -451,8 +458,25 @@ def to_span(call: LlmCall, keys: frozenset[str], capture_content: bool) -> dict[
     return span
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+# One encoder for every span: json.dumps() with options builds a new one per call.
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def _masked_json(
+    value: list[dict[str, Any]],
+    masker: Callable[[list[dict[str, Any]], frozenset[str]], list[dict[str, Any]]],
+    keys: frozenset[str],
+) -> str:
+    """``value`` as JSON text, masked by ``keys``.
+
+    Encoded first and masked only when the text names a masked key: masking changes nothing
+    in content that mentions none of them (most prompts and answers), and one scan of the
+    encoded text costs a fraction of copying and scanning every part.
+    """
+    text = _json(value)
+    if keys and mentions_any(text, keys):
+        text = _json(masker(value, keys))
+    return text
 
 
 def mask_parts(parts: list[dict[str, Any]], keys: frozenset[str]) -> list[dict[str, Any]]:
@@ -477,6 +501,8 @@ def mask_messages(messages: list[dict[str, Any]], keys: frozenset[str]) -> list[
 def find_prompt(kwargs: Mapping[str, Any]) -> tuple[str, int] | None:
     """The library prompt (id, version) the call was made with, when its text is among the
     call's arguments as ``Collector.prompt()`` compiled it (a ``str`` that knows its prompt)."""
+    if not CompiledPrompt.made:
+        return None
     for key in _PROMPT_KEYS:
         found = _walk_for_prompt(kwargs.get(key), 0)
         if found is not None:
@@ -485,16 +511,21 @@ def find_prompt(kwargs: Mapping[str, Any]) -> tuple[str, int] | None:
 
 
 def _walk_for_prompt(value: Any, depth: int) -> tuple[str, int] | None:
-    if depth > _MAX_WALK_DEPTH or value is None:
+    kind = type(value)
+    # A plain str (nearly every value) cannot know its prompt: only a compiled one can.
+    if kind is str or value is None or depth > _MAX_WALK_DEPTH:
         return None
     if isinstance(value, str):
         origin = getattr(value, "logharbor_prompt", None)
         return origin if isinstance(origin, tuple) else None
-    if isinstance(value, Mapping):
-        value = list(value.values())
-    elif not isinstance(value, (list, tuple)):
-        value = [getattr(value, name, None) for name in ("content", "text")]
-    for item in value:
+    items: Any
+    if kind is list or kind is tuple:
+        items = value
+    elif kind is dict or isinstance(value, Mapping):
+        items = value.values()
+    else:
+        items = [getattr(value, name, None) for name in ("content", "text")]
+    for item in items:
         found = _walk_for_prompt(item, depth + 1)
         if found is not None:
             return found
@@ -504,8 +535,17 @@ def _walk_for_prompt(value: Any, depth: int) -> tuple[str, int] | None:
 # --- reading SDK objects (pydantic models, or plain dicts) ---------------------------------
 
 
+# Whether a type is a Mapping, per type: ``isinstance(x, Mapping)`` is an ABC check, and the
+# sender asks it of every SDK object it reads, tens of times per span.
+_MAPPING_TYPES: dict[type, bool] = {dict: True}
+
+
 def get(value: Any, name: str) -> Any:
-    if isinstance(value, Mapping):
+    kind = type(value)
+    mapping = _MAPPING_TYPES.get(kind)
+    if mapping is None:
+        mapping = _MAPPING_TYPES[kind] = issubclass(kind, Mapping)
+    if mapping:
         return value.get(name)
     return getattr(value, name, None)
 

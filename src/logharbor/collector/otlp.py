@@ -16,7 +16,14 @@ STATUS_ERROR = 2
 
 def any_value(value: Any) -> dict[str, Any]:
     """An OTLP ``AnyValue``; a value of another type is sent as its text."""
-    # bool first: it is an int to Python.
+    kind = type(value)
+    # Exact types first (most attributes are text): an isinstance chain per value adds up over
+    # the twenty-odd attributes of every span.
+    if kind is str:
+        return {"stringValue": value}
+    if kind is int:
+        return {"intValue": str(value)}
+    # bool before int: it is an int to Python.
     if isinstance(value, bool):
         return {"boolValue": value}
     if isinstance(value, int):

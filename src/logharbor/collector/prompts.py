@@ -20,7 +20,7 @@ import string
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from logharbor.collector.transport import open_client
 
@@ -60,10 +60,14 @@ class CompiledPrompt(str):
     """Prompt text that remembers the library prompt and version it was compiled from."""
 
     logharbor_prompt: tuple[str, int]
+    # Whether this process ever compiled one: until then no LLM call can carry one, and the
+    # sender does not search the calls' messages for it.
+    made: ClassVar[bool] = False
 
     def __new__(cls, text: str, origin: tuple[str, int]) -> CompiledPrompt:
         compiled = super().__new__(cls, text)
         compiled.logharbor_prompt = origin
+        CompiledPrompt.made = True
         return compiled
 
 
@@ -143,9 +147,13 @@ class PromptCache:
         self.refreshes = 0  # completed refresh passes
         self.refresh_failures = 0  # fetches of a known prompt that failed (last one kept)
 
-    def get(self, key: Key) -> Prompt:
+    def held(self, key: Key) -> Prompt | None:
+        """The prompt if it is in memory (never fetches)."""
         with self._lock:
-            known = self._prompts.get(key)
+            return self._prompts.get(key)
+
+    def get(self, key: Key) -> Prompt:
+        known = self.held(key)
         if known is not None:
             return known
         prompt = self._fetch(key, None)  # raises PromptUnavailable: nothing to serve yet

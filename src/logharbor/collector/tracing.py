@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import sys
 from collections.abc import Iterator
@@ -66,8 +67,10 @@ def new_trace_id() -> str:
 
 
 def new_span_id() -> str:
+    # Unique, not secret (OpenTelemetry's SDK draws them the same way): the process's PRNG,
+    # reseeded in a forked child by the random module, costs no system call per span.
     while True:
-        value = os.urandom(8).hex()
+        value = f"{random.getrandbits(64):016x}"
         if value != _ZERO_SPAN_ID:
             return value
 

@@ -361,6 +361,22 @@ generations = Table(
     Index(None, "prompt_id", "created_at", **_where_set("prompt_id")),
 )
 
+# What a GenAI log event (``gen_ai.client.inference.operation.details``) told about an LLM call
+# whose span has not arrived yet: merged into the call when it does, then deleted. One row per
+# span, so that an exporter's retry of the event changes nothing.
+generation_details = Table(
+    "generation_details",
+    metadata,
+    _id(),
+    _fk("traffic_source_id", "traffic_sources.id"),
+    Column("trace_id", String(32), nullable=False),
+    Column("span_id", String(16), nullable=False),
+    Column("details", JSONDocument, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("traffic_source_id", "trace_id", "span_id"),
+    Index(None, "traffic_source_id", "created_at"),
+)
+
 # The other spans of a trace (database queries, functions), for a request's waterfall.
 spans = Table(
     "spans",

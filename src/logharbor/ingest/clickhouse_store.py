@@ -18,6 +18,7 @@ prompt logs refer to them by foreign key); this store hands them to the SQL stor
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, func, select
@@ -26,7 +27,7 @@ from logharbor.common.errors import Conflict, LogHarborError
 from logharbor.db.clickhouse import EventsClient, epoch_ms, json_row
 from logharbor.db.writer import WriteTx
 from logharbor.ingest.normalize import exception_json
-from logharbor.ingest.records import Payload
+from logharbor.ingest.records import Generation, Payload
 from logharbor.ingest.store import (
     NameCache,
     PendingExchange,
@@ -305,3 +306,18 @@ class ClickHouseRecordStore:
 
     def stored_ids(self, conn: Connection, kind: str, ids: Sequence[str]) -> set[str]:
         return self.sql.stored_ids(conn, kind, ids)
+
+    # LLM calls live in SQL: so do the details events that wait for them.
+    def take_details(
+        self,
+        tx: WriteTx,
+        source_id: str,
+        calls: Sequence[tuple[str, str]],
+        events: Sequence[tuple[str, str]],
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        return self.sql.take_details(tx, source_id, calls, events)
+
+    def attach_details(
+        self, tx: WriteTx, source_id: str, details: Sequence[Generation], now: datetime
+    ) -> None:
+        self.sql.attach_details(tx, source_id, details, now)

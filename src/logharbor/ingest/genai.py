@@ -197,3 +197,66 @@ def generation_of(
         prompt_version=_int(attrs, "logharbor.prompt.version"),
         client_id=client_id,
     )
+
+
+# What a details event may add to the call its span describes: content, and what the span
+# left out. Not the model, provider, tokens or cost when the call is stored already: those are
+# counted in the rollups as the span gave them (see ``merge_details``).
+DETAIL_FIELDS = (
+    "input_messages",
+    "output_messages",
+    "system_instructions",
+    "output_preview",
+    "response_id",
+    "finish_reasons",
+)
+# Also taken when the event arrives first: the call is then stored (and counted) once, whole.
+DETAIL_FIELDS_BEFORE_STORING = (
+    *DETAIL_FIELDS,
+    "response_model",
+    "parameters",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "time_to_first_token_ms",
+)
+# The words of a call, which a source may keep out of LogHarbor (the rest is numbers and ids).
+CONTENT_FIELDS = ("input_messages", "output_messages", "system_instructions", "output_preview")
+# A model the event did not name: never merged (a stored call always names its own).
+NO_MODEL = "unknown"
+
+
+def details_of(
+    attrs: Mapping[str, Any], *, time: datetime, trace_id: str, span_id: str
+) -> Generation:
+    """The call a ``gen_ai.client.inference.operation.details`` event describes, as far as it
+    does (the normalize step then masks and caps it like a call); ``attrs`` plain values."""
+    call = generation_of(
+        attrs,
+        [],
+        started_at=time,
+        duration_ms=0.0,
+        failed=False,
+        status_message=None,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=None,
+        client_id=span_id,  # unused: details are never stored as a call of their own
+    )
+    if not call.request_model:
+        call.request_model = NO_MODEL
+    return call
+
+
+def detail_values(details: Generation) -> dict[str, Any]:
+    """What a normalized details event holds for its call, by field (None values left out)."""
+    values = {name: getattr(details, name) for name in DETAIL_FIELDS_BEFORE_STORING}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def merge_details(call: Generation, values: Mapping[str, Any]) -> Generation:
+    """``call`` with what its span left out taken from its details event (``detail_values``)."""
+    for name in DETAIL_FIELDS_BEFORE_STORING:
+        if getattr(call, name) is None and values.get(name) is not None:
+            setattr(call, name, values[name])
+    return call

@@ -160,6 +160,9 @@ class DecodedTraces:
 @dataclass(slots=True)
 class DecodedLogs:
     lines: list[LogLine] = field(default_factory=list)
+    # ``gen_ai.client.inference.operation.details`` events: the content of the LLM call of
+    # their span, to be stored with it.
+    details: list[Generation] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     genai_events: int = 0
     total: int = 0
@@ -1760,10 +1763,18 @@ def decode_logs(body: bytes, encoding: Encoding) -> DecodedLogs:
     index = 0
     for service, scope_name, records in batches:
         for record in records:
-            if str(record.event_name).startswith("gen_ai."):
-                # GenAI instrumentations send a call's content both on its span and as this
-                # event; the span is what becomes the LLM call, so the event is not a log line.
+            event_name = str(record.event_name)
+            if event_name.startswith("gen_ai."):
+                # GenAI instrumentations send a call's content on its span, as this event, or
+                # both; the span is what becomes the LLM call, so the event is not a log line.
+                # The details event's content goes to that call (when it names its span).
                 result.genai_events += 1
+                if event_name == genai.DETAILS_EVENT:
+                    details = _details(record, index)
+                    if isinstance(details, Generation):
+                        result.details.append(details)
+                    elif details is not None:
+                        result.rejected.append(details)
                 index += 1
                 continue
             outcome = _log_line(record, index, scope_name, service)
@@ -1773,6 +1784,24 @@ def decode_logs(body: bytes, encoding: Encoding) -> DecodedLogs:
                 result.rejected.append(outcome)
             index += 1
     return result
+
+
+def _details(record: Any, index: int) -> Generation | str | None:
+    """The LLM call a details event describes; None for one outside any span (it names no call
+    to add to, and its content alone is not a call)."""
+    trace_id = _log_id(record.trace_id, _TRACE_ID_BYTES, "trace id")
+    span_id = _log_id(record.span_id, _SPAN_ID_BYTES, "span id")
+    if trace_id is None or span_id is None:
+        return None
+    nanos: int = record.time_unix_nano or record.observed_time_unix_nano
+    if nanos == 0:
+        return _reason(f"log record {index}: neither time nor observed time is set")
+    attributes = (
+        record.attributes
+        if isinstance(record, _JsonLogRecord)
+        else _plain_attributes(record.attributes)
+    )
+    return genai.details_of(attributes, time=_time(nanos), trace_id=trace_id, span_id=span_id)
 
 
 def _log_id(value: bytes, size: int, what: str) -> str | None:

@@ -201,7 +201,12 @@ def _prepare_logs(export: _Export) -> tuple[Submission, list[str]]:
     lines = _normalized(
         decoded.lines, normalize_log, export, rejected, lambda _line: "a log record"
     )
-    return Submission(export.principal, export.source_id, logs=lines, detail=False), rejected
+    # Masked and capped as the call itself is; a span's content and its event's meet in store.
+    details = _normalized(decoded.details, normalize_generation, export, rejected)
+    submission = Submission(
+        export.principal, export.source_id, logs=lines, details=details, detail=False
+    )
+    return submission, rejected
 
 
 def _message(error: LogHarborError) -> str:

@@ -31,6 +31,7 @@ from logharbor.common.errors import LogHarborError, ServiceUnavailable
 from logharbor.common.ids import new_ids
 from logharbor.common.timestamps import utcnow
 from logharbor.db.writer import WriteTx, is_transient
+from logharbor.ingest import genai
 from logharbor.ingest.events import GenerationEvent, TrafficEvent
 from logharbor.ingest.normalize import exception_json
 from logharbor.ingest.records import Generation, LogLine, NormalizedExchange, Span
@@ -62,10 +63,12 @@ class Submission:
     spans: Sequence[Span] = ()
     # Answer each exchange with the full stored record (compose), or its id alone (batch).
     detail: bool = True
+    # What GenAI details events said about LLM calls (``genai.details_of``), for those calls.
+    details: Sequence[Generation] = ()
 
     @property
     def has_records(self) -> bool:
-        return bool(self.exchanges or self.logs or self.generations or self.spans)
+        return bool(self.exchanges or self.logs or self.generations or self.spans or self.details)
 
 
 # Per submission: the LogHarborError that refused it whole, or per exchange its answer (a dict)
@@ -230,7 +233,8 @@ class Pipeline:
     ) -> None:
         calls = [call for submission in submissions for call in submission.generations]
         spans = [span for submission in submissions for span in submission.spans]
-        if not calls and not spans:
+        details = [item for submission in submissions for item in submission.details]
+        if not calls and not spans and not details:
             return
         store = self.store_backend
         # Ids: the sender's (an OTLP span's own, so that an exporter's retry is stored once),
@@ -245,8 +249,21 @@ class Pipeline:
             PendingGeneration(call_id, _not_after(call.started_at, now), call)
             for call_id, call in _fresh(call_ids, calls, known_calls)
         ]
+        # A call whose details event came first takes them now, before it is costed and
+        # counted; details for calls stored already (or just now) are added to them after.
+        waiting = store.take_details(
+            tx,
+            source_id,
+            [_span_key(p.call) for p in pending_calls if _has_span(p.call)],
+            [_span_key(d) for d in details if _has_span(d)],
+        )
+        for item in pending_calls:
+            values = waiting.get(_span_key(item.call))
+            if values is not None:
+                genai.merge_details(item.call, values)
         stored = store.insert_generations(tx, source_id, pending_calls)
         tx.publish([generation_event(source_id, item) for item in stored])
+        store.attach_details(tx, source_id, [d for d in details if _has_span(d)], now)
         store.insert_spans(
             tx,
             source_id,
@@ -258,6 +275,14 @@ class Pipeline:
 
 
 T = TypeVar("T")
+
+
+def _has_span(call: Generation) -> bool:
+    return call.trace_id is not None and call.span_id is not None
+
+
+def _span_key(call: Generation) -> tuple[str, str]:
+    return (call.trace_id or "", call.span_id or "")
 
 
 def _record_ids(client_ids: list[str | None]) -> list[str]:

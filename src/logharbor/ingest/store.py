@@ -35,6 +35,7 @@ from logharbor.db.tables import (
     spans,
 )
 from logharbor.db.writer import WriteTx
+from logharbor.ingest import genai
 from logharbor.ingest.normalize import exception_json, output_text
 from logharbor.ingest.records import Generation, LogLine, NormalizedExchange, Span
 from logharbor.llm import prices
@@ -139,6 +140,25 @@ class RecordStore(Protocol):
     def stored_ids(self, conn: Connection, kind: str, ids: Sequence[str]) -> set[str]:
         """Of ``ids``, those already stored as ``kind`` ("generations" or "spans"): a retry
         stores each once."""
+
+    def take_details(
+        self,
+        tx: WriteTx,
+        source_id: str,
+        calls: Sequence[tuple[str, str]],
+        events: Sequence[tuple[str, str]],
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The details events (``genai.detail_values``) that came before the spans of
+        ``calls``, by (trace id, span id), no longer kept apart once returned. First the spans
+        of ``calls`` and ``events`` are held for the transaction, so that a call's span and
+        its event stored at once by two writers meet one after the other."""
+
+    def attach_details(
+        self, tx: WriteTx, source_id: str, details: Sequence[Generation], now: datetime
+    ) -> None:
+        """Add each details event (normalized) to its stored call, the fields it lacks
+        (``genai.DETAIL_FIELDS``); or keep it for the call until its span arrives. A retry
+        changes nothing."""
 
     def forget(self, source_id: str) -> None:
         """Drop whatever this process cached about ``source_id`` (a write failed)."""
@@ -373,6 +393,53 @@ class SqlRecordStore:
         table = _ID_TABLES[kind]
         query = select(table.c.id).where(table.c.id.in_(sorted(set(ids))))
         return set(conn.execute(query).scalars())
+
+    def take_details(
+        self,
+        tx: WriteTx,
+        source_id: str,
+        calls: Sequence[tuple[str, str]],
+        events: Sequence[tuple[str, str]],
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        conn = tx.conn
+        llm_queries.lock_spans(conn, source_id, [*calls, *events])
+        return llm_queries.take_waiting_details(conn, source_id, calls)
+
+    def attach_details(
+        self, tx: WriteTx, source_id: str, details: Sequence[Generation], now: datetime
+    ) -> None:
+        if not details:
+            return
+        conn = tx.conn
+        keep_content = llm_queries.captures_content(conn, source_id)
+        wanted: dict[tuple[str, str], tuple[dict[str, Any], datetime]] = {}
+        for item in details:
+            values = genai.detail_values(item)
+            if not keep_content:
+                for name in genai.CONTENT_FIELDS:
+                    values.pop(name, None)
+            # Filed at the event's time (never ahead of ours): retention ages it like a call.
+            wanted[(item.trace_id or "", item.span_id or "")] = (values, min(item.started_at, now))
+        llm_queries.lock_spans(conn, source_id, wanted)
+        stored = llm_queries.calls_of_spans(conn, source_id, wanted)
+        waiting = {}
+        for key, (values, created_at) in wanted.items():
+            row = stored.get(key)
+            if row is None:
+                waiting[key] = (values, created_at)
+                continue
+            missing = {
+                name: values[name]
+                for name in genai.DETAIL_FIELDS
+                if row[name] is None and values.get(name) is not None
+            }
+            if not missing:
+                continue  # a retry, or an event with nothing the span lacked
+            llm_queries.fill_call(conn, row["id"], missing)
+            if missing.get("output_messages"):
+                output = output_text(missing["output_messages"])
+                llm_queries.fill_prompt_log_output(conn, row["id"], output)
+        llm_queries.wait_details(conn, source_id, waiting)
 
     def insert_generations(
         self, tx: WriteTx, source_id: str, pending: Sequence[PendingGeneration]

@@ -7,12 +7,32 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, RowMapping, Table, delete, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    RowMapping,
+    Table,
+    and_,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from logharbor.common.ids import new_id, to_prefixed
 from logharbor.common.timestamps import utcnow
 from logharbor.db.bulk import upsertable_insert
-from logharbor.db.tables import generations, model_prices, prompts, spans, traffic_sources
+from logharbor.db.tables import (
+    generation_details,
+    generations,
+    model_prices,
+    prompt_logs,
+    prompts,
+    spans,
+    traffic_sources,
+)
 from logharbor.llm.prices import Price
 
 
@@ -184,8 +204,8 @@ def delete_price(conn: Connection, user_id: str, model: str) -> bool:
 
 
 def delete_old(conn: Connection, table: Table, source_id: str, cutoff: datetime, limit: int) -> int:
-    """Delete up to ``limit`` of the source's ``generations`` or ``spans`` rows older than
-    ``cutoff`` (they follow their records' retention)."""
+    """Delete up to ``limit`` of the source's ``generations``, ``spans`` or
+    ``generation_details`` rows older than ``cutoff`` (they follow their records' retention)."""
     ids = select(table.c.id).where(
         table.c.traffic_source_id == source_id, table.c.created_at < cutoff
     )
@@ -193,3 +213,122 @@ def delete_old(conn: Connection, table: Table, source_id: str, cutoff: datetime,
     if found:
         conn.execute(delete(table).where(table.c.id.in_(found)))
     return len(found)
+
+
+# --- a details event's content, meeting its call --------------------------------------------
+
+SpanKey = tuple[str, str]  # (trace id, span id)
+
+
+def lock_spans(conn: Connection, source_id: str, keys: Iterable[SpanKey]) -> None:
+    """Hold these spans of ``source_id`` for the rest of the transaction (PostgreSQL), so that a
+    call's span and its details event written at once by two processes meet one after the
+    other: neither can miss the other's uncommitted row. SQLite has one writer at a time."""
+    if conn.dialect.name != "postgresql":
+        return
+    wanted = sorted({f"{source_id}:{trace}:{span}" for trace, span in keys})
+    if not wanted:
+        return
+    # In one order (the sort below is kept: PostgreSQL never flattens an ordered subquery), so
+    # that two transactions locking overlapping spans cannot deadlock.
+    conn.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(h)) FROM "
+            "(SELECT hashtextextended(k, 0) AS h FROM unnest(CAST(:keys AS text[])) AS k "
+            "ORDER BY 1) AS ordered"
+        ),
+        {"keys": wanted},
+    )
+
+
+def _span_condition(table: Table, keys: Iterable[SpanKey]) -> ColumnElement[bool]:
+    return or_(*(and_(table.c.trace_id == trace, table.c.span_id == span) for trace, span in keys))
+
+
+def take_waiting_details(
+    conn: Connection, source_id: str, keys: Iterable[SpanKey]
+) -> dict[SpanKey, dict[str, Any]]:
+    """The details waiting for these spans' calls, deleted: their calls take them now."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    where = and_(
+        generation_details.c.traffic_source_id == source_id,
+        generation_details.c.trace_id.in_(sorted({trace for trace, _ in wanted})),
+        _span_condition(generation_details, wanted),
+    )
+    rows = conn.execute(
+        select(
+            generation_details.c.trace_id,
+            generation_details.c.span_id,
+            generation_details.c.details,
+        ).where(where)
+    ).all()
+    if rows:
+        conn.execute(delete(generation_details).where(where))
+    return {(row.trace_id, row.span_id): dict(row.details) for row in rows}
+
+
+def calls_of_spans(
+    conn: Connection, source_id: str, keys: Iterable[SpanKey]
+) -> dict[SpanKey, RowMapping]:
+    """The stored calls of these spans (id and the fields a details event may fill)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    query = select(
+        generations.c.id,
+        generations.c.trace_id,
+        generations.c.span_id,
+        generations.c.input_messages,
+        generations.c.output_messages,
+        generations.c.system_instructions,
+        generations.c.output_preview,
+        generations.c.response_id,
+        generations.c.finish_reasons,
+    ).where(
+        generations.c.traffic_source_id == source_id,
+        generations.c.trace_id.in_(sorted({trace for trace, _ in wanted})),
+        _span_condition(generations, wanted),
+    )
+    return {(row.trace_id, row.span_id): row for row in conn.execute(query).mappings()}
+
+
+def fill_call(conn: Connection, generation_id: str, values: dict[str, Any]) -> None:
+    """Set these fields of a stored call (the caller chose those it lacks)."""
+    conn.execute(update(generations).where(generations.c.id == generation_id).values(**values))
+
+
+def fill_prompt_log_output(conn: Connection, generation_id: str, output: str) -> None:
+    """The prompt log made from a call whose output was not known then gets it now."""
+    conn.execute(
+        update(prompt_logs)
+        .where(prompt_logs.c.generation_id == generation_id, prompt_logs.c.output == "")
+        .values(output=output)
+    )
+
+
+def wait_details(
+    conn: Connection, source_id: str, waiting: dict[SpanKey, tuple[dict[str, Any], datetime]]
+) -> None:
+    """Keep details until their call's span arrives; a span's details kept already stay as
+    they are (an exporter's retry sends the same)."""
+    if not waiting:
+        return
+    statement = upsertable_insert(conn.dialect.name, generation_details).on_conflict_do_nothing(
+        index_elements=["traffic_source_id", "trace_id", "span_id"]
+    )
+    conn.execute(
+        statement,
+        [
+            {
+                "id": new_id(),
+                "traffic_source_id": source_id,
+                "trace_id": trace,
+                "span_id": span,
+                "details": values,
+                "created_at": created_at,
+            }
+            for (trace, span), (values, created_at) in sorted(waiting.items())
+        ],
+    )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from logharbor.db.engine import Database
-from logharbor.db.tables import generations, spans
+from logharbor.db.tables import generation_details, generations, spans
 from logharbor.llm import queries
 
 
@@ -17,6 +17,8 @@ from logharbor.llm import queries
 class TracesPruned:
     generations: int = 0
     spans: int = 0
+    # Details events whose call's span never came.
+    details: int = 0
     batches: int = 0
 
 
@@ -30,14 +32,16 @@ def prune_traces(
 ) -> None:
     """Delete the source's LLM calls and spans older than ``cutoff``; ``should_stop`` is asked
     between batches."""
-    for table in (generations, spans):
+    for table in (generations, spans, generation_details):
         while True:
             with db.write() as conn:
                 count = queries.delete_old(conn, table, source_id, cutoff, batch_size)
             report.batches += 1
             if table is generations:
                 report.generations += count
-            else:
+            elif table is spans:
                 report.spans += count
+            else:
+                report.details += count
             if count < batch_size or should_stop():
                 break

@@ -5,10 +5,13 @@ Revises: 0012
 Create Date: 2026-12-05
 
 Tokens and cost of LLM calls per route, model and prompt version over time, written at ingest
-(see logharbor/stats/llm_rollups.py).
+(see logharbor/stats/llm_rollups.py). The calls stored before it are rolled up here.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -58,6 +61,101 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(*_KEY_COLUMNS, name=op.f("pk_llm_rollups")),
         sqlite_with_rowid=False,
     )
+    _backfill(op.get_bind())
+
+
+_SUM_COLUMNS = [
+    "calls",
+    "failed_calls",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "cost",
+    "unpriced_calls",
+    "duration_sum",
+]
+_PAGE = 5_000
+
+
+def _backfill(conn: sa.Connection) -> None:
+    """The calls stored before this table existed (0012 stored them, nothing rolled them up):
+    summed now into their buckets, as ingest sums every later call (``stats.llm_rollups``)."""
+    from logharbor.ingest.events import GenerationEvent
+    from logharbor.stats.llm_rollups import aggregate
+
+    utc = logharbor.db.types.UTCDateTime(timezone=True)
+    names = [
+        "id",
+        "traffic_source_id",
+        "created_at",
+        "provider",
+        "request_model",
+        "response_model",
+        "route",
+        "prompt_id",
+        "prompt_version",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "cost",
+        "duration_ms",
+        "error_type",
+    ]
+    generations = sa.table(
+        "generations", *(sa.column(name, utc if name == "created_at" else None) for name in names)
+    )
+    totals: dict[Any, list[Any]] = {}
+    after = ""
+    while True:
+        rows = conn.execute(
+            sa.select(generations)
+            .where(generations.c.id > after)
+            .order_by(generations.c.id)
+            .limit(_PAGE)
+        ).all()
+        if not rows:
+            break
+        after = rows[-1].id
+        events = [
+            GenerationEvent(
+                id=row.id,
+                traffic_source_id=row.traffic_source_id,
+                created_at=row.created_at,
+                provider=row.provider,
+                model=row.response_model or row.request_model,
+                route=row.route,
+                prompt_id=row.prompt_id,
+                prompt_version=row.prompt_version,
+                input_tokens=row.input_tokens,
+                output_tokens=row.output_tokens,
+                cached_tokens=row.cached_tokens,
+                cost=row.cost,
+                duration_ms=row.duration_ms,
+                failed=row.error_type is not None,
+            )
+            for row in rows
+        ]
+        for key, figures in aggregate(events).items():
+            held = totals.get(key)
+            if held is None:
+                totals[key] = figures
+            else:
+                totals[key] = [a + b for a, b in zip(held, figures, strict=True)]
+    if not totals:
+        return
+    rollups = sa.table(
+        "llm_rollups",
+        *(sa.column(name, utc if name == "bucket_start" else None) for name in _KEY_COLUMNS),
+        *(sa.column(name) for name in _SUM_COLUMNS),
+    )
+    inserts: list[dict[str, Any]] = []
+    for key in sorted(totals):
+        row = dict(zip(_KEY_COLUMNS, key, strict=True))
+        row["bucket_start"] = datetime.fromtimestamp(row["bucket_start"], UTC)
+        row.update(zip(_SUM_COLUMNS, totals[key], strict=True))
+        inserts.append(row)
+    for start in range(0, len(inserts), _PAGE):
+        conn.execute(rollups.insert(), inserts[start : start + _PAGE])
 
 
 def downgrade() -> None:

@@ -20,12 +20,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("traffic_sources", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("capture_llm_content", sa.Boolean(), server_default=sa.true(), nullable=False)
-        )
+    # A plain ADD COLUMN, not batch mode: on SQLite batch mode rebuilds traffic_sources, and
+    # dropping the old table (foreign keys on) cascaded to every record, call and rollup.
+    op.add_column(
+        "traffic_sources",
+        sa.Column("capture_llm_content", sa.Boolean(), server_default=sa.true(), nullable=False),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("traffic_sources", schema=None) as batch_op:
-        batch_op.drop_column("capture_llm_content")
+    op.drop_column("traffic_sources", "capture_llm_content")  # SQLite >= 3.35 drops in place

@@ -1,0 +1,66 @@
+"""Calls stored before the LLM rollups existed (migration 0012 stored them, 0013 added the
+rollups) are rolled up by 0013 itself: taken back to 0012 and up again, a database holds the
+same rollups as ingest wrote. Both databases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from helpers import AUser
+from logharbor.db import migrate
+from logharbor.db.engine import make_engine
+from logharbor.db.tables import generations, llm_rollups
+from stats.test_llm_stats import _call, _post, create_source, ingest_key
+
+
+def _rollups(database_url: str) -> list[tuple[Any, ...]]:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(llm_rollups)).all()
+    finally:
+        engine.dispose()
+    # Costs summed in another order may differ in the last bits.
+    return sorted(tuple(round(v, 12) if isinstance(v, float) else v for v in row) for row in rows)
+
+
+def test_calls_stored_before_the_rollups_are_rolled_up_by_their_migration(
+    client: TestClient, user: AUser, database_url: str
+) -> None:
+    sid = create_source(client, user)["id"]
+    key = ingest_key(client, user, sid)
+    prompt = client.post(
+        "/prompts",
+        json={"title": "Greeting", "content": "Say hi", "model": "gpt-4o-mini"},
+        headers=user.headers,
+    ).json()["_id"]
+    _post(
+        client,
+        key,
+        [
+            _call(0, "/chat", "gpt-4o-mini", (1000, 500, 200)),
+            _call(1, "/chat", "gpt-4o-mini", (10, 5, 0), failed=True),
+            _call(61, "/summary", "claude-sonnet-4-5", (300, 40, 0), prompt=(prompt, 1)),
+            _call(62, None, "no-such-model", (7, 7, 0)),
+        ],
+    )
+    written_at_ingest = _rollups(database_url)
+    assert written_at_ingest  # three resolutions of several keys
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            stored = [dict(row) for row in conn.execute(select(generations)).mappings()]
+        migrate.downgrade(engine, "0012")
+        with engine.connect() as conn:
+            # Walking down keeps the calls (on SQLite 0015 once rebuilt traffic_sources, and
+            # the cascade took every call with it).
+            assert [dict(r) for r in conn.execute(select(generations)).mappings()] == stored
+        assert len(stored) == 4
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    assert _rollups(database_url) == written_at_ingest
