@@ -207,6 +207,7 @@ def test_concurrent_get_or_create_makes_one_row(client: TestClient, user: AUser)
     from logharbor.common.timestamps import utcnow
     from logharbor.db.tables import core_pathnames, domains, pathnames
     from logharbor.db.writer import WriteTx
+    from logharbor.ingest.clickhouse_store import ClickHouseRecordStore
     from logharbor.ingest.compose import prepare_record
     from logharbor.ingest.store import PendingExchange, SqlRecordStore
     from logharbor.traffic import queries
@@ -235,9 +236,13 @@ def test_concurrent_get_or_create_makes_one_row(client: TestClient, user: AUser)
         try:
             barrier.wait()
             pending = PendingExchange(new_id(), new_id(), new_id(), utcnow(), record)
+            # A store of its own, as each worker process has (its name cache is its own).
+            store = SqlRecordStore() if db.events is None else ClickHouseRecordStore(db.events)
             with db.write() as conn:
-                SqlRecordStore().insert_exchanges(WriteTx(conn), sid, [pending])
+                tx = WriteTx(conn)
+                store.insert_exchanges(tx, sid, [pending])
                 queries.get_or_create_core_pathname(conn, sid, "/race/:id")
+                tx.flush_staged()
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

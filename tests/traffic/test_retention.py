@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, update
 
+import event_rows
 from helpers import AUser
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database
@@ -58,37 +58,11 @@ def _compose(
 
 def _age(db: Database, record_ids: list[str], days: float) -> None:
     """Make records (and their request/response rows) look ``days`` old."""
-    when = utcnow() - timedelta(days=days)
-    with db.write() as conn:
-        rows = conn.execute(
-            select(http_traffic.c.request_id, http_traffic.c.response_id).where(
-                http_traffic.c.id.in_(record_ids)
-            )
-        ).all()
-        conn.execute(
-            update(http_traffic).where(http_traffic.c.id.in_(record_ids)).values(created_at=when)
-        )
-        conn.execute(
-            update(requests)
-            .where(requests.c.id.in_([r.request_id for r in rows]))
-            .values(created_at=when)
-        )
-        conn.execute(
-            update(responses)
-            .where(responses.c.id.in_([r.response_id for r in rows]))
-            .values(created_at=when)
-        )
+    event_rows.age(db, "http_traffic", record_ids, utcnow() - timedelta(days=days))
 
 
 def _count(db: Database, table: Any, source_id: str) -> int:
-    with db.read() as conn:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(table)
-                .where(table.c.traffic_source_id == source_id)
-            ).scalar_one()
-        )
+    return event_rows.count(db, table.name, source_id)
 
 
 @pytest.fixture
@@ -116,13 +90,7 @@ def test_old_records_and_bodies_go_in_batches_the_rest_stays(
     assert report.traffic == 7
     assert report.requests == 7 and report.responses == 7
     assert report.batches >= 3  # 7 rows in batches of 3
-    with db.read() as conn:
-        remaining = set(
-            conn.execute(
-                select(http_traffic.c.id).where(http_traffic.c.traffic_source_id == kept_source)
-            ).scalars()
-        )
-    assert remaining == set(new)
+    assert set(event_rows.ids(db, "http_traffic", kept_source)) == set(new)
     assert _count(db, requests, kept_source) == 2
     assert _count(db, responses, kept_source) == 2
     assert _count(db, http_traffic, forever) == 3
@@ -157,8 +125,8 @@ def test_old_core_logs_and_standalone_payloads_go_too(
     )
     assert core.status_code == 201, core.text
     when = utcnow() - timedelta(days=2)
+    event_rows.age(db, "core_logs", [core.json()["id"]], when)
     with db.write() as conn:
-        conn.execute(update(core_logs).values(created_at=when))
         conn.execute(
             requests.insert().values(
                 id="0190f1a2-0000-7000-8000-0000000000aa",

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, func, select
 
 from logharbor.common.errors import Conflict, LogHarborError
+from logharbor.db import tables
 from logharbor.db.clickhouse import EventsClient, epoch_ms, json_row
 from logharbor.db.writer import WriteTx
 from logharbor.ingest.normalize import exception_json
@@ -69,6 +70,10 @@ def _payload_row(prefix: str, payload: Payload, created_at: int) -> dict[str, An
 
 def _json(value: Any) -> str | None:
     return None if value is None else json_row(value)
+
+
+def _existing(conn: Connection, table: Any, ids: set[str]) -> set[str]:
+    return set(conn.execute(select(table.c.id).where(table.c.id.in_(sorted(ids)))).scalars())
 
 
 def _located(source_id: str, created: int) -> dict[str, Any]:
@@ -128,17 +133,7 @@ class ClickHouseRecordStore:
             _lock_sources(conn, [source_id])
             if clickhouse_queries.records_by_id(self.client, client_ids):
                 raise StoredElsewhere("a client id of the group is stored")
-        names = self.names
-        domains = {
-            origin: names.domain(conn, source_id, origin, protocol)
-            for origin, protocol in sorted({(p.record.origin, p.record.protocol) for p in pending})
-        }
-        wanted = {(p.record.origin, p.record.pathname) for p in pending}
-        wanted.update((p.record.origin, p.record.route) for p in pending if p.record.route)
-        pathnames = {
-            (origin, value): names.pathname(conn, source_id, domains[origin][0], value)
-            for origin, value in sorted(wanted)
-        }
+        domains, pathnames = self._names_of(conn, source_id, pending)
         rows: list[dict[str, Any]] = []
         id_rows: list[dict[str, Any]] = []
         stored: list[StoredExchange] = []
@@ -190,15 +185,48 @@ class ClickHouseRecordStore:
         tx.stage(self.sink, "record_ids", id_rows)
         return stored
 
+    def _names_of(
+        self, conn: Connection, source_id: str, pending: Sequence[PendingExchange]
+    ) -> tuple[dict[str, tuple[str, str, str]], dict[tuple[str, str], str]]:
+        """The group's domain and pathname ids. No foreign key checks a ClickHouse row, so
+        ids from the cache are confirmed in the SQL database (two primary-key reads): one
+        deleted meanwhile, by this process or another, sends the source's names to be looked
+        up again rather than stored dangling."""
+        names = self.names
+        wanted = {(p.record.origin, p.record.pathname) for p in pending}
+        wanted.update((p.record.origin, p.record.route) for p in pending if p.record.route)
+        origins = sorted({(p.record.origin, p.record.protocol) for p in pending})
+        for attempt in (1, 2):
+            domains = {
+                origin: names.domain(conn, source_id, origin, protocol)
+                for origin, protocol in origins
+            }
+            pathnames = {
+                (origin, value): names.pathname(conn, source_id, domains[origin][0], value)
+                for origin, value in sorted(wanted)
+            }
+            domain_ids = {domain[0] for domain in domains.values()}
+            if attempt == 2 or (
+                _existing(conn, tables.domains, domain_ids) == domain_ids
+                and _existing(conn, tables.pathnames, set(pathnames.values()))
+                == set(pathnames.values())
+            ):
+                break
+            self.forget(source_id)
+        return domains, pathnames
+
     def insert_logs(
         self, tx: WriteTx, source_id: str, pending: Sequence[PendingLog]
     ) -> list[StoredLog]:
         if not pending:
             return []
-        routes = {
-            route: self.names.core_pathname(tx.conn, source_id, route)
-            for route in sorted({p.line.route for p in pending})
-        }
+        wanted = sorted({p.line.route for p in pending})
+        routes = {route: self.names.core_pathname(tx.conn, source_id, route) for route in wanted}
+        if _existing(tx.conn, tables.core_pathnames, set(routes.values())) != set(routes.values()):
+            self.forget(source_id)  # as for domains and pathnames (see _names_of)
+            routes = {
+                route: self.names.core_pathname(tx.conn, source_id, route) for route in wanted
+            }
         rows: list[dict[str, Any]] = []
         stored = []
         for item in pending:

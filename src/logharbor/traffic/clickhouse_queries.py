@@ -108,6 +108,23 @@ def times_of_trace(client: EventsClient, source_id: str, trace_id: str) -> list[
     return sorted(row["created_at"] for row in rows)
 
 
+def payload_ids_of(
+    client: EventsClient, table: str, column: str, value: str
+) -> tuple[list[str], list[str]]:
+    """The request and response ids of the records (``table``) whose ``column`` is ``value``:
+    those the entity API linked still have their standalone rows in the SQL database."""
+    events_table = ev.metadata.tables[table]
+    rows = fetch(
+        client,
+        select(events_table.c.request_id, events_table.c.response_id).where(
+            events_table.c[column] == value
+        ),
+    )
+    requests = [row["request_id"] for row in rows if row["request_id"] is not None]
+    responses = [row["response_id"] for row in rows if row["response_id"] is not None]
+    return requests, responses
+
+
 def records_by_id(client: EventsClient, ids: Sequence[str]) -> list[dict[str, Any]]:
     """Stored records with these ids, whichever source they belong to (full rows).
 

@@ -140,6 +140,24 @@ def delete_source_events(client: EventsClient, source_id: str) -> None:
     wait_for_mutations(client)
 
 
+def delete_records_named(client: EventsClient, column: str, name_id: str) -> None:
+    """What a deleted name takes with it, as the SQL schema's cascades do: a domain's or a
+    pathname's records, a core pathname's core logs. A deleted route template only leaves
+    the records it grouped (they keep their concrete pathname)."""
+    value = literal(name_id)
+    if column == "core_pathname_id":
+        _alter_everywhere(client, "core_logs", f"DELETE WHERE core_pathname_id = {value}")
+    else:
+        _alter_everywhere(client, "http_traffic", f"DELETE WHERE {column} = {value}")
+    if column == "pathname_id":
+        _alter_everywhere(
+            client,
+            "http_traffic",
+            f"UPDATE route_pathname_id = NULL, route = NULL WHERE route_pathname_id = {value}",
+        )
+    wait_for_mutations(client)
+
+
 def delete_record(client: EventsClient, table: str, source_id: str, record_id: str) -> None:
     """One traffic record or core log, with the lookups that locate it."""
     where = f"traffic_source_id = {literal(source_id)} AND id = {literal(record_id)}"

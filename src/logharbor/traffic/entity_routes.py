@@ -29,7 +29,12 @@ from logharbor.db.tables import (
     responses,
 )
 from logharbor.ingest.normalize import prepare_payload
-from logharbor.traffic import clickhouse_queries, normalize, queries, services
+from logharbor.traffic import (
+    clickhouse_queries,
+    normalize,
+    queries,
+    services,
+)
 from logharbor.traffic.access import Access, can_read, require_source, require_source_of
 from logharbor.traffic.filters import NameFilter, Sort
 from logharbor.traffic.normalize import IngestConfig
@@ -125,6 +130,7 @@ def delete_domain(
     with db.write() as conn:
         _delete_child(conn, domains, domain_id, principal, field="domainId", what="Domain")
         queries.delete_payloads_of(conn, http_traffic, http_traffic.c.domain_id == domain_id)
+        services.delete_named_events(conn, db, "http_traffic", "domain_id", domain_id)
         conn.execute(delete(domains).where(domains.c.id == domain_id))
     return Response(status_code=204)
 
@@ -199,6 +205,7 @@ def delete_pathname(pathnameId: str, principal: CurrentUser, db: Db) -> Response
     with db.write() as conn:
         _delete_child(conn, pathnames, pathname_id, principal, field="pathnameId", what="Pathname")
         queries.delete_payloads_of(conn, http_traffic, http_traffic.c.pathname_id == pathname_id)
+        services.delete_named_events(conn, db, "http_traffic", "pathname_id", pathname_id)
         conn.execute(delete(pathnames).where(pathnames.c.id == pathname_id))
     return Response(status_code=204)
 
@@ -276,6 +283,7 @@ def delete_core_pathname(
             conn, core_pathnames, core_id, principal, field="corePathnameId", what="Core pathname"
         )
         queries.delete_payloads_of(conn, core_logs, core_logs.c.core_pathname_id == core_id)
+        services.delete_named_events(conn, db, "core_logs", "core_pathname_id", core_id)
         conn.execute(delete(core_pathnames).where(core_pathnames.c.id == core_id))
     return Response(status_code=204)
 

@@ -187,6 +187,14 @@ def delete_payloads_of(conn: Connection, table: Table, condition: ColumnElement[
         conn.execute(payload.delete().where(payload.c.id.in_(ids)))
 
 
+def delete_payloads(conn: Connection, request_ids: list[str], response_ids: list[str]) -> None:
+    """Standalone request/response rows of records kept elsewhere (ClickHouse) being deleted."""
+    if request_ids:
+        conn.execute(requests.delete().where(requests.c.id.in_(request_ids)))
+    if response_ids:
+        conn.execute(responses.delete().where(responses.c.id.in_(response_ids)))
+
+
 def touch_ingest_key(conn: Connection, principal: Principal) -> None:
     if principal.ingest_key_id is not None:
         touch_ingest_keys(conn, {principal.ingest_key_id: principal.ingest_key_last_used_at})

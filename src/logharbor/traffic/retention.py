@@ -83,6 +83,9 @@ def _prune_events(db: Database, events: EventsClient, now: datetime, report: Rec
     deleted = clickhouse_retention.prune(events, cutoffs)
     report.traffic += deleted["http_traffic"]
     report.core_logs += deleted["core_logs"]
+    # A record on ClickHouse carries its request and response: they went with it.
+    report.requests += deleted["http_traffic"]
+    report.responses += deleted["http_traffic"]
     report.batches += 1
 
 

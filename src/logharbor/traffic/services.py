@@ -421,13 +421,14 @@ def delete_traffic_row(
         found = clickhouse_queries.records_by_id(db.events, [traffic_id])
         if not found:
             raise missing
-        with db.read() as conn:
-            require_source_of(
-                conn, found[0]["traffic_source_id"], principal, Access.MANAGE, missing
+        record = found[0]
+        with db.write() as conn:
+            require_source_of(conn, record["traffic_source_id"], principal, Access.MANAGE, missing)
+            # A row the entity API linked keeps its standalone payloads in the SQL database.
+            queries.delete_payloads(conn, [record["request_id"]], [record["response_id"]])
+            clickhouse_retention.delete_record(
+                db.events, "http_traffic", record["traffic_source_id"], traffic_id
             )
-        clickhouse_retention.delete_record(
-            db.events, "http_traffic", found[0]["traffic_source_id"], traffic_id
-        )
         return
     traffic = http_traffic
     with db.write() as conn:
@@ -437,6 +438,19 @@ def delete_traffic_row(
         require_source_of(conn, row["traffic_source_id"], principal, Access.MANAGE, missing)
         queries.delete_payloads_of(conn, traffic, traffic.c.id == traffic_id)
         conn.execute(delete(traffic).where(traffic.c.id == traffic_id))
+
+
+def delete_named_events(
+    conn: Connection, db: Database, table: str, column: str, name_id: str
+) -> None:
+    """On ClickHouse, what a deleted domain, pathname or core pathname takes with it (the SQL
+    schema's cascades): its records, and the standalone payloads the entity API linked to
+    them. Run in the SQL transaction that deletes the name, so a failure keeps both."""
+    if db.events is None:
+        return
+    request_ids, response_ids = clickhouse_queries.payload_ids_of(db.events, table, column, name_id)
+    queries.delete_payloads(conn, request_ids, response_ids)
+    clickhouse_retention.delete_records_named(db.events, column, name_id)
 
 
 def core_logs_of_trace(
