@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from helpers import AUser
+from fixtures.users import AUser
 
 
 @pytest.fixture(params=["chdb"])

@@ -20,7 +20,8 @@ import uvicorn
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from helpers import AUser
+from fixtures.sources import create_source
+from fixtures.users import AUser
 from logharbor.app import create_app
 from logharbor.settings import Settings
 from logharbor.ui.session import COOKIE
@@ -49,14 +50,10 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 def owned(client: TestClient, user: AUser) -> dict[str, Any]:
     """A source of ``user``, who is signed in to the pages on ``client``, and their CSRF token."""
-    source = client.post(
-        "/traffic-source",
-        headers=user.headers,
-        json={"name": "Shop", "trafficDomain": "https://shop.example"},
-    ).json()
+    source = create_source(client, user, "Shop", trafficDomain="https://shop.example")
     client.cookies.set(COOKIE, user.token)
-    base = f"/ui/sources/{source['id']}"
-    return {"id": source["id"], "base": base, "csrf": csrf_of(client, f"{base}/settings")}
+    base = f"/ui/sources/{source.id}"
+    return {"id": source.id, "base": base, "csrf": csrf_of(client, f"{base}/settings")}
 
 
 @pytest.fixture

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
+from fixtures.users import AUser
 from logharbor.settings import Settings
 
 
@@ -22,29 +22,10 @@ class LiveServer:
         return httpx.Client(base_url=self.url, timeout=30)
 
 
-def account(api: httpx.Client, name: str, email: str) -> dict[str, str]:
-    user = {"name": name, "email": email, "password": "password123"}
-    assert api.post("/auth/signup", json=user).status_code == 201
-    token = api.post("/auth/login", json=user).json()["token"]
-    return {**user, "token": token}
-
-
-def source_with_key(api: httpx.Client, user: dict[str, str]) -> tuple[dict[str, Any], str]:
-    """A source of ``user`` and an ingest key of it, for tests that send it traffic."""
-    auth = {"Authorization": f"Bearer {user['token']}"}
-    source: dict[str, Any] = api.post(
-        "/traffic-source", headers=auth, json={"name": "Shop", "trafficDomain": "https://shop.io"}
-    ).json()
-    key = api.post(
-        f"/traffic-source/{source['id']}/ingest-keys", headers=auth, json={"name": "c"}
-    ).json()["key"]
-    return source, str(key)
-
-
-def sign_in(page: Page, user: dict[str, str]) -> None:
+def sign_in(page: Page, user: AUser) -> None:
     page.goto("/ui/login")
-    page.get_by_label("Email").fill(user["email"])
-    page.get_by_label("Password").fill(user["password"])
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(user.password)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Traffic sources")).to_be_visible()
 

@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, expect
 
-from ui.harness import LiveServer
+from fixtures.sources import create_source
+from fixtures.users import sign_up
+from ui.harness import LiveServer, sign_in
 
 DOMAIN = "https://api.payments.example"
 
@@ -182,10 +184,8 @@ def test_prompt_library_search_and_logs_per_model(
     page: Page, live_server: LiveServer, screenshot_dir: Path
 ) -> None:
     with live_server.api() as api:
-        user = {"name": "Pat", "email": "pat@example.com", "password": "password123"}
-        assert api.post("/auth/signup", json=user).status_code == 201
-        token = api.post("/auth/login", json=user).json()["token"]
-        auth = {"Authorization": f"Bearer {token}"}
+        user = sign_up(api, "Pat", "pat@example.com")
+        auth = user.headers
         summary = api.post(
             "/prompts",
             headers=auth,
@@ -225,10 +225,7 @@ def test_prompt_library_search_and_logs_per_model(
             )
             assert answer.status_code == 201, answer.text
 
-    page.goto("/ui/login")
-    page.get_by_label("Email").fill(user["email"])
-    page.get_by_label("Password").fill(user["password"])
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, user)
     page.get_by_role("link", name="Prompts").click()
     expect(page.get_by_test_id("prompt-count")).to_have_text("2 prompts")
     page.get_by_label("Search").fill("ticket support")
@@ -254,14 +251,10 @@ def test_prompt_library_search_and_logs_per_model(
 
 def test_other_users_sources_and_records_stay_private(page: Page, live_server: LiveServer) -> None:
     with live_server.api() as api:
-        owner = {"name": "Own", "email": "own@example.com", "password": "password123"}
-        api.post("/auth/signup", json=owner)
-        token = api.post("/auth/login", json=owner).json()["token"]
-        auth = {"Authorization": f"Bearer {token}"}
-        source = api.post(
-            "/traffic-source", headers=auth, json={"name": "Secret", "trafficDomain": DOMAIN}
-        ).json()
-        record = api.post(f"/http-traffic-record/{source['id']}", headers=auth, json=TRAFFIC[0])
+        owner = sign_up(api, "Own", "own@example.com")
+        auth = owner.headers
+        source = create_source(api, owner, "Secret", trafficDomain=DOMAIN)
+        record = api.post(f"/http-traffic-record/{source.id}", headers=auth, json=TRAFFIC[0])
         assert record.status_code == 201, record.text
         record_id = record.json()["id"]
 
@@ -272,10 +265,10 @@ def test_other_users_sources_and_records_stay_private(page: Page, live_server: L
     page.get_by_role("button", name="Create account").click()
     expect(page.get_by_text("No traffic sources yet.")).to_be_visible()
     for path in (
-        f"/ui/sources/{source['id']}",
-        f"/ui/sources/{source['id']}/records/{record_id}",
-        f"/ui/sources/{source['id']}/charts",
-        f"/ui/sources/{source['id']}/keys",
+        f"/ui/sources/{source.id}",
+        f"/ui/sources/{source.id}/records/{record_id}",
+        f"/ui/sources/{source.id}/charts",
+        f"/ui/sources/{source.id}/keys",
     ):
         answer = page.goto(path)
         assert answer is not None and answer.status == 403, path
@@ -283,5 +276,5 @@ def test_other_users_sources_and_records_stay_private(page: Page, live_server: L
         expect(page.locator("body")).not_to_contain_text("Secret")
     answer = page.goto("/ui/sources/not-a-uuid")
     assert answer is not None and answer.status == 400
-    answer = page.goto(f"/ui/sources/{source['id']}/charts?range=forever")
+    answer = page.goto(f"/ui/sources/{source.id}/charts?range=forever")
     assert answer is not None and answer.status == 400

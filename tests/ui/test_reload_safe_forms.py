@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 from sqlalchemy import select, update
 
-from alerts.support import Receiver
-from helpers import AUser
+from fixtures.sources import create_source
+from fixtures.users import AUser, sign_up
+from fixtures.webhooks import Receiver
 from logharbor.app import create_app
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database, make_engine
@@ -24,7 +25,7 @@ from logharbor.db.tables import ui_flashes, webhooks
 from logharbor.settings import Settings
 from logharbor.ui import flash
 from logharbor.ui.session import COOKIE
-from ui.harness import LiveServer, account, sign_in
+from ui.harness import LiveServer, sign_in
 from ui.test_journey import DOMAIN
 
 
@@ -54,13 +55,10 @@ def test_reloading_after_webhook_forms_repeats_nothing(
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     with live_server.api() as api:
-        owner = account(api, "Olga Owner", "olga@example.com")
-        auth = {"Authorization": f"Bearer {owner['token']}"}
-        source = api.post(
-            "/traffic-source", headers=auth, json={"name": "Payments API", "trafficDomain": DOMAIN}
-        ).json()
+        owner = sign_up(api, "Olga Owner", "olga@example.com")
+        source = create_source(api, owner, "Payments API", trafficDomain=DOMAIN)
     sign_in(page, owner)
-    page.goto(f"/ui/sources/{source['id']}/webhooks")
+    page.goto(f"/ui/sources/{source.id}/webhooks")
 
     page.get_by_label("URL", exact=True).fill(receiver.url)
     page.get_by_role("button", name="Add webhook").click()
@@ -160,12 +158,8 @@ def test_a_flash_is_for_its_user_and_page_only_and_not_after_it_expires(
 
     # Another user with the stolen cookie, on a page of theirs: nothing, and nothing consumed.
     other = make_user()
-    mine = client.post(
-        "/traffic-source",
-        headers=other.headers,
-        json={"name": "Theirs", "trafficDomain": "https://theirs.example"},
-    ).json()
-    stolen = visit(other.token, f"/ui/sources/{mine['id']}/webhooks", sealed)
+    mine = create_source(client, other, "Theirs", trafficDomain="https://theirs.example")
+    stolen = visit(other.token, f"/ui/sources/{mine.id}/webhooks", sealed)
     assert stolen.status_code == 200 and secret not in stolen.text
     # The same user on another page of theirs: not that page's message.
     assert secret not in visit(user.token, f"{owned['base']}/keys", sealed).text
@@ -197,9 +191,9 @@ def test_reloading_after_the_other_create_forms_repeats_nothing(
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     with live_server.api() as api:
-        owner = account(api, "Olga Owner", "olga@example.com")
-        viewer = account(api, "Vic Viewer", "vic@example.com")
-    auth = {"Authorization": f"Bearer {owner['token']}"}
+        owner = sign_up(api, "Olga Owner", "olga@example.com")
+        viewer = sign_up(api, "Vic Viewer", "vic@example.com")
+    auth = owner.headers
     sign_in(page, owner)
 
     page.get_by_label("Name").fill("Payments API")
@@ -242,9 +236,9 @@ def test_reloading_after_the_other_create_forms_repeats_nothing(
         assert sent.status_code == 201, sent.text
 
     page.get_by_role("link", name="Settings").click()
-    page.get_by_label("Share with (email)").fill(viewer["email"])
+    page.get_by_label("Share with (email)").fill(viewer.email)
     page.get_by_role("button", name="Share read-only").click()
-    expect(page.get_by_test_id("share")).to_contain_text(viewer["email"])
+    expect(page.get_by_test_id("share")).to_contain_text(viewer.email)
     page.reload()
     expect(page.get_by_test_id("share")).to_have_count(1)
     expect(page.locator(".field-error")).to_have_count(0)  # no "Already shared" from a re-post
