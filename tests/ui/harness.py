@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
@@ -50,3 +52,47 @@ def csrf_of(client: TestClient, path: str) -> str:
     found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page.text)
     assert found
     return found.group(1)
+
+
+# Traffic the browser tests send, as a collector would.
+DOMAIN = "https://api.payments.example"
+
+
+def exchange(path: str, method: str, status: int, elapsed: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "domainUrl": DOMAIN,
+        "pathnameUrl": path,
+        "method": method,
+        "status": status,
+        "elapsedTime": elapsed,
+        "requestHeaders": {"content-type": "application/json", "authorization": "Bearer s3cret"},
+        "responseHeaders": {"content-type": "application/json"},
+        **extra,
+    }
+
+
+TRAFFIC = [
+    exchange("/v1/users", "GET", 200, 12.5, queryParams={"page": "2"}),
+    exchange("/v1/users", "GET", 404, 8.0, responseBody={"error": "no such page"}),
+    exchange(
+        "/v1/orders",
+        "post",
+        201,
+        48.25,
+        requestBody={"customer": "Jane", "items": [{"sku": "A1", "qty": 2}]},
+        responseBody={"id": 7, "status": "created"},
+        routeTemplate="/v1/orders",
+    ),
+    exchange("/v1/users/42", "GET", 500, 310.0, responseBody={"message": "db timeout"}),
+    exchange("/v1/users/42", "GET", 500, 295.0, responseBody={"message": "db timeout"}),
+]
+
+
+def ingest(api: httpx.Client, key: str, records: list[dict[str, Any]]) -> None:
+    for record in records:
+        answer = api.post("/ingest-log", json=record, headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 201, answer.text
+
+
+def shot(page: Page, folder: Path, name: str, *, full_page: bool = True) -> None:
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)

@@ -16,8 +16,7 @@ from playwright.sync_api import Browser, Page, expect
 from fixtures.sources import create_source
 from fixtures.users import AUser, sign_up
 from logharbor.ui.session import COOKIE
-from ui.harness import LiveServer, csrf_of, page_errors, sign_in
-from ui.test_journey import DOMAIN
+from ui.harness import DOMAIN, LiveServer, csrf_of, page_errors, sign_in
 
 
 def test_owner_changes_the_domain_and_a_viewer_leaves(

@@ -31,9 +31,8 @@ def _names(page: Page, key: str) -> list[str]:
 
 
 def test_the_charts_page_shows_llm_tokens_and_cost_per_route_model_and_prompt_version(
-    page: Page, live_server: LiveServer
+    page: Page, live_server: LiveServer, api: httpx.Client
 ) -> None:
-    api: httpx.Client = live_server.api()
     user = sign_up(api, "Jane", "jane@example.com")
     auth = user.headers
     source = create_source(api, user, "Shop", trafficDomain="https://shop.io")
@@ -77,8 +76,9 @@ def test_the_charts_page_shows_llm_tokens_and_cost_per_route_model_and_prompt_ve
     expect(page).to_have_url(f"{live_server.url}/ui/prompts/{prompt}")
 
 
-def test_a_bad_range_is_refused_on_the_llm_section(page: Page, live_server: LiveServer) -> None:
-    api = live_server.api()
+def test_a_bad_range_is_refused_on_the_llm_section(
+    page: Page, live_server: LiveServer, api: httpx.Client
+) -> None:
     user = sign_up(api, "Jane", "jane@example.com")
     source = create_source(api, user, "Shop", trafficDomain="https://shop.io")
     sign_in(page, user)

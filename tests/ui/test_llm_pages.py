@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+import httpx
 from playwright.sync_api import Page, expect
 
 from fixtures.sources import create_source, ingest_key
@@ -15,9 +16,8 @@ from ui.harness import LiveServer, sign_in
 
 
 def test_a_record_shows_its_llm_calls_and_its_trace_as_a_waterfall(
-    page: Page, live_server: LiveServer
+    page: Page, live_server: LiveServer, api: httpx.Client
 ) -> None:
-    api = live_server.api()
     user = sign_up(api, "Jane", "jane@example.com")
     auth = user.headers
     source = create_source(api, user, "Shop", trafficDomain="https://shop.io")

@@ -12,8 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 from fixtures.sources import create_source
 from fixtures.users import sign_up
 from fixtures.webhooks import Receiver
-from ui.harness import LiveServer, sign_in
-from ui.test_journey import DOMAIN, TRAFFIC, ingest, shot
+from ui.harness import DOMAIN, TRAFFIC, LiveServer, ingest, shot, sign_in
 
 PHONE = {"width": 390, "height": 844}
 

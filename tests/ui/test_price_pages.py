@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
@@ -18,9 +19,8 @@ def _row(page: Page, model: str) -> Any:
 
 
 def test_prices_are_listed_edited_reset_and_added_in_the_browser(
-    page: Page, live_server: LiveServer
+    page: Page, live_server: LiveServer, api: httpx.Client
 ) -> None:
-    api = live_server.api()
     user = sign_up(api, "Jane", "jane@example.com")
     auth = user.headers
     sign_in(page, user)

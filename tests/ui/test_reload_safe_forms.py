@@ -6,11 +6,9 @@ crosses the redirect as a one-time flash that any worker can read and none keeps
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 from sqlalchemy import select, update
@@ -20,20 +18,12 @@ from fixtures.users import AUser, sign_up
 from fixtures.webhooks import Receiver
 from logharbor.app import create_app
 from logharbor.common.timestamps import utcnow
-from logharbor.db.engine import Database, make_engine
+from logharbor.db.engine import Database
 from logharbor.db.tables import ui_flashes, webhooks
 from logharbor.settings import Settings
 from logharbor.ui import flash
 from logharbor.ui.session import COOKIE
-from ui.harness import LiveServer, sign_in
-from ui.test_journey import DOMAIN
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(make_engine(settings.resolved_database_url()))
-    yield database
-    database.dispose()
+from ui.harness import DOMAIN, LiveServer, sign_in
 
 
 def stored_secrets(db: Database) -> list[str]:
@@ -50,7 +40,7 @@ def flash_rows(db: Database) -> list[dict[str, Any]]:
 
 
 def test_reloading_after_webhook_forms_repeats_nothing(
-    page: Page, live_server: LiveServer, receiver: Receiver, db: Database
+    page: Page, live_server: LiveServer, receiver: Receiver, bare_db: Database
 ) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -63,19 +53,19 @@ def test_reloading_after_webhook_forms_repeats_nothing(
     page.get_by_label("URL", exact=True).fill(receiver.url)
     page.get_by_role("button", name="Add webhook").click()
     secret = page.locator("#webhook-secret").inner_text().strip()
-    assert stored_secrets(db) == [secret]
+    assert stored_secrets(bare_db) == [secret]
     page.reload()
     expect(page.get_by_test_id("webhook")).to_have_count(1)
     expect(page.get_by_test_id("new-webhook")).to_have_count(0)  # shown once
-    assert stored_secrets(db) == [secret]
+    assert stored_secrets(bare_db) == [secret]
 
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Rotate secret").click()
     rotated = page.locator("#webhook-secret").inner_text().strip()
-    assert rotated != secret and stored_secrets(db) == [rotated]
+    assert rotated != secret and stored_secrets(bare_db) == [rotated]
     page.reload()
     expect(page.get_by_test_id("new-webhook")).to_have_count(0)
-    assert stored_secrets(db) == [rotated]  # the secret just shown still works
+    assert stored_secrets(bare_db) == [rotated]  # the secret just shown still works
 
     page.get_by_role("button", name="Send test").click()
     expect(page.get_by_test_id("test-result")).to_contain_text("delivered")
@@ -83,7 +73,7 @@ def test_reloading_after_webhook_forms_repeats_nothing(
     expect(page.get_by_test_id("test-result")).to_have_count(0)
     assert len(receiver.wait_for(1)) == 1
     assert len(receiver.requests) == 1
-    assert flash_rows(db) == []
+    assert flash_rows(bare_db) == []
     assert errors == []
 
 

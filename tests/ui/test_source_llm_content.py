@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
@@ -14,9 +15,8 @@ from ui.harness import LiveServer, sign_in
 
 
 def test_the_settings_page_turns_llm_content_capture_off_and_on(
-    page: Page, live_server: LiveServer
+    page: Page, live_server: LiveServer, api: httpx.Client
 ) -> None:
-    api = live_server.api()
     user = sign_up(api, "Jane", "jane@example.com")
     auth = user.headers
     source = create_source(api, user, "Shop", trafficDomain="https://shop.io")
