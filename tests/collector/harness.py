@@ -3,8 +3,8 @@
 
 ``stand_in`` (a ``StandInServer``) takes the place of a LogHarbor server where the real one is
 not the point (retries, backoff, a server that is down or slow); ``running_logharbor`` starts the
-real one (``logharbor serve`` in a subprocess, for the end-to-end tests). ``serve_asgi`` / ``serve_wsgi``
-run real apps under uvicorn / werkzeug.
+real one (``logharbor serve`` in a subprocess, for the end-to-end tests). ``serve_asgi`` and
+``serve_wsgi`` run real apps under uvicorn and werkzeug.
 """
 
 from __future__ import annotations

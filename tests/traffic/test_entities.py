@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
