@@ -2,7 +2,11 @@
 
 ``--db sqlite|postgresql|all`` picks the backends (default all). Each test gets a fresh database
 copied from a template that the real migrations built once per session. (For many cheap
-cases on one world per database, see ``databases.chosen_backends`` and test_hostile_ingest.)
+cases on one world per database, see ``fixtures.database.chosen_backends`` and
+test_hostile_ingest.)
+
+Test data comes from the factories in ``fixtures/`` (users, sources, records, prompts, spans,
+webhooks), registered below: one name and one type per concept, in every test folder.
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from logharbor.app import create_app
-from logharbor.db import migrate
-from logharbor.db.engine import make_engine
+from logharbor.db import events_schema, migrate
+from logharbor.db.clickhouse import EventsClient
+from logharbor.db.engine import Database, make_engine
 from logharbor.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from alerts.support import Receiver
-from databases import (
+from fixtures.database import (
     BACKENDS,
     EVENT_BACKENDS,
     TEMPLATE_DB,
@@ -33,10 +37,15 @@ from databases import (
     events_url_for,
     fresh_database,
     settings_for,
-    sign_up,
 )
-from helpers import AUser
-from postgres import Cluster, start_cluster
+from fixtures.postgres import Cluster, start_cluster
+
+pytest_plugins = [
+    "fixtures.users",
+    "fixtures.sources",
+    "fixtures.prompts",
+    "fixtures.webhooks",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -123,30 +132,27 @@ def client(app: Any) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def make_user(client: TestClient) -> Callable[..., AUser]:
-    """Sign up and log in a user through the API."""
-
-    def make(name: str | None = None) -> AUser:
-        return sign_up(client, name)
-
-    return make
+def db(client: TestClient) -> Database:
+    """The database of the app under test (``client``'s)."""
+    database: Database = client.app.state.db  # type: ignore[attr-defined]
+    return database
 
 
 @pytest.fixture
-def user(make_user: Callable[..., AUser]) -> AUser:
-    return make_user()
+def bare_db(database_url: str, events_url: str) -> Iterator[Database]:
+    """The test's database with no app running on it (so no worker races the test)."""
+    events = EventsClient.from_url(events_url) if events_url else None
+    if events is not None:
+        events_schema.upgrade(events)
+    database = Database(make_engine(database_url), events)
+    yield database
+    database.dispose()
+    if events is not None:
+        events.close()
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A real HTTP server on 127.0.0.1 that records the webhook deliveries it gets."""
-    rec = Receiver().start()
-    yield rec
-    rec.stop()
-
-
-@pytest.fixture
-def rows(client: TestClient) -> Callable[[], dict[str, int]]:
+def rows(db: Database) -> Callable[[], dict[str, int]]:
     """Row counts of every traffic table, to prove a failed call wrote nothing."""
     from sqlalchemy import func, select
 
@@ -163,7 +169,6 @@ def rows(client: TestClient) -> Callable[[], dict[str, int]]:
     )
 
     def count() -> dict[str, int]:
-        db = client.app.state.db  # type: ignore[attr-defined]
         with db.read() as conn:
             counts = {
                 name: conn.execute(

@@ -13,13 +13,14 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from alerts.support import add_source, bare_owner
+from fixtures.network import free_port
+from fixtures.records import ago, count_records, insert_records
+from fixtures.sources import insert_source
+from fixtures.users import insert_user
 from logharbor.cli import app
 from logharbor.db import migrate
 from logharbor.db.engine import Database, make_engine
 from logharbor.settings import Settings
-from postgres import free_port
-from test_retention_job import add_old_records, count_records
 
 runner = CliRunner()
 
@@ -82,20 +83,19 @@ def test_db_upgrade_on_an_empty_database(tmp_path: Path, monkeypatch) -> None:  
 
 @pytest.mark.slow
 def test_prune_applies_retention_now(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
+    bare_db: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    db = Database(make_engine(settings.resolved_database_url()))
-    try:
-        source_id = add_source(db, bare_owner(settings).id, retention_days=1)
-        add_old_records(db, source_id, 2)
-        for key, value in _env(settings.resolved_database_url(), tmp_path / "cli").items():
-            monkeypatch.setenv(key, value)
-        result = runner.invoke(app, ["prune"])
-        assert result.exit_code == 0, result.output
-        assert "2 traffic records" in result.output
-        assert count_records(db, source_id) == 0
-    finally:
-        db.dispose()
+    source_id = insert_source(bare_db, insert_user(bare_db).id, retention_days=1).id
+    insert_records(bare_db, source_id, 2, at=ago(days=2))
+    for key, value in _env(settings.resolved_database_url(), tmp_path / "cli").items():
+        monkeypatch.setenv(key, value)
+    result = runner.invoke(app, ["prune"])
+    assert result.exit_code == 0, result.output
+    assert "2 traffic records" in result.output
+    assert count_records(bare_db, source_id) == 0
 
 
 def test_serve_answers_health_docs_signup_and_login(database_url: str, tmp_path: Path) -> None:

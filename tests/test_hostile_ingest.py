@@ -12,10 +12,8 @@ totals) gets a source of its own.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,12 +21,10 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import func, select
 
-sys.path.insert(0, str(Path(__file__).parent / "traffic"))
-
-from traffic_support import body, compose, create_source, ingest_key
-
-from databases import chosen_backends, fresh_database, settings_for, sign_up
-from helpers import AUser, bearer
+from fixtures.database import chosen_backends, fresh_database, settings_for
+from fixtures.records import body, compose
+from fixtures.sources import create_source, ingest_key
+from fixtures.users import AUser, bearer, sign_up
 from logharbor.app import create_app
 from logharbor.auth.tokens import issue_token
 from logharbor.common.ids import new_id
@@ -87,9 +83,9 @@ def world(
     ):
         user = sign_up(client)
         other = sign_up(client)
-        source_id = create_source(client, user)["id"]
-        other_source_id = create_source(client, other, name="Not yours")["id"]
-        quiet_source_id = create_source(client, user, name="Quiet")["id"]
+        source_id = create_source(client, user).id
+        other_source_id = create_source(client, other, name="Not yours").id
+        quiet_source_id = create_source(client, user, name="Quiet").id
         # One record already stored on each, which no refused request may disturb.
         for headers, sid in (
             (user.headers, source_id),
@@ -404,9 +400,9 @@ def test_source_ids_that_are_not_yours(world: World, kind: str, source: str, sta
 @pytest.mark.parametrize("kind", ["compose", "ingest-log", "batch", "api-ingest"])
 def test_ingest_keys_of_another_source_or_revoked(world: World, kind: str) -> None:
     client, user = world.client, world.user
-    other_key = ingest_key(client, user, create_source(client, user, name="Second")["id"])
+    other_key = ingest_key(client, user, create_source(client, user, name="Second").id)
     # A source and key of this test's own: the shared ones must stay valid for the others.
-    sid = create_source(client, user, name="To revoke")["id"]
+    sid = create_source(client, user, name="To revoke").id
     key = ingest_key(client, user, sid)
     keys = client.get(f"/traffic-source/{sid}/ingest-keys", headers=user.headers)
     key_id = keys.json()[0]["id"]
@@ -443,7 +439,7 @@ def test_a_client_id_of_another_source_is_refused_and_overwrites_nothing(world: 
         headers=world.user.headers,
     )
     assert stored.status_code == 201
-    other = create_source(client, world.user, name="Third")["id"]
+    other = create_source(client, world.user, name="Third").id
     before = world.counts()
     for path, extra in (
         (f"/http-traffic-record/{other}", {}),
@@ -587,7 +583,7 @@ def test_duplicated_client_ids_in_one_batch_are_one_record(world: World) -> None
 def test_a_batch_item_with_another_sources_record_id(world: World) -> None:
     client = world.client
     foreign = new_id()
-    other = create_source(client, world.user, name="Elsewhere")["id"]
+    other = create_source(client, world.user, name="Elsewhere").id
     first = client.post(
         f"/http-traffic-record/{other}", json=body(id=foreign), headers=world.user.headers
     )

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from rich.console import Console
 from typer.testing import CliRunner
 
-from helpers import AUser
+from fixtures.users import AUser
 from logharbor import progress
 from logharbor.cli import app as cli
 

@@ -16,19 +16,19 @@ from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import select, update
 
-from alerts.support import WAIT, add_source, bare_owner, emit, event
+from fixtures.records import ago, count_records, emit, event, insert_records
+from fixtures.sources import Source, insert_source
+from fixtures.users import insert_user
+from fixtures.waiting import WAIT
 from logharbor.app import create_app
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db import lease
 from logharbor.db.engine import Database, make_engine
 from logharbor.db.tables import (
-    domains,
-    http_traffic,
     job_leases,
-    pathnames,
     webhook_outbox,
     webhooks,
 )
@@ -61,56 +61,9 @@ def processes(settings: Settings) -> Iterator[tuple[Database, Database]]:
 
 
 @pytest.fixture
-def source(settings: Settings, processes: tuple[Database, Database]) -> str:
-    owner = bare_owner(settings)
-    return add_source(processes[0], owner.id, retention_days=1)
-
-
-def add_old_records(db: Database, source_id: str, n: int) -> None:
-    old = utcnow() - timedelta(days=2)
-    with db.write() as conn:
-        domain_id, pathname_id = new_id(), new_id()
-        conn.execute(
-            insert(domains).values(
-                id=domain_id,
-                traffic_source_id=source_id,
-                value=f"https://{domain_id}.example",
-                protocol="HTTPS",
-                created_at=old,
-            )
-        )
-        conn.execute(
-            insert(pathnames).values(
-                id=pathname_id,
-                traffic_source_id=source_id,
-                domain_id=domain_id,
-                value="/old",
-                created_at=old,
-            )
-        )
-        conn.execute(
-            insert(http_traffic),
-            [
-                {
-                    "id": new_id(),
-                    "traffic_source_id": source_id,
-                    "domain_id": domain_id,
-                    "pathname_id": pathname_id,
-                    "status": 200,
-                    "method": "GET",
-                    "level": "INFO",
-                    "elapsed_time": 1.0,
-                    "created_at": old,
-                }
-                for _ in range(n)
-            ],
-        )
-
-
-def count_records(db: Database, source_id: str) -> int:
-    with db.read() as conn:
-        query = select(func.count()).where(http_traffic.c.traffic_source_id == source_id)
-        return int(conn.execute(query).scalar_one())
+def short_lived(bare_db: Database) -> Source:
+    """A source whose records are kept one day, in a database no app runs on."""
+    return insert_source(bare_db, insert_user(bare_db).id, retention_days=1)
 
 
 def lease_row(db: Database) -> dict[str, object]:
@@ -121,14 +74,14 @@ def lease_row(db: Database) -> dict[str, object]:
 
 
 def test_two_processes_prune_once_per_period(
-    settings: Settings, processes: tuple[Database, Database], source: str
+    settings: Settings, processes: tuple[Database, Database], short_lived: Source
 ) -> None:
     db_a, db_b = processes
     clock = Clock(utcnow())
     a = RetentionJob(db_a, settings, clock=clock)
     b = RetentionJob(db_b, settings, clock=clock)
     interval = timedelta(minutes=settings.retention_interval_minutes)
-    add_old_records(db_a, source, 3)
+    insert_records(db_a, short_lived.id, 3, at=ago(days=2))
 
     first = a.run_due()
     assert first is not None and first.records.traffic == 3
@@ -138,16 +91,16 @@ def test_two_processes_prune_once_per_period(
     assert released["claim_token"] is None
     assert released["next_run_at"] == clock.now + interval
 
-    add_old_records(db_b, source, 2)
+    insert_records(db_b, short_lived.id, 2, at=ago(days=2))
     clock.advance(interval / 2)
     assert a.run_due() is None and b.run_due() is None
-    assert count_records(db_a, source) == 2
+    assert count_records(db_a, short_lived.id) == 2
 
     clock.advance(interval / 2)
     second = b.run_due()  # any process may do the next period's run
     assert second is not None and second.records.traffic == 2
     assert a.run_due() is None
-    assert count_records(db_a, source) == 0
+    assert count_records(db_a, short_lived.id) == 0
 
 
 def _run_at_once(job: RetentionJob, start: threading.Barrier, reports: list[object]) -> None:
@@ -156,13 +109,13 @@ def _run_at_once(job: RetentionJob, start: threading.Barrier, reports: list[obje
 
 
 def test_racing_processes_one_wins_each_period(
-    settings: Settings, processes: tuple[Database, Database], source: str
+    settings: Settings, processes: tuple[Database, Database], short_lived: Source
 ) -> None:
     clock = Clock(utcnow())
     jobs = [RetentionJob(db, settings, clock=clock) for db in processes]
     interval = timedelta(minutes=settings.retention_interval_minutes)
     for _ in range(8):
-        add_old_records(processes[0], source, 2)
+        insert_records(processes[0], short_lived.id, 2, at=ago(days=2))
         start = threading.Barrier(len(jobs))
         reports: list[object] = []
         threads = [
@@ -175,17 +128,17 @@ def test_racing_processes_one_wins_each_period(
         assert len(reports) == len(jobs)
         winners = [report for report in reports if report is not None]
         assert len(winners) == 1, reports
-        assert count_records(processes[0], source) == 0
+        assert count_records(processes[0], short_lived.id) == 0
         clock.advance(interval)
 
 
 def test_a_dead_holders_run_is_taken_over_when_its_lease_expires(
-    settings: Settings, processes: tuple[Database, Database], source: str
+    settings: Settings, processes: tuple[Database, Database], short_lived: Source
 ) -> None:
     db_a, db_b = processes
     start = utcnow()
     clock = Clock(start)
-    add_old_records(db_a, source, 4)
+    insert_records(db_a, short_lived.id, 4, at=ago(days=2))
     # A process claimed the run and died before finishing it.
     with db_a.write() as conn:
         assert lease.claim(conn, JOB_NAME, start, start + LEASE, "dead", "gone:1")
@@ -194,12 +147,12 @@ def test_a_dead_holders_run_is_taken_over_when_its_lease_expires(
     assert survivor.run_due() is None
     clock.advance(LEASE - timedelta(seconds=1))
     assert survivor.run_due() is None  # the claim still holds
-    assert count_records(db_a, source) == 4
+    assert count_records(db_a, short_lived.id) == 4
 
     clock.advance(timedelta(seconds=2))
     report = survivor.run_due()
     assert report is not None and report.records.traffic == 4
-    assert count_records(db_a, source) == 0
+    assert count_records(db_a, short_lived.id) == 0
     # Were the dead process to wake up now, it would find its claim gone and stop.
     with db_a.write() as conn:
         assert not lease.renew(conn, JOB_NAME, "dead", clock.now + LEASE)
@@ -209,13 +162,13 @@ def test_a_dead_holders_run_is_taken_over_when_its_lease_expires(
 
 
 def test_a_holder_that_lost_its_claim_stops_and_leaves_the_new_holders_lease(
-    settings: Settings, processes: tuple[Database, Database], source: str
+    settings: Settings, processes: tuple[Database, Database], short_lived: Source
 ) -> None:
     db_a, db_b = processes
     clock = Clock(utcnow())
     slow = settings.model_copy(update={"retention_batch_size": 1})
     job = RetentionJob(db_a, slow, clock=clock)
-    add_old_records(db_a, source, 6)
+    insert_records(db_a, short_lived.id, 6, at=ago(days=2))
     reads = 0
 
     def time_passes_and_another_process_takes_over() -> None:
@@ -234,15 +187,13 @@ def test_a_holder_that_lost_its_claim_stops_and_leaves_the_new_holders_lease(
 
     assert report is not None
     assert 0 < report.records.traffic < 6  # it stopped between batches
-    assert count_records(db_a, source) == 6 - report.records.traffic
+    assert count_records(db_a, short_lived.id) == 6 - report.records.traffic
     row = lease_row(db_a)
     assert (row["claim_token"], row["claimed_by"]) == ("other", "other:2")
 
 
-def test_old_delivered_outbox_rows_are_forgotten(settings: Settings) -> None:
-    owner = bare_owner(settings)
-    db = Database(make_engine(settings.resolved_database_url()))
-    source_id = add_source(db, owner.id)
+def test_old_delivered_outbox_rows_are_forgotten(bare_db: Database, bare_source: Source) -> None:
+    db, source_id = bare_db, bare_source.id
     now = utcnow()
     with db.write() as conn:
         conn.execute(
@@ -270,23 +221,20 @@ def test_old_delivered_outbox_rows_are_forgotten(settings: Settings) -> None:
             .where(webhook_outbox.c.id == first)
             .values(state="delivered", created_at=now - timedelta(days=30))
         )
-    try:
-        report = prune(db, outbox_keep_days=7)
-        assert report.outbox == 1
-        with db.read() as conn:
-            states = list(conn.execute(select(webhook_outbox.c.state)).scalars())
-        assert states == ["pending"]  # an undelivered row is never pruned
-    finally:
-        db.dispose()
+    report = prune(db, outbox_keep_days=7)
+    assert report.outbox == 1
+    with db.read() as conn:
+        states = list(conn.execute(select(webhook_outbox.c.state)).scalars())
+    assert states == ["pending"]  # an undelivered row is never pruned
 
 
-def test_the_app_runs_the_job_on_its_own(settings: Settings) -> None:
-    owner = bare_owner(settings)
+def test_the_app_runs_the_job_on_its_own(settings: Settings, bare_db: Database) -> None:
+    owner = insert_user(bare_db)
     fast = settings.model_copy(update={"retention_interval_minutes": 0.005})
     with TestClient(create_app(fast)) as app_client:
         db: Database = app_client.app.state.db  # type: ignore[attr-defined]
-        source_id = add_source(db, owner.id, retention_days=1)
-        add_old_records(db, source_id, 3)
+        source_id = insert_source(db, owner.id, retention_days=1).id
+        insert_records(db, source_id, 3, at=ago(days=2))
 
         def pruned_and_released() -> bool:
             # The rows go before the run releases its lease: wait for both.

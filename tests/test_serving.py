@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from fixtures.network import free_port
 from logharbor import serving
-from postgres import free_port
 
 
 class Clock:

@@ -9,8 +9,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
-from alerts.support import WAIT, ago, emit, event
-from helpers import AUser
+from fixtures.records import ago, emit, event
+from fixtures.sources import Source
+from fixtures.users import AUser
+from fixtures.waiting import WAIT
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database
@@ -18,13 +20,13 @@ from logharbor.db.tables import traffic_source_shares
 
 
 def test_list_get_resolve_reopen(
-    client: TestClient, user: AUser, db: Database, source: str
+    client: TestClient, user: AUser, db: Database, source: Source
 ) -> None:
-    emit(db, [event(source, at=ago(minutes=10)), event(source, pathname="/users/9")])
-    emit(db, [event(source, status=502, preview="Bad gateway from upstream 3")])
-    emit(db, [event(source, status=404)])  # not FATAL
+    emit(db, [event(source.id, at=ago(minutes=10)), event(source.id, pathname="/users/9")])
+    emit(db, [event(source.id, status=502, preview="Bad gateway from upstream 3")])
+    emit(db, [event(source.id, status=404)])  # not FATAL
 
-    listed = client.get(f"/exceptions/{source}", headers=user.headers)
+    listed = client.get(f"/exceptions/{source.id}", headers=user.headers)
     assert listed.status_code == 200, listed.text
     body = listed.json()
     assert body["meta"] == {"page": 1, "pageLimit": 20, "totalItems": 2}
@@ -39,35 +41,37 @@ def test_list_get_resolve_reopen(
     assert users["sample"]["pathname"] == "/users/9"
     assert by_status[502]["message"] == "Bad gateway from upstream <n>"
 
-    one = client.get(f"/exceptions/{source}/{users['id']}", headers=user.headers)
+    one = client.get(f"/exceptions/{source.id}/{users['id']}", headers=user.headers)
     assert one.status_code == 200
     assert one.json() == users
 
-    resolved = client.post(f"/exceptions/{source}/{users['id']}/resolve", headers=user.headers)
+    resolved = client.post(f"/exceptions/{source.id}/{users['id']}/resolve", headers=user.headers)
     assert resolved.status_code == 200
     assert resolved.json()["status"] == "resolved"
     assert resolved.json()["resolvedAt"] is not None
-    open_only = client.get(f"/exceptions/{source}?status=open", headers=user.headers).json()
+    open_only = client.get(f"/exceptions/{source.id}?status=open", headers=user.headers).json()
     assert [item["httpStatus"] for item in open_only["data"]] == [502]
-    resolved_only = client.get(f"/exception/{source}?status=resolved", headers=user.headers).json()
+    resolved_only = client.get(
+        f"/exception/{source.id}?status=resolved", headers=user.headers
+    ).json()
     assert [item["id"] for item in resolved_only["data"]] == [users["id"]]
 
-    emit(db, [event(source, pathname="/users/77")])  # it recurs: reopened
-    again = client.get(f"/exceptions/{source}/{users['id']}", headers=user.headers).json()
+    emit(db, [event(source.id, pathname="/users/77")])  # it recurs: reopened
+    again = client.get(f"/exceptions/{source.id}/{users['id']}", headers=user.headers).json()
     assert (again["status"], again["count"], again["timesReopened"]) == ("open", 3, 1)
     assert again["resolvedAt"] is None and again["reopenedAt"] is not None
 
-    client.post(f"/exceptions/{source}/{users['id']}/resolve", headers=user.headers)
-    reopened = client.post(f"/exceptions/{source}/{users['id']}/reopen", headers=user.headers)
+    client.post(f"/exceptions/{source.id}/{users['id']}/resolve", headers=user.headers)
+    reopened = client.post(f"/exceptions/{source.id}/{users['id']}/reopen", headers=user.headers)
     assert reopened.status_code == 200
     assert reopened.json()["status"] == "open"
 
 
-def test_pagination_and_sort(client: TestClient, user: AUser, db: Database, source: str) -> None:
+def test_pagination_and_sort(client: TestClient, user: AUser, db: Database, source: Source) -> None:
     for status in range(500, 505):
-        emit(db, [event(source, status=status)] * (status - 499))
+        emit(db, [event(source.id, status=status)] * (status - 499))
     page = client.get(
-        f"/exceptions/{source}?pageLimit=2&page=2&sort=count&sortDirection=asc",
+        f"/exceptions/{source.id}?pageLimit=2&page=2&sort=count&sortDirection=asc",
         headers=user.headers,
     ).json()
     assert page["meta"] == {"page": 2, "pageLimit": 2, "totalItems": 5}
@@ -79,30 +83,30 @@ def test_bad_input_and_tenancy(
     user: AUser,
     make_user: Callable[..., AUser],
     db: Database,
-    source: str,
+    source: Source,
 ) -> None:
-    emit(db, [event(source)])
-    [exc] = client.get(f"/exceptions/{source}", headers=user.headers).json()["data"]
+    emit(db, [event(source.id)])
+    [exc] = client.get(f"/exceptions/{source.id}", headers=user.headers).json()["data"]
     bad = [
-        (f"/exceptions/{source}?status=closed", "status"),
-        (f"/exceptions/{source}?sort=message", "sort"),
-        (f"/exceptions/{source}?page=0", "page"),
+        (f"/exceptions/{source.id}?status=closed", "status"),
+        (f"/exceptions/{source.id}?sort=message", "sort"),
+        (f"/exceptions/{source.id}?page=0", "page"),
         ("/exceptions/not-a-uuid", "trafficSourceId"),
-        (f"/exceptions/{source}/nope", "exceptionId"),
+        (f"/exceptions/{source.id}/nope", "exceptionId"),
     ]
     for url, field in bad:
         response = client.get(url, headers=user.headers)
         assert response.status_code == 400, (url, response.text)
         assert field in response.json()["fieldErrors"], (url, response.json())
-    missing = client.get(f"/exceptions/{source}/{new_id()}", headers=user.headers)
+    missing = client.get(f"/exceptions/{source.id}/{new_id()}", headers=user.headers)
     assert missing.status_code == 404
     assert missing.json()["message"] == "Exception not found"
 
     stranger = make_user()
-    assert client.get(f"/exceptions/{source}", headers=stranger.headers).status_code == 403
+    assert client.get(f"/exceptions/{source.id}", headers=stranger.headers).status_code == 403
     assert (
         client.post(
-            f"/exceptions/{source}/{exc['id']}/resolve", headers=stranger.headers
+            f"/exceptions/{source.id}/{exc['id']}/resolve", headers=stranger.headers
         ).status_code
         == 403
     )
@@ -111,23 +115,24 @@ def test_bad_input_and_tenancy(
         conn.execute(
             insert(traffic_source_shares).values(
                 id=new_id(),
-                traffic_source_id=source,
+                traffic_source_id=source.id,
                 user_id=stranger.id,
                 permission="READ_ONLY",
                 created_at=utcnow(),
             )
         )
-    assert client.get(f"/exceptions/{source}", headers=stranger.headers).status_code == 200
+    assert client.get(f"/exceptions/{source.id}", headers=stranger.headers).status_code == 200
     assert (
-        client.get(f"/exceptions/{source}/{exc['id']}", headers=stranger.headers).status_code == 200
+        client.get(f"/exceptions/{source.id}/{exc['id']}", headers=stranger.headers).status_code
+        == 200
     )
     assert (
         client.post(
-            f"/exceptions/{source}/{exc['id']}/resolve", headers=stranger.headers
+            f"/exceptions/{source.id}/{exc['id']}/resolve", headers=stranger.headers
         ).status_code
         == 403
     )
-    still = client.get(f"/exceptions/{source}/{exc['id']}", headers=user.headers).json()
+    still = client.get(f"/exceptions/{source.id}/{exc['id']}", headers=user.headers).json()
     assert still["status"] == "open"
 
 

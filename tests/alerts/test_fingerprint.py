@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from alerts.support import event
+from fixtures.records import event
 from logharbor.alerts import fingerprint
 
 SOURCE = "0190f1a2-0000-7000-8000-000000000001"

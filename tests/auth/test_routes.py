@@ -8,7 +8,7 @@ from collections.abc import Callable
 import jwt
 from fastapi.testclient import TestClient
 
-from helpers import AUser, bearer
+from fixtures.users import AUser, bearer
 
 SIGNUP = {"name": "Jane", "email": "Jane@Example.com", "password": "password123"}
 

@@ -4,13 +4,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from collector.harness import MemoryTransport, Receiver, running_receiver
+from collector.harness import MemoryTransport, StandInServer, running_stand_in
 from logharbor.collector import Collector
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as state:
+def stand_in() -> Iterator[StandInServer]:
+    with running_stand_in() as state:
         yield state
 
 

@@ -1,10 +1,10 @@
 """What the collector tests share (importable as ``collector.harness``): real HTTP servers on
 127.0.0.1 started and stopped by the tests, and an in-memory transport.
 
-``receiver`` stands in for a LogHarbor server where the real one is not the point (retries,
-backoff, a server that is down or slow); ``running_logharbor`` starts the real one
-(``logharbor serve`` in a subprocess, for the end-to-end tests). ``serve_asgi`` / ``serve_wsgi``
-run real apps under uvicorn / werkzeug.
+``stand_in`` (a ``StandInServer``) takes the place of a LogHarbor server where the real one is
+not the point (retries, backoff, a server that is down or slow); ``running_logharbor`` starts the
+real one (``logharbor serve`` in a subprocess, for the end-to-end tests). ``serve_asgi`` and
+``serve_wsgi`` run real apps under uvicorn and werkzeug.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,17 +28,12 @@ import httpx
 import uvicorn
 from werkzeug.serving import make_server
 
+from fixtures.network import free_port
+from fixtures.waiting import wait_until
 from logharbor.collector import SendResult
 from logharbor.common.timestamps import iso, utcnow
 
 SECRET = "collector-e2e-secret-that-is-long-enough"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -54,7 +48,7 @@ Reply = tuple[int, Any, dict[str, str]]
 
 
 @dataclass
-class Receiver:
+class StandInServer:
     """A small real ingest server. ``reply(hit)`` decides each answer; ``hold`` stalls them."""
 
     url: str = ""
@@ -67,7 +61,7 @@ class Receiver:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def records(self) -> list[dict[str, Any]]:
-        """Every record the receiver accepted, in arrival order."""
+        """Every record the stand-in accepted, in arrival order."""
         out: list[dict[str, Any]] = []
         for hit in self.hits:
             if hit.path == "/api/v1/ingest" and self.batch:
@@ -103,8 +97,8 @@ class Receiver:
 
 
 @contextlib.contextmanager
-def running_receiver() -> Iterator[Receiver]:
-    state = Receiver()
+def running_stand_in() -> Iterator[StandInServer]:
+    state = StandInServer()
     state.hold.set()
 
     class Handler(BaseHTTPRequestHandler):
@@ -168,15 +162,6 @@ class MemoryTransport:
 
     def close(self) -> None:
         self.closed = True
-
-
-def wait_until(condition: Callable[[], bool], what: str, limit: float = 30.0) -> None:
-    """Poll for something another thread does; the limit only stops a broken test hanging."""
-    end = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.01)
 
 
 @dataclass

@@ -17,7 +17,9 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-from collector.harness import MemoryTransport, Receiver, drain, free_port, serve_asgi, wait_until
+from collector.harness import MemoryTransport, StandInServer, drain, serve_asgi
+from fixtures.network import free_port
+from fixtures.waiting import wait_until
 from logharbor.collector import Collector, LogHarborASGIMiddleware, current_trace
 
 
@@ -133,11 +135,11 @@ def test_fastapi_bodies_when_asked_masked_and_capped(
 
 
 def test_the_app_answers_while_the_server_is_stuck_and_losses_are_counted(
-    receiver: Receiver,
+    stand_in: StandInServer,
 ) -> None:
-    receiver.hold.clear()  # LogHarbor accepted the connection and never answers
+    stand_in.hold.clear()  # LogHarbor accepted the connection and never answers
     collector = Collector(
-        receiver.url,
+        stand_in.url,
         api_key="lhk_x",
         traffic_source_id="0197548f-0e8e-7550-b283-f26fd98a9423",
         max_queue=20,
@@ -153,16 +155,16 @@ def test_the_app_answers_while_the_server_is_stuck_and_losses_are_counted(
             for n in range(300):
                 assert client.get(f"/items/{n}").status_code == 200
         wait_until(lambda: collector.stats().accepted == 300, "300 records")
-        assert receiver.waiting >= 1, "the collector's batch is still stuck in the server"
-        assert receiver.hits == []
+        assert stand_in.waiting >= 1, "the collector's batch is still stuck in the server"
+        assert stand_in.hits == []
         stats = collector.stats()
         assert stats.accepted == 300
         assert stats.dropped >= 300 - 20 - 10
-    receiver.hold.set()
+    stand_in.hold.set()
     assert collector.flush(30)
     stats = collector.stats()
     assert stats.sent + stats.dropped + stats.failed == 300
-    assert stats.sent == len(receiver.records()) > 0
+    assert stats.sent == len(stand_in.records()) > 0
     collector.close()
 
 

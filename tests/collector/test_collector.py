@@ -1,4 +1,4 @@
-"""The Collector's queue, sender thread, retries and losses, against a real HTTP receiver."""
+"""The Collector's queue, sender thread, retries and losses, against a real HTTP stand_in."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from collector.harness import Hit, MemoryTransport, Receiver, free_port, wait_until
+from collector.harness import Hit, MemoryTransport, StandInServer
+from fixtures.network import free_port
+from fixtures.waiting import wait_until
 from logharbor.collector import Collector, Exchange, HttpTransport, SendResult
 
 KEY = "lhk_test_key"
@@ -34,68 +36,68 @@ def record(status: int = 200, path: str = "/v1/users", **extra: Any) -> dict[str
     }
 
 
-def make(receiver: Receiver, **options: Any) -> Collector:
+def make(stand_in: StandInServer, **options: Any) -> Collector:
     options.setdefault("flush_interval", 0.05)
     options.setdefault("backoff_base", 0.01)
-    return Collector(receiver.url, api_key=KEY, traffic_source_id=SOURCE, **options)
+    return Collector(stand_in.url, api_key=KEY, traffic_source_id=SOURCE, **options)
 
 
-def test_records_reach_the_batch_endpoint_with_the_key(receiver: Receiver) -> None:
-    collector = make(receiver)
+def test_records_reach_the_batch_endpoint_with_the_key(stand_in: StandInServer) -> None:
+    collector = make(stand_in)
     assert all(collector.record(record(path=f"/r/{n}")) for n in range(5))
     assert collector.flush(30)
-    hits = [hit for hit in receiver.hits if hit.path == "/api/v1/ingest"]
-    assert hits, receiver.hits
+    hits = [hit for hit in stand_in.hits if hit.path == "/api/v1/ingest"]
+    assert hits, stand_in.hits
     assert hits[0].headers["authorization"] == f"Bearer {KEY}"
     assert hits[0].body["trafficSourceId"] == SOURCE
-    assert [r["pathnameUrl"] for r in receiver.records()] == [f"/r/{n}" for n in range(5)]
-    assert all("trafficSourceId" not in r for r in receiver.records())
+    assert [r["pathnameUrl"] for r in stand_in.records()] == [f"/r/{n}" for n in range(5)]
+    assert all("trafficSourceId" not in r for r in stand_in.records())
     stats = collector.stats()
     assert (stats.accepted, stats.sent, stats.failed, stats.dropped) == (5, 5, 0, 0)
     collector.close()
 
 
-def test_batches_are_cut_at_batch_size(receiver: Receiver) -> None:
-    collector = make(receiver, batch_size=10, flush_interval=30)
+def test_batches_are_cut_at_batch_size(stand_in: StandInServer) -> None:
+    collector = make(stand_in, batch_size=10, flush_interval=30)
     for n in range(25):
         collector.record(record(path=f"/r/{n}"))
     assert collector.flush(30)
-    sizes = [len(hit.body["records"]) for hit in receiver.hits]
+    sizes = [len(hit.body["records"]) for hit in stand_in.hits]
     assert sizes == [10, 10, 5]
     collector.close()
 
 
-def test_without_batch_endpoint_it_posts_each_record_and_remembers(receiver: Receiver) -> None:
-    receiver.batch = False
-    collector = make(receiver)
+def test_without_batch_endpoint_it_posts_each_record_and_remembers(stand_in: StandInServer) -> None:
+    stand_in.batch = False
+    collector = make(stand_in)
     collector.record(record(path="/a"))
     collector.record(record(path="/b"))
     assert collector.flush(30)
     collector.record(record(path="/c"))
     assert collector.flush(30)
-    paths = [hit.path for hit in receiver.hits]
+    paths = [hit.path for hit in stand_in.hits]
     assert paths == ["/api/v1/ingest", "/ingest-log", "/ingest-log", "/ingest-log"]
-    singles = [hit.body for hit in receiver.hits if hit.path == "/ingest-log"]
+    singles = [hit.body for hit in stand_in.hits if hit.path == "/ingest-log"]
     assert [s["pathnameUrl"] for s in singles] == ["/a", "/b", "/c"]
     assert all(s["trafficSourceId"] == SOURCE for s in singles)
     assert collector.stats().sent == 3
     collector.close()
 
 
-def test_a_batch_too_large_for_the_server_is_split(receiver: Receiver) -> None:
+def test_a_batch_too_large_for_the_server_is_split(stand_in: StandInServer) -> None:
     def answer(hit: Hit) -> Any:
         if hit.path == "/api/v1/ingest" and len(hit.body["records"]) > 2:
             return 413, {"name": "PayloadTooLarge", "message": "too large"}, {}
         return None
 
-    receiver.reply = answer
-    collector = make(receiver, flush_interval=60)
+    stand_in.reply = answer
+    collector = make(stand_in, flush_interval=60)
     for n in range(7):
         collector.record(record(path=f"/{n}"))
     assert collector.flush(30)
     stored = [
         r["pathnameUrl"]
-        for hit in receiver.hits
+        for hit in stand_in.hits
         if hit.path == "/api/v1/ingest" and len(hit.body["records"]) <= 2
         for r in hit.body["records"]
     ]
@@ -105,36 +107,36 @@ def test_a_batch_too_large_for_the_server_is_split(receiver: Receiver) -> None:
 
 
 def test_a_404_from_both_endpoints_is_an_unknown_source_not_a_missing_endpoint(
-    receiver: Receiver,
+    stand_in: StandInServer,
 ) -> None:
     unknown = (404, {"name": "NotFound", "message": "Traffic source not found"}, {})
-    receiver.reply = lambda hit: unknown
-    collector = make(receiver)
+    stand_in.reply = lambda hit: unknown
+    collector = make(stand_in)
     collector.record(record())
     assert collector.flush(30)
-    assert [hit.path for hit in receiver.hits] == ["/api/v1/ingest", "/ingest-log"]
+    assert [hit.path for hit in stand_in.hits] == ["/api/v1/ingest", "/ingest-log"]
     assert collector.stats().rejected == 1
     assert collector.transport.batch_supported is None  # type: ignore[attr-defined]
     collector.close()
 
 
-def test_server_errors_are_retried_with_backoff_until_they_pass(receiver: Receiver) -> None:
+def test_server_errors_are_retried_with_backoff_until_they_pass(stand_in: StandInServer) -> None:
     failures = iter([(503, {"name": "ServiceUnavailable"}, {"Retry-After": "0"})] * 2)
-    receiver.reply = lambda hit: next(failures, None)
-    collector = make(receiver)
+    stand_in.reply = lambda hit: next(failures, None)
+    collector = make(stand_in)
     collector.record(record())
     assert collector.flush(30)
-    assert len(receiver.hits) == 3
+    assert len(stand_in.hits) == 3
     stats = collector.stats()
     assert (stats.sent, stats.retries, stats.failed) == (1, 2, 0)
     collector.close()
 
 
-def test_retry_after_is_honoured(receiver: Receiver) -> None:
+def test_retry_after_is_honoured(stand_in: StandInServer) -> None:
     failures = iter([(429, {}, {"Retry-After": "1"})])
-    receiver.reply = lambda hit: next(failures, None)
+    stand_in.reply = lambda hit: next(failures, None)
     times: list[float] = []
-    original = receiver.answer
+    original = stand_in.answer
 
     def timed(hit: Hit) -> Any:
         import time
@@ -142,8 +144,8 @@ def test_retry_after_is_honoured(receiver: Receiver) -> None:
         times.append(time.monotonic())
         return original(hit)
 
-    receiver.answer = timed  # type: ignore[method-assign]
-    collector = make(receiver, backoff_base=0.001)
+    stand_in.answer = timed  # type: ignore[method-assign]
+    collector = make(stand_in, backoff_base=0.001)
     collector.record(record())
     assert collector.flush(30)
     assert len(times) == 2
@@ -152,35 +154,35 @@ def test_retry_after_is_honoured(receiver: Receiver) -> None:
     collector.close()
 
 
-def test_a_batch_is_given_up_after_max_attempts_and_counted(receiver: Receiver) -> None:
-    receiver.reply = lambda hit: (500, {"name": "Internal"}, {})
-    collector = make(receiver, max_attempts=3)
+def test_a_batch_is_given_up_after_max_attempts_and_counted(stand_in: StandInServer) -> None:
+    stand_in.reply = lambda hit: (500, {"name": "Internal"}, {})
+    collector = make(stand_in, max_attempts=3)
     for _ in range(4):
         collector.record(record())
     assert collector.flush(30)
-    assert len(receiver.hits) == 3
+    assert len(stand_in.hits) == 3
     stats = collector.stats()
     assert (stats.sent, stats.failed, stats.retries) == (0, 4, 2)
     assert stats.last_error is not None and "500" in stats.last_error
     collector.close()
 
 
-def test_refused_records_are_counted_and_not_retried(receiver: Receiver) -> None:
-    receiver.batch = False
+def test_refused_records_are_counted_and_not_retried(stand_in: StandInServer) -> None:
+    stand_in.batch = False
     bad = {"name": "BadRequest", "message": "Invalid", "fieldErrors": {"status": "bad"}}
-    receiver.reply = lambda hit: (400, bad, {}) if hit.body.get("status") == 999 else None
-    collector = make(receiver)
+    stand_in.reply = lambda hit: (400, bad, {}) if hit.body.get("status") == 999 else None
+    collector = make(stand_in)
     collector.record(record(status=999))
     collector.record(record(status=200))
     assert collector.flush(30)
-    assert [hit.path for hit in receiver.hits].count("/ingest-log") == 2
+    assert [hit.path for hit in stand_in.hits].count("/ingest-log") == 2
     stats = collector.stats()
     assert (stats.sent, stats.rejected, stats.retries) == (1, 1, 0)
     assert "status" in (stats.last_error or "")
     collector.close()
 
 
-def test_per_item_errors_of_a_batch_are_counted_not_retried(receiver: Receiver) -> None:
+def test_per_item_errors_of_a_batch_are_counted_not_retried(stand_in: StandInServer) -> None:
     def answer(hit: Hit) -> Any:
         count = len(hit.body["records"])
         errors = [{"index": 1, "errors": {"status": "Input should be an integer"}}]
@@ -191,29 +193,29 @@ def test_per_item_errors_of_a_batch_are_counted_not_retried(receiver: Receiver) 
             {},
         )
 
-    receiver.reply = answer
-    collector = make(receiver)
+    stand_in.reply = answer
+    collector = make(stand_in)
     for n in range(3):
         collector.record(record(path=f"/{n}"))
     assert collector.flush(30)
-    assert len(receiver.hits) == 1
+    assert len(stand_in.hits) == 1
     stats = collector.stats()
     assert (stats.sent, stats.rejected, stats.retries) == (2, 1, 0)
     assert "status" in (stats.last_error or "")
     collector.close()
 
 
-def test_a_batch_with_nothing_valid_is_refused_whole(receiver: Receiver) -> None:
+def test_a_batch_with_nothing_valid_is_refused_whole(stand_in: StandInServer) -> None:
     def answer(hit: Hit) -> Any:
         errors = [{"index": n, "errors": {"method": "bad"}} for n in range(2)]
         return 400, {"name": "BadRequest", "message": "No valid record", "errors": errors}, {}
 
-    receiver.reply = answer
-    collector = make(receiver)
+    stand_in.reply = answer
+    collector = make(stand_in)
     collector.record(record(method="BREW"))
     collector.record(record(method="BREW"))
     assert collector.flush(30)
-    assert len(receiver.hits) == 1
+    assert len(stand_in.hits) == 1
     stats = collector.stats()
     assert (stats.sent, stats.rejected) == (0, 2)
     collector.close()
@@ -242,17 +244,17 @@ def test_server_down_never_reaches_the_app_and_losses_are_counted() -> None:
     collector.close()
 
 
-def test_a_full_queue_drops_the_oldest(receiver: Receiver) -> None:
-    receiver.hold.clear()  # the first batch is stuck in the server: the queue fills behind it
-    collector = make(receiver, max_queue=5, batch_size=1)
+def test_a_full_queue_drops_the_oldest(stand_in: StandInServer) -> None:
+    stand_in.hold.clear()  # the first batch is stuck in the server: the queue fills behind it
+    collector = make(stand_in, max_queue=5, batch_size=1)
     collector.record(record(path="/first"))
-    wait_until(lambda: receiver.waiting == 1, "the first batch to reach the server")
+    wait_until(lambda: stand_in.waiting == 1, "the first batch to reach the server")
     for n in range(20):
         assert collector.record(record(path=f"/{n}"))
     assert collector.stats().dropped == 15
-    receiver.hold.set()
+    stand_in.hold.set()
     assert collector.flush(30)
-    assert [r["pathnameUrl"] for r in receiver.records()] == [
+    assert [r["pathnameUrl"] for r in stand_in.records()] == [
         "/first",
         "/15",
         "/16",
@@ -279,8 +281,8 @@ def test_sampling_keeps_every_error_and_a_fraction_of_successes() -> None:
     half.close()
 
 
-def test_sensitive_values_are_masked_before_they_leave(receiver: Receiver) -> None:
-    collector = make(receiver, extra_masked_keys=["x-internal"])
+def test_sensitive_values_are_masked_before_they_leave(stand_in: StandInServer) -> None:
+    collector = make(stand_in, extra_masked_keys=["x-internal"])
     collector.record(
         record(
             requestHeaders={"Authorization": "Bearer s3cret", "Cookie": "a=b", "X-Internal": "i"},
@@ -306,7 +308,7 @@ def test_sensitive_values_are_masked_before_they_leave(receiver: Receiver) -> No
         )
     )
     assert collector.flush(30)
-    first, second = receiver.records()
+    first, second = stand_in.records()
     assert first["requestHeaders"] == {
         "Authorization": "****",
         "Cookie": "****",
@@ -324,25 +326,25 @@ def test_sensitive_values_are_masked_before_they_leave(receiver: Receiver) -> No
     assert second["responseHeaders"] == {"set-cookie": "****"}
     assert second["method"] == "POST"
     assert second["domainUrl"] == "https://api.example.com"
-    sent_text = str([hit.body for hit in receiver.hits])
+    sent_text = str([hit.body for hit in stand_in.hits])
     for secret in ("s3cret", "hunter2", "t0k", "xyz", "abc", "sid="):
         assert secret not in sent_text
     collector.close()
 
 
-def test_close_flushes_what_is_queued(receiver: Receiver) -> None:
-    collector = make(receiver, flush_interval=60)
+def test_close_flushes_what_is_queued(stand_in: StandInServer) -> None:
+    collector = make(stand_in, flush_interval=60)
     for n in range(3):
         collector.record(record(path=f"/{n}"))
     collector.close()
-    assert len(receiver.records()) == 3
+    assert len(stand_in.records()) == 3
     assert collector.record(record()) is False
     collector.close()  # twice is fine
 
 
-def test_close_gives_up_at_its_deadline_when_the_server_is_stuck(receiver: Receiver) -> None:
-    receiver.hold.clear()
-    collector = make(receiver, flush_interval=60, timeout=30)
+def test_close_gives_up_at_its_deadline_when_the_server_is_stuck(stand_in: StandInServer) -> None:
+    stand_in.hold.clear()
+    collector = make(stand_in, flush_interval=60, timeout=30)
     for n in range(3):
         collector.record(record(path=f"/{n}"))
     collector.flush(0)
@@ -350,7 +352,7 @@ def test_close_gives_up_at_its_deadline_when_the_server_is_stuck(receiver: Recei
     stats = collector.stats()
     assert stats.queued == 0
     assert stats.sent == 0
-    receiver.hold.set()
+    stand_in.hold.set()
 
 
 def test_a_broken_transport_or_record_never_reaches_the_app() -> None:
@@ -397,10 +399,10 @@ def test_bad_configuration_is_refused_at_construction() -> None:
         Collector(transport=MemoryTransport(), max_queue=0)
 
 
-def test_a_forked_child_starts_its_own_sender_and_does_not_resend(receiver: Receiver) -> None:
-    collector = make(receiver, flush_interval=60)
+def test_a_forked_child_starts_its_own_sender_and_does_not_resend(stand_in: StandInServer) -> None:
+    collector = make(stand_in, flush_interval=60)
     collector.record(record(path="/before-fork"))
-    assert collector.flush(30)  # the parent now holds an open connection to the receiver
+    assert collector.flush(30)  # the parent now holds an open connection to the stand_in
     collector.record(record(path="/parent"))
     parent_client = collector.transport._client  # type: ignore[attr-defined]
     assert parent_client is not None
@@ -422,15 +424,15 @@ def test_a_forked_child_starts_its_own_sender_and_does_not_resend(receiver: Rece
     os.waitpid(pid, 0)
     assert status == b"\x00"
     collector.close()
-    assert sorted(r["pathnameUrl"] for r in receiver.records()) == [
+    assert sorted(r["pathnameUrl"] for r in stand_in.records()) == [
         "/before-fork",
         "/child",
         "/parent",
     ]
 
 
-def test_records_from_many_threads_are_all_counted(receiver: Receiver) -> None:
-    collector = make(receiver, max_queue=100_000, batch_size=500)
+def test_records_from_many_threads_are_all_counted(stand_in: StandInServer) -> None:
+    collector = make(stand_in, max_queue=100_000, batch_size=500)
 
     def worker(n: int) -> None:
         for i in range(500):
@@ -443,15 +445,17 @@ def test_records_from_many_threads_are_all_counted(receiver: Receiver) -> None:
         thread.join()
     assert collector.flush(60)
     assert collector.stats().sent == 4000
-    assert len({r["pathnameUrl"] for r in receiver.records()}) == 4000
+    assert len({r["pathnameUrl"] for r in stand_in.records()}) == 4000
     collector.close()
 
 
-def test_http_transport_reuses_a_given_client_and_reports_batch_support(receiver: Receiver) -> None:
+def test_http_transport_reuses_a_given_client_and_reports_batch_support(
+    stand_in: StandInServer,
+) -> None:
     import httpx
 
     with httpx.Client(headers={"Authorization": f"Bearer {KEY}"}) as client:
-        transport = HttpTransport(receiver.url, KEY, SOURCE, client=client)
+        transport = HttpTransport(stand_in.url, KEY, SOURCE, client=client)
         assert transport.batch_supported is None
         result = transport.send([record()])
         assert (result.sent, result.retry) == (1, [])

@@ -1,9 +1,9 @@
 """LLM call capture with the real ``openai`` and ``anthropic`` SDKs against a fake provider on
 127.0.0.1, inside a real FastAPI app (uvicorn) with the collector's middleware, called over HTTP.
 
-The spans are read where the collector sends them: a receiver standing in for LogHarbor
+The spans are read where the collector sends them: a stand_in standing in for LogHarbor
 (``/v1/traces`` for spans, ``/api/v1/ingest`` for the traffic records), and each OTLP body is
-decoded with ``opentelemetry-proto``'s own JSON parser, so it is OTLP as any receiver reads it.
+decoded with ``opentelemetry-proto``'s own JSON parser, so it is OTLP as any stand_in reads it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from openai.resources.chat.completions import Completions
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from collector.fake_provider import REPLY, WORDS, FakeProvider
-from collector.harness import MemoryTransport, Receiver, drain, serve_asgi, wait_until
+from collector.harness import MemoryTransport, StandInServer, drain, serve_asgi
+from fixtures.waiting import wait_until
 from logharbor.collector import Collector, HttpTransport, LogHarborASGIMiddleware, llm
 from logharbor.collector.llm_openai import ChatCompletions
 from logharbor.collector.redaction import mentions_any, normalize_keys
@@ -189,15 +190,15 @@ def llm_app(collector: Collector, provider_url: str) -> FastAPI:
     return app
 
 
-def accept_spans(receiver: Receiver) -> None:
-    receiver.reply = lambda hit: (200, {}, {}) if hit.path == "/v1/traces" else None
+def accept_spans(stand_in: StandInServer) -> None:
+    stand_in.reply = lambda hit: (200, {}, {}) if hit.path == "/v1/traces" else None
 
 
-def sent_spans(receiver: Receiver) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def sent_spans(stand_in: StandInServer) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The spans that reached ``/v1/traces`` and their resources; each body checked as OTLP."""
     spans: list[dict[str, Any]] = []
     resources: list[dict[str, Any]] = []
-    for hit in receiver.hits:
+    for hit in stand_in.hits:
         if hit.path != "/v1/traces":
             continue
         json_format.Parse(json.dumps(hit.body), ExportTraceServiceRequest())
@@ -227,13 +228,13 @@ ROUTES = {
 
 
 def test_llm_calls_made_while_serving_a_request_are_spans_of_its_trace(
-    provider: tuple[FakeProvider, str], receiver: Receiver
+    provider: tuple[FakeProvider, str], stand_in: StandInServer
 ) -> None:
     _, provider_url = provider
-    accept_spans(receiver)
+    accept_spans(stand_in)
     collector = instrumented(
         Collector(
-            receiver.url,
+            stand_in.url,
             api_key="lhk_test-key",
             service_name="support-desk",
             flush_interval=0.05,
@@ -259,14 +260,14 @@ def test_llm_calls_made_while_serving_a_request_are_spans_of_its_trace(
         collector.close()
     assert collector.stats().capture_errors == 0
 
-    records = {record["pathnameUrl"]: record for record in receiver.records()}
-    spans, resources = sent_spans(receiver)
+    records = {record["pathnameUrl"]: record for record in stand_in.records()}
+    spans, resources = sent_spans(stand_in)
     assert len(spans) == len(ROUTES)
     for resource in resources:
         assert {"key": "service.name", "value": {"stringValue": "support-desk"}} in resource[
             "attributes"
         ]
-    for hit in receiver.hits:
+    for hit in stand_in.hits:
         if hit.path == "/v1/traces":
             assert hit.headers["authorization"] == "Bearer lhk_test-key"
             assert "x-traffic-source-id" not in hit.headers  # an ingest key names its source
@@ -366,14 +367,14 @@ def test_llm_calls_made_while_serving_a_request_are_spans_of_its_trace(
     ]
 
 
-def test_with_a_user_token_spans_name_their_traffic_source(receiver: Receiver) -> None:
-    accept_spans(receiver)
-    transport = HttpTransport(receiver.url, "user-token", "0197548f-0e8e-7550-b283-f26fd98a9423")
+def test_with_a_user_token_spans_name_their_traffic_source(stand_in: StandInServer) -> None:
+    accept_spans(stand_in)
+    transport = HttpTransport(stand_in.url, "user-token", "0197548f-0e8e-7550-b283-f26fd98a9423")
     span = {"traceId": "1" * 32, "spanId": "2" * 16, "name": "chat m", "kind": 3}
     result = transport.send_spans([span], {"service.name": None})
     transport.close()
     assert result.sent == 1
-    (hit,) = receiver.hits
+    (hit,) = stand_in.hits
     assert hit.path == "/v1/traces"
     assert hit.headers["authorization"] == "Bearer user-token"
     assert hit.headers["x-traffic-source-id"] == "0197548f-0e8e-7550-b283-f26fd98a9423"
@@ -381,7 +382,7 @@ def test_with_a_user_token_spans_name_their_traffic_source(receiver: Receiver) -
     assert hit.body["resourceSpans"][0]["resource"] == {"attributes": []}
 
 
-def test_spans_the_server_refuses_in_part_are_counted_not_retried(receiver: Receiver) -> None:
+def test_spans_the_server_refuses_in_part_are_counted_not_retried(stand_in: StandInServer) -> None:
     def reply(hit: Any) -> Any:
         if hit.path == "/v1/traces":
             return (
@@ -391,8 +392,8 @@ def test_spans_the_server_refuses_in_part_are_counted_not_retried(receiver: Rece
             )
         return None
 
-    receiver.reply = reply
-    transport = HttpTransport(receiver.url, "lhk_key")
+    stand_in.reply = reply
+    transport = HttpTransport(stand_in.url, "lhk_key")
     spans = [
         {"traceId": "1" * 32, "spanId": f"{n:016x}", "name": "chat m", "kind": 3}
         for n in range(1, 4)
@@ -404,12 +405,12 @@ def test_spans_the_server_refuses_in_part_are_counted_not_retried(receiver: Rece
 
 
 def test_spans_are_retried_with_the_collectors_backoff_when_the_server_is_busy(
-    provider: tuple[FakeProvider, str], receiver: Receiver
+    provider: tuple[FakeProvider, str], stand_in: StandInServer
 ) -> None:
     answers = iter([(503, {"code": 14, "message": "busy"}, {"Retry-After": "0"})])
-    receiver.reply = lambda hit: next(answers, (200, {}, {})) if hit.path == "/v1/traces" else None
+    stand_in.reply = lambda hit: next(answers, (200, {}, {})) if hit.path == "/v1/traces" else None
     collector = instrumented(
-        Collector(receiver.url, api_key="lhk_key", flush_interval=0.05, backoff_base=0.01)
+        Collector(stand_in.url, api_key="lhk_key", flush_interval=0.05, backoff_base=0.01)
     )
     try:
         client, _ = clients(provider[1])
@@ -421,8 +422,8 @@ def test_spans_are_retried_with_the_collectors_backoff_when_the_server_is_busy(
         collector.close()
     stats = collector.stats()
     assert (stats.sent, stats.retries, stats.failed) == (1, 1, 0)
-    assert [hit.path for hit in receiver.hits] == ["/v1/traces", "/v1/traces"]
-    assert receiver.hits[0].body == receiver.hits[1].body
+    assert [hit.path for hit in stand_in.hits] == ["/v1/traces", "/v1/traces"]
+    assert stand_in.hits[0].body == stand_in.hits[1].body
 
 
 def test_outside_a_request_a_call_starts_a_trace_of_its_own(

@@ -132,7 +132,7 @@ def test_httpx_event_hooks(upstream: Served, captured: tuple[Collector, MemoryTr
 def test_a_failed_call_is_not_recorded_and_its_error_reaches_the_caller(
     captured: tuple[Collector, MemoryTransport],
 ) -> None:
-    from collector.harness import free_port
+    from fixtures.network import free_port
 
     collector, transport = captured
     with (

@@ -22,7 +22,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from collector.fake_provider import REPLY, FakeProvider
-from collector.harness import LogHarbor, running_logharbor, serve_asgi, wait_until
+from collector.harness import LogHarbor, running_logharbor, serve_asgi
+from fixtures.waiting import wait_until
 from logharbor.collector import (
     Collector,
     CompiledPrompt,

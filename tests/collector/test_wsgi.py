@@ -9,7 +9,8 @@ import httpx
 import pytest
 from flask import Flask, Response, abort, g, jsonify, request
 
-from collector.harness import MemoryTransport, Receiver, drain, serve_wsgi, wait_until
+from collector.harness import MemoryTransport, StandInServer, drain, serve_wsgi
+from fixtures.waiting import wait_until
 from logharbor.collector import Collector, LogHarborWSGIMiddleware, current_trace
 from logharbor.collector.flask import instrument
 
@@ -116,10 +117,10 @@ def test_flask_bodies_when_asked_masked_and_capped(
     assert "hunter2" not in str(transport.records) and "t0k" not in str(transport.records)
 
 
-def test_flask_keeps_answering_while_the_server_is_stuck(receiver: Receiver) -> None:
-    receiver.hold.clear()
+def test_flask_keeps_answering_while_the_server_is_stuck(stand_in: StandInServer) -> None:
+    stand_in.hold.clear()
     collector = Collector(
-        receiver.url,
+        stand_in.url,
         api_key="lhk_x",
         traffic_source_id="0197548f-0e8e-7550-b283-f26fd98a9423",
         max_queue=20,
@@ -132,9 +133,9 @@ def test_flask_keeps_answering_while_the_server_is_stuck(receiver: Receiver) -> 
         for n in range(200):
             assert client.get(f"/items/{n}").status_code == 200
         wait_until(lambda: collector.stats().accepted == 200, "200 records")
-        assert receiver.waiting >= 1 and receiver.hits == []
+        assert stand_in.waiting >= 1 and stand_in.hits == []
         assert collector.stats().dropped >= 200 - 30
-    receiver.hold.set()
+    stand_in.hold.set()
     assert collector.flush(30)
     stats = collector.stats()
     assert stats.sent + stats.dropped == 200

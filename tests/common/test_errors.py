@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from helpers import AUser
+from fixtures.users import AUser
 
 
 def test_unknown_route_is_a_json_404(client: TestClient) -> None:

@@ -17,10 +17,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from fixtures.network import free_port
 from logharbor.cli import app
 from logharbor.db import backup, migrate
 from logharbor.db.engine import make_engine
-from postgres import free_port
 
 runner = CliRunner()
 

@@ -3,28 +3,18 @@ finds it has lost the run (renewing fails, and so does releasing)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-
-import pytest
 
 from logharbor.common.timestamps import utcnow
 from logharbor.db import lease
-from logharbor.db.engine import Database, make_engine
+from logharbor.db.engine import Database
 
 MINUTE = timedelta(minutes=1)
 
 
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(make_engine(database_url))
-    yield database
-    database.dispose()
-
-
-def test_one_holder_per_run_and_an_expired_claim_is_taken_over(db: Database) -> None:
+def test_one_holder_per_run_and_an_expired_claim_is_taken_over(bare_db: Database) -> None:
     now = utcnow()
-    with db.write() as conn:
+    with bare_db.write() as conn:
         assert lease.claim(conn, "job", now, now + 5 * MINUTE, "a", "host:1")
         assert not lease.claim(conn, "job", now, now + 5 * MINUTE, "b", "host:2")
         assert lease.renew(conn, "job", "a", now + 6 * MINUTE)
@@ -37,9 +27,9 @@ def test_one_holder_per_run_and_an_expired_claim_is_taken_over(db: Database) -> 
     assert row is not None and (row["claim_token"], row["claimed_by"]) == ("b", "host:2")
 
 
-def test_release_schedules_the_next_run_or_leaves_it_due(db: Database) -> None:
+def test_release_schedules_the_next_run_or_leaves_it_due(bare_db: Database) -> None:
     now = utcnow()
-    with db.write() as conn:
+    with bare_db.write() as conn:
         assert lease.claim(conn, "job", now, now + MINUTE, "a", "host:1")
         # Released without a next run (an interrupted one), the run is due again at once.
         assert lease.release(conn, "job", "a")
@@ -53,20 +43,20 @@ def test_release_schedules_the_next_run_or_leaves_it_due(db: Database) -> None:
     assert row is not None and row["last_finished_at"] == now
 
 
-def test_a_held_lease_renews_and_notices_when_it_is_lost(db: Database) -> None:
+def test_a_held_lease_renews_and_notices_when_it_is_lost(bare_db: Database) -> None:
     clock_now = [utcnow()]
     start = clock_now[0]
-    with db.write() as conn:
+    with bare_db.write() as conn:
         assert lease.claim(conn, "job", start, start + 5 * MINUTE, "a", "host:1")
     held = lease.HeldLease(
-        db, "job", "a", duration=5 * MINUTE, renew_after=MINUTE, clock=lambda: clock_now[0]
+        bare_db, "job", "a", duration=5 * MINUTE, renew_after=MINUTE, clock=lambda: clock_now[0]
     )
     clock_now[0] = start + 2 * MINUTE
     assert not held.lost()
-    with db.read() as conn:
+    with bare_db.read() as conn:
         row = lease.read(conn, "job")
     assert row is not None and row["claimed_until"] == start + 7 * MINUTE
-    with db.write() as conn:
+    with bare_db.write() as conn:
         assert lease.claim(conn, "job", start + 8 * MINUTE, start + 13 * MINUTE, "b", "host:2")
     clock_now[0] = start + 9 * MINUTE
     assert held.lost()

@@ -16,12 +16,12 @@ import httpx
 import pytest
 from sqlalchemy import func, insert, select
 
+from fixtures.network import free_port
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database, make_engine
 from logharbor.db.tables import users
 from logharbor.db.writer import GroupCommitWriter, WriteTx
-from postgres import free_port
 
 
 def _insert_user(email: str) -> Callable[[WriteTx], str]:

@@ -20,8 +20,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from databases import sign_up
-from helpers import AUser
+from fixtures.users import AUser, sign_up
 from logharbor.app import create_app
 from logharbor.common.ids import new_id
 from logharbor.db import events_schema, migrate

@@ -1,40 +1,55 @@
-"""Traffic records on ClickHouse's engine (chDB in this process), through the real app."""
+"""The ClickHouse record store's promise: an answer means stored, in both stores or neither."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
-from helpers import AUser
-
-
-@pytest.fixture(params=["chdb"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-def record(path: str = "/orders/42", status: int = 200, **extra: Any) -> dict[str, Any]:
-    return {
-        "domain": "https://api.example.com",
-        "pathname": path,
-        "method": "POST",
-        "status": status,
-        "elapsedTime": 12.5,
-        "requestHeaders": {"content-type": "application/json"},
-        "requestBody": {"item": "book", "password": "hunter2"},
-        "responseHeaders": {"x-id": "1"},
-        "responseBody": {"ok": True},
-        **extra,
-    }
+from fixtures.database import settings_for
+from fixtures.network import free_port
+from fixtures.records import body
+from fixtures.sources import create_source
+from fixtures.users import sign_up
+from logharbor.app import create_app
+from logharbor.db import tables
 
 
-def make_source(client: TestClient, user: AUser) -> str:
-    response = client.post(
-        "/traffic-source",
-        json={"name": "shop", "trafficDomain": "api.example.com"},
-        headers=user.headers,
+@pytest.fixture
+def unreachable_events(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    """The app with its events store on a port where nothing listens."""
+    settings = settings_for(
+        database_url, tmp_path, f"clickhouse://default@127.0.0.1:{free_port()}/gone"
     )
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_ingest_is_a_503_and_writes_nothing_when_clickhouse_is_down(
+    unreachable_events: TestClient,
+) -> None:
+    client = unreachable_events
+    user = sign_up(client)
+    source = create_source(client, user)
+    response = client.post(
+        f"/http-traffic-record/{source.id}", json=body(status=500), headers=user.headers
+    )
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"]
+    db = client.app.state.db  # type: ignore[attr-defined]
+    with db.read() as conn:
+        # Nothing of the record's transaction stayed behind in SQL: no names, rollups,
+        # exception groups or alerts for a record that was never stored.
+        for table in (
+            tables.domains,
+            tables.pathnames,
+            tables.traffic_rollups,
+            tables.exceptions,
+            tables.webhook_outbox,
+        ):
+            assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 0, (
+                table.name
+            )

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
-from traffic_support import body
 
-from helpers import AUser
+from fixtures.records import body
+from fixtures.sources import Source
+from fixtures.users import AUser
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -22,9 +23,9 @@ EXCEPTION = {
 
 
 def test_trace_ids_and_the_exception_are_stored_masked_and_answered(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
-    sid = source["id"]
+    sid = source.id
     sent = body(status=500, traceId=TRACE.upper(), spanId=SPAN, exception=EXCEPTION)
     created = client.post(f"/http-traffic-record/{sid}", json=sent, headers=user.headers)
     assert created.status_code == 201, created.text
@@ -43,10 +44,10 @@ def test_trace_ids_and_the_exception_are_stored_masked_and_answered(
 def test_bad_trace_fields_are_named_and_store_nothing(
     client: TestClient,
     user: AUser,
-    source: dict[str, Any],
+    source: Source,
     rows: Callable[[], dict[str, int]],
 ) -> None:
-    sid = source["id"]
+    sid = source.id
     before = rows()
     cases: list[tuple[dict[str, Any], str]] = [
         ({"traceId": "abc"}, "traceId"),

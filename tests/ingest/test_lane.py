@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from fastapi.testclient import TestClient
-from traffic_support import body
 
-from helpers import AUser, bearer
+from fixtures.records import body
+from fixtures.sources import Source
+from fixtures.users import AUser, bearer
 from logharbor.app import create_app
 from logharbor.common.ids import new_id
 from logharbor.ingest.lane import IngestLane
@@ -26,7 +27,7 @@ def _stable(value: Any) -> Any:
 
 
 def test_same_answers_with_and_without_the_lane(
-    client: TestClient, settings: Settings, user: AUser, source: dict[str, Any]
+    client: TestClient, settings: Settings, user: AUser, source: Source
 ) -> None:
     seen_by_router: list[str] = []
 
@@ -43,7 +44,7 @@ def test_same_answers_with_and_without_the_lane(
     client.app.middleware_stack = None  # type: ignore[attr-defined]
     plain_app = create_app(settings)
     plain_app.user_middleware = [m for m in plain_app.user_middleware if m.cls is not IngestLane]
-    sid = source["id"]
+    sid = source.id
     json_headers = {**user.headers, "Content-Type": "application/json"}
     cases: list[tuple[str, dict[str, str], bytes]] = [
         (f"/http-traffic-record/{sid}", json_headers, json.dumps(body()).encode()),

@@ -3,7 +3,6 @@ that bad input of every kind is a 4xx that stores nothing."""
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 import os
@@ -14,89 +13,12 @@ from fastapi.testclient import TestClient
 from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from traffic_support import ingest_key
 
-from helpers import AUser, bearer
-
-PROTOBUF = {"Content-Type": "application/x-protobuf"}
-JSON = {"Content-Type": "application/json"}
-START = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z in nanoseconds
-
-
-def _value(value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, int):
-        return {"intValue": str(value)}  # 64-bit integers travel as strings in OTLP JSON
-    if isinstance(value, list):
-        return {"arrayValue": {"values": [_value(item) for item in value]}}
-    return {"stringValue": value}
-
-
-def _attributes(values: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"key": key, "value": _value(value)} for key, value in values.items()]
-
-
-def span(
-    *,
-    kind: int = 2,
-    attributes: dict[str, Any] | None = None,
-    trace_id: str | None = None,
-    span_id: str | None = None,
-    duration_ms: int = 12,
-    events: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    return {
-        "traceId": trace_id or os.urandom(16).hex(),
-        "spanId": span_id or os.urandom(8).hex(),
-        "name": "GET /orders/{id}",
-        "kind": kind,
-        "startTimeUnixNano": str(START),
-        "endTimeUnixNano": str(START + duration_ms * 1_000_000),
-        "attributes": _attributes(
-            attributes
-            if attributes is not None
-            else {
-                "http.request.method": "GET",
-                "http.response.status_code": 200,
-                "url.scheme": "https",
-                "server.address": "api.example.com",
-                "url.path": "/orders/7",
-                "url.query": "expand=items",
-                "http.route": "/orders/{id}",
-                "http.request.header.authorization": ["Bearer secret-token"],
-            }
-        ),
-        "events": events or [],
-    }
-
-
-def traces(*spans: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceSpans": [
-            {
-                "resource": {"attributes": _attributes({"service.name": "shop"})},
-                "scopeSpans": [{"scope": {"name": "test"}, "spans": list(spans)}],
-            }
-        ]
-    }
-
-
-def protobuf(document: dict[str, Any]) -> bytes:
-    """The same request as the protobuf exporters send it (ids as bytes)."""
-    converted = json.loads(json.dumps(document))
-    for group in converted["resourceSpans"]:
-        for scope in group["scopeSpans"]:
-            for item in scope["spans"]:
-                for key in ("traceId", "spanId"):
-                    # proto3's JSON mapping spells bytes in base64; OTLP JSON in hex.
-                    item[key] = base64.b64encode(bytes.fromhex(item[key])).decode()
-    message = ExportTraceServiceRequest()
-    json_format.ParseDict(converted, message)
-    return message.SerializeToString()
+from fixtures.sources import Source, ingest_key
+from fixtures.spans import JSON, PROTOBUF, START, otlp_attributes, protobuf, span, traces
+from fixtures.users import AUser, bearer
 
 
 def _post(client: TestClient, key: str, body: bytes, headers: dict[str, str]) -> Any:
@@ -111,9 +33,9 @@ def _records(client: TestClient, user: AUser, sid: str, **params: str) -> list[d
 
 
 def test_a_json_span_becomes_a_record_masked_with_its_trace(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
-    sid = source["id"]
+    sid = source.id
     key = ingest_key(client, user, sid)
     trace_id = os.urandom(16).hex()
     body = json.dumps(traces(span(trace_id=trace_id))).encode()
@@ -137,9 +59,9 @@ def test_a_json_span_becomes_a_record_masked_with_its_trace(
 
 
 def test_protobuf_gzip_and_a_retried_batch_is_stored_once(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
-    sid = source["id"]
+    sid = source.id
     key = ingest_key(client, user, sid)
     body = gzip.compress(protobuf(traces(span(), span(kind=3))))
     headers = {**PROTOBUF, "Content-Encoding": "gzip"}
@@ -153,9 +75,9 @@ def test_protobuf_gzip_and_a_retried_batch_is_stored_once(
 
 
 def test_partial_success_names_what_was_refused(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
-    sid = source["id"]
+    sid = source.id
     key = ingest_key(client, user, sid)
     good = span()
     bad_status = span(attributes={"http.method": "GET", "http.status_code": 999})
@@ -175,9 +97,9 @@ def test_partial_success_names_what_was_refused(
 
 
 def test_an_exception_event_is_kept_and_grouped_by_type(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
-    sid = source["id"]
+    sid = source.id
     key = ingest_key(client, user, sid)
     stacktrace = (
         "Traceback (most recent call last):\n"
@@ -202,7 +124,7 @@ def test_an_exception_event_is_kept_and_grouped_by_type(
                 {
                     "name": "exception",
                     "timeUnixNano": str(START),
-                    "attributes": _attributes(
+                    "attributes": otlp_attributes(
                         {
                             "exception.type": "shop.PaymentDeclined",
                             "exception.message": message,
@@ -233,9 +155,9 @@ def test_an_exception_event_is_kept_and_grouped_by_type(
 
 
 def test_logs_become_core_logs_linked_by_trace(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
-    sid = source["id"]
+    sid = source.id
     key = ingest_key(client, user, sid)
     trace_id = os.urandom(16).hex()
 
@@ -246,13 +168,13 @@ def test_logs_become_core_logs_linked_by_trace(
             "body": {"stringValue": text},
             "traceId": trace_id,
             "spanId": os.urandom(8).hex(),
-            "attributes": _attributes(extra),
+            "attributes": otlp_attributes(extra),
         }
 
     body = {
         "resourceLogs": [
             {
-                "resource": {"attributes": _attributes({"service.name": "shop"})},
+                "resource": {"attributes": otlp_attributes({"service.name": "shop"})},
                 "scopeLogs": [
                     {
                         "scope": {"name": "shop.orders"},
@@ -285,9 +207,9 @@ def test_logs_become_core_logs_linked_by_trace(
 
 
 def test_credentials(
-    client: TestClient, user: AUser, source: dict[str, Any], make_user: Callable[..., AUser]
+    client: TestClient, user: AUser, source: Source, make_user: Callable[..., AUser]
 ) -> None:
-    sid = source["id"]
+    sid = source.id
     body = json.dumps(traces(span())).encode()
     assert client.post("/v1/traces", content=body, headers=JSON).status_code == 401
     no_source = client.post("/v1/traces", content=body, headers={**user.headers, **JSON})
@@ -312,10 +234,10 @@ def test_credentials(
 def test_bad_payloads_are_refused_and_store_nothing(
     client: TestClient,
     user: AUser,
-    source: dict[str, Any],
+    source: Source,
     rows: Callable[[], dict[str, int]],
 ) -> None:
-    sid = source["id"]
+    sid = source.id
     key = ingest_key(client, user, sid)
     before = rows()
     good = protobuf(traces(span(), span()))
@@ -362,11 +284,11 @@ def test_bad_payloads_are_refused_and_store_nothing(
 
 
 def test_a_saturated_writer_answers_503_with_retry_after(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
     from logharbor.db.writer import GroupCommitWriter
 
-    sid = source["id"]
+    sid = source.id
     key = ingest_key(client, user, sid)
     app: Any = client.app
     running = app.state.writer
@@ -385,11 +307,11 @@ def test_a_saturated_writer_answers_503_with_retry_after(
 
 
 def test_the_record_page_shows_the_trace_its_exception_and_its_log_lines(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
     from logharbor.ui.session import COOKIE
 
-    sid = source["id"]
+    sid = source.id
     key = ingest_key(client, user, sid)
     trace_id = os.urandom(16).hex()
     failing = span(
@@ -398,7 +320,7 @@ def test_the_record_page_shows_the_trace_its_exception_and_its_log_lines(
         events=[
             {
                 "name": "exception",
-                "attributes": _attributes(
+                "attributes": otlp_attributes(
                     {"exception.type": "KeyError", "exception.stacktrace": "Traceback: boom"}
                 ),
             }

@@ -10,9 +10,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import event
-from traffic_support import body
 
-from helpers import AUser
+from fixtures.records import body
+from fixtures.sources import Source
+from fixtures.users import AUser
 from logharbor.common.errors import LogHarborError
 from logharbor.common.ids import new_id
 from logharbor.ingest.compose import prepare_record
@@ -32,9 +33,9 @@ def _statements(client: TestClient) -> list[str]:
 
 
 def test_a_warm_bulk_reads_no_record_before_it_writes(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
-    sid = source["id"]
+    sid = source.id
     first = client.post(f"/http-traffic-record/{sid}", json=body(id=new_id()), headers=user.headers)
     assert first.status_code == 201
     seen = _statements(client)
@@ -48,12 +49,12 @@ def test_a_warm_bulk_reads_no_record_before_it_writes(
 
 
 def test_a_group_with_a_retry_and_a_refusal_stores_the_rest(
-    client: TestClient, user: AUser, source: dict[str, Any], make_user: Any
+    client: TestClient, user: AUser, source: Source, make_user: Any
 ) -> None:
     """Submissions committed together: a retry of a stored id, the same new id twice, and one
     refused source. The bulk fails on the stored id; item by item, each gets its own answer."""
     app: Any = client.app
-    sid = source["id"]
+    sid = source.id
     config = IngestConfig.from_settings(app.state.settings)
     stored_id, new_twice = new_id(), new_id()
     assert (
@@ -112,7 +113,7 @@ def _principal(user: AUser) -> Any:
 
 
 def test_a_warm_bulk_is_prepared_before_the_write_lock(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
     """Rows and driver parameters are made before the lock (the names are cached) and used
     as made; a cold cache leaves the work to the transaction."""
@@ -129,7 +130,7 @@ def test_a_warm_bulk_is_prepared_before_the_write_lock(
     from logharbor.ingest.pipeline import Pipeline
 
     app.state.pipeline = Pipeline(Watched())
-    sid = source["id"]
+    sid = source.id
     for _ in range(2):
         response = client.post(f"/http-traffic-record/{sid}", json=body(), headers=user.headers)
         assert response.status_code == 201

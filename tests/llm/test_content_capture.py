@@ -10,10 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
-from traffic_support import create_source, ingest_key
 
-from helpers import AUser
-from llm.test_generations import _calls, _chat_span, _post
+from fixtures.prompts import create_prompt
+from fixtures.sources import create_source, ingest_key
+from fixtures.spans import chat_span, llm_calls, post_spans
+from fixtures.users import AUser
 
 SYSTEM = {"gen_ai.system_instructions": json.dumps([{"type": "text", "content": "Be brief"}])}
 
@@ -24,8 +25,8 @@ def _set(client: TestClient, user: AUser, sid: str, body: dict[str, Any]) -> Any
 
 def _stored(client: TestClient, user: AUser, sid: str, key: str, prompt: str) -> dict[str, Any]:
     trace_id = os.urandom(16).hex()
-    _post(client, key, _chat_span(trace_id, **{"logharbor.prompt.id": prompt}, **SYSTEM))
-    [call] = _calls(client, user, sid, traceId=trace_id)
+    post_spans(client, key, chat_span(trace_id, **{"logharbor.prompt.id": prompt}, **SYSTEM))
+    [call] = llm_calls(client, user, sid, traceId=trace_id)
     detail: dict[str, Any] = client.get(
         f"/generations/{sid}/{call['id']}", headers=user.headers
     ).json()
@@ -35,12 +36,12 @@ def _stored(client: TestClient, user: AUser, sid: str, key: str, prompt: str) ->
 def test_content_is_kept_by_default_and_dropped_once_a_source_turns_it_off(
     client: TestClient, user: AUser
 ) -> None:
-    source = create_source(client, user)
-    sid = source["id"]
-    assert source["captureLlmContent"] is True
+    sid = create_source(client, user).id
+    shown = client.get(f"/traffic-source/{sid}", headers=user.headers).json()
+    assert shown["captureLlmContent"] is True
     key = ingest_key(client, user, sid)
-    body = {"title": "Greeting", "content": "Say hi", "model": "gpt-4o-mini"}
-    prompt = client.post("/prompts", json=body, headers=user.headers).json()["_id"]
+    greeting = {"title": "Greeting", "content": "Say hi", "model": "gpt-4o-mini"}
+    prompt = create_prompt(client, user, **greeting)["_id"]
 
     kept = _stored(client, user, sid, key, prompt)
     assert kept["outputPreview"] == "Hello there"
@@ -56,7 +57,7 @@ def test_content_is_kept_by_default_and_dropped_once_a_source_turns_it_off(
     assert dropped["cost"] == kept["cost"] and dropped["requestModel"] == "gpt-4o-mini"
     logs = client.get("/logs", params={"promptId": prompt}, headers=user.headers).json()
     assert sorted(log["output"] for log in logs) == ["", "Hello there"]
-    assert "Hello there" not in json.dumps(_calls(client, user, sid, traceId=dropped["traceId"]))
+    assert "Hello there" not in json.dumps(llm_calls(client, user, sid, traceId=dropped["traceId"]))
 
     # Other settings leave it as it is; turning it on again keeps content again.
     renamed = _set(client, user, sid, {"name": "Renamed"})
@@ -68,7 +69,7 @@ def test_content_is_kept_by_default_and_dropped_once_a_source_turns_it_off(
 def test_a_bad_value_or_a_viewer_cannot_change_it(
     client: TestClient, user: AUser, make_user: Callable[..., AUser]
 ) -> None:
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     bad = _set(client, user, sid, {"captureLlmContent": "sometimes"})
     assert bad.status_code == 400 and "captureLlmContent" in bad.json()["fieldErrors"], bad.text
     viewer = make_user()

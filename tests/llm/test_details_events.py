@@ -11,11 +11,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from test_otlp_routes import JSON, START
-from traffic_support import create_source, ingest_key
 
-from helpers import AUser, bearer
-from llm.test_generations import _calls, _chat_span, _post
+from fixtures.sources import create_source, ingest_key
+from fixtures.spans import JSON, START, chat_span, llm_calls, post_spans
+from fixtures.users import AUser, bearer
 from logharbor.db.engine import make_engine
 from logharbor.db.tables import generation_details
 
@@ -86,13 +85,13 @@ def _post_events(client: TestClient, key: str, *events: dict[str, Any]) -> dict[
 
 
 def _span_without_content(trace_id: str, **extra: Any) -> dict[str, Any]:
-    item = _chat_span(trace_id, **extra)
+    item = chat_span(trace_id, **extra)
     item["attributes"] = [a for a in item["attributes"] if a["key"] not in CONTENT_KEYS]
     return item
 
 
 def _detail(client: TestClient, user: AUser, sid: str, trace_id: str) -> dict[str, Any]:
-    [call] = _calls(client, user, sid, traceId=trace_id)
+    [call] = llm_calls(client, user, sid, traceId=trace_id)
     response = client.get(f"/generations/{sid}/{call['id']}", headers=user.headers)
     assert response.status_code == 200, response.text
     detail: dict[str, Any] = response.json()
@@ -122,13 +121,13 @@ def _assert_content(detail: dict[str, Any]) -> None:
 def test_a_details_event_after_its_span_fills_in_the_calls_content(
     client: TestClient, user: AUser, database_url: str
 ) -> None:
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
     body = {"title": "Greeting", "content": "Say hi", "model": "gpt-4o-mini"}
     prompt = client.post("/prompts", json=body, headers=user.headers).json()["_id"]
     trace_id = os.urandom(16).hex()
     item = _span_without_content(trace_id, **{"logharbor.prompt.id": prompt})
-    _post(client, key, item)
+    post_spans(client, key, item)
     before = _detail(client, user, sid, trace_id)
     assert before["inputMessages"] is None and before["outputPreview"] is None
     [log] = client.get("/logs", params={"promptId": prompt}, headers=user.headers).json()
@@ -142,7 +141,7 @@ def test_a_details_event_after_its_span_fills_in_the_calls_content(
     assert (after["inputTokens"], after["cost"]) == (before["inputTokens"], before["cost"])
     [log] = client.get("/logs", params={"promptId": prompt}, headers=user.headers).json()
     assert log["output"] == "Hello there"
-    assert len(_calls(client, user, sid)) == 1 and _waiting(database_url) == 0
+    assert len(llm_calls(client, user, sid)) == 1 and _waiting(database_url) == 0
     # Not a log line of its own.
     lines = client.get(f"/core-log/{sid}", params={"traceId": trace_id}, headers=user.headers)
     assert lines.json()["data"] == []
@@ -151,7 +150,7 @@ def test_a_details_event_after_its_span_fills_in_the_calls_content(
 def test_a_details_event_before_its_span_waits_and_the_span_takes_it(
     client: TestClient, user: AUser, database_url: str
 ) -> None:
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
     trace_id = os.urandom(16).hex()
     item = _span_without_content(trace_id)
@@ -162,10 +161,10 @@ def test_a_details_event_before_its_span_waits_and_the_span_takes_it(
     event = _event(trace_id, item["spanId"])
     for _ in range(2):
         assert _post_events(client, key, event) == {}
-    assert _calls(client, user, sid) == [] and _waiting(database_url) == 1
+    assert llm_calls(client, user, sid) == [] and _waiting(database_url) == 1
 
     for _ in range(2):
-        _post(client, key, item)
+        post_spans(client, key, item)
     detail = _detail(client, user, sid, trace_id)
     _assert_content(detail)
     assert (detail["inputTokens"], detail["outputTokens"]) == (1000, 500)
@@ -181,15 +180,15 @@ def test_span_and_event_in_one_export_each_at_the_same_time_meet(
     client: TestClient, user: AUser, database_url: str
 ) -> None:
     # Several calls, their events in one export, their spans in another: each meets its own.
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
     trace_id = os.urandom(16).hex()
     spans = [_span_without_content(trace_id) for _ in range(3)]
-    _post(client, key, spans[0])
+    post_spans(client, key, spans[0])
     _post_events(client, key, *(_event(trace_id, s["spanId"]) for s in spans))
     assert _waiting(database_url) == 2
-    _post(client, key, *spans[1:])
-    calls = _calls(client, user, sid, traceId=trace_id)
+    post_spans(client, key, *spans[1:])
+    calls = llm_calls(client, user, sid, traceId=trace_id)
     assert len(calls) == 3 and _waiting(database_url) == 0
     for call in calls:
         assert call["outputPreview"] == "Hello there"
@@ -198,7 +197,7 @@ def test_span_and_event_in_one_export_each_at_the_same_time_meet(
 def test_a_source_without_content_keeps_no_content_from_events(
     client: TestClient, user: AUser
 ) -> None:
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
     response = client.put(
         f"/traffic-source/{sid}", json={"captureLlmContent": False}, headers=user.headers
@@ -207,9 +206,9 @@ def test_a_source_without_content_keeps_no_content_from_events(
     first, second = os.urandom(16).hex(), os.urandom(16).hex()
     early = _span_without_content(first)
     late = _span_without_content(second)
-    _post(client, key, early)
+    post_spans(client, key, early)
     _post_events(client, key, _event(first, early["spanId"]), _event(second, late["spanId"]))
-    _post(client, key, late)
+    post_spans(client, key, late)
     for trace_id in (first, second):
         detail = _detail(client, user, sid, trace_id)
         assert detail["inputMessages"] is None and detail["outputMessages"] is None
@@ -219,7 +218,7 @@ def test_a_source_without_content_keeps_no_content_from_events(
 def test_details_events_outside_a_span_or_malformed_store_nothing(
     client: TestClient, user: AUser, database_url: str
 ) -> None:
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
     orphan = _event(os.urandom(16).hex(), os.urandom(8).hex())
     del orphan["traceId"], orphan["spanId"]

@@ -7,75 +7,28 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import quote
 
 from fastapi.testclient import TestClient
-from test_otlp_routes import JSON, START, span, traces
-from traffic_support import create_source, ingest_key
 
-from helpers import AUser, bearer
-
-
-def _chat_span(trace_id: str, parent: str | None = None, **extra: Any) -> dict[str, Any]:
-    attributes = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "openai",
-        "gen_ai.request.model": "gpt-4o-mini",
-        "gen_ai.response.model": "gpt-4o-mini-2024-07-18",
-        "gen_ai.request.temperature": "0.2",
-        "gen_ai.response.finish_reasons": ["stop"],
-        "gen_ai.usage.input_tokens": 1000,
-        "gen_ai.usage.output_tokens": 500,
-        "gen_ai.usage.cache_read.input_tokens": 200,
-        "gen_ai.input.messages": json.dumps(
-            [{"role": "user", "parts": [{"type": "text", "content": "password=hunter2 hi"}]}]
-        ),
-        "gen_ai.output.messages": json.dumps(
-            [
-                {
-                    "role": "assistant",
-                    "parts": [{"type": "text", "content": "Hello there"}],
-                    "finish_reason": "stop",
-                }
-            ]
-        ),
-        **extra,
-    }
-    item = span(kind=3, trace_id=trace_id, attributes=attributes, duration_ms=840)
-    if parent is not None:
-        item["parentSpanId"] = parent
-    return item
-
-
-def _post(client: TestClient, key: str, *items: dict[str, Any]) -> dict[str, Any]:
-    response = client.post(
-        "/v1/traces", content=json.dumps(traces(*items)).encode(), headers={**bearer(key), **JSON}
-    )
-    assert response.status_code == 200, response.text
-    answer: dict[str, Any] = response.json()
-    return answer
-
-
-def _calls(client: TestClient, user: AUser, sid: str, **params: str) -> list[dict[str, Any]]:
-    response = client.get(f"/generations/{sid}", params=params, headers=user.headers)
-    assert response.status_code == 200, response.text
-    data: list[dict[str, Any]] = response.json()["data"]
-    return data
+from fixtures.prompts import create_prompt
+from fixtures.sources import create_source, ingest_key
+from fixtures.spans import START, chat_span, llm_calls, post_spans, span
+from fixtures.users import AUser
 
 
 def test_a_genai_span_is_a_costed_call_in_its_trace_with_the_request_and_other_spans(
     client: TestClient, user: AUser, make_user: Callable[..., AUser]
 ) -> None:
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
     trace_id = os.urandom(16).hex()
     server = span(trace_id=trace_id)
     query = span(kind=1, trace_id=trace_id, attributes={"db.system": "postgresql"})
     query["parentSpanId"] = server["spanId"]
-    assert _post(client, key, server, _chat_span(trace_id, server["spanId"]), query) == {}
+    assert post_spans(client, key, server, chat_span(trace_id, server["spanId"]), query) == {}
 
-    [call] = _calls(client, user, sid, traceId=trace_id)
+    [call] = llm_calls(client, user, sid, traceId=trace_id)
     assert call["provider"] == "openai" and call["requestModel"] == "gpt-4o-mini"
     assert call["responseModel"] == "gpt-4o-mini-2024-07-18"
     assert (call["inputTokens"], call["outputTokens"], call["cachedTokens"]) == (1000, 500, 200)
@@ -96,7 +49,7 @@ def test_a_genai_span_is_a_costed_call_in_its_trace_with_the_request_and_other_s
 
 
 def test_openinference_spans_map_too(client: TestClient, user: AUser) -> None:
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
     trace_id = os.urandom(16).hex()
     attributes = {
@@ -109,8 +62,8 @@ def test_openinference_spans_map_too(client: TestClient, user: AUser) -> None:
         "llm.input_messages.0.message.content": "Hi",
         "output.value": "Hello!",
     }
-    _post(client, key, span(kind=1, trace_id=trace_id, attributes=attributes))
-    [call] = _calls(client, user, sid)
+    post_spans(client, key, span(kind=1, trace_id=trace_id, attributes=attributes))
+    [call] = llm_calls(client, user, sid)
     assert call["provider"] == "anthropic" and call["outputPreview"] == "Hello!"
     assert abs(call["cost"] - (100 * 0.80 + 10 * 4.00) / 1e6) < 1e-12
     detail = client.get(f"/generations/{sid}/{call['id']}", headers=user.headers).json()
@@ -122,21 +75,21 @@ def test_openinference_spans_map_too(client: TestClient, user: AUser) -> None:
 def test_a_call_from_a_prompt_is_one_of_its_logs_but_never_of_another_owners_prompt(
     client: TestClient, user: AUser, make_user: Callable[..., AUser]
 ) -> None:
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
     body = {"title": "Greeting", "content": "Say hi to {name}", "model": "gpt-4o-mini"}
-    mine = client.post("/prompts", json=body, headers=user.headers).json()["_id"]
+    mine = create_prompt(client, user, **body)["_id"]
     stranger = make_user()
-    theirs = client.post("/prompts", json=body, headers=stranger.headers).json()["_id"]
+    theirs = create_prompt(client, stranger, **body)["_id"]
     trace_id = os.urandom(16).hex()
-    _post(
+    post_spans(
         client,
         key,
-        _chat_span(trace_id, **{"logharbor.prompt.id": mine, "logharbor.prompt.version": 1}),
-        _chat_span(trace_id, **{"logharbor.prompt.id": theirs}),
-        _chat_span(trace_id, **{"logharbor.prompt.id": mine, "logharbor.prompt.version": 7}),
+        chat_span(trace_id, **{"logharbor.prompt.id": mine, "logharbor.prompt.version": 1}),
+        chat_span(trace_id, **{"logharbor.prompt.id": theirs}),
+        chat_span(trace_id, **{"logharbor.prompt.id": mine, "logharbor.prompt.version": 7}),
     )
-    calls = _calls(client, user, sid)
+    calls = llm_calls(client, user, sid)
     attributed = [(c["promptId"], c["promptVersion"]) for c in calls if c["promptId"]]
     assert attributed == [(mine, 1)] and len(calls) == 3
     [log] = client.get("/logs", params={"promptId": mine}, headers=user.headers).json()
@@ -163,13 +116,13 @@ def test_a_call_from_a_prompt_is_one_of_its_logs_but_never_of_another_owners_pro
 
 
 def test_a_retried_export_stores_each_call_and_span_once(client: TestClient, user: AUser) -> None:
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
     trace_id = os.urandom(16).hex()
-    items = (_chat_span(trace_id), span(kind=1, trace_id=trace_id, attributes={"x": "y"}))
+    items = (chat_span(trace_id), span(kind=1, trace_id=trace_id, attributes={"x": "y"}))
     for _ in range(2):
-        _post(client, key, *items)
-    assert len(_calls(client, user, sid)) == 1
+        post_spans(client, key, *items)
+    assert len(llm_calls(client, user, sid)) == 1
     waterfall = client.get(f"/traces/{sid}/{trace_id}", headers=user.headers).json()
     assert len(waterfall["items"]) == 2
 
@@ -177,16 +130,16 @@ def test_a_retried_export_stores_each_call_and_span_once(client: TestClient, use
 def test_bad_calls_are_refused_alone(
     client: TestClient, user: AUser, rows: Callable[[], dict[str, int]]
 ) -> None:
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
     trace_id = os.urandom(16).hex()
     no_model = span(kind=3, trace_id=trace_id, attributes={"gen_ai.operation.name": "chat"})
-    negative = _chat_span(trace_id, **{"gen_ai.usage.input_tokens": -5})
-    answer = _post(client, key, no_model, negative, _chat_span(trace_id))
+    negative = chat_span(trace_id, **{"gen_ai.usage.input_tokens": -5})
+    answer = post_spans(client, key, no_model, negative, chat_span(trace_id))
     partial = answer["partialSuccess"]
     assert partial["rejectedSpans"] == "2"
     assert "model" in partial["errorMessage"] and "inputTokens" in partial["errorMessage"]
-    assert len(_calls(client, user, sid)) == 1
+    assert len(llm_calls(client, user, sid)) == 1
 
 
 def test_prices_are_the_users_own_over_the_defaults(client: TestClient, user: AUser) -> None:
@@ -197,10 +150,10 @@ def test_prices_are_the_users_own_over_the_defaults(client: TestClient, user: AU
     price = {"inputPerMillion": 1.0, "outputPerMillion": 2.0}
     response = client.put("/model-prices/gpt-4o-mini", json=price, headers=user.headers)
     assert response.status_code == 200, response.text
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
-    _post(client, key, _chat_span(os.urandom(16).hex()))
-    [call] = _calls(client, user, sid)
+    post_spans(client, key, chat_span(os.urandom(16).hex()))
+    [call] = llm_calls(client, user, sid)
     assert abs(call["cost"] - (1000 * 1.0 + 500 * 2.0) / 1e6) < 1e-12
     for bad in ({"inputPerMillion": -1, "outputPerMillion": 1}, {"inputPerMillion": 1}):
         response = client.put("/model-prices/x", json=bad, headers=user.headers)
@@ -215,10 +168,10 @@ def test_oversized_names_and_foreign_ids_are_capped_or_dropped_never_a_500(
 ) -> None:
     """Every value lands within its column on both databases (PostgreSQL refuses an overlong
     varchar, which would have failed the whole export)."""
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
     trace_id = os.urandom(16).hex()
-    hostile = _chat_span(
+    hostile = chat_span(
         trace_id,
         **{
             "gen_ai.provider.name": "p" * 5_000,
@@ -231,15 +184,15 @@ def test_oversized_names_and_foreign_ids_are_capped_or_dropped_never_a_500(
             "error.type": "E" * 5_000,
         },
     )
-    assert _post(client, key, hostile) == {}
-    [call] = _calls(client, user, sid)
+    assert post_spans(client, key, hostile) == {}
+    [call] = llm_calls(client, user, sid)
     assert len(call["provider"]) == 100 and len(call["operation"]) == 50
     assert len(call["requestModel"]) == 200
     assert call["trafficRecordId"] is None and call["promptId"] is None
 
 
 def test_model_names_a_database_cannot_hold_are_a_400(client: TestClient, user: AUser) -> None:
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     price = {"inputPerMillion": 1.0, "outputPerMillion": 2.0}
     for bad in ("nul\x00model", "x" * 201):
         response = client.put(f"/model-prices/{quote(bad)}", json=price, headers=user.headers)

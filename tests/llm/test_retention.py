@@ -9,10 +9,10 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from test_otlp_routes import JSON, START, span, traces
-from traffic_support import create_source, ingest_key
 
-from helpers import AUser, bearer
+from fixtures.sources import create_source, ingest_key
+from fixtures.spans import JSON, START, span, traces
+from fixtures.users import AUser, bearer
 from llm.test_details_events import _event, _post_events
 from logharbor import retention_job
 from logharbor.common.timestamps import parse_iso
@@ -67,8 +67,8 @@ def _counts(client: TestClient, source_id: str) -> tuple[int, int, int]:
 def test_llm_calls_and_spans_go_with_their_records_retention(
     client: TestClient, user: AUser
 ) -> None:
-    kept_30_days = create_source(client, user, retentionDays=30)["id"]
-    forever = create_source(client, user, name="Forever")["id"]
+    kept_30_days = create_source(client, user, retentionDays=30).id
+    forever = create_source(client, user, name="Forever").id
     for sid in (kept_30_days, forever):
         key = ingest_key(client, user, sid)
         _post(client, key, _trace(0) + _trace(0) + _trace(40))

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from fixtures.postgres import Cluster
 from logharbor.cli import app as cli
 from logharbor.collector.redaction import MASK
 from logharbor.db import tables
@@ -22,7 +23,6 @@ from logharbor.db.engine import Database, make_engine
 from logharbor.moving_in import arkyn
 from logharbor.moving_in.common import Owners
 from logharbor.traffic.normalize import IngestConfig
-from postgres import Cluster
 
 runner = CliRunner()
 _names = itertools.count()

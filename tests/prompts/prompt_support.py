@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
-
-MakeRow = Callable[..., dict[str, Any]]
 
 PROMPT_KEYS = ["_id", "ownerId", "title", "content", "model", "tags", "createdAt", "updatedAt"]
 LOG_KEYS = ["_id", "promptId", "output", "notes", "modelUsed", "score", "createdAt"]

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
-from prompt_support import MakeRow, assert_error
 
-from helpers import AUser, bearer
+from fixtures.prompts import MakeRow
+from fixtures.users import AUser, bearer
+from prompts.prompt_support import assert_error
 
 LABEL_INVALID = "A label is 1 to 50 characters of a-z, 0-9, _ and -."
 NO_VERSION = "The prompt has no such version."

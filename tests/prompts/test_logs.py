@@ -7,7 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
-from prompt_support import (
+
+from fixtures.prompts import MakeRow
+from fixtures.users import AUser
+from prompts.prompt_support import (
     BAD_TOKEN,
     FIELDS_INVALID,
     LOG_KEYS,
@@ -15,12 +18,9 @@ from prompt_support import (
     PARAMS_INVALID,
     TOKEN_INVALID,
     TOKEN_MISSING,
-    MakeRow,
     assert_error,
     raw_json,
 )
-
-from helpers import AUser
 
 # seeds/promptcrafter-create-log.md, request body as written.
 SEED_REQUEST = {

@@ -6,7 +6,11 @@ import re
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
-from prompt_support import (
+
+from fixtures.prompts import MakeRow
+from fixtures.users import AUser
+from logharbor.common.ids import from_prefixed
+from prompts.prompt_support import (
     BAD_TOKEN,
     FIELDS_INVALID,
     MEDIA_TYPE,
@@ -15,13 +19,9 @@ from prompt_support import (
     PROMPT_KEYS,
     TOKEN_INVALID,
     TOKEN_MISSING,
-    MakeRow,
     assert_error,
     raw_json,
 )
-
-from helpers import AUser
-from logharbor.common.ids import from_prefixed
 
 NEW = {
     "title": "Product review summary",

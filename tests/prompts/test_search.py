@@ -7,19 +7,19 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from prompt_support import (
+from sqlalchemy import text
+
+from fixtures.prompts import MakeRow
+from fixtures.users import AUser
+from logharbor.db.engine import make_engine
+from logharbor.prompts.search import MAX_QUERY_CHARS, MAX_TERMS, document, fold, parse_terms
+from prompts.prompt_support import (
     BAD_TOKEN,
     PARAMS_INVALID,
     TOKEN_INVALID,
     TOKEN_MISSING,
-    MakeRow,
     assert_error,
 )
-from sqlalchemy import text
-
-from helpers import AUser
-from logharbor.db.engine import make_engine
-from logharbor.prompts.search import MAX_QUERY_CHARS, MAX_TERMS, document, fold, parse_terms
 
 QUERY_INVALID = "Missing or malformed query string."
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
-from prompt_support import BAD_TOKEN, NO_PROMPT, TOKEN_INVALID, TOKEN_MISSING, MakeRow, assert_error
 
-from helpers import AUser
+from fixtures.prompts import MakeRow
+from fixtures.users import AUser
+from prompts.prompt_support import BAD_TOKEN, NO_PROMPT, TOKEN_INVALID, TOKEN_MISSING, assert_error
 
 FORBIDDEN = "You do not have permission to access this resource."
 MALFORMED = "The request is malformed or the prompt ID format is invalid."

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,9 +11,6 @@ from sqlalchemy import select
 
 from logharbor.db.tables import http_traffic
 from logharbor.stats.histogram import MAX_RELATIVE_ERROR
-
-# The first instant of the fixture's random traffic (conftest.store_random_traffic).
-START = datetime(2025, 7, 3, 10, 17, 23, tzinfo=UTC)
 
 
 def raw_rows(client: TestClient, source_id: str) -> list[dict[str, Any]]:

@@ -9,11 +9,12 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from helpers import AUser
+from fixtures.sources import create_source, ingest_key
+from fixtures.spans import llm_call, post_spans
+from fixtures.users import AUser
 from logharbor.db import migrate
 from logharbor.db.engine import make_engine
 from logharbor.db.tables import generations, llm_rollups
-from stats.test_llm_stats import _call, _post, create_source, ingest_key
 
 
 def _rollups(database_url: str) -> list[tuple[Any, ...]]:
@@ -30,23 +31,22 @@ def _rollups(database_url: str) -> list[tuple[Any, ...]]:
 def test_calls_stored_before_the_rollups_are_rolled_up_by_their_migration(
     client: TestClient, user: AUser, database_url: str
 ) -> None:
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
     prompt = client.post(
         "/prompts",
         json={"title": "Greeting", "content": "Say hi", "model": "gpt-4o-mini"},
         headers=user.headers,
     ).json()["_id"]
-    _post(
+    answer = post_spans(
         client,
         key,
-        [
-            _call(0, "/chat", "gpt-4o-mini", (1000, 500, 200)),
-            _call(1, "/chat", "gpt-4o-mini", (10, 5, 0), failed=True),
-            _call(61, "/summary", "claude-sonnet-4-5", (300, 40, 0), prompt=(prompt, 1)),
-            _call(62, None, "no-such-model", (7, 7, 0)),
-        ],
+        llm_call(0, "/chat", "gpt-4o-mini", (1000, 500, 200)),
+        llm_call(1, "/chat", "gpt-4o-mini", (10, 5, 0), failed=True),
+        llm_call(61, "/summary", "claude-sonnet-4-5", (300, 40, 0), prompt=(prompt, 1)),
+        llm_call(62, None, "no-such-model", (7, 7, 0)),
     )
+    assert answer == {}  # nothing refused
     written_at_ingest = _rollups(database_url)
     assert written_at_ingest  # three resolutions of several keys
 

@@ -4,70 +4,29 @@ rollups, and bad parameters are a 400 naming the parameter. Both databases."""
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from collections import defaultdict
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from helpers import AUser, bearer
+from fixtures.prompts import create_prompt
+from fixtures.sources import create_source, ingest_key
+from fixtures.spans import llm_call, post_spans
+from fixtures.users import AUser
 from logharbor.common.timestamps import iso, parse_iso
 from logharbor.db.tables import llm_rollups
 from logharbor.stats.rollups import HOUR, MINUTE
 from logharbor.stats.thinning import thin_rollups
 
-for folder in ("traffic", "ingest"):
-    sys.path.insert(0, str(Path(__file__).parent.parent / folder))
-from test_otlp_routes import JSON, START, span, traces  # noqa: E402
-from traffic_support import create_source, ingest_key  # noqa: E402
-
 T0 = parse_iso("2026-01-01T00:00:00Z")  # START, the spans' default start
 RANGE = {"startDate": "2026-01-01T00:00:00.000Z", "endDate": "2026-01-01T03:00:00.000Z"}
 
 
-def _call(
-    minute: int,
-    route: str | None,
-    model: str,
-    tokens: tuple[int, int, int],
-    *,
-    prompt: tuple[str, int] | None = None,
-    failed: bool = False,
-    duration_ms: int = 100,
-) -> dict[str, Any]:
-    attributes: dict[str, Any] = {
-        "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": "openai",
-        "gen_ai.request.model": model,
-        "gen_ai.usage.input_tokens": tokens[0],
-        "gen_ai.usage.output_tokens": tokens[1],
-        "gen_ai.usage.cache_read.input_tokens": tokens[2],
-    }
-    if route is not None:
-        attributes["http.route"] = route
-    if prompt is not None:
-        attributes["logharbor.prompt.id"], attributes["logharbor.prompt.version"] = prompt
-    if failed:
-        attributes["error.type"] = "RateLimitError"
-    item = span(kind=3, trace_id=os.urandom(16).hex(), attributes=attributes)
-    begin = START + minute * 60 * 1_000_000_000
-    item["startTimeUnixNano"] = str(begin)
-    item["endTimeUnixNano"] = str(begin + duration_ms * 1_000_000)
-    if failed:
-        item["status"] = {"code": 2, "message": "rate limited"}
-    return item
-
-
 def _post(client: TestClient, key: str, items: list[dict[str, Any]]) -> None:
-    body = json.dumps(traces(*items)).encode()
-    response = client.post("/v1/traces", content=body, headers={**bearer(key), **JSON})
-    assert response.status_code == 200 and response.json() == {}, response.text
+    assert post_spans(client, key, *items) == {}  # nothing refused
 
 
 def _stats(client: TestClient, user: AUser, sid: str, **params: Any) -> dict[str, Any]:
@@ -108,10 +67,11 @@ _ZERO = {"inputTokens": 0, "outputTokens": 0, "cachedTokens": 0, "cost": 0}
 def shop(client: TestClient, user: AUser) -> dict[str, Any]:
     """Calls on two routes, three models (one without a price), two versions of one prompt,
     spread over three hours, posted in two exports."""
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
-    body = {"title": "Summarize a ticket", "content": "Summarize {ticket}", "model": "gpt-4o"}
-    prompt = client.post("/prompts", json=body, headers=user.headers).json()["_id"]
+    prompt = create_prompt(
+        client, user, title="Summarize a ticket", content="Summarize {ticket}", model="gpt-4o"
+    )["_id"]
     patched = client.patch(
         f"/prompts/{prompt}", json={"content": "Summarize {ticket} briefly"}, headers=user.headers
     )
@@ -120,19 +80,19 @@ def shop(client: TestClient, user: AUser) -> dict[str, Any]:
         client,
         key,
         [
-            _call(1, "/tickets/{id}", "gpt-4o", (1000, 200, 100), prompt=(prompt, 1)),
-            _call(2, "/tickets/{id}", "gpt-4o", (3000, 500, 0), prompt=(prompt, 2)),
-            _call(2, "/tickets/{id}", "gpt-4o-mini", (400, 40, 0), prompt=(prompt, 2)),
-            _call(61, "/search", "gpt-4o-mini", (50, 5, 0), failed=True, duration_ms=30),
+            llm_call(1, "/tickets/{id}", "gpt-4o", (1000, 200, 100), prompt=(prompt, 1)),
+            llm_call(2, "/tickets/{id}", "gpt-4o", (3000, 500, 0), prompt=(prompt, 2)),
+            llm_call(2, "/tickets/{id}", "gpt-4o-mini", (400, 40, 0), prompt=(prompt, 2)),
+            llm_call(61, "/search", "gpt-4o-mini", (50, 5, 0), failed=True, duration_ms=30),
         ],
     )
     _post(
         client,
         key,
         [
-            _call(62, "/search", "gpt-4o-mini", (70, 7, 0)),
-            _call(130, None, "house-model-1", (10, 1, 0)),
-            _call(131, "/tickets/{id}", "claude-3-5-haiku", (2000, 300, 500), duration_ms=900),
+            llm_call(62, "/search", "gpt-4o-mini", (70, 7, 0)),
+            llm_call(130, None, "house-model-1", (10, 1, 0)),
+            llm_call(131, "/tickets/{id}", "claude-3-5-haiku", (2000, 300, 500), duration_ms=900),
         ],
     )
     return {"id": sid, "prompt": prompt}
@@ -197,9 +157,9 @@ def test_minute_series_and_a_narrow_range_read_only_their_calls(
 
 
 def test_a_retried_export_is_counted_once(client: TestClient, user: AUser) -> None:
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
-    items = [_call(5, "/a", "gpt-4o", (10, 1, 0)), _call(6, "/a", "gpt-4o", (20, 2, 0))]
+    items = [llm_call(5, "/a", "gpt-4o", (10, 1, 0)), llm_call(6, "/a", "gpt-4o", (20, 2, 0))]
     _post(client, key, items)
     _post(client, key, items)
     totals = _stats(client, user, sid)["totals"]
@@ -245,7 +205,7 @@ def test_minute_rows_thin_with_the_traffic_rollups_and_totals_stay(
 def test_bad_parameters_are_a_400_naming_them(
     client: TestClient, user: AUser, params: dict[str, str], field: str
 ) -> None:
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     response = client.get(f"/stats/{sid}/llm", params={**RANGE, **params}, headers=user.headers)
     assert response.status_code == 400, response.text
     body = response.json()

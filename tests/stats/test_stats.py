@@ -10,17 +10,19 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from stats_support import START, assert_matches, exact, group_key, raw_rows
 
-from helpers import AUser
+from fixtures.records import RANDOM_START, Layout
+from fixtures.sources import Source
+from fixtures.users import AUser
 from logharbor.common.timestamps import iso, parse_iso
 from logharbor.db.tables import http_traffic, traffic_rollups
 from logharbor.stats.histogram import MAX_RELATIVE_ERROR, bucket_of, percentiles
+from stats.stats_support import assert_matches, exact, group_key, raw_rows
 
 
 @pytest.mark.parametrize("group_by", [None, "pathname", "domain", "status", "method"])
 def test_stats_agree_with_raw_rows(
-    client: TestClient, user: AUser, source: Any, group_by: str | None
+    client: TestClient, user: AUser, source: Source, random_traffic: Layout, group_by: str | None
 ) -> None:
     params = {"startDate": "2025-07-04T05:33:10.500Z", "endDate": "2025-07-11T03:02:00.000Z"}
     params["interval"] = "1h"
@@ -68,8 +70,10 @@ def test_stats_agree_with_raw_rows(
             assert group["status"] == f"{group['key']}xx"
 
 
-def test_filters_and_daily_interval(client: TestClient, user: AUser, source: Any) -> None:
-    path_id = source.pathname_ids[("api.example.com", "/orders")]
+def test_filters_and_daily_interval(
+    client: TestClient, user: AUser, source: Source, random_traffic: Layout
+) -> None:
+    path_id = random_traffic.pathname_ids[("api.example.com", "/orders")]
     params = {
         "startDate": "2025-07-03T00:00:00Z",
         "endDate": "2025-07-13T00:00:00Z",
@@ -90,12 +94,14 @@ def test_filters_and_daily_interval(client: TestClient, user: AUser, source: Any
     assert_matches(body["totals"], exact(rows))
     assert len(body["series"]) == 10
     assert [p["count"] for p in body["series"]] == [
-        sum(1 for r in rows if r["created_at"].date() == (START + timedelta(days=d)).date())
+        sum(1 for r in rows if r["created_at"].date() == (RANDOM_START + timedelta(days=d)).date())
         for d in range(-0, 10)
     ]
 
 
-def test_only_rollups_are_read(client: TestClient, user: AUser, source: Any) -> None:
+def test_only_rollups_are_read(
+    client: TestClient, user: AUser, source: Source, random_traffic: Layout
+) -> None:
     """Delete the raw rows: the statistics stay (they never scan raw traffic)."""
     db = client.app.state.db  # type: ignore[attr-defined]
     params = {"startDate": "2025-07-01T00:00:00Z", "endDate": "2025-07-20T00:00:00Z"}
@@ -134,14 +140,21 @@ def test_only_rollups_are_read(client: TestClient, user: AUser, source: Any) -> 
     ],
 )
 def test_bad_parameters_are_400_with_the_field(
-    client: TestClient, user: AUser, source: Any, params: dict[str, str], field: str
+    client: TestClient,
+    user: AUser,
+    source: Source,
+    random_traffic: Layout,
+    params: dict[str, str],
+    field: str,
 ) -> None:
     response = client.get(f"/stats/{source.id}", params=params, headers=user.headers)
     assert response.status_code == 400, response.text
     assert field in response.json()["fieldErrors"]
 
 
-def test_access(client: TestClient, user: AUser, make_user: Any, source: Any) -> None:
+def test_access(
+    client: TestClient, user: AUser, make_user: Any, source: Source, random_traffic: Layout
+) -> None:
     other = make_user()
     assert client.get(f"/stats/{source.id}", headers=other.headers).status_code == 403
     assert client.get(f"/stats/{source.id}").status_code == 400

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from stats_support import START, assert_matches, exact, group_key, raw_rows
 
-from helpers import AUser
+from fixtures.records import RANDOM_START, Layout
+from fixtures.sources import Source
+from fixtures.users import AUser
 from logharbor import retention_job
 from logharbor.common.timestamps import iso, parse_iso
 from logharbor.db.tables import (
@@ -21,9 +22,10 @@ from logharbor.db.tables import (
 )
 from logharbor.stats.rollups import DAY, HOUR, MINUTE
 from logharbor.stats.thinning import thin_rollups
+from stats.stats_support import assert_matches, exact, group_key, raw_rows
 
-# The fixture's traffic spans START .. START + 9 days; "now" is just after it.
-NOW = START + timedelta(days=9, hours=1)
+# The fixture's traffic spans RANDOM_START .. RANDOM_START + 9 days; "now" is just after it.
+NOW = RANDOM_START + timedelta(days=9, hours=1)
 MINUTE_DAYS, HOUR_DAYS = 2, 5
 MINUTES_FROM = parse_iso("2025-07-10T11:00:00Z")  # NOW - 2 days, floored to the hour
 HOURS_FROM = parse_iso("2025-07-07T00:00:00Z")  # NOW - 5 days, floored to the day
@@ -49,7 +51,7 @@ def _prune(client: TestClient) -> int:
 
 
 def test_minute_and_hour_rows_past_their_horizons_go_and_day_rows_stay(
-    client: TestClient, source: Any
+    client: TestClient, source: Source, random_traffic: Layout
 ) -> None:
     before = _rows_by_resolution(client)
     deleted = _prune(client)
@@ -74,7 +76,7 @@ def test_minute_and_hour_rows_past_their_horizons_go_and_day_rows_stay(
         assert dict(conn.execute(select(stats_horizons)).all()) == recorded
 
 
-def _stats(client: TestClient, user: AUser, source: Any, **params: str) -> Any:
+def _stats(client: TestClient, user: AUser, source: Source, **params: str) -> Any:
     return client.get(f"/stats/{source.id}", params=params, headers=user.headers)
 
 
@@ -118,7 +120,8 @@ def _stats(client: TestClient, user: AUser, source: Any, **params: str) -> Any:
 def test_stats_past_the_horizons_agree_with_raw_rows_over_the_widened_range(
     client: TestClient,
     user: AUser,
-    source: Any,
+    source: Source,
+    random_traffic: Layout,
     start: str,
     end: str,
     interval: str,
@@ -153,7 +156,7 @@ def test_stats_past_the_horizons_agree_with_raw_rows_over_the_widened_range(
 
 
 def test_a_series_finer_than_the_detail_kept_is_refused_and_auto_picks_what_is_kept(
-    client: TestClient, user: AUser, source: Any
+    client: TestClient, user: AUser, source: Source, random_traffic: Layout
 ) -> None:
     _prune(client)
     old = {"startDate": "2025-07-08T05:33:10Z", "endDate": "2025-07-08T09:00:00Z"}
@@ -170,7 +173,7 @@ def test_a_series_finer_than_the_detail_kept_is_refused_and_auto_picks_what_is_k
 
 
 def test_the_retention_job_thins_the_rollups_after_the_records(
-    client: TestClient, source: Any
+    client: TestClient, source: Source, random_traffic: Layout
 ) -> None:
     before = _rows_by_resolution(client)
     report = retention_job.prune(

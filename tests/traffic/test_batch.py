@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 
-import event_rows
-from helpers import AUser, bearer
-from logharbor.auth.tokens import new_ingest_key
+from fixtures import event_rows
+from fixtures.records import body
+from fixtures.sources import create_source, ingest_key
+from fixtures.users import AUser, bearer
 from logharbor.common.ids import new_id
-from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import (
     domains,
     http_traffic,
-    ingest_keys,
     pathnames,
     requests,
     traffic_rollups,
-    traffic_sources,
 )
 
 RECORD: dict[str, Any] = {
@@ -41,42 +38,7 @@ RECORD: dict[str, Any] = {
 
 
 def _record(**changes: Any) -> dict[str, Any]:
-    record = copy.deepcopy(RECORD)
-    record.update(changes)
-    return record
-
-
-def _new_source(client: TestClient, user: AUser) -> str:
-    now = utcnow()
-    source_id = new_id()
-    with client.app.state.db.write() as conn:  # type: ignore[attr-defined]
-        conn.execute(
-            insert(traffic_sources).values(
-                id=source_id,
-                user_id=user.id,
-                name="shop",
-                traffic_domain="https://api.example.com",
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    return source_id
-
-
-def _ingest_key(client: TestClient, source_id: str) -> str:
-    key, key_hash = new_ingest_key()
-    with client.app.state.db.write() as conn:  # type: ignore[attr-defined]
-        conn.execute(
-            insert(ingest_keys).values(
-                id=new_id(),
-                traffic_source_id=source_id,
-                name="collector",
-                key_hash=key_hash,
-                key_prefix=key[:12],
-                created_at=utcnow(),
-            )
-        )
-    return key
+    return body(RECORD, **changes)
 
 
 def _count(client: TestClient, table: Any, source_id: str) -> int:
@@ -84,7 +46,7 @@ def _count(client: TestClient, table: Any, source_id: str) -> int:
 
 
 def test_good_items_are_stored_and_bad_ones_reported(client: TestClient, user: AUser) -> None:
-    source_id = _new_source(client, user)
+    source_id = create_source(client, user).id
     batch = [
         _record(),
         _record(status="abc"),
@@ -125,7 +87,7 @@ def test_good_items_are_stored_and_bad_ones_reported(client: TestClient, user: A
 
 
 def test_plural_alias_and_records_object(client: TestClient, user: AUser) -> None:
-    source_id = _new_source(client, user)
+    source_id = create_source(client, user).id
     response = client.post(
         f"/http-traffic-records/{source_id}/batch",
         json={"records": [_record(), _record()]},
@@ -138,8 +100,8 @@ def test_plural_alias_and_records_object(client: TestClient, user: AUser) -> Non
 def test_family_neutral_ingest_with_an_ingest_key(
     client: TestClient, user: AUser, make_user: Any
 ) -> None:
-    source_id = _new_source(client, user)
-    key = _ingest_key(client, source_id)
+    source_id = create_source(client, user).id
+    key = ingest_key(client, user, source_id)
     response = client.post("/api/v1/ingest", json={"records": [_record()]}, headers=bearer(key))
     assert response.status_code == 201, response.text
     response = client.post(
@@ -150,7 +112,7 @@ def test_family_neutral_ingest_with_an_ingest_key(
     assert response.status_code == 201, response.text
     assert _count(client, http_traffic, source_id) == 3
 
-    other_source = _new_source(client, make_user())
+    other_source = create_source(client, make_user()).id
     response = client.post(
         "/api/v1/ingest",
         json={"trafficSourceId": other_source, "records": [_record()]},
@@ -190,7 +152,7 @@ def test_family_neutral_ingest_with_an_ingest_key(
 def test_rejected_batches_store_nothing(
     client: TestClient, user: AUser, body: Any, status: int, field: str
 ) -> None:
-    source_id = _new_source(client, user)
+    source_id = create_source(client, user).id
     response = client.post(
         f"/http-traffic-record/{source_id}/batch", json=body, headers=user.headers
     )
@@ -201,7 +163,7 @@ def test_rejected_batches_store_nothing(
 
 
 def test_limits_content_type_and_auth(client: TestClient, user: AUser) -> None:
-    source_id = _new_source(client, user)
+    source_id = create_source(client, user).id
     url = f"/http-traffic-record/{source_id}/batch"
     big = [_record(responseBody="x" * 900_000) for _ in range(6)]
     assert client.post(url, json=big, headers=user.headers).status_code == 413
@@ -223,7 +185,7 @@ def test_limits_content_type_and_auth(client: TestClient, user: AUser) -> None:
 
 
 def test_stale_cached_names_are_refreshed(client: TestClient, user: AUser) -> None:
-    source_id = _new_source(client, user)
+    source_id = create_source(client, user).id
     url = f"/http-traffic-record/{source_id}/batch"
     assert client.post(url, json=[_record()], headers=user.headers).status_code == 201
     cache = client.app.state.pipeline.store_backend.names  # type: ignore[attr-defined]

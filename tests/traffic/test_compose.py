@@ -8,16 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
-from traffic_support import BETA72_BODY, BETA83_BODY, STRICT_BODY, body, compose, ingest_key
 
-from helpers import AUser, bearer
+from fixtures.records import BETA72_BODY, BETA83_BODY, STRICT_BODY, body, compose
+from fixtures.sources import Source, ingest_key
+from fixtures.users import AUser, bearer
 
 
-def test_beta72_objects_and_upper_case(
-    client: TestClient, user: AUser, source: dict[str, Any]
-) -> None:
+def test_beta72_objects_and_upper_case(client: TestClient, user: AUser, source: Source) -> None:
     response = client.post(
-        f"/http-traffic-record/{source['id']}", json=BETA72_BODY, headers=user.headers
+        f"/http-traffic-record/{source.id}", json=BETA72_BODY, headers=user.headers
     )
 
     assert response.status_code == 201, response.text
@@ -28,7 +27,7 @@ def test_beta72_objects_and_upper_case(
     assert record["elapsedTime"] == 123.456
     assert record["domain"] == "https://api.example.com"
     assert record["pathname"] == "/v1/users"
-    assert record["trafficSourceId"] == source["id"]
+    assert record["trafficSourceId"] == source.id
     assert record["request"]["headers"] == {
         "Authorization": "****",
         "Content-Type": "application/json",
@@ -39,11 +38,9 @@ def test_beta72_objects_and_upper_case(
     assert record["response"]["headers"] == {"content-type": "application/json"}
 
 
-def test_beta83_json_text_and_lower_case(
-    client: TestClient, user: AUser, source: dict[str, Any]
-) -> None:
+def test_beta83_json_text_and_lower_case(client: TestClient, user: AUser, source: Source) -> None:
     response = client.post(
-        f"/http-traffic-records/{source['id']}", json=BETA83_BODY, headers=user.headers
+        f"/http-traffic-records/{source.id}", json=BETA83_BODY, headers=user.headers
     )
 
     assert response.status_code == 201, response.text
@@ -63,9 +60,9 @@ def test_beta83_json_text_and_lower_case(
 
 
 def test_strict_format_of_the_current_original(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
-    record = compose(client, user.headers, source["id"], **STRICT_BODY)
+    record = compose(client, user.headers, source.id, **STRICT_BODY)
     assert record["status"] == 201
     assert record["method"] == "POST"
     assert record["elapsedTime"] == 150
@@ -73,15 +70,15 @@ def test_strict_format_of_the_current_original(
     assert record["response"]["body"] == '{"id": 2, "name": "Jane"}'
 
 
-def test_level_from_status(client: TestClient, user: AUser, source: dict[str, Any]) -> None:
+def test_level_from_status(client: TestClient, user: AUser, source: Source) -> None:
     levels = {100: "INFO", 302: "INFO", 399: "INFO", 404: "WARNING", 499: "WARNING"}
     for status, level in {**levels, 500: "FATAL", 599: "FATAL"}.items():
-        assert compose(client, user.headers, source["id"], status=status)["level"] == level
+        assert compose(client, user.headers, source.id, status=status)["level"] == level
 
 
-def test_accepted_variants(client: TestClient, user: AUser, source: dict[str, Any]) -> None:
+def test_accepted_variants(client: TestClient, user: AUser, source: Source) -> None:
     headers = user.headers
-    sid = source["id"]
+    sid = source.id
     # protocol is optional (the scheme decides), enums in mixed case, null bodies and headers.
     minimal = body(method="pAtCh", requestBody=None, responseBody=None, responseHeaders=None)
     del minimal["protocol"], minimal["trafficUserId"], minimal["queryParams"]
@@ -112,9 +109,9 @@ def test_accepted_variants(client: TestClient, user: AUser, source: dict[str, An
 
 
 def test_ingest_log_with_user_token_and_ingest_key(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
-    sid = source["id"]
+    sid = source.id
     with_token = client.post(
         "/ingest-log", json={**BETA83_BODY, "trafficSourceId": sid}, headers=user.headers
     )
@@ -144,8 +141,8 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def test_record_list_and_detail(client: TestClient, user: AUser, source: dict[str, Any]) -> None:
-    sid = source["id"]
+def test_record_list_and_detail(client: TestClient, user: AUser, source: Source) -> None:
+    sid = source.id
     record = compose(client, user.headers, sid, responseBody={"items": list(range(100))})
 
     listed = client.get(f"/http-traffic-record/{sid}", headers=user.headers)
@@ -170,9 +167,9 @@ def test_record_list_and_detail(client: TestClient, user: AUser, source: dict[st
 
 
 def test_bodies_are_kept_in_full_up_to_the_cap(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
-    sid = source["id"]
+    sid = source.id
     big = {"blob": "x" * 300_000}  # beyond the original's 200 characters, under the cap
     record = compose(client, user.headers, sid, responseBody=big)
     assert record["response"]["bodyTruncated"] is False
@@ -234,10 +231,8 @@ def _assert_no_secret(client: TestClient, user: AUser, sid: str) -> None:
         assert "secret-" not in text, text
 
 
-def test_masking_on_every_ingest_path(
-    client: TestClient, user: AUser, source: dict[str, Any]
-) -> None:
-    sid = source["id"]
+def test_masking_on_every_ingest_path(client: TestClient, user: AUser, source: Source) -> None:
+    sid = source.id
     body_with_secrets = {"user": "jane", "password": "secret-4", "nested": [{"token": "secret-5"}]}
     # compose with objects, compose with JSON text, ingest-log with a key.
     compose(
@@ -322,14 +317,14 @@ BAD_INPUT: list[tuple[dict[str, Any], str]] = [
 def test_bad_input_is_a_400_naming_the_field_and_writes_nothing(
     client: TestClient,
     user: AUser,
-    source: dict[str, Any],
+    source: Source,
     rows: Callable[[], dict[str, int]],
 ) -> None:
     before = rows()
     for changes, field in BAD_INPUT:
         for path, extra in (
-            (f"/http-traffic-record/{source['id']}", {}),
-            ("/ingest-log", {"trafficSourceId": source["id"]}),
+            (f"/http-traffic-record/{source.id}", {}),
+            ("/ingest-log", {"trafficSourceId": source.id}),
         ):
             # json.dumps escapes lone surrogates as \\udXXX, which is how they arrive on the wire.
             content = json.dumps(body(**changes, **extra)).encode()
@@ -342,22 +337,22 @@ def test_bad_input_is_a_400_naming_the_field_and_writes_nothing(
     assert rows() == before
 
 
-def test_missing_required_fields(client: TestClient, user: AUser, source: dict[str, Any]) -> None:
+def test_missing_required_fields(client: TestClient, user: AUser, source: Source) -> None:
     required = ("domainUrl", "pathnameUrl", "status", "method", "elapsedTime", "requestHeaders")
     for field in (*required, "responseHeaders"):
         sent = body()
         del sent[field]
-        path = f"/http-traffic-record/{source['id']}"
+        path = f"/http-traffic-record/{source.id}"
         response = client.post(path, json=sent, headers=user.headers)
         assert response.status_code == 400
         assert set(response.json()["fieldErrors"]) == {field}
 
 
 def test_unreadable_bodies(
-    client: TestClient, user: AUser, source: dict[str, Any], rows: Callable[[], dict[str, int]]
+    client: TestClient, user: AUser, source: Source, rows: Callable[[], dict[str, int]]
 ) -> None:
     before = rows()
-    path = f"/http-traffic-record/{source['id']}"
+    path = f"/http-traffic-record/{source.id}"
     headers = {**user.headers, "Content-Type": "application/json"}
     invalid_utf8 = (
         json.dumps(body(responseBody="PLACEHOLDER")).encode().replace(b"PLACEHOLDER", b"\xff\xfe")
@@ -378,7 +373,7 @@ def test_unreadable_bodies(
 
 
 def test_compose_is_one_transaction(
-    client: TestClient, user: AUser, source: dict[str, Any], rows: Callable[[], dict[str, int]]
+    client: TestClient, user: AUser, source: Source, rows: Callable[[], dict[str, int]]
 ) -> None:
     """A failure after the domain and pathname were created rolls them back too."""
     before = rows()
@@ -394,7 +389,7 @@ def test_compose_is_one_transaction(
 
 
 def test_a_token_of_no_user_is_401_on_every_ingest_path(
-    client: TestClient, user: AUser, source: dict[str, Any], rows: Callable[[], dict[str, int]]
+    client: TestClient, user: AUser, source: Source, rows: Callable[[], dict[str, int]]
 ) -> None:
     """The ingest routes trust a token's signature before the body and confirm its user in the
     write transaction: a well-signed token of a user that does not exist is still a 401, whether
@@ -405,7 +400,7 @@ def test_a_token_of_no_user_is_401_on_every_ingest_path(
     before = rows()
     secret = client.app.state.settings.secret_key  # type: ignore[attr-defined]
     ghost = bearer(issue_token(new_id(), secret, 3600))
-    for sid in (source["id"], new_id()):
+    for sid in (source.id, new_id()):
         for path, extra in (
             (f"/http-traffic-record/{sid}", {}),
             ("/ingest-log", {"trafficSourceId": sid}),

@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from traffic_support import compose, create_source
 
-from helpers import AUser
+from fixtures.records import body, compose
+from fixtures.sources import Source, create_source
+from fixtures.users import AUser
 
 
 def test_traffic_source_crud(client: TestClient, user: AUser) -> None:
@@ -63,8 +63,8 @@ def test_traffic_source_crud(client: TestClient, user: AUser) -> None:
     assert client.get("/traffic-source/not-a-uuid", headers=user.headers).status_code == 400
 
 
-def test_domains_and_pathnames(client: TestClient, user: AUser, source: dict[str, Any]) -> None:
-    sid = source["id"]
+def test_domains_and_pathnames(client: TestClient, user: AUser, source: Source) -> None:
+    sid = source.id
     # The docs' form (bare host + protocol) and a trailing slash are the same domain.
     a = client.post(
         f"/domain/{sid}",
@@ -145,7 +145,7 @@ def test_standalone_request_and_response(client: TestClient, user: AUser) -> Non
 def test_deletes_cascade_and_answer_404_afterwards(
     client: TestClient, user: AUser, rows: Callable[[], dict[str, int]]
 ) -> None:
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     empty = rows()
     records = [compose(client, user.headers, sid, pathnameUrl=f"/p{i % 2}") for i in range(4)]
     core = client.post(
@@ -213,7 +213,7 @@ def test_concurrent_get_or_create_makes_one_row(client: TestClient, user: AUser)
     from logharbor.traffic import queries
     from logharbor.traffic.normalize import IngestConfig
 
-    sid = create_source(client, user)["id"]
+    sid = create_source(client, user).id
     db = client.app.state.db  # type: ignore[attr-defined]
     config = IngestConfig.from_settings(client.app.state.settings)  # type: ignore[attr-defined]
     record = prepare_record(
@@ -258,7 +258,7 @@ def test_concurrent_get_or_create_makes_one_row(client: TestClient, user: AUser)
         barrier.wait()
         response = client.post(
             f"/http-traffic-record/{sid}",
-            json={**record_body(), "domainUrl": "https://race2.example.com"},
+            json={**body(), "domainUrl": "https://race2.example.com"},
             headers=user.headers,
         )
         if response.status_code != 201:
@@ -278,12 +278,6 @@ def test_concurrent_get_or_create_makes_one_row(client: TestClient, user: AUser)
             )
     listed = client.get(f"/http-traffic-record/{sid}", headers=user.headers).json()
     assert listed["meta"]["totalItems"] == 2 * threads_count
-
-
-def record_body() -> dict[str, Any]:
-    from traffic_support import body
-
-    return body()
 
 
 def test_openapi_describes_every_route(client: TestClient) -> None:

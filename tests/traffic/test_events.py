@@ -3,13 +3,12 @@ the statistics rollups and the exceptions see each stored record once, and a fai
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from traffic_support import body, compose, ingest_key
 
-from helpers import AUser, bearer
+from fixtures.records import body, compose
+from fixtures.sources import Source, ingest_key
+from fixtures.users import AUser, bearer
 
 
 def _seen(client: TestClient) -> tuple[set[int], int]:
@@ -24,10 +23,8 @@ def _seen(client: TestClient) -> tuple[set[int], int]:
     return set(per_resolution), int(fatal)
 
 
-def test_each_ingest_path_publishes_once(
-    client: TestClient, user: AUser, source: dict[str, Any]
-) -> None:
-    sid = source["id"]
+def test_each_ingest_path_publishes_once(client: TestClient, user: AUser, source: Source) -> None:
+    sid = source.id
     record = compose(client, user.headers, sid, status=500, responseBody={"error": "boom"})
     key = ingest_key(client, user, sid)
     assert client.post("/ingest-log", json=body(), headers=bearer(key)).status_code == 201

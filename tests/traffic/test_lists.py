@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from traffic_support import compose
 
-from helpers import AUser
+from fixtures.records import compose
+from fixtures.sources import Source
+from fixtures.users import AUser
 
 
 def _seed(client: TestClient, user: AUser, sid: str) -> list[dict[str, Any]]:
@@ -56,8 +57,8 @@ def _ids(client: TestClient, user: AUser, path: str) -> list[str]:
     return [item["id"] for item in body["data"]]
 
 
-def test_filters(client: TestClient, user: AUser, source: dict[str, Any]) -> None:
-    sid = source["id"]
+def test_filters(client: TestClient, user: AUser, source: Source) -> None:
+    sid = source.id
     r = _seed(client, user, sid)
     ids = [x["id"] for x in r]
     for base in (f"/http-traffic-record/{sid}", f"/http-traffic/{sid}"):
@@ -92,8 +93,8 @@ def test_filters(client: TestClient, user: AUser, source: dict[str, Any]) -> Non
         assert query(f"endDate={(now - timedelta(days=1)).date().isoformat()}") == set()
 
 
-def test_date_bounds_are_exact(client: TestClient, user: AUser, source: dict[str, Any]) -> None:
-    sid = source["id"]
+def test_date_bounds_are_exact(client: TestClient, user: AUser, source: Source) -> None:
+    sid = source.id
     record = compose(client, user.headers, sid)
     at = record["createdAt"]
     assert _ids(client, user, f"/http-traffic-record/{sid}?startDate={at}&endDate={at}") == [
@@ -101,8 +102,8 @@ def test_date_bounds_are_exact(client: TestClient, user: AUser, source: dict[str
     ]
 
 
-def test_sorting(client: TestClient, user: AUser, source: dict[str, Any]) -> None:
-    sid = source["id"]
+def test_sorting(client: TestClient, user: AUser, source: Source) -> None:
+    sid = source.id
     r = _seed(client, user, sid)
     by_time = _ids(client, user, f"/http-traffic-record/{sid}?sort=elapsedTime&sortDirection=asc")
     assert by_time == [r[2]["id"], r[0]["id"], r[1]["id"], r[3]["id"]]
@@ -124,8 +125,8 @@ def test_sorting(client: TestClient, user: AUser, source: dict[str, Any]) -> Non
         assert set(response.json()["fieldErrors"]) & {"sort", "sortDirection"}
 
 
-def test_bad_filter_values(client: TestClient, user: AUser, source: dict[str, Any]) -> None:
-    sid = source["id"]
+def test_bad_filter_values(client: TestClient, user: AUser, source: Source) -> None:
+    sid = source.id
     for query, field in (
         ("status=abc", "status"),
         ("status=700", "status"),
@@ -144,8 +145,8 @@ def test_bad_filter_values(client: TestClient, user: AUser, source: dict[str, An
         assert field in response.json()["fieldErrors"], (query, response.json())
 
 
-def test_pagination(client: TestClient, user: AUser, source: dict[str, Any]) -> None:
-    sid = source["id"]
+def test_pagination(client: TestClient, user: AUser, source: Source) -> None:
+    sid = source.id
     made = [compose(client, user.headers, sid, status=200 + i)["id"] for i in range(5)]
     first = client.get(f"/http-traffic-record/{sid}?pageLimit=2", headers=user.headers).json()
     assert first["meta"] == {"page": 1, "pageLimit": 2, "totalItems": 5}
@@ -155,8 +156,8 @@ def test_pagination(client: TestClient, user: AUser, source: dict[str, Any]) -> 
     assert capped.json()["meta"]["pageLimit"] == 100
 
 
-def test_core_log_filters(client: TestClient, user: AUser, source: dict[str, Any]) -> None:
-    sid = source["id"]
+def test_core_log_filters(client: TestClient, user: AUser, source: Source) -> None:
+    sid = source.id
     users_route = client.post(
         f"/core-pathname/{sid}", json={"value": "/users/:id"}, headers=user.headers
     ).json()

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
-import event_rows
-from helpers import AUser
+from fixtures import event_rows
+from fixtures.records import compose
+from fixtures.sources import create_source
+from fixtures.users import AUser
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database
 from logharbor.db.tables import (
@@ -23,37 +24,23 @@ from logharbor.db.tables import (
 from logharbor.traffic.retention import prune_records
 
 
-def _source(client: TestClient, user: AUser, retention_days: int | None) -> str:
-    body: dict[str, Any] = {"name": "Shop", "trafficDomain": "https://api.example.com"}
-    if retention_days is not None:
-        body["retentionDays"] = retention_days
-    response = client.post("/traffic-source", json=body, headers=user.headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
 def _compose(
     client: TestClient, user: AUser, source_id: str, n: int, status: int = 500
 ) -> list[str]:
-    ids = []
-    for i in range(n):
-        record = {
-            "domainUrl": "https://api.example.com",
-            "pathnameUrl": f"/items/{i}",
-            "status": status,
-            "method": "GET",
-            "elapsedTime": 3,
-            "requestHeaders": {},
-            "requestBody": {"q": i},
-            "responseHeaders": {},
-            "responseBody": {"message": "boom"},
-        }
-        response = client.post(
-            f"/http-traffic-record/{source_id}", json=record, headers=user.headers
-        )
-        assert response.status_code == 201, response.text
-        ids.append(response.json()["id"])
-    return ids
+    """``n`` records with bodies (on pathnames of their own), as a collector sends them."""
+    return [
+        compose(
+            client,
+            user.headers,
+            source_id,
+            pathnameUrl=f"/items/{i}",
+            status=status,
+            elapsedTime=3,
+            requestBody={"q": i},
+            responseBody={"message": "boom"},
+        )["id"]
+        for i in range(n)
+    ]
 
 
 def _age(db: Database, record_ids: list[str], days: float) -> None:
@@ -65,17 +52,11 @@ def _count(db: Database, table: Any, source_id: str) -> int:
     return event_rows.count(db, table.name, source_id)
 
 
-@pytest.fixture
-def db(client: TestClient) -> Database:
-    database: Database = client.app.state.db  # type: ignore[attr-defined]
-    return database
-
-
 def test_old_records_and_bodies_go_in_batches_the_rest_stays(
     client: TestClient, user: AUser, db: Database
 ) -> None:
-    kept_source = _source(client, user, retention_days=7)
-    forever = _source(client, user, retention_days=None)
+    kept_source = create_source(client, user, retentionDays=7).id
+    forever = create_source(client, user).id
     old = _compose(client, user, kept_source, 7)
     new = _compose(client, user, kept_source, 2)
     untouched = _compose(client, user, forever, 3)
@@ -108,7 +89,7 @@ def test_old_records_and_bodies_go_in_batches_the_rest_stays(
 def test_old_core_logs_and_standalone_payloads_go_too(
     client: TestClient, user: AUser, db: Database
 ) -> None:
-    source_id = _source(client, user, retention_days=1)
+    source_id = create_source(client, user, retentionDays=1).id
     pathname = client.post(
         f"/core-pathname/{source_id}", json={"value": "/users/:id"}, headers=user.headers
     )

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from traffic_support import body, compose, create_source
 
-from helpers import AUser
+from fixtures.records import body, compose
+from fixtures.sources import Source, create_source
+from fixtures.users import AUser
 from logharbor.common.timestamps import iso, utcnow
 
 _NOW = utcnow()
@@ -28,9 +29,9 @@ def _pathname_groups(client: TestClient, user: AUser, source_id: str) -> list[di
 
 
 def test_records_keep_their_path_and_stats_count_them_under_the_route(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
-    sid = source["id"]
+    sid = source.id
     first = compose(
         client, user.headers, sid, pathnameUrl="/orders/17", routeTemplate="/orders/{order_id}"
     )
@@ -88,9 +89,9 @@ def test_records_keep_their_path_and_stats_count_them_under_the_route(
     ],
 )
 def test_route_templates_as_frameworks_write_them(
-    client: TestClient, user: AUser, source: dict[str, Any], sent: Any, stored: Any
+    client: TestClient, user: AUser, source: Source, sent: Any, stored: Any
 ) -> None:
-    record = compose(client, user.headers, source["id"], pathnameUrl="/items/3", routeTemplate=sent)
+    record = compose(client, user.headers, source.id, pathnameUrl="/items/3", routeTemplate=sent)
     assert record["routeTemplate"] == stored
 
 
@@ -101,18 +102,18 @@ def test_route_templates_as_frameworks_write_them(
 def test_a_bad_route_template_is_a_400_naming_it_and_stores_nothing(
     client: TestClient,
     user: AUser,
-    source: dict[str, Any],
+    source: Source,
     rows: Callable[[], dict[str, int]],
     sent: Any,
 ) -> None:
     before = rows()
     response = client.post(
-        f"/http-traffic-record/{source['id']}", json=body(routeTemplate=sent), headers=user.headers
+        f"/http-traffic-record/{source.id}", json=body(routeTemplate=sent), headers=user.headers
     )
     assert response.status_code == 400, response.text
     assert "routeTemplate" in response.json()["fieldErrors"]
     batch = client.post(
-        f"/http-traffic-record/{source['id']}/batch",
+        f"/http-traffic-record/{source.id}/batch",
         json=[body(routeTemplate=sent)],
         headers=user.headers,
     )
@@ -122,9 +123,9 @@ def test_a_bad_route_template_is_a_400_naming_it_and_stores_nothing(
 
 
 def test_deleting_a_route_keeps_its_records(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
-    sid = source["id"]
+    sid = source.id
     record = compose(
         client, user.headers, sid, pathnameUrl="/orders/5", routeTemplate="/orders/:id"
     )
@@ -146,7 +147,7 @@ def test_pathnames_can_be_templated_for_collectors_that_send_no_route(
     templating = settings.model_copy(update={"stats_template_pathnames": True})
     with TestClient(create_app(templating)) as client:
         user = make_user()
-        sid = create_source(client, user)["id"]
+        sid = create_source(client, user).id
         uuid_path = "/users/0190f1a2-3b4c-7d5e-8f60-718293a4b5c6"
         for path in ("/users/42", "/users/43?tab=1", uuid_path, "/health", "/search?q=x"):
             compose(client, user.headers, sid, pathnameUrl=path)

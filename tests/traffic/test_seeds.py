@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from fastapi.testclient import TestClient
 
-from helpers import AUser
+from fixtures.sources import Source
+from fixtures.users import AUser
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -74,9 +74,9 @@ def _create_prerequisites(client: TestClient, user: AUser, source_id: str) -> di
 
 
 def test_create_http_traffic_as_in_the_seed(
-    client: TestClient, user: AUser, source: dict[str, Any]
+    client: TestClient, user: AUser, source: Source
 ) -> None:
-    ids = _create_prerequisites(client, user, source["id"])
+    ids = _create_prerequisites(client, user, source.id)
     # seeds/arkyn-create-http-traffic.txt, request example, with the ids created first.
     example = {
         "status": 201,
@@ -86,7 +86,7 @@ def test_create_http_traffic_as_in_the_seed(
         **ids,
     }
 
-    response = client.post(f"/http-traffic/{source['id']}", json=example, headers=user.headers)
+    response = client.post(f"/http-traffic/{source.id}", json=example, headers=user.headers)
 
     assert response.status_code == 201, response.text
     created = response.json()
@@ -110,14 +110,14 @@ def test_create_http_traffic_as_in_the_seed(
     assert created["level"] == "INFO"
     assert created["elapsedTime"] == 150
     assert created["trafficUserId"] == "user-456"
-    assert created["trafficSourceId"] == source["id"]
+    assert created["trafficSourceId"] == source.id
     assert {k: created[k] for k in ids} == ids
     assert ISO.match(created["createdAt"])
 
     # The original's plural path is an alias of the same handler.
-    again = _create_prerequisites(client, user, source["id"])
+    again = _create_prerequisites(client, user, source.id)
     plural = client.post(
-        f"/http-traffics/{source['id']}",
+        f"/http-traffics/{source.id}",
         json={**example, **again, "trafficUserId": None, "status": 500, "method": "get"},
         headers=user.headers,
     )
@@ -127,8 +127,8 @@ def test_create_http_traffic_as_in_the_seed(
     assert plural.json()["trafficUserId"] is None
 
 
-def test_http_traffic_seed_errors(client: TestClient, user: AUser, source: dict[str, Any]) -> None:
-    ids = _create_prerequisites(client, user, source["id"])
+def test_http_traffic_seed_errors(client: TestClient, user: AUser, source: Source) -> None:
+    ids = _create_prerequisites(client, user, source.id)
     example = {"status": 201, "method": "POST", "elapsedTime": 150, **ids}
 
     # The seed's placeholder ids are not UUIDs: invalid input, naming the fields.
@@ -137,12 +137,12 @@ def test_http_traffic_seed_errors(client: TestClient, user: AUser, source: dict[
         "domainId": "e1f2g3h4-i5j6-7890-1234-567890abcdef",
         "requestId": "i1j2k3l4-m5n6-7890-1234-567890abcdef",
     }
-    bad = client.post(f"/http-traffic/{source['id']}", json=placeholders, headers=user.headers)
+    bad = client.post(f"/http-traffic/{source.id}", json=placeholders, headers=user.headers)
     assert bad.status_code == 400
     assert set(bad.json()["fieldErrors"]) == {"domainId", "requestId"}
 
     unknown = {**example, "responseId": "0197548f-0e8e-7550-b283-f26fd98a9423"}
-    missing = client.post(f"/http-traffic/{source['id']}", json=unknown, headers=user.headers)
+    missing = client.post(f"/http-traffic/{source.id}", json=unknown, headers=user.headers)
     assert missing.status_code == 404
     assert set(missing.json()["fieldErrors"]) == {"responseId"}
 

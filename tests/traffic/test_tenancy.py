@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
-from traffic_support import BETA72_BODY, body, compose, create_source, ingest_key
 
-from helpers import AUser, bearer
+from fixtures.records import BETA72_BODY, body, compose
+from fixtures.sources import create_source, ingest_key
+from fixtures.users import AUser, bearer
 
 UNKNOWN = "0197548f-0e8e-7550-b283-f26fd98a9423"
 MARKER = "tenant-a-private"
@@ -17,7 +18,7 @@ MARKER = "tenant-a-private"
 
 def _populate(client: TestClient, owner: AUser) -> dict[str, str]:
     """A source of ``owner`` with one of everything, and the ids of it all."""
-    sid = create_source(client, owner, name=MARKER)["id"]
+    sid = create_source(client, owner, name=MARKER).id
     record = compose(
         client,
         owner.headers,
@@ -147,7 +148,7 @@ def test_another_user_can_neither_read_nor_change_nor_learn_anything(
     alice, mallory = make_user(), make_user()
     a = _populate(client, alice)
     before = _snapshot(client, alice, a)
-    mallory_source = create_source(client, mallory)["id"]
+    mallory_source = create_source(client, mallory).id
     mallory_key = ingest_key(client, mallory, mallory_source)
 
     for principal in (mallory.headers, bearer(mallory_key)):
@@ -178,7 +179,7 @@ def test_foreign_ids_cannot_be_linked_into_your_own_source(
 ) -> None:
     alice, mallory = make_user(), make_user()
     a = _populate(client, alice)
-    mine = create_source(client, mallory)["id"]
+    mine = create_source(client, mallory).id
     own = compose(client, mallory.headers, mine)
     loose_request = client.post("/request", json={"headers": {}}, headers=mallory.headers).json()
     loose_response = client.post("/response", json={"headers": {}}, headers=mallory.headers).json()
@@ -237,7 +238,7 @@ def test_get_or_create_is_scoped_to_the_source(
     client: TestClient, make_user: Callable[..., AUser]
 ) -> None:
     alice, bob = make_user(), make_user()
-    a, b = create_source(client, alice)["id"], create_source(client, bob)["id"]
+    a, b = create_source(client, alice).id, create_source(client, bob).id
     first = compose(client, alice.headers, a)
     second = compose(client, bob.headers, b)
     assert first["domain"] == second["domain"]
@@ -253,7 +254,7 @@ def test_totals_count_only_the_callers_rows(
     client: TestClient, make_user: Callable[..., AUser]
 ) -> None:
     alice, bob = make_user(), make_user()
-    a, b = create_source(client, alice)["id"], create_source(client, bob)["id"]
+    a, b = create_source(client, alice).id, create_source(client, bob).id
     for _ in range(3):
         compose(client, alice.headers, a)
     compose(client, bob.headers, b)
@@ -336,8 +337,8 @@ def test_read_only_share(client: TestClient, make_user: Callable[..., AUser]) ->
 
 
 def test_ingest_keys_write_only_and_revocable(client: TestClient, user: AUser) -> None:
-    s = create_source(client, user)["id"]
-    other = create_source(client, user, name="Other")["id"]
+    s = create_source(client, user).id
+    other = create_source(client, user, name="Other").id
     created = client.post(
         f"/traffic-source/{s}/ingest-keys", json={"name": "prod"}, headers=user.headers
     )

@@ -15,12 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
 
-from helpers import AUser
+from fixtures.sources import create_source
+from fixtures.users import AUser
 from logharbor.app import create_app
 from logharbor.settings import Settings
 from logharbor.ui.session import COOKIE
@@ -49,14 +51,10 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 def owned(client: TestClient, user: AUser) -> dict[str, Any]:
     """A source of ``user``, who is signed in to the pages on ``client``, and their CSRF token."""
-    source = client.post(
-        "/traffic-source",
-        headers=user.headers,
-        json={"name": "Shop", "trafficDomain": "https://shop.example"},
-    ).json()
+    source = create_source(client, user, "Shop", trafficDomain="https://shop.example")
     client.cookies.set(COOKIE, user.token)
-    base = f"/ui/sources/{source['id']}"
-    return {"id": source["id"], "base": base, "csrf": csrf_of(client, f"{base}/settings")}
+    base = f"/ui/sources/{source.id}"
+    return {"id": source.id, "base": base, "csrf": csrf_of(client, f"{base}/settings")}
 
 
 @pytest.fixture
@@ -83,6 +81,13 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
         server.should_exit = True
         thread.join()
         sock.close()
+
+
+@pytest.fixture
+def api(live_server: LiveServer) -> Iterator[httpx.Client]:
+    """An HTTP client of the live server, closed after the test."""
+    with live_server.api() as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
+from fixtures.users import AUser
 from logharbor.settings import Settings
 
 
@@ -22,29 +24,10 @@ class LiveServer:
         return httpx.Client(base_url=self.url, timeout=30)
 
 
-def account(api: httpx.Client, name: str, email: str) -> dict[str, str]:
-    user = {"name": name, "email": email, "password": "password123"}
-    assert api.post("/auth/signup", json=user).status_code == 201
-    token = api.post("/auth/login", json=user).json()["token"]
-    return {**user, "token": token}
-
-
-def source_with_key(api: httpx.Client, user: dict[str, str]) -> tuple[dict[str, Any], str]:
-    """A source of ``user`` and an ingest key of it, for tests that send it traffic."""
-    auth = {"Authorization": f"Bearer {user['token']}"}
-    source: dict[str, Any] = api.post(
-        "/traffic-source", headers=auth, json={"name": "Shop", "trafficDomain": "https://shop.io"}
-    ).json()
-    key = api.post(
-        f"/traffic-source/{source['id']}/ingest-keys", headers=auth, json={"name": "c"}
-    ).json()["key"]
-    return source, str(key)
-
-
-def sign_in(page: Page, user: dict[str, str]) -> None:
+def sign_in(page: Page, user: AUser) -> None:
     page.goto("/ui/login")
-    page.get_by_label("Email").fill(user["email"])
-    page.get_by_label("Password").fill(user["password"])
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(user.password)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Traffic sources")).to_be_visible()
 
@@ -69,3 +52,47 @@ def csrf_of(client: TestClient, path: str) -> str:
     found = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page.text)
     assert found
     return found.group(1)
+
+
+# Traffic the browser tests send, as a collector would.
+DOMAIN = "https://api.payments.example"
+
+
+def exchange(path: str, method: str, status: int, elapsed: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "domainUrl": DOMAIN,
+        "pathnameUrl": path,
+        "method": method,
+        "status": status,
+        "elapsedTime": elapsed,
+        "requestHeaders": {"content-type": "application/json", "authorization": "Bearer s3cret"},
+        "responseHeaders": {"content-type": "application/json"},
+        **extra,
+    }
+
+
+TRAFFIC = [
+    exchange("/v1/users", "GET", 200, 12.5, queryParams={"page": "2"}),
+    exchange("/v1/users", "GET", 404, 8.0, responseBody={"error": "no such page"}),
+    exchange(
+        "/v1/orders",
+        "post",
+        201,
+        48.25,
+        requestBody={"customer": "Jane", "items": [{"sku": "A1", "qty": 2}]},
+        responseBody={"id": 7, "status": "created"},
+        routeTemplate="/v1/orders",
+    ),
+    exchange("/v1/users/42", "GET", 500, 310.0, responseBody={"message": "db timeout"}),
+    exchange("/v1/users/42", "GET", 500, 295.0, responseBody={"message": "db timeout"}),
+]
+
+
+def ingest(api: httpx.Client, key: str, records: list[dict[str, Any]]) -> None:
+    for record in records:
+        answer = api.post("/ingest-log", json=record, headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 201, answer.text
+
+
+def shot(page: Page, folder: Path, name: str, *, full_page: bool = True) -> None:
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)

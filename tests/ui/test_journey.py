@@ -6,54 +6,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
-import httpx
 from playwright.sync_api import Page, expect
 
-from ui.harness import LiveServer
-
-DOMAIN = "https://api.payments.example"
-
-
-def exchange(path: str, method: str, status: int, elapsed: float, **extra: Any) -> dict[str, Any]:
-    return {
-        "domainUrl": DOMAIN,
-        "pathnameUrl": path,
-        "method": method,
-        "status": status,
-        "elapsedTime": elapsed,
-        "requestHeaders": {"content-type": "application/json", "authorization": "Bearer s3cret"},
-        "responseHeaders": {"content-type": "application/json"},
-        **extra,
-    }
-
-
-TRAFFIC = [
-    exchange("/v1/users", "GET", 200, 12.5, queryParams={"page": "2"}),
-    exchange("/v1/users", "GET", 404, 8.0, responseBody={"error": "no such page"}),
-    exchange(
-        "/v1/orders",
-        "post",
-        201,
-        48.25,
-        requestBody={"customer": "Jane", "items": [{"sku": "A1", "qty": 2}]},
-        responseBody={"id": 7, "status": "created"},
-        routeTemplate="/v1/orders",
-    ),
-    exchange("/v1/users/42", "GET", 500, 310.0, responseBody={"message": "db timeout"}),
-    exchange("/v1/users/42", "GET", 500, 295.0, responseBody={"message": "db timeout"}),
-]
-
-
-def ingest(api: httpx.Client, key: str, records: list[dict[str, Any]]) -> None:
-    for record in records:
-        answer = api.post("/ingest-log", json=record, headers={"Authorization": f"Bearer {key}"})
-        assert answer.status_code == 201, answer.text
-
-
-def shot(page: Page, folder: Path, name: str, *, full_page: bool = True) -> None:
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)
+from fixtures.sources import create_source
+from fixtures.users import sign_up
+from ui.harness import DOMAIN, TRAFFIC, LiveServer, exchange, ingest, shot, sign_in
 
 
 def test_new_user_sends_traffic_and_explores_it(
@@ -182,10 +140,8 @@ def test_prompt_library_search_and_logs_per_model(
     page: Page, live_server: LiveServer, screenshot_dir: Path
 ) -> None:
     with live_server.api() as api:
-        user = {"name": "Pat", "email": "pat@example.com", "password": "password123"}
-        assert api.post("/auth/signup", json=user).status_code == 201
-        token = api.post("/auth/login", json=user).json()["token"]
-        auth = {"Authorization": f"Bearer {token}"}
+        user = sign_up(api, "Pat", "pat@example.com")
+        auth = user.headers
         summary = api.post(
             "/prompts",
             headers=auth,
@@ -225,10 +181,7 @@ def test_prompt_library_search_and_logs_per_model(
             )
             assert answer.status_code == 201, answer.text
 
-    page.goto("/ui/login")
-    page.get_by_label("Email").fill(user["email"])
-    page.get_by_label("Password").fill(user["password"])
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, user)
     page.get_by_role("link", name="Prompts").click()
     expect(page.get_by_test_id("prompt-count")).to_have_text("2 prompts")
     page.get_by_label("Search").fill("ticket support")
@@ -254,14 +207,10 @@ def test_prompt_library_search_and_logs_per_model(
 
 def test_other_users_sources_and_records_stay_private(page: Page, live_server: LiveServer) -> None:
     with live_server.api() as api:
-        owner = {"name": "Own", "email": "own@example.com", "password": "password123"}
-        api.post("/auth/signup", json=owner)
-        token = api.post("/auth/login", json=owner).json()["token"]
-        auth = {"Authorization": f"Bearer {token}"}
-        source = api.post(
-            "/traffic-source", headers=auth, json={"name": "Secret", "trafficDomain": DOMAIN}
-        ).json()
-        record = api.post(f"/http-traffic-record/{source['id']}", headers=auth, json=TRAFFIC[0])
+        owner = sign_up(api, "Own", "own@example.com")
+        auth = owner.headers
+        source = create_source(api, owner, "Secret", trafficDomain=DOMAIN)
+        record = api.post(f"/http-traffic-record/{source.id}", headers=auth, json=TRAFFIC[0])
         assert record.status_code == 201, record.text
         record_id = record.json()["id"]
 
@@ -272,10 +221,10 @@ def test_other_users_sources_and_records_stay_private(page: Page, live_server: L
     page.get_by_role("button", name="Create account").click()
     expect(page.get_by_text("No traffic sources yet.")).to_be_visible()
     for path in (
-        f"/ui/sources/{source['id']}",
-        f"/ui/sources/{source['id']}/records/{record_id}",
-        f"/ui/sources/{source['id']}/charts",
-        f"/ui/sources/{source['id']}/keys",
+        f"/ui/sources/{source.id}",
+        f"/ui/sources/{source.id}/records/{record_id}",
+        f"/ui/sources/{source.id}/charts",
+        f"/ui/sources/{source.id}/keys",
     ):
         answer = page.goto(path)
         assert answer is not None and answer.status == 403, path
@@ -283,5 +232,5 @@ def test_other_users_sources_and_records_stay_private(page: Page, live_server: L
         expect(page.locator("body")).not_to_contain_text("Secret")
     answer = page.goto("/ui/sources/not-a-uuid")
     assert answer is not None and answer.status == 400
-    answer = page.goto(f"/ui/sources/{source['id']}/charts?range=forever")
+    answer = page.goto(f"/ui/sources/{source.id}/charts?range=forever")
     assert answer is not None and answer.status == 400

@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, expect
 
-from helpers import AUser
+from fixtures.sources import create_source
+from fixtures.users import AUser, sign_up
 from logharbor.ui.session import COOKIE
-from ui.harness import LiveServer, account, csrf_of, page_errors, sign_in
-from ui.test_journey import DOMAIN
+from ui.harness import DOMAIN, LiveServer, csrf_of, page_errors, sign_in
 
 
 def test_owner_changes_the_domain_and_a_viewer_leaves(
@@ -25,17 +25,15 @@ def test_owner_changes_the_domain_and_a_viewer_leaves(
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     with live_server.api() as api:
-        owner = account(api, "Olga Owner", "olga@example.com")
-        viewer = account(api, "Vic Viewer", "vic@example.com")
-        auth = {"Authorization": f"Bearer {owner['token']}"}
-        source = api.post(
-            "/traffic-source", headers=auth, json={"name": "Payments API", "trafficDomain": DOMAIN}
-        ).json()
+        owner = sign_up(api, "Olga Owner", "olga@example.com")
+        viewer = sign_up(api, "Vic Viewer", "vic@example.com")
+        auth = owner.headers
+        source = create_source(api, owner, "Payments API", trafficDomain=DOMAIN)
         shared = api.post(
-            f"/traffic-source/{source['id']}/shares", headers=auth, json={"email": viewer["email"]}
+            f"/traffic-source/{source.id}/shares", headers=auth, json={"email": viewer.email}
         )
         assert shared.status_code == 201, shared.text
-    base = f"/ui/sources/{source['id']}"
+    base = f"/ui/sources/{source.id}"
 
     sign_in(page, owner)
     page.goto(f"{base}/settings")
@@ -47,7 +45,7 @@ def test_owner_changes_the_domain_and_a_viewer_leaves(
     expect(page.locator(".field-error")).to_contain_text("http:// or https://")
     expect(page.get_by_label("Domain")).to_have_value("ftp://files.payments.example")
     with live_server.api() as api:
-        assert api.get(f"/traffic-source/{source['id']}", headers=auth).json()["trafficDomain"] == (
+        assert api.get(f"/traffic-source/{source.id}", headers=auth).json()["trafficDomain"] == (
             DOMAIN
         )
     # Stored as the API stores it: an origin, host lower-cased, path and default port dropped.
@@ -86,20 +84,16 @@ def test_owner_changes_the_domain_and_a_viewer_leaves(
 def shared_source(
     client: TestClient, user: AUser, make_user: Callable[..., AUser]
 ) -> dict[str, Any]:
-    source = client.post(
-        "/traffic-source",
-        headers=user.headers,
-        json={"name": "Shop", "trafficDomain": "https://shop.example"},
-    ).json()
+    source = create_source(client, user, "Shop", trafficDomain="https://shop.example")
     viewers = [make_user(), make_user()]
     for viewer in viewers:
         answer = client.post(
-            f"/traffic-source/{source['id']}/shares",
+            f"/traffic-source/{source.id}/shares",
             headers=user.headers,
             json={"email": viewer.email},
         )
         assert answer.status_code == 201, answer.text
-    return {"id": source["id"], "owner": user, "viewers": viewers}
+    return {"id": source.id, "owner": user, "viewers": viewers}
 
 
 def _as(client: TestClient, who: AUser) -> str:

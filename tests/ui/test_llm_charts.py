@@ -4,25 +4,20 @@ ranks routes, models and prompt versions by cost, costliest first, from the LLM 
 from __future__ import annotations
 
 import json
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 from playwright.sync_api import Page, expect
 
-from ui.harness import LiveServer, account, sign_in, source_with_key
-
-for folder in ("traffic", "ingest"):
-    sys.path.insert(0, str(Path(__file__).parent.parent / folder))
-from test_otlp_routes import JSON, traces  # noqa: E402
-
-from stats.test_llm_stats import _call as stats_call  # noqa: E402
+from fixtures.sources import create_source, ingest_key
+from fixtures.spans import JSON, llm_call, traces
+from fixtures.users import sign_up
+from ui.harness import LiveServer, sign_in
 
 
 def _call(route: str, model: str, tokens: tuple[int, int], prompt: str | None = None) -> Any:
-    item = stats_call(0, route, model, (*tokens, 0), prompt=(prompt, 1) if prompt else None)
+    item = llm_call(0, route, model, (*tokens, 0), prompt=(prompt, 1) if prompt else None)
     # Within the charts' last hour (the shared helpers start in January 2026).
     begin = time.time_ns() - 5 * 60 * 1_000_000_000
     item["startTimeUnixNano"] = str(begin)
@@ -36,12 +31,12 @@ def _names(page: Page, key: str) -> list[str]:
 
 
 def test_the_charts_page_shows_llm_tokens_and_cost_per_route_model_and_prompt_version(
-    page: Page, live_server: LiveServer
+    page: Page, live_server: LiveServer, api: httpx.Client
 ) -> None:
-    api: httpx.Client = live_server.api()
-    user = account(api, "Jane", "jane@example.com")
-    auth = {"Authorization": f"Bearer {user['token']}"}
-    source, key = source_with_key(api, user)
+    user = sign_up(api, "Jane", "jane@example.com")
+    auth = user.headers
+    source = create_source(api, user, "Shop", trafficDomain="https://shop.io")
+    key = ingest_key(api, user, source.id)
     prompt = api.post(
         "/prompts",
         headers=auth,
@@ -62,7 +57,7 @@ def test_the_charts_page_shows_llm_tokens_and_cost_per_route_model_and_prompt_ve
     assert posted.status_code == 200 and posted.json() == {}, posted.text
 
     sign_in(page, user)
-    page.goto(f"/ui/sources/{source['id']}/charts")
+    page.goto(f"/ui/sources/{source.id}/charts")
     section = page.get_by_test_id("llm-charts")
     expect(section.get_by_test_id("llm-total-calls")).to_have_text("3")
     expect(section.get_by_test_id("llm-total-input")).to_have_text("3000")
@@ -81,14 +76,12 @@ def test_the_charts_page_shows_llm_tokens_and_cost_per_route_model_and_prompt_ve
     expect(page).to_have_url(f"{live_server.url}/ui/prompts/{prompt}")
 
 
-def test_a_bad_range_is_refused_on_the_llm_section(page: Page, live_server: LiveServer) -> None:
-    api = live_server.api()
-    user = account(api, "Jane", "jane@example.com")
-    auth = {"Authorization": f"Bearer {user['token']}"}
-    source = api.post(
-        "/traffic-source", headers=auth, json={"name": "Shop", "trafficDomain": "https://shop.io"}
-    ).json()
+def test_a_bad_range_is_refused_on_the_llm_section(
+    page: Page, live_server: LiveServer, api: httpx.Client
+) -> None:
+    user = sign_up(api, "Jane", "jane@example.com")
+    source = create_source(api, user, "Shop", trafficDomain="https://shop.io")
     sign_in(page, user)
-    answer = page.goto(f"/ui/sources/{source['id']}/charts/llm?range=forever")
+    answer = page.goto(f"/ui/sources/{source.id}/charts/llm?range=forever")
     assert answer is not None and answer.status == 400
     expect(page.get_by_text("Unknown time range")).to_be_visible()

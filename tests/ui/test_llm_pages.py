@@ -5,25 +5,23 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-from pathlib import Path
 
+import httpx
 from playwright.sync_api import Page, expect
 
-from ui.harness import LiveServer, account, sign_in, source_with_key
-
-for folder in ("traffic", "ingest"):
-    sys.path.insert(0, str(Path(__file__).parent.parent / folder))
-from test_otlp_routes import JSON, START, span, traces  # noqa: E402
+from fixtures.sources import create_source, ingest_key
+from fixtures.spans import JSON, START, span, traces
+from fixtures.users import sign_up
+from ui.harness import LiveServer, sign_in
 
 
 def test_a_record_shows_its_llm_calls_and_its_trace_as_a_waterfall(
-    page: Page, live_server: LiveServer
+    page: Page, live_server: LiveServer, api: httpx.Client
 ) -> None:
-    api = live_server.api()
-    user = account(api, "Jane", "jane@example.com")
-    auth = {"Authorization": f"Bearer {user['token']}"}
-    source, key = source_with_key(api, user)
+    user = sign_up(api, "Jane", "jane@example.com")
+    auth = user.headers
+    source = create_source(api, user, "Shop", trafficDomain="https://shop.io")
+    key = ingest_key(api, user, source.id)
     trace_id = os.urandom(16).hex()
     server = span(trace_id=trace_id, duration_ms=1000)
     chat = span(
@@ -53,10 +51,10 @@ def test_a_record_shows_its_llm_calls_and_its_trace_as_a_waterfall(
         headers={"Authorization": f"Bearer {key}", **JSON},
     )
     assert posted.status_code == 200 and posted.json() == {}, posted.text
-    [record] = api.get(f"/http-traffic-record/{source['id']}", headers=auth).json()["data"]
+    [record] = api.get(f"/http-traffic-record/{source.id}", headers=auth).json()["data"]
 
     sign_in(page, user)
-    page.goto(f"/ui/sources/{source['id']}/records/{record['id']}")
+    page.goto(f"/ui/sources/{source.id}/records/{record['id']}")
     calls = page.get_by_test_id("record-llm-calls")
     expect(calls).to_contain_text("gpt-4o-mini")
     expect(calls).to_contain_text("Order shipped")

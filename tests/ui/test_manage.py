@@ -9,9 +9,10 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, expect
 
-from alerts.support import Receiver
-from ui.harness import LiveServer, account, sign_in
-from ui.test_journey import DOMAIN, TRAFFIC, ingest, shot
+from fixtures.sources import create_source
+from fixtures.users import sign_up
+from fixtures.webhooks import Receiver
+from ui.harness import DOMAIN, TRAFFIC, LiveServer, ingest, shot, sign_in
 
 PHONE = {"width": 390, "height": 844}
 
@@ -32,17 +33,15 @@ def test_owner_manages_a_source_and_a_viewer_only_reads_it(
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     with live_server.api() as api:
-        owner = account(api, "Olga Owner", "olga@example.com")
-        viewer = account(api, "Vic Viewer", "vic.o'neil@example.com")  # quotes occur in emails
-        auth = {"Authorization": f"Bearer {owner['token']}"}
-        source = api.post(
-            "/traffic-source", headers=auth, json={"name": "Payments API", "trafficDomain": DOMAIN}
-        ).json()
+        owner = sign_up(api, "Olga Owner", "olga@example.com")
+        viewer = sign_up(api, "Vic Viewer", "vic.o'neil@example.com")  # quotes occur in emails
+        auth = owner.headers
+        source = create_source(api, owner, "Payments API", trafficDomain=DOMAIN)
         key = api.post(
-            f"/traffic-source/{source['id']}/ingest-keys", headers=auth, json={"name": "ci"}
+            f"/traffic-source/{source.id}/ingest-keys", headers=auth, json={"name": "ci"}
         ).json()["key"]
         ingest(api, key, TRAFFIC)
-    base = f"/ui/sources/{source['id']}"
+    base = f"/ui/sources/{source.id}"
 
     sign_in(page, owner)
 
@@ -60,7 +59,7 @@ def test_owner_manages_a_source_and_a_viewer_only_reads_it(
     page.get_by_role("button", name="Save settings").click()
     expect(page.locator(".field-error")).to_be_visible()
     with live_server.api() as api:
-        stored = api.get(f"/traffic-source/{source['id']}", headers=auth).json()
+        stored = api.get(f"/traffic-source/{source.id}", headers=auth).json()
     assert stored["name"] == "Payments API" and stored["retentionDays"] is None
     page.get_by_label("Name").fill("Payments")
     page.get_by_role("button", name="Save settings").click()
@@ -74,13 +73,13 @@ def test_owner_manages_a_source_and_a_viewer_only_reads_it(
     email.fill("nobody@example.com")
     share.click()
     expect(page.locator(".field-error")).to_contain_text("No user with this email")
-    email.fill(owner["email"])
+    email.fill(owner.email)
     share.click()
     expect(page.locator(".field-error")).to_contain_text("already own")
-    email.fill(viewer["email"])
+    email.fill(viewer.email)
     share.click()
-    expect(page.get_by_test_id("share")).to_contain_text(viewer["email"])
-    email.fill(viewer["email"])
+    expect(page.get_by_test_id("share")).to_contain_text(viewer.email)
+    email.fill(viewer.email)
     share.click()
     expect(page.locator(".field-error")).to_contain_text("Already shared")
     shot(page, screenshot_dir, "10-source-settings")
@@ -170,9 +169,7 @@ def test_owner_manages_a_source_and_a_viewer_only_reads_it(
         expect(other.get_by_test_id("exception-status")).to_have_text("open")
         expect(other.get_by_role("button", name="Resolve")).to_have_count(0)
         with live_server.api() as api:
-            exception_id = api.get(f"/exceptions/{source['id']}", headers=auth).json()["data"][0][
-                "id"
-            ]
+            exception_id = api.get(f"/exceptions/{source.id}", headers=auth).json()["data"][0]["id"]
         csrf = other.locator("meta[name=csrf-token]").get_attribute("content") or ""
         for path in (
             f"{base}/exceptions/{exception_id}/resolve",
@@ -199,7 +196,7 @@ def test_owner_manages_a_source_and_a_viewer_only_reads_it(
         expect(page.get_by_text("Not shared with anyone.")).to_be_visible()
         # The question names the viewer; the email reaches it as text (data-confirm), never
         # spliced into JavaScript.
-        assert asked == [f"Stop sharing with {viewer['email']}?"]
+        assert asked == [f"Stop sharing with {viewer.email}?"]
         other.goto("/")
         expect(other.get_by_text("No traffic sources yet.")).to_be_visible()
     finally:
@@ -221,5 +218,5 @@ def test_owner_manages_a_source_and_a_viewer_only_reads_it(
     page.get_by_role("button", name="Delete forever").click()
     expect(page.get_by_text("No traffic sources yet.")).to_be_visible()
     with live_server.api() as api:
-        assert api.get(f"/traffic-source/{source['id']}", headers=auth).status_code == 404
+        assert api.get(f"/traffic-source/{source.id}", headers=auth).status_code == 404
     assert errors == []

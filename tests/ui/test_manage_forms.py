@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from helpers import AUser
+from fixtures.sources import create_source
+from fixtures.users import AUser
 from ui.harness import page_errors
 
 
@@ -91,13 +92,9 @@ def test_webhook_edit_junk_is_refused_per_field(
         None,
     )
     # A webhook of another source of the same owner is not reachable through this one.
-    other = client.post(
-        "/traffic-source",
-        headers=user.headers,
-        json={"name": "Other", "trafficDomain": "https://other.example"},
-    ).json()
+    other = create_source(client, user, "Other", trafficDomain="https://other.example")
     answer = client.post(
-        f"/ui/sources/{other['id']}/webhooks/{hook['id']}/delete", data={"csrf": owned["csrf"]}
+        f"/ui/sources/{other.id}/webhooks/{hook['id']}/delete", data={"csrf": owned["csrf"]}
     )
     assert answer.status_code == 404
     assert len(client.get(f"/webhooks/{owned['id']}", headers=user.headers).json()) == 1

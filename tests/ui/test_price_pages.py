@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
-from helpers import AUser
+from fixtures.users import AUser, sign_up
 from logharbor.ui.session import COOKIE
-from ui.harness import LiveServer, account, csrf_of, sign_in
+from ui.harness import LiveServer, csrf_of, sign_in
 
 
 def _row(page: Page, model: str) -> Any:
@@ -18,11 +19,10 @@ def _row(page: Page, model: str) -> Any:
 
 
 def test_prices_are_listed_edited_reset_and_added_in_the_browser(
-    page: Page, live_server: LiveServer
+    page: Page, live_server: LiveServer, api: httpx.Client
 ) -> None:
-    api = live_server.api()
-    user = account(api, "Jane", "jane@example.com")
-    auth = {"Authorization": f"Bearer {user['token']}"}
+    user = sign_up(api, "Jane", "jane@example.com")
+    auth = user.headers
     sign_in(page, user)
     page.get_by_role("link", name="Prices").click()
     expect(page.get_by_role("heading", name="Model prices")).to_be_visible()

@@ -6,7 +6,8 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from ui.harness import LiveServer, account, sign_in
+from fixtures.users import sign_up
+from ui.harness import LiveServer, sign_in
 
 
 def _badges(html: str) -> dict[int, list[str]]:
@@ -16,8 +17,8 @@ def _badges(html: str) -> dict[int, list[str]]:
 
 def test_the_prompt_page_shows_and_moves_labels(live_server: LiveServer, page: Page) -> None:
     with live_server.api() as api:
-        user = account(api, "Lena", "lena@example.com")
-        auth = {"Authorization": f"Bearer {user['token']}"}
+        user = sign_up(api, "Lena", "lena@example.com")
+        auth = user.headers
         prompt = api.post(
             "/prompts",
             json={"title": "Ticket summary", "content": "v1 {ticket}", "model": "gpt-4o"},

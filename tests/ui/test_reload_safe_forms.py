@@ -6,33 +6,24 @@ crosses the redirect as a one-time flash that any worker can read and none keeps
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 from sqlalchemy import select, update
 
-from alerts.support import Receiver
-from helpers import AUser
+from fixtures.sources import create_source
+from fixtures.users import AUser, sign_up
+from fixtures.webhooks import Receiver
 from logharbor.app import create_app
 from logharbor.common.timestamps import utcnow
-from logharbor.db.engine import Database, make_engine
+from logharbor.db.engine import Database
 from logharbor.db.tables import ui_flashes, webhooks
 from logharbor.settings import Settings
 from logharbor.ui import flash
 from logharbor.ui.session import COOKIE
-from ui.harness import LiveServer, account, sign_in
-from ui.test_journey import DOMAIN
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(make_engine(settings.resolved_database_url()))
-    yield database
-    database.dispose()
+from ui.harness import DOMAIN, LiveServer, sign_in
 
 
 def stored_secrets(db: Database) -> list[str]:
@@ -49,35 +40,32 @@ def flash_rows(db: Database) -> list[dict[str, Any]]:
 
 
 def test_reloading_after_webhook_forms_repeats_nothing(
-    page: Page, live_server: LiveServer, receiver: Receiver, db: Database
+    page: Page, live_server: LiveServer, receiver: Receiver, bare_db: Database
 ) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     with live_server.api() as api:
-        owner = account(api, "Olga Owner", "olga@example.com")
-        auth = {"Authorization": f"Bearer {owner['token']}"}
-        source = api.post(
-            "/traffic-source", headers=auth, json={"name": "Payments API", "trafficDomain": DOMAIN}
-        ).json()
+        owner = sign_up(api, "Olga Owner", "olga@example.com")
+        source = create_source(api, owner, "Payments API", trafficDomain=DOMAIN)
     sign_in(page, owner)
-    page.goto(f"/ui/sources/{source['id']}/webhooks")
+    page.goto(f"/ui/sources/{source.id}/webhooks")
 
     page.get_by_label("URL", exact=True).fill(receiver.url)
     page.get_by_role("button", name="Add webhook").click()
     secret = page.locator("#webhook-secret").inner_text().strip()
-    assert stored_secrets(db) == [secret]
+    assert stored_secrets(bare_db) == [secret]
     page.reload()
     expect(page.get_by_test_id("webhook")).to_have_count(1)
     expect(page.get_by_test_id("new-webhook")).to_have_count(0)  # shown once
-    assert stored_secrets(db) == [secret]
+    assert stored_secrets(bare_db) == [secret]
 
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Rotate secret").click()
     rotated = page.locator("#webhook-secret").inner_text().strip()
-    assert rotated != secret and stored_secrets(db) == [rotated]
+    assert rotated != secret and stored_secrets(bare_db) == [rotated]
     page.reload()
     expect(page.get_by_test_id("new-webhook")).to_have_count(0)
-    assert stored_secrets(db) == [rotated]  # the secret just shown still works
+    assert stored_secrets(bare_db) == [rotated]  # the secret just shown still works
 
     page.get_by_role("button", name="Send test").click()
     expect(page.get_by_test_id("test-result")).to_contain_text("delivered")
@@ -85,7 +73,7 @@ def test_reloading_after_webhook_forms_repeats_nothing(
     expect(page.get_by_test_id("test-result")).to_have_count(0)
     assert len(receiver.wait_for(1)) == 1
     assert len(receiver.requests) == 1
-    assert flash_rows(db) == []
+    assert flash_rows(bare_db) == []
     assert errors == []
 
 
@@ -160,12 +148,8 @@ def test_a_flash_is_for_its_user_and_page_only_and_not_after_it_expires(
 
     # Another user with the stolen cookie, on a page of theirs: nothing, and nothing consumed.
     other = make_user()
-    mine = client.post(
-        "/traffic-source",
-        headers=other.headers,
-        json={"name": "Theirs", "trafficDomain": "https://theirs.example"},
-    ).json()
-    stolen = visit(other.token, f"/ui/sources/{mine['id']}/webhooks", sealed)
+    mine = create_source(client, other, "Theirs", trafficDomain="https://theirs.example")
+    stolen = visit(other.token, f"/ui/sources/{mine.id}/webhooks", sealed)
     assert stolen.status_code == 200 and secret not in stolen.text
     # The same user on another page of theirs: not that page's message.
     assert secret not in visit(user.token, f"{owned['base']}/keys", sealed).text
@@ -197,9 +181,9 @@ def test_reloading_after_the_other_create_forms_repeats_nothing(
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     with live_server.api() as api:
-        owner = account(api, "Olga Owner", "olga@example.com")
-        viewer = account(api, "Vic Viewer", "vic@example.com")
-    auth = {"Authorization": f"Bearer {owner['token']}"}
+        owner = sign_up(api, "Olga Owner", "olga@example.com")
+        viewer = sign_up(api, "Vic Viewer", "vic@example.com")
+    auth = owner.headers
     sign_in(page, owner)
 
     page.get_by_label("Name").fill("Payments API")
@@ -242,9 +226,9 @@ def test_reloading_after_the_other_create_forms_repeats_nothing(
         assert sent.status_code == 201, sent.text
 
     page.get_by_role("link", name="Settings").click()
-    page.get_by_label("Share with (email)").fill(viewer["email"])
+    page.get_by_label("Share with (email)").fill(viewer.email)
     page.get_by_role("button", name="Share read-only").click()
-    expect(page.get_by_test_id("share")).to_contain_text(viewer["email"])
+    expect(page.get_by_test_id("share")).to_contain_text(viewer.email)
     page.reload()
     expect(page.get_by_test_id("share")).to_have_count(1)
     expect(page.locator(".field-error")).to_have_count(0)  # no "Already shared" from a re-post

@@ -5,26 +5,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 from playwright.sync_api import Page, expect
 
-from helpers import AUser
-from ui.harness import LiveServer, account, sign_in, source_with_key
+from fixtures.sources import create_source
+from fixtures.users import AUser, sign_up
+from ui.harness import LiveServer, sign_in
 
 
 def test_the_settings_page_turns_llm_content_capture_off_and_on(
-    page: Page, live_server: LiveServer
+    page: Page, live_server: LiveServer, api: httpx.Client
 ) -> None:
-    api = live_server.api()
-    user = account(api, "Jane", "jane@example.com")
-    auth = {"Authorization": f"Bearer {user['token']}"}
-    source, _ = source_with_key(api, user)
+    user = sign_up(api, "Jane", "jane@example.com")
+    auth = user.headers
+    source = create_source(api, user, "Shop", trafficDomain="https://shop.io")
 
     def stored() -> Any:
-        return api.get(f"/traffic-source/{source['id']}", headers=auth).json()["captureLlmContent"]
+        return api.get(f"/traffic-source/{source.id}", headers=auth).json()["captureLlmContent"]
 
     sign_in(page, user)
-    page.goto(f"/ui/sources/{source['id']}/settings")
+    page.goto(f"/ui/sources/{source.id}/settings")
     box = page.get_by_label("Keep the content of LLM calls")
     expect(box).to_be_checked()
     box.uncheck()

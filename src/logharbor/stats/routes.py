@@ -1,18 +1,24 @@
 """``GET /stats/:trafficSourceId``: counts, error rates and latency percentiles from the rollups
-(stats/services.py), and ``GET /stats/:trafficSourceId/llm``: tokens and cost of LLM calls
-(stats/llm_services.py)."""
+and ``GET /stats/:trafficSourceId/llm``: tokens and cost of LLM calls (both in
+stats/services.py)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from logharbor.auth.deps import CurrentPrincipal, Db
 from logharbor.common.routing import ArkynRoute
-from logharbor.stats import llm_services
-from logharbor.stats.schemas import LlmStatsOut, StatsOut, StatsQuery
-from logharbor.stats.services import source_stats
+from logharbor.stats.schemas import (
+    MAX_GROUPS,
+    Interval,
+    LlmGroupBy,
+    LlmStatsOut,
+    StatsOut,
+    StatsQuery,
+)
+from logharbor.stats.services import llm_stats, source_stats
 
 router = APIRouter(route_class=ArkynRoute, tags=["stats"])
 
@@ -42,16 +48,16 @@ def get_llm_stats(
     principal: CurrentPrincipal,
     startDate: Annotated[str | None, Query(description="ISO-8601; default endDate - 24h")] = None,
     endDate: Annotated[str | None, Query(description="ISO-8601; default now")] = None,
-    groupBy: llm_services.GroupBy | None = None,
+    groupBy: LlmGroupBy | None = None,
     interval: Annotated[
-        llm_services.Interval | None, Query(description="default: chosen from the range")
+        Interval | None, Query(description="default: chosen from the range")
     ] = None,
     limit: Annotated[
-        int, Query(ge=1, le=llm_services.MAX_GROUPS, description="max groups, costliest first")
+        int, Query(ge=1, le=MAX_GROUPS, description="max groups, costliest first")
     ] = 100,
-) -> dict[str, Any]:
+) -> LlmStatsOut:
     """Which route, model or prompt version costs most, and tokens and cost over time."""
-    return llm_services.llm_stats(
+    return llm_stats(
         db,
         principal,
         trafficSourceId,

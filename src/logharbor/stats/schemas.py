@@ -1,9 +1,9 @@
-"""Shape of ``GET /stats/:trafficSourceId``: its query and its answer."""
+"""Shape of ``GET /stats/:trafficSourceId`` and ``.../llm``: their queries and their answers."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationInfo
 
@@ -98,6 +98,8 @@ MAX_GROUPS = 1000
 
 GroupBy = Literal["pathname", "domain", "status", "method"]
 Interval = Literal["1m", "5m", "15m", "1h", "1d"]
+LlmGroupBy = Literal["route", "model", "promptVersion"]
+LLM_GROUP_BYS: tuple[str, ...] = get_args(LlmGroupBy)
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT"]
 
 

@@ -1,5 +1,6 @@
-"""Statistics of one traffic source, for the API (``GET /stats/:trafficSourceId``) and the charts
-page alike.
+"""Statistics of one traffic source, for the API (``GET /stats/:trafficSourceId`` and
+``/stats/:trafficSourceId/llm``) and the charts page alike: ``source_stats`` counts records,
+errors and latencies, ``llm_stats`` the tokens and cost of LLM calls.
 
 Never scans raw traffic: every figure comes from the minute/hour/day rollups written at ingest
 (see rollups.py), so the cost depends on the number of keys and buckets, not on the records.
@@ -10,17 +11,25 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from logharbor.auth.deps import Principal
 from logharbor.common.errors import BadRequest
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database
-from logharbor.stats import queries
+from logharbor.stats import llm_queries, queries
 from logharbor.stats.histogram import percentiles
-from logharbor.stats.ranges import checked_step, minute_bounds
+from logharbor.stats.queries import epoch_points, to_datetime
+from logharbor.stats.ranges import INTERVALS, checked_step, minute_bounds, parse_range
 from logharbor.stats.schemas import (
+    LLM_GROUP_BYS,
+    MAX_GROUPS,
     Figures,
     Group,
+    LlmFigures,
+    LlmGroup,
+    LlmPoint,
+    LlmStatsOut,
     Point,
     StatsOut,
     StatsQuery,
@@ -148,3 +157,88 @@ def latency_percentile_series(
             result.p95.append(values[1])
             result.p99.append(values[2])
     return result
+
+
+# --- LLM calls -----------------------------------------------------------------------------------
+
+
+def _llm_figures(fig: llm_queries.LlmFigures) -> dict[str, Any]:
+    # PostgreSQL sums big integers as Decimal: the models below make them ints and floats.
+    return {
+        "calls": fig.calls,
+        "failedCalls": fig.failed_calls,
+        "inputTokens": fig.input_tokens,
+        "outputTokens": fig.output_tokens,
+        "cachedTokens": fig.cached_tokens,
+        "cost": round(fig.cost, 10),
+        "unpricedCalls": fig.unpriced_calls,
+        "avgDurationMs": fig.duration_sum / fig.calls if fig.calls else None,
+    }
+
+
+def llm_stats(
+    db: Database,
+    principal: Principal,
+    source_id: str,
+    *,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    interval: str | None = None,
+    group_by: str | None = None,
+    limit: int = 100,
+) -> LlmStatsOut:
+    """Tokens and cost of LLM calls (from the LLM rollups, llm_rollups.py): totals, a time series
+    and the costliest groups (by cost, then calls) of a range."""
+    errors: dict[str, str] = {}
+    start, end = parse_range(start_date, end_date, errors)
+    if group_by is not None and group_by not in LLM_GROUP_BYS:
+        errors["groupBy"] = "groupBy must be one of " + ", ".join(LLM_GROUP_BYS)
+    if interval is not None and interval not in INTERVALS:
+        errors["interval"] = "interval must be one of " + ", ".join(INTERVALS)
+    if not 1 <= limit <= MAX_GROUPS:
+        errors["limit"] = f"limit must be an integer from 1 to {MAX_GROUPS}"
+    if not errors and start >= end:
+        errors["startDate"] = "startDate must be before endDate"
+    if errors:
+        raise BadRequest(field_errors=errors)
+    first, last = minute_bounds(start, end)
+    with db.read() as conn:
+        source = require_source(conn, source_id, principal, Access.READ)
+        # Past the retention job's horizons only coarser rollups remain (stats/thinning.py).
+        first, last, finest = stored_detail(first, last, kept_from(conn))
+        interval, step = checked_step(interval, first, last, finest)
+        by_group = llm_queries.grouped(conn, source["id"], first, last, group_by)
+        by_time = llm_queries.series(conn, source["id"], first, last, step)
+        ordered = sorted(by_group, key=lambda k: (-by_group[k].cost, -by_group[k].calls, k))
+        ordered = ordered[:limit]
+        titles = (
+            llm_queries.prompt_titles(conn, [key[0] for key in ordered])
+            if group_by == "promptVersion"
+            else {}
+        )
+    totals = llm_queries.LlmFigures()
+    for fig in by_group.values():
+        totals.merge(fig)
+    groups = (
+        [
+            LlmGroup(
+                **llm_queries.group_labels(group_by, key, titles), **_llm_figures(by_group[key])
+            )
+            for key in ordered
+        ]
+        if group_by
+        else []
+    )
+    return LlmStatsOut(
+        trafficSourceId=source["id"],
+        startDate=to_datetime(first),
+        endDate=to_datetime(last),
+        interval=interval,
+        groupBy=group_by,
+        totals=LlmFigures(**_llm_figures(totals)),
+        series=[
+            LlmPoint(time=to_datetime(p), **_llm_figures(by_time.get(p, llm_queries.LlmFigures())))
+            for p in epoch_points(first, last, step)
+        ],
+        groups=groups,
+    )

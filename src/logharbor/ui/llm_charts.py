@@ -1,18 +1,18 @@
 """The charts page's LLM section: tokens and cost over time, and the costliest routes, models
-and prompt versions, from ``stats.llm_services.llm_stats`` (the API's function, same tenancy).
+and prompt versions, from ``stats.services.llm_stats`` (the API's function, same tenancy).
 Loaded into the charts page as a fragment, so the traffic charts never wait for it."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from logharbor.auth.deps import get_db
 from logharbor.common.errors import BadRequest
 from logharbor.common.timestamps import iso, utcnow
-from logharbor.stats.llm_services import llm_stats
+from logharbor.stats.schemas import LlmGroup, LlmStatsOut
+from logharbor.stats.services import llm_stats
 from logharbor.ui import session
 from logharbor.ui.charts import CHART_RANGES
 from logharbor.ui.rendering import UIRoute, render
@@ -38,8 +38,8 @@ def llm_section(request: Request, source_id: str, range: str = "1h") -> Response
     end = utcnow()
     window = {"start_date": iso(end - timedelta(seconds=seconds)), "end_date": iso(end)}
     # Costliest first, as llm_stats orders its groups.
-    tables: dict[str, list[dict[str, Any]]] = {}
-    result: dict[str, Any] = {}
+    tables: dict[str, list[LlmGroup]] = {}
+    result: LlmStatsOut | None = None
     for group_by in GROUPS:
         result = llm_stats(
             db,
@@ -50,23 +50,22 @@ def llm_section(request: Request, source_id: str, range: str = "1h") -> Response
             group_by=group_by,
             limit=TOP_GROUPS,
         )
-        tables[group_by] = result["groups"]
-    series = result["series"]
-    # PostgreSQL sums big integers as Decimal, which JSON does not take (the API's response
-    # model converts them; this page's JSON is written by hand).
+        tables[group_by] = result.groups
+    assert result is not None  # GROUPS is not empty
+    series = result.series
     data = {
-        "t": [int(point["time"].timestamp()) for point in series],
-        "inputTokens": [int(point["inputTokens"]) for point in series],
-        "outputTokens": [int(point["outputTokens"]) for point in series],
-        "cost": [float(point["cost"]) for point in series],
+        "t": [int(point.time.timestamp()) for point in series],
+        "inputTokens": [point.inputTokens for point in series],
+        "outputTokens": [point.outputTokens for point in series],
+        "cost": [point.cost for point in series],
     }
     context = {
-        "source_id": result["trafficSourceId"],
-        "totals": result["totals"],
+        "source_id": result.trafficSourceId,
+        "totals": result.totals,
         "tables": tables,
         "titles": GROUPS,
         "max_cost": {
-            key: max((g["cost"] for g in rows), default=0) or 1 for key, rows in tables.items()
+            key: max((g.cost for g in rows), default=0) or 1 for key, rows in tables.items()
         },
         "llm_chart_data": data,
     }

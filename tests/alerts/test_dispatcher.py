@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,8 +17,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from alerts.support import WAIT, Receiver, add_source, bare_owner, emit, event
-from helpers import AUser
+from fixtures.network import free_port
+from fixtures.records import emit, event
+from fixtures.sources import Source, insert_source
+from fixtures.users import AUser, insert_user
+from fixtures.waiting import wait_until
+from fixtures.webhooks import Receiver
 from logharbor.alerts import dispatcher, urls
 from logharbor.alerts import queries as alert_queries
 from logharbor.alerts.dispatcher import Dispatcher
@@ -50,13 +53,6 @@ def settled(db: Database, settings: Settings) -> bool:
     return due == [] and in_flight == 0
 
 
-def wait_until(check: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
-
-
 def verify(secret: str, received: Any) -> None:
     stamp = received.headers["x-logharbor-timestamp"]
     expected = hmac.new(secret.encode(), stamp.encode() + b"." + received.body, hashlib.sha256)
@@ -68,20 +64,20 @@ def test_generic_webhook_gets_signed_json(
     client: TestClient,
     user: AUser,
     db: Database,
-    source: str,
+    source: Source,
     receiver: Receiver,
     make_webhook: Callable[..., dict[str, Any]],
 ) -> None:
     hook = make_webhook(receiver.url, level="fatal")
-    emit(db, [event(source, status=404), event(source, status=500, pathname="/users/7")])
+    emit(db, [event(source.id, status=404), event(source.id, status=500, pathname="/users/7")])
     [received] = receiver.wait_for(1)
     verify(hook["secret"], received)
     assert received.headers["content-type"] == "application/json"
     body = received.json()
     assert body["type"] == "logharbor.alert"
     assert body["webhookId"] == hook["id"]
-    assert body["trafficSourceId"] == source
-    assert body["trafficSourceName"] == "Shop API"
+    assert body["trafficSourceId"] == source.id
+    assert body["trafficSourceName"] == source.name
     assert received.headers["x-logharbor-delivery"] == body["deliveryId"]
     [alert] = body["alerts"]  # the 404 is below the FATAL threshold
     assert alert["count"] == 1
@@ -97,18 +93,20 @@ def test_generic_webhook_gets_signed_json(
 
     wait_until(
         lambda: (
-            client.get(f"/webhooks/{source}", headers=user.headers).json()[0]["lastDeliveryStatus"]
+            client.get(f"/webhooks/{source.id}", headers=user.headers).json()[0][
+                "lastDeliveryStatus"
+            ]
             == "delivered"
         )
     )
-    [listed] = client.get(f"/webhooks/{source}", headers=user.headers).json()
+    [listed] = client.get(f"/webhooks/{source.id}", headers=user.headers).json()
     assert listed["lastDeliveryError"] is None
     assert listed["lastDeliveryAt"].endswith("Z")
 
 
 def test_discord_and_slack_payloads(
     db: Database,
-    source: str,
+    source: Source,
     receiver: Receiver,
     make_webhook: Callable[..., dict[str, Any]],
 ) -> None:
@@ -118,7 +116,7 @@ def test_discord_and_slack_payloads(
         db,
         [
             event(
-                source,
+                source.id,
                 status=503,
                 method="POST",
                 pathname="/pay",
@@ -129,7 +127,7 @@ def test_discord_and_slack_payloads(
     received = {r.path: r for r in receiver.wait_for(2)}
     discord = received["/discord"].json()
     assert "x-logharbor-signature" not in received["/discord"].headers
-    assert "Shop API" in discord["content"]
+    assert source.name in discord["content"]
     [embed] = discord["embeds"]
     assert embed["title"] == "[new exception] FATAL · 503 POST /pay"
     assert embed["color"] == 0xE11D48
@@ -138,7 +136,7 @@ def test_discord_and_slack_payloads(
     assert discord["allowed_mentions"] == {"parse": []}  # record text cannot ping anyone
     assert "@everyone" in embed["description"]
     slack = received["/slack"].json()
-    assert "Shop API" in slack["text"]
+    assert source.name in slack["text"]
     assert any("503 POST /pay" in block["text"]["text"] for block in slack["blocks"])
     slack_text = json.dumps(slack)
     assert "<!channel>" not in slack_text and "&lt;!channel&gt;" in slack_text
@@ -148,13 +146,13 @@ def test_failed_deliveries_are_retried_with_backoff(
     client: TestClient,
     user: AUser,
     db: Database,
-    source: str,
+    source: Source,
     receiver: Receiver,
     make_webhook: Callable[..., dict[str, Any]],
 ) -> None:
     receiver.statuses = [500, 503]
     hook = make_webhook(receiver.url)
-    emit(db, [event(source)])
+    emit(db, [event(source.id)])
     [received] = receiver.wait_for(1)
     verify(hook["secret"], received)
     assert receiver.answered == [500, 503, 200]
@@ -162,7 +160,7 @@ def test_failed_deliveries_are_retried_with_backoff(
     [row] = outbox(db)
     assert row["attempts"] == 3
     assert row["last_error"] is None
-    [listed] = client.get(f"/webhooks/{source}", headers=user.headers).json()
+    [listed] = client.get(f"/webhooks/{source.id}", headers=user.headers).json()
     assert listed["lastDeliveryStatus"] == "delivered"
     deliveries = client.get(f"/webhooks/{hook['id']}/deliveries", headers=user.headers)
     assert deliveries.status_code == 200, deliveries.text
@@ -174,7 +172,7 @@ def test_failed_deliveries_are_retried_with_backoff(
 
 def test_a_receivers_retry_after_is_honoured_up_to_the_one_cap(
     db: Database,
-    source: str,
+    source: Source,
     receiver: Receiver,
     make_webhook: Callable[..., dict[str, Any]],
 ) -> None:
@@ -184,7 +182,7 @@ def test_a_receivers_retry_after_is_honoured_up_to_the_one_cap(
         receiver.statuses = [503]
         receiver.extra_headers = {"Retry-After": header}
         before = utcnow()
-        emit(db, [event(source)])
+        emit(db, [event(source.id)])
         wait_until(lambda: outbox(db)[-1]["state"] == "retrying")
         after = utcnow()
         row = outbox(db)[-1]
@@ -202,13 +200,13 @@ def running_app(settings: Settings, **overrides: Any) -> Iterator[TestClient]:
 
 
 def test_gives_up_after_the_retry_window_and_says_why(
-    settings: Settings, receiver: Receiver
+    settings: Settings, bare_db: Database, receiver: Receiver
 ) -> None:
     receiver.statuses = [500] * 1000
-    owner = bare_owner(settings)
+    owner = insert_user(bare_db)
     with running_app(settings, webhook_retry_hours=0.5 / 3600) as app_client:
         db: Database = app_client.app.state.db  # type: ignore[attr-defined]
-        source = add_source(db, owner.id)
+        source = insert_source(db, owner.id).id
         created = app_client.post(
             f"/webhooks/{source}",
             json={"value": receiver.url, "level": "info", "type": "webhook"},
@@ -236,18 +234,18 @@ def test_flood_is_grouped_into_one_message_with_a_count(
     client: TestClient,
     user: AUser,
     db: Database,
-    source: str,
+    source: Source,
     receiver: Receiver,
     make_webhook: Callable[..., dict[str, Any]],
 ) -> None:
     hook = make_webhook(receiver.url, cooldownSeconds=3600)
-    emit(db, [event(source, pathname="/users/0")])
+    emit(db, [event(source.id, pathname="/users/0")])
     [first] = receiver.wait_for(1)
     assert first.json()["alerts"][0]["count"] == 1
     # 10,000 identical errors (ids differ, so one group) in 20 ingest transactions, all within
     # the cooldown: nothing is sent meanwhile.
     for batch in range(20):
-        emit(db, [event(source, pathname=f"/users/{batch * 500 + n}") for n in range(500)])
+        emit(db, [event(source.id, pathname=f"/users/{batch * 500 + n}") for n in range(500)])
     assert settled(db, client.app.state.settings)  # type: ignore[attr-defined]
     assert len(receiver.requests) == 1
     [pending] = [row for row in outbox(db) if row["state"] == "pending"]
@@ -268,7 +266,7 @@ def test_flood_is_grouped_into_one_message_with_a_count(
 
 def test_distinct_errors_share_one_message(
     db: Database,
-    source: str,
+    source: Source,
     receiver: Receiver,
     make_webhook: Callable[..., dict[str, Any]],
     client: TestClient,
@@ -281,7 +279,10 @@ def test_distinct_errors_share_one_message(
             .where(webhooks.c.id == hook["id"])
             .values(next_send_at=utcnow().replace(year=2100))
         )
-    emit(db, [event(source, status=500), event(source, status=502), event(source, status=404)])
+    emit(
+        db,
+        [event(source.id, status=500), event(source.id, status=502), event(source.id, status=404)],
+    )
     with db.write() as conn:
         conn.execute(update(webhooks).where(webhooks.c.id == hook["id"]).values(next_send_at=None))
     [received] = receiver.wait_for(1)
@@ -346,19 +347,13 @@ def test_send_time_guard_refuses_internal_addresses(
     assert receiver.requests == []
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def test_pending_notifications_survive_a_restart(settings: Settings) -> None:
-    port = _free_port()
+def test_pending_notifications_survive_a_restart(settings: Settings, bare_db: Database) -> None:
+    port = free_port()
     url = f"http://127.0.0.1:{port}/hook"
-    owner = bare_owner(settings)
+    owner = insert_user(bare_db)
     with running_app(settings) as first:
         db: Database = first.app.state.db  # type: ignore[attr-defined]
-        source = add_source(db, owner.id)
+        source = insert_source(db, owner.id).id
         created = first.post(
             f"/webhooks/{source}", json={"value": url, "level": "fatal"}, headers=owner.headers
         )
@@ -386,7 +381,7 @@ def test_several_workers_on_one_database_send_each_message_once(
     settings: Settings, make_user: Callable[..., AUser], db: Database, receiver: Receiver
 ) -> None:
     owner = make_user()
-    sources = [add_source(db, owner.id) for _ in range(4)]
+    sources = [insert_source(db, owner.id).id for _ in range(4)]
     now = utcnow()
     with db.write() as conn:
         for index, source_id in enumerate(sources):
@@ -477,12 +472,12 @@ def test_compose_through_the_api_alerts_within_seconds(
 
 
 def test_burst_within_the_group_window_is_one_message(
-    settings: Settings, receiver: Receiver
+    settings: Settings, bare_db: Database, receiver: Receiver
 ) -> None:
-    owner = bare_owner(settings)
+    owner = insert_user(bare_db)
     with running_app(settings, webhook_group_seconds=2.0) as app_client:
         db: Database = app_client.app.state.db  # type: ignore[attr-defined]
-        source = add_source(db, owner.id)
+        source = insert_source(db, owner.id).id
         created = app_client.post(
             f"/webhooks/{source}",
             json={"value": receiver.url, "level": "fatal"},
