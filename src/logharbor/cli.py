@@ -28,9 +28,13 @@ import_app = typer.Typer(
     help="Bring history across from Arkyn Logs or PromptCrafter (safe to run again).",
     no_args_is_help=True,
 )
+events_app = typer.Typer(
+    help="The events store (ClickHouse): copy records into it", no_args_is_help=True
+)
 app.add_typer(user_app, name="user")
 app.add_typer(db_app, name="db")
 app.add_typer(import_app, name="import")
+app.add_typer(events_app, name="events")
 
 
 def _engine(settings: Settings):  # type: ignore[no-untyped-def]
@@ -242,6 +246,40 @@ def import_arkyn(
     finally:
         db.dispose()
     typer.echo("\n".join(summary.lines()))
+
+
+@events_app.command("copy")
+def events_copy(
+    delete_copied: Annotated[
+        bool,
+        typer.Option(
+            "--delete-copied",
+            help="Remove each copied page from the SQL database once ClickHouse has it",
+        ),
+    ] = False,
+) -> None:
+    """Copy the traffic records and core logs stored in the SQL database to ClickHouse
+    (LOGHARBOR_EVENTS_URL). Safe to stop and run again, and to run while the server runs."""
+    from logharbor.db import events_schema
+    from logharbor.moving_in import to_clickhouse
+    from logharbor.progress import tracking
+
+    settings = Settings()
+    if not settings.events_url:
+        typer.echo("error: set LOGHARBOR_EVENTS_URL to the ClickHouse to copy to", err=True)
+        raise typer.Exit(1)
+    db = _database(settings)
+    assert db.events is not None
+    try:
+        events_schema.upgrade(db.events)
+        with tracking("copy to ClickHouse", total=to_clickhouse.count(db), unit="rows") as bar:
+            report = to_clickhouse.copy_records(
+                db, db.events, delete_copied=delete_copied, advance=bar.advance
+            )
+    finally:
+        db.dispose()
+        db.events.close()
+    typer.echo("\n".join(report.lines()))
 
 
 @app.command()

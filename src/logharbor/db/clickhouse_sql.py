@@ -10,15 +10,16 @@ the Python values the SQL stores return (datetimes, parsed JSON, booleans).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Text, TypeDecorator
+from sqlalchemy import BigInteger, Integer, Table, Text, TypeDecorator
 from sqlalchemy.engine import default
 from sqlalchemy.sql import compiler
 from sqlalchemy.sql.expression import ClauseElement, Select
 
-from logharbor.db.clickhouse import EventsClient, epoch_ms, from_epoch_ms, literal
+from logharbor.db.clickhouse import EventsClient, epoch_ms, from_epoch_ms, json_row, literal
 
 
 class EpochMs(TypeDecorator[datetime]):
@@ -114,6 +115,24 @@ def fetch(client: EventsClient, statement: Select[Any]) -> list[dict[str, Any]]:
                 if key in row:
                     row[key] = read(row[key])
     return rows
+
+
+def to_events_row(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as the SQL stores return it (``row``, keyed like ``table``'s columns) as the
+    JSONEachRow object ClickHouse takes for ``table``: the inverse of ``fetch``."""
+    out: dict[str, Any] = {}
+    for column in table.c:
+        value = row.get(column.key)
+        if isinstance(column.type, EpochMs) and isinstance(value, datetime):
+            value = epoch_ms(value)
+        elif isinstance(column.type, JsonText) and value is not None:
+            value = json_row(value)
+        elif isinstance(column.type, Flag) and value is not None:
+            value = int(bool(value))
+        if value is None and not column.nullable:
+            value = 0
+        out[column.key] = value
+    return out
 
 
 def scalar(client: EventsClient, statement: Select[Any]) -> Any:

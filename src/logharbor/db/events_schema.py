@@ -41,8 +41,9 @@ def _payload(prefix: str) -> list[Column[object]]:
         Column(prefix + "headers", JsonText),
         Column(prefix + "body", Text),
         Column(prefix + "body_preview", Text),
-        Column(prefix + "body_size", Integer),
-        Column(prefix + "body_truncated", Flag),
+        # Not Nullable on ClickHouse: a record without that payload has 0 here.
+        Column(prefix + "body_size", Integer, nullable=False),
+        Column(prefix + "body_truncated", Flag, nullable=False),
         Column(prefix + "created_at", EpochMs),
     ]
 

@@ -1,0 +1,139 @@
+"""Moving stored records from the SQL database to ClickHouse (``logharbor events copy``).
+
+An operator who sets ``LOGHARBOR_EVENTS_URL`` on a running installation has records in
+PostgreSQL (or SQLite) that the new store does not know. This copies them across: traffic records
+with their requests and responses as one wide row each, and core logs, page by page in (time, id)
+order. Every page is one multi-row insert per table. A record already on ClickHouse (found in
+``record_ids``) is skipped, so the copy can be stopped and run again, and can run while the
+server ingests. With ``delete_copied`` each page's rows leave the SQL database once ClickHouse
+has them, which frees PostgreSQL's disk; without it they stay (nothing reads them any more).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, and_, delete, func, or_, select
+
+from logharbor.db import events_schema, tables
+from logharbor.db.clickhouse import EventsClient, epoch_ms
+from logharbor.db.clickhouse_sql import fetch, to_events_row
+from logharbor.db.engine import Database
+from logharbor.traffic import queries
+
+PAGE_SIZE = 2000
+
+
+@dataclass
+class Copied:
+    traffic: int = 0
+    core_logs: int = 0
+    skipped: int = 0  # already on ClickHouse
+
+    def lines(self) -> list[str]:
+        return [
+            f"copied {self.traffic} traffic records and {self.core_logs} core logs "
+            f"to ClickHouse ({self.skipped} were there already)"
+        ]
+
+
+def _on_events(client: EventsClient, kind: str, ids: list[str]) -> set[str]:
+    table = events_schema.record_ids
+    rows = fetch(client, select(table.c.id).where(table.c.id.in_(ids), table.c.kind == kind))
+    return {row["id"] for row in rows}
+
+
+def _locators(kind: str, row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    located = {
+        "traffic_source_id": row["traffic_source_id"],
+        "created_at": epoch_ms(row["created_at"]),
+    }
+    found = [{"id": row["id"], "kind": kind, **located}]
+    for column in ("request_id", "response_id", "trace_id"):
+        if row.get(column) is not None:
+            found.append({"id": row[column], "kind": column, **located})
+    return found
+
+
+def _pages(db: Database, statement: Any, table: Table, page_size: int) -> Any:
+    after: tuple[datetime, str] | None = None
+    while True:
+        query = statement
+        if after is not None:
+            created, last_id = after
+            query = query.where(
+                or_(
+                    table.c.created_at > created,
+                    and_(table.c.created_at == created, table.c.id > last_id),
+                )
+            )
+        with db.read() as conn:
+            rows = list(
+                conn.execute(
+                    query.order_by(table.c.created_at, table.c.id).limit(page_size)
+                ).mappings()
+            )
+        if not rows:
+            return
+        yield rows
+        after = (rows[-1]["created_at"], rows[-1]["id"])
+
+
+def copy_records(
+    db: Database,
+    client: EventsClient,
+    *,
+    delete_copied: bool = False,
+    page_size: int = PAGE_SIZE,
+    advance: Callable[[int], None] = lambda _n: None,
+) -> Copied:
+    report = Copied()
+    traffic = tables.http_traffic
+    core = tables.core_logs
+    sources = (
+        ("http_traffic", traffic, queries.record_select(full=True)),
+        (
+            "core_logs",
+            core,
+            select(core, tables.core_pathnames.c.value.label("core_pathname")).join(
+                tables.core_pathnames, tables.core_pathnames.c.id == core.c.core_pathname_id
+            ),
+        ),
+    )
+    for kind, table, statement in sources:
+        events_table = events_schema.metadata.tables[kind]
+        for rows in _pages(db, statement, table, page_size):
+            known = _on_events(client, kind, [row["id"] for row in rows])
+            fresh = [row for row in rows if row["id"] not in known]
+            client.insert(kind, [to_events_row(events_table, row) for row in fresh])
+            client.insert("record_ids", [item for row in fresh for item in _locators(kind, row)])
+            if kind == "http_traffic":
+                report.traffic += len(fresh)
+            else:
+                report.core_logs += len(fresh)
+            report.skipped += len(known)
+            if delete_copied:
+                _delete(db, table, [row["id"] for row in rows], kind == "http_traffic")
+            advance(len(rows))
+    return report
+
+
+def _delete(db: Database, table: Table, ids: list[str], with_payloads: bool) -> None:
+    """Remove copied rows from the SQL database; a record's payloads go with it (on ClickHouse
+    they are part of its row), a core log's stay (ClickHouse keeps only their ids)."""
+    with db.write() as conn:
+        if with_payloads:
+            queries.delete_payloads_of(conn, table, table.c.id.in_(ids))
+        conn.execute(delete(table).where(table.c.id.in_(ids)))
+
+
+def count(db: Database) -> int:
+    """Records and core logs in the SQL database: what a copy goes through."""
+    with db.read() as conn:
+        return sum(
+            int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+            for table in (tables.http_traffic, tables.core_logs)
+        )

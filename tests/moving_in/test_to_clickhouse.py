@@ -1,0 +1,115 @@
+"""`logharbor events copy`: records stored in SQLite or PostgreSQL move to ClickHouse (chDB here)
+and read back the same; a second run copies nothing; ``--delete-copied`` frees the SQL tables."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from fixtures.database import settings_for
+from fixtures.records import compose
+from fixtures.sources import create_source
+from fixtures.users import AUser, sign_up
+from logharbor.app import create_app
+from logharbor.cli import app as cli
+from logharbor.db import tables
+from logharbor.settings import Settings
+
+runner = CliRunner()
+_names = itertools.count()
+
+
+def _reads(client: TestClient, user: AUser, source_id: str, record_id: str) -> dict[str, Any]:
+    """What a user sees of the source's records, core logs and one record."""
+    seen = {}
+    for path in (
+        f"/http-traffic-record/{source_id}?sort=createdAt&sortDirection=asc",
+        f"/http-traffic-record/{source_id}?status=5xx",
+        f"/http-traffic/{source_id}",
+        f"/core-log/{source_id}",
+        f"/http-traffic-record/{source_id}/{record_id}",
+    ):
+        response = client.get(path, headers=user.headers)
+        assert response.status_code == 200, (path, response.text)
+        seen[path] = response.json()
+    return seen
+
+
+def _sql_rows(settings: Settings) -> int:
+    from logharbor.db.engine import make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            return sum(
+                int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+                for table in (tables.http_traffic, tables.core_logs)
+            )
+    finally:
+        engine.dispose()
+
+
+def _copy(monkeypatch: pytest.MonkeyPatch, settings: Settings, *extra: str) -> str:
+    monkeypatch.setenv("LOGHARBOR_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("LOGHARBOR_EVENTS_URL", settings.events_url)
+    monkeypatch.setenv("LOGHARBOR_DATA_DIR", str(settings.data_dir))
+    result = runner.invoke(cli, ["events", "copy", *extra])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_records_moved_to_clickhouse_read_back_the_same(
+    database_url: str,
+    tmp_path: Path,
+    chdb_directory: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    on_sql = settings_for(database_url, tmp_path)
+    with TestClient(create_app(on_sql)) as client:
+        user = sign_up(client)
+        source = create_source(client, user)
+        records = [
+            compose(client, user.headers, source.id, status=status, pathnameUrl=f"/p/{n}")
+            for n, status in enumerate((200, 500, 404, 503))
+        ]
+        route = client.post(
+            f"/core-pathname/{source.id}", json={"value": "/u/:id"}, headers=user.headers
+        ).json()
+        log = client.post(
+            f"/core-log/{source.id}",
+            json={"status": 500, "method": "GET", "elapsedTime": 2, "corePathnameId": route["id"]},
+            headers=user.headers,
+        )
+        assert log.status_code == 201, log.text
+        before = _reads(client, user, source.id, records[1]["id"])
+
+    on_events = settings_for(
+        database_url, tmp_path, f"chdb:///{chdb_directory}/moved{next(_names)}"
+    )
+    assert "copied 4 traffic records and 1 core logs" in _copy(monkeypatch, on_events)
+    assert "copied 0 traffic records and 0 core logs" in _copy(monkeypatch, on_events)
+    assert _sql_rows(on_sql) == 5  # kept unless asked
+
+    with TestClient(create_app(on_events)) as client:
+        assert _reads(client, user, source.id, records[1]["id"]) == before
+
+    assert "(5 were there already)" in _copy(monkeypatch, on_events, "--delete-copied")
+    assert _sql_rows(on_sql) == 0
+    with TestClient(create_app(on_events)) as client:
+        assert _reads(client, user, source.id, records[1]["id"]) == before
+
+
+def test_copy_without_an_events_store_says_what_is_missing(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOGHARBOR_DATABASE_URL", database_url)
+    monkeypatch.delenv("LOGHARBOR_EVENTS_URL", raising=False)
+    result = runner.invoke(cli, ["events", "copy"])
+    assert result.exit_code == 1
+    assert "LOGHARBOR_EVENTS_URL" in result.output
