@@ -213,8 +213,9 @@ def generate(db: Database, source_id: str, n: int) -> None:
 def stats_query(db: Database, source_id: str, start: int, end: int) -> dict:
     """What GET /stats does for groupBy=pathname, interval=1h (minus HTTP and JSON)."""
     with db.read() as conn:
-        groups = queries.grouped(conn, source_id, start, end, "pathname", queries.Filters())
-        series = queries.series(conn, source_id, start, end, 3600, queries.Filters())
+        rollups = queries.sql_rollups(conn)
+        groups = queries.grouped(rollups, source_id, start, end, "pathname", queries.Filters())
+        series = queries.series(rollups, source_id, start, end, 3600, queries.Filters())
         names = queries.labels(conn, "pathname", list(groups))
     out = {}
     for key, fig in groups.items():

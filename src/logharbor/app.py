@@ -27,7 +27,13 @@ from logharbor.db.writer import GroupCommitWriter
 from logharbor.health import router as health_router
 from logharbor.ingest import routes as ingest_routes
 from logharbor.ingest.clickhouse_store import ClickHouseRecordStore
-from logharbor.ingest.events import GenerationEvent, Subscribers, TrafficEvent
+from logharbor.ingest.events import (
+    GenerationEvent,
+    Subscriber,
+    Subscribers,
+    TrafficEvent,
+    in_sql,
+)
 from logharbor.ingest.lane import IngestLane
 from logharbor.ingest.pipeline import Pipeline
 from logharbor.ingest.store import SqlRecordStore
@@ -35,6 +41,7 @@ from logharbor.llm.routes import router as llm_router
 from logharbor.prompts.routes import router as prompts_router
 from logharbor.settings import Settings
 from logharbor.stats import hooks as stats_hooks
+from logharbor.stats.rollups import EventsStoreRollups
 from logharbor.stats.routes import router as stats_router
 from logharbor.traffic.routes import router as traffic_router
 from logharbor.ui.routes import router as ui_router
@@ -48,14 +55,18 @@ Traffic writes also accept a traffic source's ingest key (`lhk_...`).
 """
 
 
-def ingest_subscribers() -> Subscribers:
-    """Who hears of stored records: the rollups, then exception grouping and the alert outbox;
-    LLM calls, the token and cost rollups. They run in the transaction that stores the records."""
+def ingest_subscribers(events: EventsClient | None) -> Subscribers:
+    """Who hears of stored records: the rollups (on ClickHouse when events live there), then
+    exception grouping and the alert outbox; LLM calls, the token and cost rollups. They run in
+    the transaction that stores the records."""
+    traffic_rollups: Subscriber = (
+        in_sql(stats_hooks.on_traffic) if events is None else EventsStoreRollups(events)
+    )
     return Subscribers(
         [
-            (TrafficEvent, stats_hooks.on_traffic),
-            (TrafficEvent, alert_hooks.on_traffic),
-            (GenerationEvent, stats_hooks.on_generations),
+            (TrafficEvent, traffic_rollups),
+            (TrafficEvent, in_sql(alert_hooks.on_traffic)),
+            (GenerationEvent, in_sql(stats_hooks.on_generations)),
         ]
     )
 
@@ -101,8 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
-    subscribers = ingest_subscribers()
     events = EventsClient.from_url(settings.events_url) if settings.events_url else None
+    subscribers = ingest_subscribers(events)
     # The store's name cache saves lookups; the write transaction decides.
     app.state.pipeline = Pipeline(
         SqlRecordStore() if events is None else ClickHouseRecordStore(events)

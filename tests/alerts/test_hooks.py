@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select
 
-from fixtures.records import ago, emit, event
+from fixtures.records import ago, emit, event, publish
 from fixtures.sources import Source, insert_source
 from logharbor.alerts import queries
-from logharbor.app import ingest_subscribers
 from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db.engine import Database
@@ -187,7 +186,7 @@ def test_other_sources_webhooks_are_not_triggered(bare_db: Database, bare_source
 def test_rolled_back_ingest_queues_nothing(bare_db: Database, bare_source: Source) -> None:
     add_webhook(bare_db, bare_source.id)
     with pytest.raises(RuntimeError), bare_db.write() as conn:
-        ingest_subscribers()(conn, [event(bare_source.id)])
+        publish(bare_db, conn, [event(bare_source.id)])
         raise RuntimeError("the traffic insert failed")
     assert outbox(bare_db) == []
     assert all_exceptions(bare_db) == []

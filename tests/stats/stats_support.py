@@ -9,12 +9,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from logharbor.db import events_schema
+from logharbor.db.clickhouse_sql import fetch
 from logharbor.db.tables import http_traffic
 from logharbor.stats.histogram import MAX_RELATIVE_ERROR
 
 
 def raw_rows(client: TestClient, source_id: str) -> list[dict[str, Any]]:
     db = client.app.state.db  # type: ignore[attr-defined]
+    if db.events is not None:
+        table = events_schema.http_traffic
+        return fetch(db.events, select(table).where(table.c.traffic_source_id == source_id))
     with db.read() as conn:
         rows = conn.execute(
             select(http_traffic).where(http_traffic.c.traffic_source_id == source_id)

@@ -24,6 +24,7 @@ import json
 import math
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -294,6 +295,24 @@ class EventsClient:
             return
         body = "\n".join(json_row(row) for row in rows)
         self._node().execute(f"INSERT INTO {identifier(table)} {settings}FORMAT JSONEachRow", body)
+
+    def wait_for_mutations(self, timeout: float = 300.0) -> None:
+        """Until no mutation (``ALTER ... DELETE/UPDATE``) of the database is pending on any
+        node: they run in the background, and 18.16 has no ``mutations_sync``."""
+        deadline = time.monotonic() + timeout
+        sql = (
+            "SELECT count() FROM system.mutations WHERE database = "
+            f"{literal(self.database)} AND is_done = 0 FORMAT TabSeparated"
+        )
+        for node in self.nodes:
+            while int(node.execute(sql).strip() or 0) > 0:
+                if time.monotonic() > deadline:
+                    raise EventsStoreError("ClickHouse mutations did not finish in time")
+                time.sleep(0.05)
+
+    def write(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """A ``RowSink`` for the group writer: what a transaction staged for ``table``."""
+        self.insert(table, rows)
 
     def close(self) -> None:
         for node in self.nodes:

@@ -161,6 +161,48 @@ record_ids = Table(
     Column("created_at", EpochMs),
 )
 
+
+def _rollup_key(*, per_path: bool = False) -> list[Column[object]]:
+    key: list[Column[object]] = [
+        Column("traffic_source_id", String),
+        Column("resolution", Integer),
+        Column("bucket_start", EpochMs),
+        Column("domain_id", String),
+        Column("pathname_id", String),
+    ]
+    if not per_path:
+        key += [Column("method", String), Column("status_class", Integer)]
+    return key
+
+
+# The statistics rollups, with the SQL tables' columns (stats/rollups.py writes the same rows;
+# stats/queries.py reads them with the same statements). The SQL store adds a group's figures
+# to a row with an upsert; here each group appends its rows and a query sums them.
+traffic_rollups = Table(
+    "traffic_rollups",
+    metadata,
+    *_rollup_key(),
+    Column("count", Integer),
+    Column("errors", Integer),
+    Column("latency_sum", Float),
+    Column("latency_min", Float),
+    Column("latency_max", Float),
+)
+traffic_rollup_latency = Table(
+    "traffic_rollup_latency",
+    metadata,
+    *_rollup_key(),
+    Column("bucket", Integer),
+    Column("count", Integer),
+)
+traffic_rollup_path_latency = Table(
+    "traffic_rollup_path_latency",
+    metadata,
+    *_rollup_key(per_path=True),
+    Column("bucket", Integer),
+    Column("count", Integer),
+)
+
 # --- DDL ---------------------------------------------------------------------------------------
 
 _PAYLOAD_DDL = """
@@ -202,7 +244,18 @@ _COLUMNS: dict[str, str] = {
     duration_ms Float64, status String, status_message Nullable(String),
     attributes Nullable(String), created_at Int64""",
     "record_ids": "id String, kind String, traffic_source_id String, created_at Int64",
+    "traffic_rollups": """
+    traffic_source_id String, resolution Int32, bucket_start Int64, domain_id String,
+    pathname_id String, method String, status_class Int32,
+    count Int64, errors Int64, latency_sum Float64, latency_min Float64, latency_max Float64""",
+    "traffic_rollup_latency": """
+    traffic_source_id String, resolution Int32, bucket_start Int64, domain_id String,
+    pathname_id String, method String, status_class Int32, bucket Int32, count Int64""",
+    "traffic_rollup_path_latency": """
+    traffic_source_id String, resolution Int32, bucket_start Int64, domain_id String,
+    pathname_id String, bucket Int32, count Int64""",
 }
+_ROLLUP_KEY = "traffic_source_id, resolution, bucket_start, domain_id, pathname_id"
 
 _SORTING = {
     "http_traffic": "traffic_source_id, created_at, id",
@@ -210,6 +263,24 @@ _SORTING = {
     "generations": "traffic_source_id, created_at, id",
     "spans": "traffic_source_id, created_at, id",
     "record_ids": "id",
+    "traffic_rollups": _ROLLUP_KEY + ", method, status_class",
+    "traffic_rollup_latency": _ROLLUP_KEY + ", method, status_class, bucket",
+    "traffic_rollup_path_latency": _ROLLUP_KEY + ", bucket",
+}
+# Histogram rows only add counts, which SummingMergeTree folds together as parts merge. The main
+# rollup also keeps a minimum and a maximum, which summing would spoil: its rows stay as
+# appended, and queries aggregate them.
+_ENGINES = {
+    "traffic_rollup_latency": "SummingMergeTree",
+    "traffic_rollup_path_latency": "SummingMergeTree",
+}
+# Rollups by resolution and month: the retention job's thinning drops minute and hour detail
+# past its horizon.
+_ROLLUP_PARTITION = "(resolution, toYYYYMM(toDateTime(intDiv(bucket_start, 1000))))"
+_PARTITIONS = {
+    "traffic_rollups": _ROLLUP_PARTITION,
+    "traffic_rollup_latency": _ROLLUP_PARTITION,
+    "traffic_rollup_path_latency": _ROLLUP_PARTITION,
 }
 
 
@@ -226,14 +297,16 @@ class Layout:
 
     def create_event_table(self, table: str) -> list[str]:
         name = self.local(table)
+        family = _ENGINES.get(table, "MergeTree")
         if self.replicated:
             path = literal(f"/clickhouse/tables/{{shard}}/{self.database}/{name}")
-            engine = f"ReplicatedMergeTree({path}, '{{replica}}')"
+            engine = f"Replicated{family}({path}, '{{replica}}')"
         else:
-            engine = "MergeTree"
+            engine = family
+        partition = _PARTITIONS.get(table, _DAY)
         statements = [
             f"CREATE TABLE IF NOT EXISTS {self.database}.{name} ({_COLUMNS[table]}\n) "
-            f"ENGINE = {engine} PARTITION BY {_DAY} ORDER BY ({_SORTING[table]})"
+            f"ENGINE = {engine} PARTITION BY {partition} ORDER BY ({_SORTING[table]})"
         ]
         if self.cluster:
             statements.append(
@@ -259,11 +332,29 @@ def _initial(layout: Layout) -> list[str]:
     ]
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "event tables", _initial),)
+def _rollups(layout: Layout) -> list[str]:
+    return [
+        statement
+        for table in ("traffic_rollups", "traffic_rollup_latency", "traffic_rollup_path_latency")
+        for statement in layout.create_event_table(table)
+    ]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "event tables", _initial),
+    Migration(2, "statistics rollups", _rollups),
+)
 
 
 def layout_of(client: EventsClient) -> Layout:
     return Layout(client.database, client.cluster, client.url.replicated)
+
+
+def alter_local_tables(client: EventsClient, table: str, clause: str) -> None:
+    """``ALTER TABLE`` (a partition drop, a mutation) on ``table``'s data: on a cluster that is
+    each node's local table, as a Distributed table refuses both."""
+    local = layout_of(client).local(table)
+    client.command_on_every_node(f"ALTER TABLE {client.database}.{local} {clause}")
 
 
 def _versions(node: Transport, database: str) -> set[int]:

@@ -50,7 +50,7 @@ from logharbor.db.engine import Database
 log = logging.getLogger("logharbor.writer")
 
 T = TypeVar("T")
-EventSink = Callable[[Connection, Sequence[Any]], None]
+EventSink = Callable[["WriteTx", Sequence[Any]], None]
 
 
 class RowSink(Protocol):
@@ -136,8 +136,8 @@ class _Pending:
         return self.future.cancelled()
 
 
-def _no_events(conn: Connection, events: Sequence[Any]) -> None:
-    del conn, events
+def _no_events(tx: WriteTx, events: Sequence[Any]) -> None:
+    del tx, events
 
 
 class GroupCommitWriter:
@@ -298,7 +298,7 @@ class GroupCommitWriter:
                     results.append(_run_job(tx, pending, pending.job))
             for runner, group in bulks.items():
                 results.extend(_run_bulk(tx, runner, group, prepared[runner], careful=careful))
-            self.on_events(conn, tx.events)
+            self.on_events(tx, tx.events)
             tx.flush_staged()
         return results
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection
 
+from logharbor.db.writer import WriteTx
 from logharbor.ingest.records import ExceptionInfo
 
 
@@ -65,7 +66,18 @@ class GenerationEvent:
 
 
 Event = TrafficEvent | GenerationEvent
-Subscriber = Callable[[Connection, Sequence[Any]], None]
+# A subscriber gets the write transaction: its SQL connection, and ``stage`` for rows bound for
+# ClickHouse (the events store's rollups).
+Subscriber = Callable[[WriteTx, Sequence[Any]], None]
+
+
+def in_sql(subscriber: Callable[[Connection, Sequence[Any]], None]) -> Subscriber:
+    """A subscriber that only writes SQL rows, given the transaction's connection."""
+
+    def deliver(tx: WriteTx, events: Sequence[Any]) -> None:
+        subscriber(tx.conn, events)
+
+    return deliver
 
 
 class Subscribers:
@@ -74,7 +86,7 @@ class Subscribers:
     def __init__(self, subscribers: Sequence[tuple[type[Any], Subscriber]] = ()) -> None:
         self._subscribers = tuple(subscribers)
 
-    def __call__(self, conn: Connection, events: Sequence[Any]) -> None:
+    def __call__(self, tx: WriteTx, events: Sequence[Any]) -> None:
         """Deliver one transaction's events to every subscriber of their kind, in that
         transaction."""
         if not events:
@@ -82,4 +94,4 @@ class Subscribers:
         for kind, subscriber in self._subscribers:
             chosen = [event for event in events if type(event) is kind]
             if chosen:
-                subscriber(conn, chosen)
+                subscriber(tx, chosen)

@@ -13,13 +13,16 @@ window took SQLite's GROUP BY sort alone over 100 ms.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, case, func, select
 
+from logharbor.db import events_schema
+from logharbor.db.clickhouse import EventsClient
+from logharbor.db.clickhouse_sql import fetch
 from logharbor.db.tables import (
     domains,
     pathnames,
@@ -95,6 +98,35 @@ class Figures:
 
 
 @dataclass(frozen=True)
+class RollupSource:
+    """Where the rollups are read, and how a statement runs there: the SQL database's tables,
+    or ClickHouse's (same columns) when events live there."""
+
+    rollups: Any
+    latency: Any
+    path_latency: Any
+    run: Callable[[Any], Iterable[Sequence[Any]]]
+
+
+def sql_rollups(conn: Connection) -> RollupSource:
+    return RollupSource(
+        traffic_rollups, traffic_rollup_latency, traffic_rollup_path_latency, conn.execute
+    )
+
+
+def events_rollups(client: EventsClient) -> RollupSource:
+    def run(statement: Any) -> list[tuple[Any, ...]]:
+        return [tuple(row.values()) for row in fetch(client, statement)]
+
+    return RollupSource(
+        events_schema.traffic_rollups,
+        events_schema.traffic_rollup_latency,
+        events_schema.traffic_rollup_path_latency,
+        run,
+    )
+
+
+@dataclass(frozen=True)
 class Filters:
     domain_id: str | None = None
     pathname_id: str | None = None
@@ -126,7 +158,7 @@ _PER_PATHNAME = (None, "pathname", "domain")
 
 
 def grouped(
-    conn: Connection,
+    source: RollupSource,
     source_id: str,
     start: int,
     end: int,
@@ -134,9 +166,9 @@ def grouped(
     filters: Filters,
 ) -> dict[Any, Figures]:
     """Figures (with histograms) per group over [start, end); one group (None) without group_by."""
-    r, h = traffic_rollups, traffic_rollup_latency
+    r, h = source.rollups, source.latency
     if filters.method is None and filters.status_class is None and group_by in _PER_PATHNAME:
-        h = traffic_rollup_path_latency
+        h = source.path_latency
     groups: dict[Any, Figures] = {}
     for seg in segments(start, end):
         r_key = r.c[GROUP_COLUMNS[group_by]] if group_by else None
@@ -154,7 +186,7 @@ def grouped(
         )
         if r_key is not None:
             query = query.group_by(r_key)
-        for row in conn.execute(query):
+        for row in source.run(query):
             values = tuple(row)
             key = values[0] if r_key is not None else None
             count, errors, server, total, lowest, highest = values[-6:]
@@ -167,7 +199,7 @@ def grouped(
             *([h_key] if h_key is not None else []), h.c.bucket, func.sum(h.c.count)
         ).where(*_where(h, source_id, seg, filters))
         hquery = hquery.group_by(*([h_key] if h_key is not None else []), h.c.bucket)
-        for row in conn.execute(hquery):
+        for row in source.run(hquery):
             values = tuple(row)
             key = values[0] if h_key is not None else None
             bucket, n = values[-2], int(values[-1])
@@ -181,7 +213,7 @@ def _server_errors_case(table: Any) -> Any:
 
 
 def series(
-    conn: Connection,
+    source: RollupSource,
     source_id: str,
     start: int,
     end: int,
@@ -189,7 +221,7 @@ def series(
     filters: Filters,
 ) -> dict[int, Figures]:
     """Counts per interval point (epoch seconds of the point's start), without histograms."""
-    r = traffic_rollups
+    r = source.rollups
     coarsest = max(res for res in RESOLUTIONS if interval % res == 0)
     points: dict[int, Figures] = {}
     for seg in segments(start, end, coarsest):
@@ -206,7 +238,7 @@ def series(
             .where(*_where(r, source_id, seg, filters))
             .group_by(r.c.bucket_start)
         )
-        for bucket_start, count, errors, server, total, lowest, highest in conn.execute(query):
+        for bucket_start, count, errors, server, total, lowest, highest in source.run(query):
             epoch = int(bucket_start.timestamp())
             fig = points.setdefault(floor_epoch(epoch, interval), Figures())
             fig.add(int(count), int(errors), int(server), float(total))

@@ -19,12 +19,15 @@ from typing import Any
 
 from sqlalchemy import Connection, func
 
+from logharbor.db import events_schema
 from logharbor.db.bulk import BulkInsert, upsertable_insert
+from logharbor.db.clickhouse_sql import to_events_row
 from logharbor.db.tables import (
     traffic_rollup_latency,
     traffic_rollup_path_latency,
     traffic_rollups,
 )
+from logharbor.db.writer import RowSink, WriteTx
 from logharbor.ingest.events import TrafficEvent
 from logharbor.stats.histogram import bucket_of
 
@@ -211,3 +214,24 @@ def record(conn: Connection, events: Sequence[TrafficEvent]) -> None:
     rollup = Rollup()
     rollup.add_events(events)
     rollup.write(conn)
+
+
+class EventsStoreRollups:
+    """The subscriber that keeps the rollups on ClickHouse when events live there: the same
+    rows, staged on the write transaction and appended with the records' own insert."""
+
+    def __init__(self, sink: RowSink) -> None:
+        self.sink = sink
+
+    def __call__(self, tx: WriteTx, events: Sequence[TrafficEvent]) -> None:
+        rollup = Rollup()
+        rollup.add_events(events)
+        for table, rows in (
+            (events_schema.traffic_rollups, _rollup_params(rollup.rows)),
+            (events_schema.traffic_rollup_latency, _latency_params(rollup.histogram)),
+            (
+                events_schema.traffic_rollup_path_latency,
+                _path_latency_params(rollup.path_histogram),
+            ),
+        ):
+            tx.stage(self.sink, table.name, [to_events_row(table, row) for row in rows])

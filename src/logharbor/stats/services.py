@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
 from logharbor.auth.deps import Principal
 from logharbor.common.errors import BadRequest
 from logharbor.common.timestamps import utcnow
@@ -58,6 +60,10 @@ def _with_percentiles(fig: queries.Figures) -> WithPercentiles:
     return WithPercentiles(**_figures(fig).model_dump(), p50=p50, p95=p95, p99=p99)
 
 
+def _rollups(db: Database, conn: Connection) -> queries.RollupSource:
+    return queries.sql_rollups(conn) if db.events is None else queries.events_rollups(db.events)
+
+
 def source_stats(db: Database, principal: Principal, source_id: str, query: StatsQuery) -> StatsOut:
     """Totals, a time series and per-group figures of one source over the query's range."""
     end = query.endDate or utcnow()
@@ -79,8 +85,9 @@ def source_stats(db: Database, principal: Principal, source_id: str, query: Stat
         first, last, finest = stored_detail(first, last, kept_from(conn))
         interval, step = checked_step(query.interval, first, last, finest)
         points = list(queries.epoch_points(first, last, step))
-        by_group = queries.grouped(conn, source_id, first, last, group_by, filters)
-        by_time = queries.series(conn, source_id, first, last, step, filters)
+        rollups = _rollups(db, conn)
+        by_group = queries.grouped(rollups, source_id, first, last, group_by, filters)
+        by_time = queries.series(rollups, source_id, first, last, step, filters)
         ordered = sorted(
             (k for k in by_group if k is not None), key=lambda k: (-by_group[k].count, str(k))
         )[: query.limit]
@@ -139,9 +146,10 @@ def latency_percentile_series(
     result = PercentileSeries(step=step, times=[], p50=[], p95=[], p99=[])
     with db.read() as conn:
         source = require_source(conn, source_id, principal, Access.READ)
+        rollups = _rollups(db, conn)
         for point in queries.epoch_points(start, end, step):
             groups = queries.grouped(
-                conn, source["id"], point, min(point + step, end), None, queries.Filters()
+                rollups, source["id"], point, min(point + step, end), None, queries.Filters()
             )
             fig = groups.get(None)
             values: list[float | None] = [None, None, None]

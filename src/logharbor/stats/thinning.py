@@ -20,11 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import product
+from typing import Any
 
 from sqlalchemy import Connection, Table, case, delete, func, select
 
 from logharbor.db.bulk import upsertable_insert
+from logharbor.db.clickhouse import EventsClient
 from logharbor.db.engine import Database
+from logharbor.db.events_schema import alter_local_tables
 from logharbor.db.tables import (
     llm_rollups,
     stats_horizons,
@@ -40,6 +43,8 @@ _GROUPS = (
     (traffic_rollups, traffic_rollup_latency, traffic_rollup_path_latency),
     (llm_rollups,),
 )
+_EVENT_ROLLUPS = ("traffic_rollups", "traffic_rollup_latency", "traffic_rollup_path_latency")
+SUMMED_ROLLUPS = ("traffic_rollup_latency", "traffic_rollup_path_latency")
 # How many seconds of one source's buckets one delete transaction takes, per resolution.
 _SLICE = {MINUTE: HOUR, HOUR: DAY}
 
@@ -101,9 +106,11 @@ def thin_rollups(
     cutoffs = horizons(now, minute_days, hour_days)
     with db.write() as conn:
         _record_horizons(conn, cutoffs)
+    deleted = 0
+    if db.events is not None:
+        deleted += _thin_events(db.events, cutoffs)
     with db.read() as conn:
         sources = list(conn.execute(select(traffic_sources.c.id)).scalars())
-    deleted = 0
     for source_id in sources:
         for (resolution, cutoff), tables in product(sorted(cutoffs.items()), _GROUPS):
             while not should_stop():
@@ -113,6 +120,41 @@ def thin_rollups(
                     break
                 deleted += removed
     return deleted
+
+
+def _thin_events(client: EventsClient, cutoffs: dict[int, int]) -> int:
+    """The same thinning for rollups on ClickHouse, for every source at once: whole months of a
+    resolution go by partition, the ragged month at the horizon by one mutation."""
+    deleted = 0
+    for (resolution, cutoff), table in product(sorted(cutoffs.items()), _EVENT_ROLLUPS):
+        cutoff_ms = cutoff * 1000
+        months = client.query(
+            f"SELECT toYYYYMM(toDateTime(intDiv(bucket_start, 1000))) AS month, "
+            # FINAL: a summing table's rows of one key count once, merged or not.
+            f"count() AS n FROM {table}{' FINAL' if table in SUMMED_ROLLUPS else ''} "
+            f"WHERE resolution = {resolution} AND bucket_start < {cutoff_ms} GROUP BY month"
+        )
+        for month in months:
+            deleted += int(month["n"])
+            if _whole_month_before(month, cutoff_ms):
+                alter_local_tables(
+                    client, table, f"DROP PARTITION ({resolution}, {int(month['month'])})"
+                )
+            else:
+                alter_local_tables(
+                    client,
+                    table,
+                    f"DELETE WHERE resolution = {resolution} AND bucket_start < {cutoff_ms}",
+                )
+    client.wait_for_mutations()
+    return deleted
+
+
+def _whole_month_before(month: dict[str, Any], cutoff_ms: int) -> bool:
+    """Whether every bucket of that month is before the cutoff (the month ended before it)."""
+    year, number = divmod(int(month["month"]), 100)
+    following = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UTC)
+    return _epoch(following) * 1000 <= cutoff_ms
 
 
 def _delete_oldest_slice(

@@ -14,38 +14,18 @@ so that a record reported deleted is gone.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import func, select
 
 from logharbor.db import events_schema as ev
-from logharbor.db.clickhouse import EventsClient, EventsStoreError, epoch_ms, literal
+from logharbor.db.clickhouse import EventsClient, epoch_ms, literal
 from logharbor.db.clickhouse_sql import fetch
 
 # The tables retention applies to; ``record_ids`` follows the records it locates.
 RECORD_TABLES = ("http_traffic", "core_logs")
 _DAY_MS = 86_400_000
-
-
-def _alter_everywhere(client: EventsClient, table: str, clause: str) -> None:
-    local = ev.layout_of(client).local(table)
-    client.command_on_every_node(f"ALTER TABLE {client.database}.{local} {clause}")
-
-
-def wait_for_mutations(client: EventsClient, timeout: float = 300.0) -> None:
-    """Until no mutation of the events database is pending on any node."""
-    deadline = time.monotonic() + timeout
-    sql = (
-        "SELECT count() FROM system.mutations WHERE database = "
-        f"{literal(client.database)} AND is_done = 0 FORMAT TabSeparated"
-    )
-    for node in client.nodes:
-        while int(node.execute(sql).strip() or 0) > 0:
-            if time.monotonic() > deadline:
-                raise EventsStoreError("ClickHouse mutations did not finish in time")
-            time.sleep(0.05)
 
 
 def _count(client: EventsClient, table: str, source_id: str, before_ms: int | None) -> int:
@@ -90,7 +70,7 @@ def prune(client: EventsClient, cutoffs: Mapping[str, datetime | None]) -> dict[
     for table in RECORD_TABLES:
         for day in droppable_days(client, table, cutoffs):
             deleted[table] += _rows_of_day(client, table, day)
-            _alter_everywhere(client, table, f"DROP PARTITION {day}")
+            ev.alter_local_tables(client, table, f"DROP PARTITION {day}")
         for source_id, cutoff in cutoffs.items():
             if cutoff is None:
                 continue
@@ -98,14 +78,14 @@ def prune(client: EventsClient, cutoffs: Mapping[str, datetime | None]) -> dict[
             old = _count(client, table, source_id, before)
             if old:
                 deleted[table] += old
-                _alter_everywhere(
+                ev.alter_local_tables(
                     client,
                     table,
                     f"DELETE WHERE traffic_source_id = {literal(source_id)} "
                     f"AND created_at < {before}",
                 )
     _prune_record_ids(client, cutoffs)
-    wait_for_mutations(client)
+    client.wait_for_mutations()
     return deleted
 
 
@@ -119,10 +99,10 @@ def _rows_of_day(client: EventsClient, table: str, day: int) -> int:
 
 def _prune_record_ids(client: EventsClient, cutoffs: Mapping[str, datetime | None]) -> None:
     for day in droppable_days(client, "record_ids", cutoffs):
-        _alter_everywhere(client, "record_ids", f"DROP PARTITION {day}")
+        ev.alter_local_tables(client, "record_ids", f"DROP PARTITION {day}")
     for source_id, cutoff in cutoffs.items():
         if cutoff is not None and _count(client, "record_ids", source_id, epoch_ms(cutoff)):
-            _alter_everywhere(
+            ev.alter_local_tables(
                 client,
                 "record_ids",
                 f"DELETE WHERE traffic_source_id = {literal(source_id)} "
@@ -134,10 +114,10 @@ def delete_source_events(client: EventsClient, source_id: str) -> None:
     """Everything a deleted source stored on ClickHouse."""
     for table in (*RECORD_TABLES, "record_ids"):
         if _count(client, table, source_id, None):
-            _alter_everywhere(
+            ev.alter_local_tables(
                 client, table, f"DELETE WHERE traffic_source_id = {literal(source_id)}"
             )
-    wait_for_mutations(client)
+    client.wait_for_mutations()
 
 
 def delete_records_named(client: EventsClient, column: str, name_id: str) -> None:
@@ -146,21 +126,21 @@ def delete_records_named(client: EventsClient, column: str, name_id: str) -> Non
     the records it grouped (they keep their concrete pathname)."""
     value = literal(name_id)
     if column == "core_pathname_id":
-        _alter_everywhere(client, "core_logs", f"DELETE WHERE core_pathname_id = {value}")
+        ev.alter_local_tables(client, "core_logs", f"DELETE WHERE core_pathname_id = {value}")
     else:
-        _alter_everywhere(client, "http_traffic", f"DELETE WHERE {column} = {value}")
+        ev.alter_local_tables(client, "http_traffic", f"DELETE WHERE {column} = {value}")
     if column == "pathname_id":
-        _alter_everywhere(
+        ev.alter_local_tables(
             client,
             "http_traffic",
             f"UPDATE route_pathname_id = NULL, route = NULL WHERE route_pathname_id = {value}",
         )
-    wait_for_mutations(client)
+    client.wait_for_mutations()
 
 
 def delete_record(client: EventsClient, table: str, source_id: str, record_id: str) -> None:
     """One traffic record or core log, with the lookups that locate it."""
     where = f"traffic_source_id = {literal(source_id)} AND id = {literal(record_id)}"
-    _alter_everywhere(client, table, f"DELETE WHERE {where}")
-    _alter_everywhere(client, "record_ids", f"DELETE WHERE {where}")
-    wait_for_mutations(client)
+    ev.alter_local_tables(client, table, f"DELETE WHERE {where}")
+    ev.alter_local_tables(client, "record_ids", f"DELETE WHERE {where}")
+    client.wait_for_mutations()
