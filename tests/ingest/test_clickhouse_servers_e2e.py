@@ -107,6 +107,12 @@ def _ingest_and_read(client: TestClient, sources: int) -> tuple[AUser, list[str]
         ).json()
         assert record["response"]["body"] == {"path": listed["data"][0]["pathname"]}
         assert record["request"]["queryParams"] == {"q": "1"}
+        # Statistics from the rollups kept on the same servers.
+        stats = client.get(
+            f"/stats/{source_id}", params={"groupBy": "pathname"}, headers=user.headers
+        ).json()
+        assert stats["totals"]["count"] == 6 and stats["totals"]["errors"] == 3, stats
+        assert len(stats["groups"]) == 6
     return user, source_ids
 
 
