@@ -47,11 +47,13 @@ def test_export_prune_and_backup_report_progress_on_a_terminal(
     client: TestClient,
     user: AUser,
     database_url: str,
+    events_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     terminal: io.StringIO,
 ) -> None:
     monkeypatch.setenv("LOGHARBOR_DATABASE_URL", database_url)
+    monkeypatch.setenv("LOGHARBOR_EVENTS_URL", events_url)
     monkeypatch.setenv("LOGHARBOR_DATA_DIR", str(tmp_path / "data"))
     source = client.post(
         "/traffic-source",

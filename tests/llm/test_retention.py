@@ -8,15 +8,14 @@ import os
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 
+from fixtures import event_rows
 from fixtures.sources import create_source, ingest_key
 from fixtures.spans import JSON, START, span, traces
 from fixtures.users import AUser, bearer
 from llm.test_details_events import _event, _post_events
 from logharbor import retention_job
 from logharbor.common.timestamps import parse_iso
-from logharbor.db.tables import generations, http_traffic, spans
 
 DAY_NS = 86_400 * 1_000_000_000
 
@@ -51,17 +50,12 @@ def _post(client: TestClient, key: str, items: list[dict[str, object]]) -> None:
 
 
 def _counts(client: TestClient, source_id: str) -> tuple[int, int, int]:
-    with client.app.state.db.read() as conn:  # type: ignore[attr-defined]
-        return tuple(  # type: ignore[return-value]
-            int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(table)
-                    .where(table.c.traffic_source_id == source_id)
-                ).scalar_one()
-            )
-            for table in (http_traffic, generations, spans)
-        )
+    db = client.app.state.db  # type: ignore[attr-defined]
+    return (
+        event_rows.count(db, "http_traffic", source_id),
+        event_rows.count(db, "generations", source_id),
+        event_rows.count(db, "spans", source_id),
+    )
 
 
 def test_llm_calls_and_spans_go_with_their_records_retention(

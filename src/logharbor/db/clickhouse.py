@@ -25,7 +25,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -274,9 +274,6 @@ class EventsClient:
     def query(self, sql: str) -> list[dict[str, Any]]:
         text = self._node().execute(sql + "\nFORMAT JSONEachRow")
         return [json.loads(line) for line in text.splitlines() if line]
-
-    def iter_query(self, sql: str) -> Iterator[dict[str, Any]]:
-        yield from self.query(sql)
 
     def command(self, sql: str) -> None:
         self._node().execute(sql)

@@ -90,8 +90,6 @@ class ClickHouseDialect(default.DefaultDialect):
     name = "clickhouse"
     statement_compiler = _Compiler
     supports_native_boolean = False
-    # Render ``IN`` lists inline; ClickHouse has no expanding bind parameters.
-    bind_typing = default.DefaultDialect.bind_typing
 
 
 DIALECT = ClickHouseDialect(paramstyle="named")
@@ -103,12 +101,19 @@ def render(statement: ClauseElement) -> str:
 
 def fetch(client: EventsClient, statement: Select[Any]) -> list[dict[str, Any]]:
     """Rows of ``statement``, with each column's value as the SQL stores would return it."""
-    readers = {
-        column.key: column.type.from_row
-        for column in statement.selected_columns
-        if hasattr(column.type, "from_row")
-    }
     rows = client.query(render(statement))
+    return _read(statement.selected_columns, rows)
+
+
+def from_events_row(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ClickHouse row of ``table`` (as staged or inserted) as ``fetch`` returns it."""
+    return _read(table.c, [dict(row)])[0]
+
+
+def _read(columns: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    readers = {
+        column.key: column.type.from_row for column in columns if hasattr(column.type, "from_row")
+    }
     if readers:
         for row in rows:
             for key, read in readers.items():

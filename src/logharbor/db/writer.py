@@ -36,7 +36,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -67,10 +67,11 @@ class WriteTx:
     so that the work rolled back to its savepoint is dropped with its rows.
     """
 
-    __slots__ = ("conn", "events", "staged")
+    __slots__ = ("conn", "events", "parent", "staged")
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, parent: WriteTx | None = None) -> None:
         self.conn = conn
+        self.parent = parent
         self.events: list[Any] = []
         self.staged: list[tuple[RowSink, str, list[dict[str, Any]]]] = []
 
@@ -83,7 +84,17 @@ class WriteTx:
             self.staged.append((sink, table, rows))
 
     def part(self) -> WriteTx:
-        return WriteTx(self.conn)
+        return WriteTx(self.conn, self)
+
+    def staged_rows(self, sink: RowSink, table: str) -> Iterator[dict[str, Any]]:
+        """Rows staged for ``sink``'s ``table`` and not inserted yet, by this work or by work
+        adopted before it: what a lookup in the second store cannot see yet."""
+        tx: WriteTx | None = self
+        while tx is not None:
+            for staged_sink, staged_table, rows in tx.staged:
+                if staged_sink is sink and staged_table == table:
+                    yield from rows
+            tx = tx.parent
 
     def adopt(self, part: WriteTx) -> None:
         self.events.extend(part.events)

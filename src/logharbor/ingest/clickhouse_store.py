@@ -18,14 +18,16 @@ prompt logs refer to them by foreign key); this store hands them to the SQL stor
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, func, select
 
 from logharbor.common.errors import Conflict, LogHarborError
-from logharbor.db import tables
+from logharbor.db import events_schema, tables
 from logharbor.db.clickhouse import EventsClient, epoch_ms, json_row
+from logharbor.db.clickhouse_sql import from_events_row
 from logharbor.db.writer import WriteTx
 from logharbor.ingest.normalize import exception_json
 from logharbor.ingest.records import Generation, Payload
@@ -39,6 +41,7 @@ from logharbor.ingest.store import (
     StoredExchange,
     StoredGeneration,
     StoredLog,
+    pathnames_of,
 )
 from logharbor.traffic import clickhouse_queries, queries
 
@@ -76,6 +79,69 @@ def _existing(conn: Connection, table: Any, ids: set[str]) -> set[str]:
     return set(conn.execute(select(table.c.id).where(table.c.id.in_(sorted(ids)))).scalars())
 
 
+@dataclass(slots=True)
+class _Rows:
+    """A group's exchanges as ClickHouse rows, and what they are stored as."""
+
+    rows: list[dict[str, Any]]
+    id_rows: list[dict[str, Any]]
+    stored: list[StoredExchange]
+
+
+def _rows(
+    source_id: str,
+    pending: Sequence[PendingExchange],
+    domains: dict[str, tuple[str, str, str]],
+    pathnames: dict[tuple[str, str], str],
+) -> _Rows:
+    built = _Rows([], [], [])
+    for item in pending:
+        record = item.record
+        domain_id, domain, protocol = domains[record.origin]
+        pathname_id = pathnames[(record.origin, record.pathname)]
+        route_id = pathnames[(record.origin, record.route)] if record.route else None
+        created = epoch_ms(item.created_at)
+        built.rows.append(
+            {
+                "id": item.id,
+                "traffic_source_id": source_id,
+                "domain_id": domain_id,
+                "pathname_id": pathname_id,
+                "status": record.status,
+                "method": record.method,
+                "level": record.level,
+                "elapsed_time": record.elapsed_time,
+                "traffic_user_id": record.traffic_user_id,
+                "request_id": item.request_id,
+                "response_id": item.response_id,
+                "created_at": created,
+                "route_pathname_id": route_id,
+                "trace_id": record.trace_id,
+                "span_id": record.span_id,
+                "exception": _json(exception_json(record.exception)),
+                "domain": domain,
+                "protocol": protocol,
+                "pathname": record.pathname,
+                "route": record.route,
+                **_payload_row("rq_", record.request, created),
+                "rq_query_params": _json(record.request.query_params),
+                **_payload_row("rs_", record.response, created),
+            }
+        )
+        located = _located(source_id, created)
+        built.id_rows.append({"id": item.id, "kind": "http_traffic", **located})
+        built.id_rows.append({"id": item.request_id, "kind": "request_id", **located})
+        built.id_rows.append({"id": item.response_id, "kind": "response_id", **located})
+        if record.trace_id is not None:
+            built.id_rows.append({"id": record.trace_id, "kind": "trace_id", **located})
+        built.stored.append(
+            StoredExchange(
+                item, domain_id, domain, protocol, pathname_id, record.pathname, route_id
+            )
+        )
+    return built
+
+
 def _located(source_id: str, created: int) -> dict[str, Any]:
     return {"traffic_source_id": source_id, "created_at": created}
 
@@ -96,17 +162,38 @@ class ClickHouseRecordStore:
     def forget(self, source_id: str) -> None:
         self.sql.forget(source_id)
 
-    def stage(self, dialect: Dialect, source_id: str, pending: Sequence[PendingExchange]) -> None:
-        return None
+    def stage(
+        self, dialect: Dialect, source_id: str, pending: Sequence[PendingExchange]
+    ) -> _Rows | None:
+        """The group's rows, built before the write lock when every name is cached (building
+        and encoding them is most of a ClickHouse insert's cost in Python); the transaction
+        still confirms the names (``_names_of``)."""
+        names = self.names
+        domains: dict[str, tuple[str, str, str]] = {}
+        for origin in {p.record.origin for p in pending}:
+            domain = names.cached_domain(source_id, origin)
+            if domain is None:
+                return None
+            domains[origin] = domain
+        pathnames: dict[tuple[str, str], str] = {}
+        for origin, value in pathnames_of(pending):
+            pathname_id = names.cached_pathname(source_id, domains[origin][0], value)
+            if pathname_id is None:
+                return None
+            pathnames[(origin, value)] = pathname_id
+        return _rows(source_id, pending, domains, pathnames)
 
     def find_stored(
-        self, conn: Connection, source_id: str, ids: Sequence[str]
+        self, tx: WriteTx, source_id: str, ids: Sequence[str]
     ) -> dict[str, dict[str, Any] | LogHarborError]:
         if not ids:
             return {}
-        _lock_sources(conn, [source_id])
+        _lock_sources(tx.conn, [source_id])
         found: dict[str, dict[str, Any] | LogHarborError] = {}
-        for row in clickhouse_queries.records_by_id(self.client, ids):
+        for row in [
+            *self._staged_records(tx, ids),
+            *clickhouse_queries.records_by_id(self.client, ids),
+        ]:
             if row["id"] in found:
                 continue
             if row["traffic_source_id"] != source_id:
@@ -118,12 +205,22 @@ class ClickHouseRecordStore:
                 found[row["id"]] = queries.joined_record_json(row, full=True)
         return found
 
+    def _staged_records(self, tx: WriteTx, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Records of this transaction not inserted yet, read back as ``records_by_id`` reads
+        stored ones: a retry in the same group is answered like one in a later group."""
+        wanted = set(ids)
+        return [
+            clickhouse_queries.as_record_row(from_events_row(events_schema.http_traffic, row))
+            for row in tx.staged_rows(self.sink, "http_traffic")
+            if row["id"] in wanted
+        ]
+
     def insert_exchanges(
         self,
         tx: WriteTx,
         source_id: str,
         pending: Sequence[PendingExchange],
-        staged: Any = None,
+        staged: _Rows | None = None,
     ) -> list[StoredExchange]:
         if not pending:
             return []
@@ -131,59 +228,26 @@ class ClickHouseRecordStore:
         client_ids = [p.id for p in pending if p.record.client_id is not None]
         if client_ids:
             _lock_sources(conn, [source_id])
-            if clickhouse_queries.records_by_id(self.client, client_ids):
+            if self._staged_records(tx, client_ids) or clickhouse_queries.records_by_id(
+                self.client, client_ids
+            ):
                 raise StoredElsewhere("a client id of the group is stored")
-        domains, pathnames = self._names_of(conn, source_id, pending)
-        rows: list[dict[str, Any]] = []
-        id_rows: list[dict[str, Any]] = []
-        stored: list[StoredExchange] = []
-        for item in pending:
-            record = item.record
-            domain_id, domain, protocol = domains[record.origin]
-            pathname_id = pathnames[(record.origin, record.pathname)]
-            route_id = pathnames[(record.origin, record.route)] if record.route else None
-            created = epoch_ms(item.created_at)
-            rows.append(
-                {
-                    "id": item.id,
-                    "traffic_source_id": source_id,
-                    "domain_id": domain_id,
-                    "pathname_id": pathname_id,
-                    "status": record.status,
-                    "method": record.method,
-                    "level": record.level,
-                    "elapsed_time": record.elapsed_time,
-                    "traffic_user_id": record.traffic_user_id,
-                    "request_id": item.request_id,
-                    "response_id": item.response_id,
-                    "created_at": created,
-                    "route_pathname_id": route_id,
-                    "trace_id": record.trace_id,
-                    "span_id": record.span_id,
-                    "exception": _json(exception_json(record.exception)),
-                    "domain": domain,
-                    "protocol": protocol,
-                    "pathname": record.pathname,
-                    "route": record.route,
-                    **_payload_row("rq_", record.request, created),
-                    "rq_query_params": _json(record.request.query_params),
-                    **_payload_row("rs_", record.response, created),
-                }
-            )
-            located = _located(source_id, created)
-            id_rows.append({"id": item.id, "kind": "http_traffic", **located})
-            id_rows.append({"id": item.request_id, "kind": "request_id", **located})
-            id_rows.append({"id": item.response_id, "kind": "response_id", **located})
-            if record.trace_id is not None:
-                id_rows.append({"id": record.trace_id, "kind": "trace_id", **located})
-            stored.append(
-                StoredExchange(
-                    item, domain_id, domain, protocol, pathname_id, record.pathname, route_id
-                )
-            )
-        tx.stage(self.sink, "http_traffic", rows)
-        tx.stage(self.sink, "record_ids", id_rows)
-        return stored
+        if staged is None or not self._confirmed(conn, staged):
+            domains, pathnames = self._names_of(conn, source_id, pending)
+            staged = _rows(source_id, pending, domains, pathnames)
+        tx.stage(self.sink, "http_traffic", staged.rows)
+        tx.stage(self.sink, "record_ids", staged.id_rows)
+        return staged.stored
+
+    def _confirmed(self, conn: Connection, staged: _Rows) -> bool:
+        domain_ids = {item.domain_id for item in staged.stored}
+        pathname_ids = {item.pathname_id for item in staged.stored} | {
+            item.route_pathname_id for item in staged.stored if item.route_pathname_id
+        }
+        return (
+            _existing(conn, tables.domains, domain_ids) == domain_ids
+            and _existing(conn, tables.pathnames, pathname_ids) == pathname_ids
+        )
 
     def _names_of(
         self, conn: Connection, source_id: str, pending: Sequence[PendingExchange]
@@ -193,8 +257,7 @@ class ClickHouseRecordStore:
         deleted meanwhile, by this process or another, sends the source's names to be looked
         up again rather than stored dangling."""
         names = self.names
-        wanted = {(p.record.origin, p.record.pathname) for p in pending}
-        wanted.update((p.record.origin, p.record.route) for p in pending if p.record.route)
+        wanted = pathnames_of(pending)
         origins = sorted({(p.record.origin, p.record.protocol) for p in pending})
         for attempt in (1, 2):
             domains = {

@@ -182,7 +182,7 @@ class Pipeline:
                         for record in submission.exchanges
                         if record.client_id is not None
                     ]
-                    known = self.store_backend.find_stored(tx.conn, source_id, client_ids)
+                    known = self.store_backend.find_stored(tx, source_id, client_ids)
                 plan = _plan(group, now, known)
             self._store_exchanges(tx, source_id, group, plan, answers, indexes)
             self._store_logs(tx, source_id, group)

@@ -104,10 +104,11 @@ class PendingSpan:
 
 class RecordStore(Protocol):
     def find_stored(
-        self, conn: Connection, source_id: str, ids: Sequence[str]
+        self, tx: WriteTx, source_id: str, ids: Sequence[str]
     ) -> dict[str, dict[str, Any] | LogHarborError]:
-        """Records already stored under these client ids: the stored record's JSON (a retry),
-        or the Conflict to answer when the id is another source's."""
+        """Records already stored under these client ids, this transaction's included: the
+        stored record's JSON (a retry), or the Conflict to answer when the id is another
+        source's."""
 
     def stage(self, dialect: Dialect, source_id: str, pending: Sequence[PendingExchange]) -> Any:
         """What ``insert_exchanges`` can prepare without the database (None: nothing), so that
@@ -549,8 +550,9 @@ class SqlRecordStore:
         _insert_spans.execute(conn, _insert_spans.tuple_parameters(conn.dialect, rows))
 
     def find_stored(
-        self, conn: Connection, source_id: str, ids: Sequence[str]
+        self, tx: WriteTx, source_id: str, ids: Sequence[str]
     ) -> dict[str, dict[str, Any] | LogHarborError]:
+        conn = tx.conn
         if not ids:
             return {}
         query = queries.record_select(full=True).where(http_traffic.c.id.in_(sorted(set(ids))))
@@ -580,7 +582,7 @@ class SqlRecordStore:
                 return None
             domains[origin] = domain
         pathnames: dict[tuple[str, str], str] = {}
-        for origin, value in _pathnames_of(pending):
+        for origin, value in pathnames_of(pending):
             pathname_id = names.cached_pathname(source_id, domains[origin][0], value)
             if pathname_id is None:
                 return None
@@ -609,7 +611,7 @@ class SqlRecordStore:
             }
             pathnames = {
                 (origin, value): names.pathname(conn, source_id, domains[origin][0], value)
-                for origin, value in sorted(_pathnames_of(pending))
+                for origin, value in sorted(pathnames_of(pending))
             }
             staged = _staged(conn.dialect, source_id, pending, domains, pathnames)
         for bulk_insert, parameters in zip(_EXCHANGE_INSERTS, staged.parameters, strict=True):
@@ -662,7 +664,7 @@ class StagedExchanges:
     parameters: tuple[list[Any], list[Any], list[Any]]
 
 
-def _pathnames_of(pending: Sequence[PendingExchange]) -> set[tuple[str, str]]:
+def pathnames_of(pending: Sequence[PendingExchange]) -> set[tuple[str, str]]:
     """(origin, value) of every pathname the records need: their own and their routes'."""
     wanted = {(p.record.origin, p.record.pathname) for p in pending}
     wanted.update((p.record.origin, p.record.route) for p in pending if p.record.route)

@@ -39,6 +39,17 @@ def record_select(*, full: bool = False) -> Any:
     ).select_from(_traffic)
 
 
+def as_record_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A wide row (as ``fetch`` reads one) with the labels ``record_select`` adds."""
+    return {
+        **row,
+        "rq_id": row["request_id"],
+        "rs_id": row["response_id"],
+        "rq_traffic_source_id": row["traffic_source_id"],
+        "rs_traffic_source_id": row["traffic_source_id"],
+    }
+
+
 def page_of(
     client: EventsClient,
     query: Any,
