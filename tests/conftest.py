@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fixtures.database import (
     BACKENDS,
-    EVENT_BACKENDS,
     TEMPLATE_DB,
     chosen_backends,
     events_url_for,
@@ -50,7 +49,7 @@ pytest_plugins = [
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--db", default="all", choices=[*BACKENDS, *EVENT_BACKENDS, "all"], help="storage backends"
+        "--db", default="all", choices=[*BACKENDS, "all"], help="storage backends"
     )
 
 

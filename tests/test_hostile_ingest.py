@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import func, select
 
-from fixtures.database import chosen_backends, fresh_database, settings_for
+from fixtures.database import chosen_backends, events_url_for, fresh_database, settings_for
 from fixtures.records import body, compose
 from fixtures.sources import create_source, ingest_key
 from fixtures.users import AUser, bearer, sign_up
@@ -60,6 +60,17 @@ class World:
                 )
             ).scalar_one()
         found["rollups"] = int(rolled)
+        if db.events is not None:  # records (with their payloads) and rollups on ClickHouse
+            records = int(db.events.query("SELECT count() AS n FROM http_traffic")[0]["n"])
+            found["http_traffic"] = records
+            found["requests"] += records
+            found["responses"] += records
+            found["rollups"] = int(
+                db.events.query(
+                    "SELECT sum(count) AS n FROM traffic_rollups WHERE resolution = 60"
+                )[0]["n"]
+                or 0
+            )
         return found
 
     def stored(self) -> int:
@@ -77,9 +88,11 @@ def world(
     world_backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     directory = tmp_path_factory.mktemp("hostile")
+    chdb = request.getfixturevalue("chdb_directory") if world_backend == "chdb" else None
+    events_url = events_url_for(world_backend, chdb)
     with (
         fresh_database(world_backend, request, directory) as url,
-        TestClient(create_app(settings_for(url, directory))) as client,
+        TestClient(create_app(settings_for(url, directory, events_url))) as client,
     ):
         user = sign_up(client)
         other = sign_up(client)
