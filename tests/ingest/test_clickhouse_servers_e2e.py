@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from fixtures.network import free_port
 from fixtures.users import AUser, sign_up
+from fixtures.waiting import wait_until
 from logharbor.app import create_app
 from logharbor.common.ids import new_id
 from logharbor.db import events_schema, migrate
@@ -171,18 +172,18 @@ def test_upgrade_brings_every_node_to_the_newest_version(clickhouse_cluster: Any
         events.close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _healthy(base: str, process: subprocess.Popen[bytes]) -> bool:
+    assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
+    try:
+        return httpx.get(f"{base}/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def test_a_kill_9_after_the_answer_loses_nothing(clickhouse_node: Any, tmp_path: Path) -> None:
     """Every record acknowledged by ``logharbor serve`` is in ClickHouse after a SIGKILL."""
     events_url = clickhouse_node.events_url(f"lh{next(_names)}")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "LOGHARBOR_DATABASE_URL": f"sqlite:///{tmp_path / 'meta.db'}",
@@ -200,16 +201,7 @@ def test_a_kill_9_after_the_answer_loses_nothing(clickhouse_node: Any, tmp_path:
     base = f"http://127.0.0.1:{port}"
     acknowledged: list[str] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_until(lambda: _healthy(base, process), "logharbor serve to start", limit=60)
         with httpx.Client(base_url=base, timeout=30) as http:
             http.post(
                 "/auth/signup",

@@ -48,6 +48,28 @@ def _payload(prefix: str) -> list[Column[object]]:
     ]
 
 
+def _call_columns() -> list[Column[object]]:
+    """What traffic records and core logs both record of a call."""
+    return [
+        Column("status", Integer),
+        Column("method", String),
+        Column("level", String),
+        Column("elapsed_time", Float),
+        Column("traffic_user_id", String),
+        Column("request_id", String),
+        Column("response_id", String),
+        Column("created_at", EpochMs),
+    ]
+
+
+def _trace_columns() -> list[Column[object]]:
+    return [
+        Column("trace_id", String),
+        Column("span_id", String),
+        Column("exception", JsonText),
+    ]
+
+
 http_traffic = Table(
     "http_traffic",
     metadata,
@@ -55,18 +77,9 @@ http_traffic = Table(
     Column("traffic_source_id", String),
     Column("domain_id", String),
     Column("pathname_id", String),
-    Column("status", Integer),
-    Column("method", String),
-    Column("level", String),
-    Column("elapsed_time", Float),
-    Column("traffic_user_id", String),
-    Column("request_id", String),
-    Column("response_id", String),
-    Column("created_at", EpochMs),
+    *_call_columns(),
     Column("route_pathname_id", String),
-    Column("trace_id", String),
-    Column("span_id", String),
-    Column("exception", JsonText),
+    *_trace_columns(),
     Column("domain", String),
     Column("protocol", String),
     Column("pathname", String),
@@ -83,17 +96,8 @@ core_logs = Table(
     Column("traffic_source_id", String),
     Column("core_pathname_id", String),
     Column("core_pathname", String),
-    Column("status", Integer),
-    Column("method", String),
-    Column("level", String),
-    Column("elapsed_time", Float),
-    Column("traffic_user_id", String),
-    Column("request_id", String),
-    Column("response_id", String),
-    Column("created_at", EpochMs),
-    Column("trace_id", String),
-    Column("span_id", String),
-    Column("exception", JsonText),
+    *_call_columns(),
+    *_trace_columns(),
     Column("message", Text),
     Column("attributes", JsonText),
 )

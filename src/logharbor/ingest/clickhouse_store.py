@@ -168,20 +168,8 @@ class ClickHouseRecordStore:
         """The group's rows, built before the write lock when every name is cached (building
         and encoding them is most of a ClickHouse insert's cost in Python); the transaction
         still confirms the names (``_names_of``)."""
-        names = self.names
-        domains: dict[str, tuple[str, str, str]] = {}
-        for origin in {p.record.origin for p in pending}:
-            domain = names.cached_domain(source_id, origin)
-            if domain is None:
-                return None
-            domains[origin] = domain
-        pathnames: dict[tuple[str, str], str] = {}
-        for origin, value in pathnames_of(pending):
-            pathname_id = names.cached_pathname(source_id, domains[origin][0], value)
-            if pathname_id is None:
-                return None
-            pathnames[(origin, value)] = pathname_id
-        return _rows(source_id, pending, domains, pathnames)
+        cached = self.names.cached_names(source_id, pending)
+        return None if cached is None else _rows(source_id, pending, *cached)
 
     def find_stored(
         self, tx: WriteTx, source_id: str, ids: Sequence[str]

@@ -319,6 +319,25 @@ class NameCache:
         with self._lock:
             return self._pathnames.get((source_id, domain_id, path))
 
+    def cached_names(
+        self, source_id: str, pending: Sequence[PendingExchange]
+    ) -> tuple[dict[str, tuple[str, str, str]], dict[tuple[str, str], str]] | None:
+        """The domains and pathnames of ``pending`` by (origin) and (origin, value), when
+        every one is cached: what a store can prepare before the write lock. None otherwise."""
+        domains: dict[str, tuple[str, str, str]] = {}
+        for origin in {p.record.origin for p in pending}:
+            domain = self.cached_domain(source_id, origin)
+            if domain is None:
+                return None
+            domains[origin] = domain
+        pathnames: dict[tuple[str, str], str] = {}
+        for origin, value in pathnames_of(pending):
+            pathname_id = self.cached_pathname(source_id, domains[origin][0], value)
+            if pathname_id is None:
+                return None
+            pathnames[(origin, value)] = pathname_id
+        return domains, pathnames
+
     def domain(
         self, conn: Connection, source_id: str, origin: str, protocol: str
     ) -> tuple[str, str, str]:
@@ -574,20 +593,10 @@ class SqlRecordStore:
         """``insert_exchanges``' work that needs no database, for a writer to do before it takes
         the write lock: the rows and their driver parameters. None when a domain or pathname
         is not cached (finding it takes the database)."""
-        names = self.names
-        domains: dict[str, tuple[str, str, str]] = {}
-        for origin in {p.record.origin for p in pending}:
-            domain = names.cached_domain(source_id, origin)
-            if domain is None:
-                return None
-            domains[origin] = domain
-        pathnames: dict[tuple[str, str], str] = {}
-        for origin, value in pathnames_of(pending):
-            pathname_id = names.cached_pathname(source_id, domains[origin][0], value)
-            if pathname_id is None:
-                return None
-            pathnames[(origin, value)] = pathname_id
-        return _staged(dialect, source_id, pending, domains, pathnames)
+        cached = self.names.cached_names(source_id, pending)
+        if cached is None:
+            return None
+        return _staged(dialect, source_id, pending, *cached)
 
     def insert_exchanges(
         self,

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.sql.elements import ColumnElement
 
 from logharbor.db import events_schema as ev
 from logharbor.db.clickhouse import EventsClient
@@ -48,24 +47,6 @@ def as_record_row(row: dict[str, Any]) -> dict[str, Any]:
         "rq_traffic_source_id": row["traffic_source_id"],
         "rs_traffic_source_id": row["traffic_source_id"],
     }
-
-
-def page_of(
-    client: EventsClient,
-    query: Any,
-    conditions: list[ColumnElement[bool]],
-    order: tuple[Any, bool],
-    tiebreak: Any,
-    offset: int,
-    limit: int,
-) -> list[dict[str, Any]]:
-    column, descending = order
-    ordering = [column.desc(), tiebreak.desc()] if descending else [column.asc(), tiebreak.asc()]
-    return fetch(client, query.where(*conditions).order_by(*ordering).offset(offset).limit(limit))
-
-
-def count(client: EventsClient, table: Any, conditions: list[ColumnElement[bool]]) -> int:
-    return int(scalar(client, select(func.count()).select_from(table).where(*conditions)) or 0)
 
 
 def linked(client: EventsClient, column: str, payload_id: str) -> bool:

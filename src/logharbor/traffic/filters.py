@@ -88,15 +88,7 @@ class TrafficFilters:
             if self.text:
                 where.append(contains(table.c.core_pathname, self.text))
             return where
-        if self.domain_id:
-            where.append(table.c.domain_id == self.domain_id)
-        if self.pathname_id:
-            where.append(
-                or_(
-                    table.c.pathname_id == self.pathname_id,
-                    table.c.route_pathname_id == self.pathname_id,
-                )
-            )
+        where.extend(self._id_conditions(table))
         if self.domain:
             where.append(table.c.domain == self.domain)
         if self.pathname:
@@ -107,7 +99,7 @@ class TrafficFilters:
             )
         return where
 
-    def _http_conditions(self, table: Table, source_id: str) -> list[ColumnElement[bool]]:
+    def _id_conditions(self, table: Table) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []
         if self.domain_id:
             where.append(table.c.domain_id == self.domain_id)
@@ -120,6 +112,10 @@ class TrafficFilters:
                     table.c.route_pathname_id == self.pathname_id,
                 )
             )
+        return where
+
+    def _http_conditions(self, table: Table, source_id: str) -> list[ColumnElement[bool]]:
+        where = self._id_conditions(table)
         if self.domain:
             where.append(
                 table.c.domain_id.in_(

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy import Connection, RowMapping
 
-from logharbor.auth.deps import CurrentPrincipal, CurrentUser, Db
+from logharbor.auth.deps import CurrentPrincipal, CurrentUser, Db, Principal
 from logharbor.common.errors import NotFound
 from logharbor.common.ids import new_id
 from logharbor.common.pagination import Page, Paginated
@@ -43,6 +44,32 @@ router = APIRouter(route_class=ArkynRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {400: {}, 401: {}, 403: {}, 404: {}}
 _WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**_ERRORS, 409: {}, 413: {}, 503: {}}
+
+
+def _claim(
+    conn: Connection,
+    store: RecordStore,
+    kind: str,
+    payload_id: str,
+    source_id: str,
+    principal: Principal,
+) -> RowMapping:
+    """A request or response (``kind``) created before, linked now to a row of the source."""
+    table, field, what = (
+        (requests, "requestId", "Request")
+        if kind == "request"
+        else (responses, "responseId", "Response")
+    )
+    return queries.claim_payload(
+        conn,
+        table,
+        payload_id,
+        source_id,
+        principal,
+        field=field,
+        what=what,
+        linked=store.payload_linked,
+    )
 
 
 def _store(request: Request) -> RecordStore:
@@ -96,26 +123,8 @@ async def create_http_traffic(
                 "Pathname not found",
                 field_errors={"pathnameId": "Pathname not found in this domain"},
             )
-        request_row = queries.claim_payload(
-            conn,
-            requests,
-            body.requestId,
-            source_id,
-            principal,
-            field="requestId",
-            what="Request",
-            linked=store.payload_linked,
-        )
-        response_row = queries.claim_payload(
-            conn,
-            responses,
-            body.responseId,
-            source_id,
-            principal,
-            field="responseId",
-            what="Response",
-            linked=store.payload_linked,
-        )
+        request_row = _claim(conn, store, "request", body.requestId, source_id, principal)
+        response_row = _claim(conn, store, "response", body.responseId, source_id, principal)
         row = {
             "id": new_id(),
             "traffic_source_id": source_id,
@@ -277,27 +286,9 @@ async def create_core_log(
         preview = None
         request_row = response_row = None
         if body.requestId is not None:
-            request_row = queries.claim_payload(
-                conn,
-                requests,
-                body.requestId,
-                source_id,
-                principal,
-                field="requestId",
-                what="Request",
-                linked=store.payload_linked,
-            )
+            request_row = _claim(conn, store, "request", body.requestId, source_id, principal)
         if body.responseId is not None:
-            response_row = queries.claim_payload(
-                conn,
-                responses,
-                body.responseId,
-                source_id,
-                principal,
-                field="responseId",
-                what="Response",
-                linked=store.payload_linked,
-            )
+            response_row = _claim(conn, store, "response", body.responseId, source_id, principal)
             preview = response_row["body_preview"]
         row = {
             "id": new_id(),
