@@ -41,6 +41,16 @@ def _reads(client: TestClient, user: AUser, source_id: str, record_id: str) -> d
     return seen
 
 
+def _stats(client: TestClient, user: AUser, source_id: str) -> dict[str, Any]:
+    response = client.get(
+        f"/stats/{source_id}", params={"groupBy": "pathname"}, headers=user.headers
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    # Totals and groups: the range itself follows the clock (the last day, by default).
+    return {"totals": body["totals"], "groups": body["groups"]}
+
+
 def _sql_rows(settings: Settings) -> int:
     from logharbor.db.engine import make_engine
 
@@ -88,6 +98,7 @@ def test_records_moved_to_clickhouse_read_back_the_same(
         )
         assert log.status_code == 201, log.text
         before = _reads(client, user, source.id, records[1]["id"])
+        stats_before = _stats(client, user, source.id)
 
     on_events = settings_for(
         database_url, tmp_path, f"chdb:///{chdb_directory}/moved{next(_names)}"
@@ -98,6 +109,9 @@ def test_records_moved_to_clickhouse_read_back_the_same(
 
     with TestClient(create_app(on_events)) as client:
         assert _reads(client, user, source.id, records[1]["id"]) == before
+        # The statistics moved with them, once: a second copy added nothing.
+        assert _stats(client, user, source.id) == stats_before
+        assert stats_before["totals"]["count"] == 4
 
     assert "(5 were there already)" in _copy(monkeypatch, on_events, "--delete-copied")
     assert _sql_rows(on_sql) == 0

@@ -122,7 +122,7 @@ def _read(columns: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def to_events_row(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+def to_events_row(table: Table, row: Mapping[Any, Any]) -> dict[str, Any]:
     """A row as the SQL stores return it (``row``, keyed like ``table``'s columns) as the
     JSONEachRow object ClickHouse takes for ``table``: the inverse of ``fetch``."""
     out: dict[str, Any] = {}

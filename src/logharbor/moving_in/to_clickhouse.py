@@ -3,7 +3,8 @@
 An operator who sets ``LOGHARBOR_EVENTS_URL`` on a running installation has records in
 PostgreSQL (or SQLite) that the new store does not know. This copies them across: traffic records
 with their requests and responses as one wide row each, and core logs, page by page in (time, id)
-order. Every page is one multi-row insert per table. A record already on ClickHouse (found in
+order, and the statistics' rollups move with them (``move_rollups``). Every page is one
+multi-row insert per table. A record already on ClickHouse (found in
 ``record_ids``) is skipped, so the copy can be stopped and run again, and can run while the
 server ingests. With ``delete_copied`` each page's rows leave the SQL database once ClickHouse
 has them, which frees PostgreSQL's disk; without it they stay (nothing reads them any more).
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, and_, delete, func, or_, select
@@ -32,11 +33,13 @@ class Copied:
     traffic: int = 0
     core_logs: int = 0
     skipped: int = 0  # already on ClickHouse
+    rollups: int = 0  # statistics rows moved
 
     def lines(self) -> list[str]:
         return [
             f"copied {self.traffic} traffic records and {self.core_logs} core logs "
-            f"to ClickHouse ({self.skipped} were there already)"
+            f"to ClickHouse ({self.skipped} were there already)",
+            f"moved {self.rollups} statistics rollup rows",
         ]
 
 
@@ -118,7 +121,62 @@ def copy_records(
             if delete_copied:
                 _delete(db, table, [row["id"] for row in rows], kind == "http_traffic")
             advance(len(rows))
+    report.rollups = move_rollups(db, client)
     return report
+
+
+_ROLLUP_TABLES = (
+    tables.traffic_rollups,
+    tables.traffic_rollup_latency,
+    tables.traffic_rollup_path_latency,
+)
+
+
+def move_rollups(db: Database, client: EventsClient) -> int:
+    """The statistics' rollups go to ClickHouse, where statistics are read once events live
+    there. They are moved, not copied (each slice leaves the SQL database in the transaction
+    that follows its insert), because appending the same slice twice would count its traffic
+    twice: a slice is one source's rows of one resolution and one month. Rows ingested since
+    the switch are on ClickHouse already, and add to the moved ones as they should."""
+    moved = 0
+    for table in _ROLLUP_TABLES:
+        events_table = events_schema.metadata.tables[table.name]
+        c = table.c
+        with db.read() as conn:
+            slices = conn.execute(
+                select(c.traffic_source_id, c.resolution, func.min(c.bucket_start)).group_by(
+                    c.traffic_source_id, c.resolution
+                )
+            ).all()
+        for source_id, resolution, first in slices:
+            start = first
+            while True:
+                where = [
+                    c.traffic_source_id == source_id,
+                    c.resolution == resolution,
+                    c.bucket_start >= start,
+                    c.bucket_start < _next_month(start),
+                ]
+                with db.write() as conn:
+                    rows = list(conn.execute(select(table).where(*where)).mappings())
+                    client.insert(table.name, [to_events_row(events_table, r) for r in rows])
+                    conn.execute(delete(table).where(*where))
+                moved += len(rows)
+                with db.read() as conn:
+                    start = conn.execute(
+                        select(func.min(c.bucket_start)).where(
+                            c.traffic_source_id == source_id, c.resolution == resolution
+                        )
+                    ).scalar()
+                if start is None:
+                    break
+    return moved
+
+
+def _next_month(moment: datetime) -> datetime:
+    return (moment.replace(day=1) + timedelta(days=32)).replace(
+        day=1, hour=0, minute=0, second=0, microsecond=0
+    )
 
 
 def _delete(db: Database, table: Table, ids: list[str], with_payloads: bool) -> None:
