@@ -9,12 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from fixtures.database import settings_for
+from fixtures.database import events_url_for, settings_for
 from fixtures.network import free_port
 from fixtures.records import body
 from fixtures.sources import create_source
 from fixtures.users import sign_up
 from logharbor.app import create_app
+from logharbor.common.ids import new_id
 from logharbor.db import tables
 
 
@@ -53,3 +54,30 @@ def test_ingest_is_a_503_and_writes_nothing_when_clickhouse_is_down(
             assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 0, (
                 table.name
             )
+
+
+@pytest.fixture
+def events_on_chdb(database_url: str, chdb_directory: Path, tmp_path: Path) -> Iterator[TestClient]:
+    """Metadata on the test's database (PostgreSQL too: its advisory locks guard retries),
+    events on chDB."""
+    settings = settings_for(database_url, tmp_path, events_url_for("chdb", chdb_directory))
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def test_a_retry_is_stored_once_whatever_holds_the_metadata(events_on_chdb: TestClient) -> None:
+    client = events_on_chdb
+    user = sign_up(client)
+    source = create_source(client, user)
+    record_id = new_id()
+    url = f"/http-traffic-record/{source.id}"
+    first = client.post(url, json=body(id=record_id), headers=user.headers)
+    again = client.post(url, json=body(id=record_id), headers=user.headers)
+    batch = client.post(
+        f"{url}/batch", json=[body(id=record_id), body(id=record_id)], headers=user.headers
+    )
+    assert first.status_code == again.status_code == batch.status_code == 201, batch.text
+    assert again.json() == first.json()
+    assert [item["id"] for item in batch.json()["items"]] == [record_id, record_id]
+    listed = client.get(url, headers=user.headers).json()
+    assert [item["id"] for item in listed["data"]] == [record_id]
