@@ -55,11 +55,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from common import RECORD, machine, now_text, seed
-
 from logharbor.auth.deps import Principal
 from logharbor.db import events_schema, migrate
 from logharbor.db.clickhouse import EventsClient, Transport, literal
@@ -96,13 +95,30 @@ def status_of(r: random.Random) -> int:
     return r.choice((200, 200, 200, 201, 204))
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User+system CPU of ``pids`` and their direct children (PostgreSQL's backends)."""
+    wanted = set(pids)
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) in wanted or int(fields[1]) in wanted:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def load() -> str:
     return os.getloadavg().__repr__()
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # --- 1. ingest ----------------------------------------------------------------------------------
@@ -207,6 +223,7 @@ def ingest_case(
     events: EventsClient | None,
     records: list[Any],
     a: argparse.Namespace,
+    server_pids: dict[str, list[int]],
 ) -> dict[str, Any]:
     from logharbor.app import ingest_subscribers
 
@@ -225,18 +242,27 @@ def ingest_case(
     submissions = [Submission(principal, source_id, chunk, detail=False) for chunk in chunks]
     rates, shares = [], []
     profile_text = ""
-    for run in range(a.runs + 1):  # run 0 warms up (names created, caches filled)
-        writer_class = ProfiledWriter if a.profile and run == a.runs else GroupCommitWriter
+    # Run 0 warms up (names created, caches filled); with --profile a last run, not counted,
+    # goes under cProfile (which slows the writer thread down).
+    for run in range(a.runs + 1 + a.profile):
+        profiled = a.profile and run == a.runs + 1
+        writer_class = ProfiledWriter if profiled else GroupCommitWriter
         writer = writer_class(db, on_events=ingest_subscribers())
         writer.start()
         timing.transport = timing.insert = 0.0
         timing.inserts = timing.rows = 0
         todo = submissions[:16] if run == 0 else submissions
         cpu0 = time.process_time()
+        servers0 = {k: cpu_seconds(v) for k, v in server_pids.items()}
         seconds = asyncio.run(drive(writer, pipeline, todo, a.concurrency))
         cpu = time.process_time() - cpu0
+        servers_cpu = {k: cpu_seconds(v) - servers0[k] for k, v in server_pids.items()}
         writer.close()
-        if run == 0:
+        if isinstance(writer, ProfiledWriter) and writer.profile is not None:
+            out = io.StringIO()
+            pstats.Stats(writer.profile, stream=out).sort_stats("tottime").print_stats(18)
+            profile_text = out.getvalue()
+        if run == 0 or profiled:
             continue
         n = sum(len(s.exchanges) for s in todo)
         rates.append(n / seconds)
@@ -244,6 +270,7 @@ def ingest_case(
             {
                 "seconds": seconds,
                 "process_cpu_s": cpu,
+                "servers_cpu_s": servers_cpu,
                 "transport_s": timing.transport,
                 "encode_s": timing.insert - timing.transport,
                 "groups": writer.transactions,
@@ -251,10 +278,6 @@ def ingest_case(
                 "ch_rows": timing.rows,
             }
         )
-        if isinstance(writer, ProfiledWriter) and writer.profile is not None:
-            out = io.StringIO()
-            pstats.Stats(writer.profile, stream=out).sort_stats("tottime").print_stats(18)
-            profile_text = out.getvalue()
     if events is not None:
         stored = events.query(
             f"SELECT count() AS n FROM http_traffic WHERE traffic_source_id = {literal(source_id)}"
@@ -264,10 +287,10 @@ def ingest_case(
             stored = conn.exec_driver_sql(
                 f"SELECT count(*) FROM http_traffic WHERE traffic_source_id = '{source_id}'"
             ).scalar_one()
-    expected = 16 * a.batch + a.runs * len(records)
+    expected = sum(len(s.exchanges) for s in submissions[:16]) + (a.runs + a.profile) * len(records)
     assert stored == expected, (name, stored, expected)
     db.dispose()
-    median = statistics.median(rates)
+    median = sorted(rates)[len(rates) // 2]  # a run's own figure, for its time shares
     share = shares[rates.index(median)]
     return {
         "name": name,
@@ -295,9 +318,10 @@ def stats_sql(table: str, source_id: str, end_ms: int) -> str:
 
 
 def run_ingest(a: argparse.Namespace) -> None:
+    from ingest_batch import raw_insert
+
     from clickhouse_servers import start_servers
     from fixtures.postgres import start_cluster
-    from ingest_batch import raw_insert
 
     print(f"# clickhouse_events ingest: {now_text()}; {machine()}; load {load()}", flush=True)
     records = exchanges(a.records)
@@ -309,6 +333,10 @@ def run_ingest(a: argparse.Namespace) -> None:
     results = []
     try:
         version = servers.nodes[0].query("SELECT version()").strip()
+
+        pg_pid = int((pg.data / "postmaster.pid").read_text().split()[0])
+        ch_pids = [node.process.pid for node in servers.nodes if node.process is not None]
+        pids = {"postgresql": [pg_pid], "clickhouse": ch_pids}
 
         def database(name: str) -> str:
             import psycopg
@@ -323,23 +351,24 @@ def run_ingest(a: argparse.Namespace) -> None:
         chdb_events = EventsClient.from_url(f"chdb:///{tmp}/chdb/events")
         cluster_events = EventsClient.from_url(servers.events_url("logharbor"))
         cases: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-            ("chdb", lambda: ingest_case("chdb", database("meta_chdb"), chdb_events, records, a)),
+            (
+                "chdb",
+                lambda: ingest_case("chdb", database("meta_chdb"), chdb_events, records, a, pids),
+            ),
             (
                 "cluster",
                 lambda: ingest_case(
-                    "cluster", database("meta_cluster"), cluster_events, records, a
+                    "cluster", database("meta_cluster"), cluster_events, records, a, pids
                 ),
             ),
-            ("sql_pg", lambda: ingest_case("sql_pg", database("meta_sql"), None, records, a)),
+            ("sql_pg", lambda: ingest_case("sql_pg", database("meta_sql"), None, records, a, pids)),
         ]
         for name, case in cases:
-            if name in a.cases.split(","):
-                print(f"# {name}: load {load()}", flush=True)
-                results.append(case())
-        raw_url = database("raw_copy")
-        _, raw_source, _ = seed(raw_url)
-        copy_rates = [raw_insert(raw_url, raw_source, a.records) for _ in range(a.runs)]
-        for result in results:
+            if name not in a.cases.split(","):
+                continue
+            print(f"# {name}: load {load()}", flush=True)
+            result = case()
+            results.append(result)
             s = result["share"]
             extra = ""
             if result["name"] != "sql_pg":
@@ -351,9 +380,15 @@ def run_ingest(a: argparse.Namespace) -> None:
             print(
                 f"RESULT ingest store={result['name']} records_per_s={result['rate']:.0f} (runs {result['low']:.0f}-{result['high']:.0f}) "
                 f"records={a.records} per_submission={a.batch} in_flight={a.concurrency} groups={s['groups']} "
-                f"wall_s={s['seconds']:.2f} process_cpu_s={s['process_cpu_s']:.2f}{extra} clickhouse={version if result['name'] == 'cluster' else 'chdb' if result['name'] == 'chdb' else '-'}",
+                f"wall_s={s['seconds']:.2f} cpu_us_per_record: this_process={s['process_cpu_s'] / a.records * 1e6:.0f}"
+                f" postgresql={s['servers_cpu_s']['postgresql'] / a.records * 1e6:.0f} clickhouse_servers={s['servers_cpu_s']['clickhouse'] / a.records * 1e6:.0f}{extra} clickhouse={version if result['name'] == 'cluster' else 'chdb' if result['name'] == 'chdb' else '-'} load={load()}",
                 flush=True,
             )
+        raw_url = database("raw_copy")
+        copy_rates = []
+        for _ in range(a.runs):
+            _, raw_source, _ = seed(raw_url)  # raw_insert adds its own names to a source
+            copy_rates.append(raw_insert(raw_url, raw_source, a.records))
         copy = statistics.median(copy_rates)
         print(
             f"RESULT baseline postgresql_copy records_per_s={copy:.0f} (runs {min(copy_rates):.0f}-{max(copy_rates):.0f}) "
@@ -362,12 +397,16 @@ def run_ingest(a: argparse.Namespace) -> None:
         )
         for result in results:
             if result["profile"]:
-                print(f"# profile of the writer thread, store={result['name']} (last run, by own time)")
+                print(
+                    f"# profile of the writer thread, store={result['name']} (last run, by own time)"
+                )
                 print("\n".join("#   " + line for line in result["profile"].splitlines()[:40]))
         cluster_result = next((r for r in results if r["name"] == "cluster"), None)
         if cluster_result is not None:
             end_ms = int(time.time() * 1000) + 60_000
-            rows = cluster_events.query(stats_sql("http_traffic", cluster_result["source_id"], end_ms))
+            rows = cluster_events.query(
+                stats_sql("http_traffic", cluster_result["source_id"], end_ms)
+            )
             print(
                 f"RESULT stats_sql_on_18_16 groups={len(rows)} requests={sum(r['requests'] for r in rows)} "
                 f"(the queries bench's statistics statement, run on the cluster's Distributed table)",
@@ -395,7 +434,9 @@ class Generator:
         self.r = random.Random(seed_)
         self.end_ms, self.days = end_ms, days
         self.path_ids = {p: uuid7_text(end_ms - days * 86_400_000, os.urandom(10)) for p in PATHS}
-        self.domain_ids = {d: uuid7_text(end_ms - days * 86_400_000, os.urandom(10)) for d in DOMAINS}
+        self.domain_ids = {
+            d: uuid7_text(end_ms - days * 86_400_000, os.urandom(10)) for d in DOMAINS
+        }
         self.request_headers = json.dumps(RECORD["requestHeaders"], separators=(",", ":"))
         self.response_headers = json.dumps(RECORD["responseHeaders"], separators=(",", ":"))
 
@@ -540,6 +581,7 @@ def run_queries(a: argparse.Namespace) -> None:
         share = [0.5, 0.25, 0.15, 0.10]
         end_ms = int(datetime.now(UTC).timestamp() * 1000)
         generator = Generator(end_ms, a.days, 11)
+        filters = TrafficFilters(status_range=(500, 599), text="orders")
         loaded = 0
         for size in (int(s) for s in a.sizes.split(",")):
             # Grow the tables to ``size`` with records spread over the whole 30 days again,
@@ -574,7 +616,6 @@ def run_queries(a: argparse.Namespace) -> None:
                 f"active_parts={merged_parts} load={load()}",
                 flush=True,
             )
-            filters = TrafficFilters(status_range=(500, 599), text="orders")
 
             def listing() -> dict[str, Any]:
                 return list_records(
@@ -600,7 +641,9 @@ def run_queries(a: argparse.Namespace) -> None:
                     statements.clear()
                     times, result = timed_runs(fn, a.runs)
                     if name == "list":
-                        what = f"items={len(result['data'])} totalItems={result['meta']['totalItems']}"
+                        what = (
+                            f"items={len(result['data'])} totalItems={result['meta']['totalItems']}"
+                        )
                         # The last runs' two statements: the page, then the count.
                         page_ms = [ms for ms in statements[-2 * a.runs :: 2]]
                         count_ms = [ms for ms in statements[-2 * a.runs + 1 :: 2]]
