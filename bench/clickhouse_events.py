@@ -26,7 +26,8 @@ popularity, ~2 % 5xx, log-normal latencies, realistic headers and bodies with va
 ``record_ids`` rows as the store writes them (3-4 per record). Then p50/p95 over ``--runs``
 runs of
 - ``list``: ``traffic.services.list_records`` as the route runs it: status=5xx, pathname text
-  "orders", page 1 of 50, newest first, with totalItems (metadata on SQLite);
+  "orders", page 1 of 50, newest first, with totalItems (metadata on SQLite); and
+  ``list_last_24h``, the same with the route's start filter at 24 hours ago;
 - ``stats``: a 7-day per-pathname statistics query on the raw events (count, 5xx errors,
   p50/p95 latency per pathname): the statement a ClickHouse statistics path would run, in the
   SQL both engines accept (``ingest`` checks that the 18.16 cluster runs it too).
@@ -54,7 +55,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -639,6 +640,18 @@ def run_queries(a: argparse.Namespace) -> None:
                     db, principal, source_id, PageRequest(1, 50), SortRequest(None, None), filters
                 )
 
+            def listing_last_day() -> dict[str, Any]:
+                # The same list with the route's own start filter: the last 24 hours.
+                since = datetime.fromtimestamp(end_ms / 1000 - 86_400, tz=UTC)
+                return list_records(
+                    db,
+                    principal,
+                    source_id,
+                    PageRequest(1, 50),
+                    SortRequest(None, None),
+                    replace(filters, start=since),
+                )
+
             def stats() -> list[dict[str, Any]]:
                 return events.query(stats_sql("http_traffic", source_id, end_ms))
 
@@ -654,10 +667,14 @@ def run_queries(a: argparse.Namespace) -> None:
                         flush=True,
                     )
                 active = parts(events, "http_traffic")["parts"]
-                for name, fn in (("list", listing), ("stats", stats)):
+                for name, fn in (
+                    ("list", listing),
+                    ("list_last_24h", listing_last_day),
+                    ("stats", stats),
+                ):
                     statements.clear()
                     times, result = timed_runs(fn, a.runs)
-                    if name == "list":
+                    if name.startswith("list"):
                         what = (
                             f"items={len(result['data'])} totalItems={result['meta']['totalItems']}"
                         )
