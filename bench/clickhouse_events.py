@@ -52,10 +52,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -133,7 +132,6 @@ class Timing:
     insert: float = 0.0
     inserts: int = 0
     rows: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class TimedTransport:
