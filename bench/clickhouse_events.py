@@ -246,7 +246,7 @@ def ingest_case(
     for run in range(a.runs + 1 + a.profile):
         profiled = a.profile and run == a.runs + 1
         writer_class = ProfiledWriter if profiled else GroupCommitWriter
-        writer = writer_class(db, on_events=ingest_subscribers())
+        writer = writer_class(db, on_events=ingest_subscribers(events))
         writer.start()
         timing.transport = timing.insert = 0.0
         timing.inserts = timing.rows = 0
