@@ -173,7 +173,7 @@ def main() -> None:
     a = ap.parse_args()
 
     from clickhouse_servers import CLUSTER, start_servers  # tests/, on sys.path through common
-    from postgres import start_cluster
+    from fixtures.postgres import start_cluster
 
     print(f"# {now_text()} {machine()}", flush=True)
     rows = make_rows(a.rows)

@@ -48,7 +48,7 @@ def databases(which: str) -> Iterator[tuple[str, str]]:
             if "sqlite" in wanted:
                 urls.append(("sqlite", f"sqlite:///{tmp}/bench.db"))
             if "postgresql" in wanted:
-                from postgres import start_cluster
+                from fixtures.postgres import start_cluster
 
                 cluster = start_cluster()
                 if cluster is None:

@@ -115,7 +115,7 @@ def database(backend: str, tmp: str) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{tmp}/prompts.db"
         return
-    from postgres import start_cluster
+    from fixtures.postgres import start_cluster
 
     cluster = start_cluster()
     if cluster is None:
