@@ -61,19 +61,30 @@ def memory_llm() -> Iterator[tuple[Collector, MemoryTransport]]:
         collector.close()
 
 
-def clients(url: str) -> tuple[openai.OpenAI, anthropic.Anthropic]:
+Sdks = tuple[openai.OpenAI, anthropic.Anthropic]
+
+
+@pytest.fixture
+def sdks(provider: tuple[FakeProvider, str]) -> Iterator[Sdks]:
+    """Both SDKs' sync clients on the fake provider, closed (with their keep-alive connections)
+    before the provider stops."""
+    url = provider[1]
     # No retries: a 429 from the fake provider is the answer under test, not a reason to wait.
-    return (
-        openai.OpenAI(base_url=f"{url}/v1", api_key="sk-test", max_retries=0),
-        anthropic.Anthropic(base_url=url, api_key="sk-ant-test", max_retries=0),
-    )
+    with (
+        openai.OpenAI(base_url=f"{url}/v1", api_key="sk-test", max_retries=0) as sync_openai,
+        anthropic.Anthropic(base_url=url, api_key="sk-ant-test", max_retries=0) as sync_anthropic,
+    ):
+        yield sync_openai, sync_anthropic
 
 
-def async_clients(url: str) -> tuple[openai.AsyncOpenAI, anthropic.AsyncAnthropic]:
-    return (
-        openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-test", max_retries=0),
-        anthropic.AsyncAnthropic(base_url=url, api_key="sk-ant-test", max_retries=0),
-    )
+# The app's async clients are made and closed inside each request: a client's connections belong
+# to the event loop that opened them, and one left open warns when the served app's loop closes.
+def async_openai(url: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="sk-test", max_retries=0)
+
+
+def async_anthropic(url: str) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=url, api_key="sk-ant-test", max_retries=0)
 
 
 def attrs(span: dict[str, Any]) -> dict[str, Any]:
@@ -97,9 +108,9 @@ MESSAGES = [
 ]
 
 
-def llm_app(collector: Collector, provider_url: str) -> FastAPI:
+def llm_app(collector: Collector, provider_url: str, sdks: Sdks) -> FastAPI:
     app = FastAPI()
-    sync_openai, sync_anthropic = clients(provider_url)
+    sync_openai, sync_anthropic = sdks
 
     @app.get("/openai/chat/{ticket_id}")
     def openai_chat(ticket_id: int) -> dict[str, Any]:
@@ -118,14 +129,14 @@ def llm_app(collector: Collector, provider_url: str) -> FastAPI:
 
     @app.get("/openai/chat-stream")
     async def openai_chat_stream() -> dict[str, Any]:
-        client, _ = async_clients(provider_url)
-        stream = await client.chat.completions.create(
-            model="gpt-4o-mini",
-            messages=MESSAGES,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+        async with async_openai(provider_url) as client:
+            stream = await client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=MESSAGES,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
         return {"text": "".join(pieces)}
 
     @app.get("/openai/responses")
@@ -140,21 +151,23 @@ def llm_app(collector: Collector, provider_url: str) -> FastAPI:
 
     @app.get("/openai/responses-stream")
     async def openai_responses_stream() -> dict[str, Any]:
-        client, _ = async_clients(provider_url)
-        stream = await client.responses.create(model="gpt-4o-mini", input=USER_MESSAGE, stream=True)
-        pieces = [e.delta async for e in stream if e.type == "response.output_text.delta"]
+        async with async_openai(provider_url) as client:
+            stream = await client.responses.create(
+                model="gpt-4o-mini", input=USER_MESSAGE, stream=True
+            )
+            pieces = [e.delta async for e in stream if e.type == "response.output_text.delta"]
         return {"text": "".join(pieces)}
 
     @app.get("/anthropic/messages")
     async def anthropic_messages() -> dict[str, Any]:
-        _, client = async_clients(provider_url)
-        answer = await client.messages.create(
-            model="claude-sonnet-4-5",
-            max_tokens=100,
-            system="You are terse.",
-            messages=[{"role": "user", "content": USER_MESSAGE}],
-            stop_sequences=["END"],
-        )
+        async with async_anthropic(provider_url) as client:
+            answer = await client.messages.create(
+                model="claude-sonnet-4-5",
+                max_tokens=100,
+                system="You are terse.",
+                messages=[{"role": "user", "content": USER_MESSAGE}],
+                stop_sequences=["END"],
+            )
         return {"text": answer.content[0].text}  # type: ignore[union-attr]
 
     @app.get("/anthropic/stream-helper")
@@ -168,14 +181,14 @@ def llm_app(collector: Collector, provider_url: str) -> FastAPI:
 
     @app.get("/anthropic/stream")
     async def anthropic_stream() -> dict[str, Any]:
-        _, client = async_clients(provider_url)
-        stream = await client.messages.create(
-            model="claude-sonnet-4-5",
-            max_tokens=100,
-            messages=[{"role": "user", "content": USER_MESSAGE}],
-            stream=True,
-        )
-        pieces = [e.delta.text async for e in stream if e.type == "content_block_delta"]  # type: ignore[union-attr]
+        async with async_anthropic(provider_url) as client:
+            stream = await client.messages.create(
+                model="claude-sonnet-4-5",
+                max_tokens=100,
+                messages=[{"role": "user", "content": USER_MESSAGE}],
+                stream=True,
+            )
+            pieces = [e.delta.text async for e in stream if e.type == "content_block_delta"]  # type: ignore[union-attr]
         return {"text": "".join(pieces)}
 
     @app.get("/openai/rate-limited")
@@ -228,7 +241,7 @@ ROUTES = {
 
 
 def test_llm_calls_made_while_serving_a_request_are_spans_of_its_trace(
-    provider: tuple[FakeProvider, str], stand_in: StandInServer
+    provider: tuple[FakeProvider, str], stand_in: StandInServer, sdks: Sdks
 ) -> None:
     _, provider_url = provider
     accept_spans(stand_in)
@@ -243,7 +256,7 @@ def test_llm_calls_made_while_serving_a_request_are_spans_of_its_trace(
     )
     try:
         with (
-            serve_asgi(llm_app(collector, provider_url)) as app,
+            serve_asgi(llm_app(collector, provider_url, sdks)) as app,
             httpx.Client(base_url=app.url) as http,
         ):
             for path in ROUTES:
@@ -405,7 +418,7 @@ def test_spans_the_server_refuses_in_part_are_counted_not_retried(stand_in: Stan
 
 
 def test_spans_are_retried_with_the_collectors_backoff_when_the_server_is_busy(
-    provider: tuple[FakeProvider, str], stand_in: StandInServer
+    provider: tuple[FakeProvider, str], stand_in: StandInServer, sdks: Sdks
 ) -> None:
     answers = iter([(503, {"code": 14, "message": "busy"}, {"Retry-After": "0"})])
     stand_in.reply = lambda hit: next(answers, (200, {}, {})) if hit.path == "/v1/traces" else None
@@ -413,7 +426,7 @@ def test_spans_are_retried_with_the_collectors_backoff_when_the_server_is_busy(
         Collector(stand_in.url, api_key="lhk_key", flush_interval=0.05, backoff_base=0.01)
     )
     try:
-        client, _ = clients(provider[1])
+        client, _ = sdks
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         drain(collector, 1)
     finally:
@@ -427,10 +440,10 @@ def test_spans_are_retried_with_the_collectors_backoff_when_the_server_is_busy(
 
 
 def test_outside_a_request_a_call_starts_a_trace_of_its_own(
-    provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport]
+    provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport], sdks: Sdks
 ) -> None:
     collector, transport = memory_llm
-    client, _ = clients(provider[1])
+    client, _ = sdks
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     drain(collector, 2)
@@ -442,13 +455,15 @@ def test_outside_a_request_a_call_starts_a_trace_of_its_own(
         assert "http.route" not in values and "logharbor.record.id" not in values
 
 
-def test_content_capture_off_sends_no_content(provider: tuple[FakeProvider, str]) -> None:
+def test_content_capture_off_sends_no_content(
+    provider: tuple[FakeProvider, str], sdks: Sdks
+) -> None:
     transport = MemoryTransport()
     collector = instrumented(
         Collector(transport=transport, flush_interval=0.05, capture_llm_content=False)
     )
     try:
-        sync_openai, sync_anthropic = clients(provider[1])
+        sync_openai, sync_anthropic = sdks
         sync_openai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         sync_openai.responses.create(
             model="gpt-4o-mini", input=USER_MESSAGE, instructions="Be terse."
@@ -481,10 +496,10 @@ def test_content_capture_off_sends_no_content(provider: tuple[FakeProvider, str]
 
 
 def test_errors_are_noted_and_raised_unchanged(
-    provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport]
+    provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport], sdks: Sdks
 ) -> None:
     collector, transport = memory_llm
-    sync_openai, sync_anthropic = clients(provider[1])
+    sync_openai, sync_anthropic = sdks
     with pytest.raises(openai.InternalServerError) as openai_error:
         sync_openai.responses.create(model="broken", input="x")
     assert openai_error.value.status_code == 500
@@ -520,9 +535,10 @@ def test_a_capture_bug_never_breaks_the_apps_call(
     provider: tuple[FakeProvider, str],
     memory_llm: tuple[Collector, MemoryTransport],
     monkeypatch: pytest.MonkeyPatch,
+    sdks: Sdks,
 ) -> None:
     collector, transport = memory_llm
-    sync_openai, sync_anthropic = clients(provider[1])
+    sync_openai, sync_anthropic = sdks
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug in the collector")
@@ -556,10 +572,10 @@ def test_a_capture_bug_never_breaks_the_apps_call(
 
 
 def test_stream_chunks_reach_the_app_unchanged(
-    provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport]
+    provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport], sdks: Sdks
 ) -> None:
     collector, transport = memory_llm
-    sync_openai, sync_anthropic = clients(provider[1])
+    sync_openai, sync_anthropic = sdks
 
     def read_all() -> list[Any]:
         chat = sync_openai.chat.completions.create(
@@ -588,11 +604,11 @@ def test_stream_chunks_reach_the_app_unchanged(
 
 
 def test_a_streamed_chunk_reaches_the_app_before_the_next_is_sent(
-    provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport]
+    provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport], sdks: Sdks
 ) -> None:
-    fake, url = provider
+    fake, _ = provider
     collector, transport = memory_llm
-    sync_openai, _ = clients(url)
+    sync_openai, _ = sdks
     seen: list[str] = []
 
     def read() -> None:
@@ -617,10 +633,10 @@ def test_a_streamed_chunk_reaches_the_app_before_the_next_is_sent(
 
 
 def test_a_stream_closed_early_or_dropped_still_ends_its_span(
-    provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport]
+    provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport], sdks: Sdks
 ) -> None:
     collector, transport = memory_llm
-    sync_openai, sync_anthropic = clients(provider[1])
+    sync_openai, sync_anthropic = sdks
     stream = sync_openai.chat.completions.create(
         model="gpt-4o-mini", messages=MESSAGES, stream=True
     )
@@ -645,7 +661,7 @@ def test_a_stream_closed_early_or_dropped_still_ends_its_span(
 
 
 def test_uninstrument_puts_the_sdks_back(
-    provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport]
+    provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport], sdks: Sdks
 ) -> None:
     collector, transport = memory_llm
     patched = Completions.create
@@ -653,7 +669,7 @@ def test_uninstrument_puts_the_sdks_back(
     collector.uninstrument_openai()
     collector.uninstrument_anthropic()
     assert Completions.create is patched.__logharbor_original__  # type: ignore[attr-defined]
-    sync_openai, sync_anthropic = clients(provider[1])
+    sync_openai, sync_anthropic = sdks
     sync_openai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     sync_anthropic.messages.create(model="claude-sonnet-4-5", max_tokens=5, messages=MESSAGES[1:])
     assert collector.flush(10)
