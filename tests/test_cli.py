@@ -103,12 +103,16 @@ def test_serve_answers_health_docs_signup_and_login(database_url: str, tmp_path:
     port = free_port()
     env = {**os.environ, **_env(database_url, tmp_path / "data")}
     env.pop("LOGHARBOR_SECRET_KEY", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "logharbor", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    # The server's output goes to a file, not a pipe: a pipe nobody reads fills up and stalls the
+    # server, and its read end would be left open when the test ends.
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "logharbor", "serve", "--port", str(port)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -118,7 +122,7 @@ def test_serve_answers_health_docs_signup_and_login(database_url: str, tmp_path:
                     break
             except httpx.TransportError:
                 pass
-            assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
+            assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.2)
         assert httpx.get(f"{base}/health").json()["database"] == "ok"

@@ -141,22 +141,23 @@ def test_keep_alive_connections_end_up_split_evenly_over_the_workers(tmp_path: P
 
 @pytest.mark.slow
 def test_a_worker_that_dies_at_once_is_restarted_after_growing_pauses(tmp_path: Path) -> None:
-    process = subprocess.Popen(
+    pauses: list[str] = []
+    # Leaving the ``with`` closes the stderr pipe once the supervisor has stopped.
+    with subprocess.Popen(
         [*SERVE, "no_such_module:app", "--port", str(free_port()), "--workers", "2"],
         cwd=tmp_path,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    pauses: list[str] = []
-    assert process.stderr is not None
-    try:
-        for line in process.stderr:
-            if "starting it again in" in line:
-                pauses.append(line.rsplit("starting it again in", 1)[1].strip())
-            if len(pauses) >= 6:
-                break
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(60)
+    ) as process:
+        assert process.stderr is not None
+        try:
+            for line in process.stderr:
+                if "starting it again in" in line:
+                    pauses.append(line.rsplit("starting it again in", 1)[1].strip())
+                if len(pauses) >= 6:
+                    break
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
     # Two workers, each restarted after 1, 2 and then 4 seconds.
     assert sorted(pauses) == ["1 s", "1 s", "2 s", "2 s", "4 s", "4 s"]

@@ -172,8 +172,8 @@ def test_upgrade_brings_every_node_to_the_newest_version(clickhouse_cluster: Any
         events.close()
 
 
-def _healthy(base: str, process: subprocess.Popen[bytes]) -> bool:
-    assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
+def _healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> bool:
+    assert process.poll() is None, log.read_text()
     try:
         return httpx.get(f"{base}/health", timeout=2).status_code == 200
     except httpx.TransportError:
@@ -191,17 +191,20 @@ def test_a_kill_9_after_the_answer_loses_nothing(clickhouse_node: Any, tmp_path:
         "LOGHARBOR_EVENTS_URL": events_url,
         "LOGHARBOR_SECRET_KEY": "test-secret-that-is-long-enough-for-hs256",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "logharbor", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    # Output to a file, not a pipe nobody reads (it would fill up and stall the server).
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "logharbor", "serve", "--port", str(port)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     acknowledged: list[str] = []
     try:
-        wait_until(lambda: _healthy(base, process), "logharbor serve to start", limit=60)
+        wait_until(lambda: _healthy(base, process, log), "logharbor serve to start", limit=60)
         with httpx.Client(base_url=base, timeout=30) as http:
             http.post(
                 "/auth/signup",
