@@ -90,13 +90,17 @@ def api(live_server: LiveServer) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while the sync driver lives it marks its event loop as running in
+# the main thread, so a test run after a UI test (``pytest tests/ui tests/db``) could not call
+# asyncio.run: it raised, and its coroutine was never awaited. (Package scope would be session
+# scope here: tests/ui is no package.)
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     launched = playwright_driver.chromium.launch(
         executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
