@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from fixtures.network import free_port
 from fixtures.records import ago, count_records, insert_records
+from fixtures.serve import start_serve
 from fixtures.sources import insert_source
 from fixtures.users import insert_user
 from logharbor.cli import app
@@ -103,16 +104,8 @@ def test_serve_answers_health_docs_signup_and_login(database_url: str, tmp_path:
     port = free_port()
     env = {**os.environ, **_env(database_url, tmp_path / "data")}
     env.pop("LOGHARBOR_SECRET_KEY", None)
-    # The server's output goes to a file, not a pipe: a pipe nobody reads fills up and stalls the
-    # server, and its read end would be left open when the test ends.
     log = tmp_path / "serve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "logharbor", "serve", "--port", str(port)],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_serve(port, env, log)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

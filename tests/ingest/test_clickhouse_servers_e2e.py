@@ -10,7 +10,6 @@ import itertools
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fixtures.network import free_port
+from fixtures.serve import start_serve
 from fixtures.users import AUser, sign_up
 from fixtures.waiting import wait_until
 from logharbor.app import create_app
@@ -191,16 +191,8 @@ def test_a_kill_9_after_the_answer_loses_nothing(clickhouse_node: Any, tmp_path:
         "LOGHARBOR_EVENTS_URL": events_url,
         "LOGHARBOR_SECRET_KEY": "test-secret-that-is-long-enough-for-hs256",
     }
-    # Output to a file, not a pipe nobody reads (it would fill up and stall the server).
     log = tmp_path / "serve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "logharbor", "serve", "--port", str(port)],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_serve(port, env, log, new_session=True)
     base = f"http://127.0.0.1:{port}"
     acknowledged: list[str] = []
     try:
