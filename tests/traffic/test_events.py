@@ -6,21 +6,19 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from fixtures import event_rows
 from fixtures.records import body, compose
 from fixtures.sources import Source, ingest_key
 from fixtures.users import AUser, bearer
 
 
 def _seen(client: TestClient) -> tuple[set[int], int]:
-    from logharbor.db.tables import exceptions, traffic_rollups
+    from logharbor.db.tables import exceptions
 
     db = client.app.state.db  # type: ignore[attr-defined]
     with db.read() as conn:
-        per_resolution = conn.execute(
-            select(func.sum(traffic_rollups.c.count)).group_by(traffic_rollups.c.resolution)
-        ).scalars()
         fatal = conn.execute(select(func.coalesce(func.sum(exceptions.c.count), 0))).scalar_one()
-    return set(per_resolution), int(fatal)
+    return event_rows.rollup_counts(db), int(fatal)
 
 
 def test_each_ingest_path_publishes_once(client: TestClient, user: AUser, source: Source) -> None:
