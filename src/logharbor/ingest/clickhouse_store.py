@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect, func, select
 
-from logharbor.common.errors import Conflict, LogHarborError
+from logharbor.common.errors import LogHarborError
 from logharbor.db import events_schema, tables
 from logharbor.db.clickhouse import EventsClient, epoch_ms, json_row
 from logharbor.db.clickhouse_sql import from_events_row
@@ -42,8 +42,9 @@ from logharbor.ingest.store import (
     StoredGeneration,
     StoredLog,
     pathnames_of,
+    stored_answers,
 )
-from logharbor.traffic import clickhouse_queries, queries
+from logharbor.traffic import clickhouse_queries
 
 
 class StoredElsewhere(LogHarborError):
@@ -177,21 +178,8 @@ class ClickHouseRecordStore:
         if not ids:
             return {}
         _lock_sources(tx.conn, [source_id])
-        found: dict[str, dict[str, Any] | LogHarborError] = {}
-        for row in [
-            *self._staged_records(tx, ids),
-            *clickhouse_queries.records_by_id(self.client, ids),
-        ]:
-            if row["id"] in found:
-                continue
-            if row["traffic_source_id"] != source_id:
-                found[row["id"]] = Conflict(
-                    "A record with this id belongs to another traffic source",
-                    field_errors={"id": "Already used by another record"},
-                )
-            else:
-                found[row["id"]] = queries.joined_record_json(row, full=True)
-        return found
+        rows = [*self._staged_records(tx, ids), *clickhouse_queries.records_by_id(self.client, ids)]
+        return stored_answers(rows, source_id)
 
     def _staged_records(self, tx: WriteTx, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Records of this transaction not inserted yet, read back as ``records_by_id`` reads

@@ -14,7 +14,7 @@ source's names and stores its items again with fresh lookups.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -299,6 +299,26 @@ _insert_spans = BulkInsert(spans, _SPAN_COLUMNS)
 _ID_TABLES = {"generations": generations, "spans": spans}
 
 
+def stored_answers(
+    rows: Iterable[Mapping[Any, Any]], source_id: str
+) -> dict[str, dict[str, Any] | LogHarborError]:
+    """What a retry of each stored record (a joined, full row) is answered: the record, or a
+    Conflict when the id is another source's (that record alone is refused: the others of a
+    batch are still stored). The first row of an id counts."""
+    found: dict[str, dict[str, Any] | LogHarborError] = {}
+    for row in rows:
+        if row["id"] in found:
+            continue
+        if row["traffic_source_id"] != source_id:
+            found[row["id"]] = Conflict(
+                "A record with this id belongs to another traffic source",
+                field_errors={"id": "Already used by another record"},
+            )
+        else:
+            found[row["id"]] = queries.joined_record_json(row, full=True)
+    return found
+
+
 class NameCache:
     """Domain, pathname and core pathname ids per traffic source (see the module's docstring)."""
 
@@ -575,17 +595,7 @@ class SqlRecordStore:
         if not ids:
             return {}
         query = queries.record_select(full=True).where(http_traffic.c.id.in_(sorted(set(ids))))
-        found: dict[str, dict[str, Any] | LogHarborError] = {}
-        for row in conn.execute(query).mappings():
-            if row["traffic_source_id"] != source_id:
-                # That record alone is refused: the others of a batch are still stored.
-                found[row["id"]] = Conflict(
-                    "A record with this id belongs to another traffic source",
-                    field_errors={"id": "Already used by another record"},
-                )
-            else:
-                found[row["id"]] = queries.joined_record_json(row, full=True)
-        return found
+        return stored_answers(conn.execute(query).mappings(), source_id)
 
     def stage(
         self, dialect: Dialect, source_id: str, pending: Sequence[PendingExchange]
