@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
+import orjson
 
 from logharbor.common.errors import ServiceUnavailable
 
@@ -86,8 +87,12 @@ def from_epoch_ms(value: int) -> datetime:
 
 
 def json_row(row: Mapping[str, Any]) -> str:
-    """One JSONEachRow line. Compact (no spaces): 18.16's ``visitParamExtract*`` needs it."""
-    return json.dumps(row, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """One JSONEachRow line. Compact (no spaces): 18.16's ``visitParamExtract*`` needs it.
+
+    orjson, as the SQL path's compose already uses: stdlib ``json.dumps`` was 39 % of the
+    writer thread in bench/clickhouse_events.py (bench/RESULTS.md, 2026-12-04)."""
+    # OPT_NON_STR_KEYS: column keys can be str subclasses (SQLAlchemy's quoted_name).
+    return orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 class Transport(Protocol):
