@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, func, select
@@ -30,16 +29,13 @@ from logharbor.db.clickhouse import EventsClient, epoch_ms, json_row
 from logharbor.db.clickhouse_sql import from_events_row
 from logharbor.db.writer import WriteTx
 from logharbor.ingest.normalize import exception_json
-from logharbor.ingest.records import Generation, Payload
+from logharbor.ingest.records import Payload
 from logharbor.ingest.store import (
     NameCache,
     PendingExchange,
-    PendingGeneration,
     PendingLog,
-    PendingSpan,
     SqlRecordStore,
     StoredExchange,
-    StoredGeneration,
     StoredLog,
     pathnames_of,
     stored_answers,
@@ -153,19 +149,18 @@ def _lock_sources(conn: Connection, source_ids: Sequence[str]) -> None:
             conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(source_id, 0))))
 
 
-class ClickHouseRecordStore:
+class ClickHouseRecordStore(SqlRecordStore):
+    """Traffic records and core logs on ClickHouse; everything else (names, LLM calls, spans
+    and their details events) as the SQL store keeps it, inherited."""
+
     def __init__(self, client: EventsClient, names: NameCache | None = None) -> None:
+        super().__init__(names)
         self.client = client
         self.sink = EventsSink(client)
-        self.sql = SqlRecordStore(names)
-        self.names = self.sql.names
-
-    def forget(self, source_id: str) -> None:
-        self.sql.forget(source_id)
 
     def stage(
         self, dialect: Dialect, source_id: str, pending: Sequence[PendingExchange]
-    ) -> _Rows | None:
+    ) -> Any:  # _Rows | None: what the protocol's stage/insert_exchanges pass between them
         """The group's rows, built before the write lock when every name is cached (building
         and encoding them is most of a ClickHouse insert's cost in Python); the transaction
         still confirms the names (``_names_of``)."""
@@ -196,7 +191,7 @@ class ClickHouseRecordStore:
         tx: WriteTx,
         source_id: str,
         pending: Sequence[PendingExchange],
-        staged: _Rows | None = None,
+        staged: Any = None,  # what stage() returned
     ) -> list[StoredExchange]:
         if not pending:
             return []
@@ -208,12 +203,12 @@ class ClickHouseRecordStore:
                 self.client, client_ids
             ):
                 raise StoredElsewhere("a client id of the group is stored")
-        if staged is None or not self._confirmed(conn, staged):
-            domains, pathnames = self._names_of(conn, source_id, pending)
-            staged = _rows(source_id, pending, domains, pathnames)
-        tx.stage(self.sink, "http_traffic", staged.rows)
-        tx.stage(self.sink, "record_ids", staged.id_rows)
-        return staged.stored
+        built: _Rows | None = staged
+        if built is None or not self._confirmed(conn, built):
+            built = _rows(source_id, pending, *self._names_of(conn, source_id, pending))
+        tx.stage(self.sink, "http_traffic", built.rows)
+        tx.stage(self.sink, "record_ids", built.id_rows)
+        return built.stored
 
     def _confirmed(self, conn: Connection, staged: _Rows) -> bool:
         domain_ids = {item.domain_id for item in staged.stored}
@@ -362,29 +357,3 @@ class ClickHouseRecordStore:
 
     def payload_linked(self, conn: Connection, column: str, payload_id: str) -> bool:
         return clickhouse_queries.linked(self.client, column, payload_id)
-
-    def insert_generations(
-        self, tx: WriteTx, source_id: str, pending: Sequence[PendingGeneration]
-    ) -> list[StoredGeneration]:
-        return self.sql.insert_generations(tx, source_id, pending)
-
-    def insert_spans(self, tx: WriteTx, source_id: str, pending: Sequence[PendingSpan]) -> None:
-        self.sql.insert_spans(tx, source_id, pending)
-
-    def stored_ids(self, conn: Connection, kind: str, ids: Sequence[str]) -> set[str]:
-        return self.sql.stored_ids(conn, kind, ids)
-
-    # LLM calls live in SQL: so do the details events that wait for them.
-    def take_details(
-        self,
-        tx: WriteTx,
-        source_id: str,
-        calls: Sequence[tuple[str, str]],
-        events: Sequence[tuple[str, str]],
-    ) -> dict[tuple[str, str], dict[str, Any]]:
-        return self.sql.take_details(tx, source_id, calls, events)
-
-    def attach_details(
-        self, tx: WriteTx, source_id: str, details: Sequence[Generation], now: datetime
-    ) -> None:
-        self.sql.attach_details(tx, source_id, details, now)
