@@ -12,7 +12,6 @@ webhooks), registered below: one name and one type per concept, in every test fo
 from __future__ import annotations
 
 import sys
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -48,9 +47,7 @@ pytest_plugins = [
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption(
-        "--db", default="all", choices=[*BACKENDS, "all"], help="storage backends"
-    )
+    parser.addoption("--db", default="all", choices=[*BACKENDS, "all"], help="storage backends")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -67,13 +64,11 @@ def backend(request: pytest.FixtureRequest) -> str:
 def pg_cluster() -> Iterator[Cluster]:
     cluster = start_cluster()
     if cluster is None:
-        message = (
-            "\n\n*** PostgreSQL binaries (initdb, pg_ctl) not found: "
-            "PostgreSQL tests SKIPPED. ***\n"
-            "*** Install Debian's `postgresql` package to run them (CI always does). ***\n"
+        pytest.fail(
+            "PostgreSQL binaries (initdb, pg_ctl) not found: install Debian's `postgresql`"
+            " package (CI does), or run the other backends only (--db sqlite, --db chdb).",
+            pytrace=False,
         )
-        warnings.warn(message, stacklevel=1)
-        pytest.skip(message)
     try:
         with psycopg.connect(cluster.url(), autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {TEMPLATE_DB}")

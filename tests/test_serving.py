@@ -161,3 +161,23 @@ def test_a_worker_that_dies_at_once_is_restarted_after_growing_pauses(tmp_path: 
             process.wait(60)
     # Two workers, each restarted after 1, 2 and then 4 seconds.
     assert sorted(pauses) == ["1 s", "1 s", "2 s", "2 s", "4 s", "4 s"]
+
+
+def test_a_claimed_port_takes_our_workers_and_refuses_a_second_server() -> None:
+    """Workers listen only once their app has started; until then the claim alone must keep a
+    second server (whose check binds without SO_REUSEPORT) off the port."""
+    port = free_port()
+    claim = serving._claim_port("127.0.0.1", port)
+    try:
+        worker = serving._socket("127.0.0.1", port)  # bound, not yet listening
+        try:
+            with pytest.raises(OSError):
+                serving._claim_port("127.0.0.1", port)
+            worker.listen()
+            with pytest.raises(OSError):
+                serving._claim_port("127.0.0.1", port)
+        finally:
+            worker.close()
+    finally:
+        claim.close()
+    serving._claim_port("127.0.0.1", port).close()  # released with the server

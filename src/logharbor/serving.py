@@ -70,7 +70,7 @@ def run(
     if workers <= 1 or not hasattr(socket, "SO_REUSEPORT"):
         uvicorn.run(app, host=host, port=port, workers=workers, **options)
         return
-    _check_port_is_free(host, port)
+    claim = _claim_port(host, port)
     context = multiprocessing.get_context("spawn")
     # Each worker's open connections, read by all (see ConnectionBalancer).
     board = context.Array("q", workers, lock=False)
@@ -119,6 +119,7 @@ def run(
                     processes[index] = start(index)
                     started[index], restart_at[index] = now, None
     finally:
+        claim.close()
         for process in processes:
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)  # uvicorn finishes what it is serving
@@ -175,18 +176,27 @@ class ConnectionBalancer:
         return mine > math.ceil(sum(self.board) / len(self.board))
 
 
-def _check_port_is_free(host: str, port: int) -> None:
-    # Fail in the parent rather than in every worker; without SO_REUSEPORT, so that a port some
-    # other server already listens on (with SO_REUSEPORT or not) is refused, not shared.
+def _claim_port(host: str, port: int) -> socket.socket:
+    """The port, refused if another server listens on it, and held for as long as we serve.
+
+    The check binds without SO_REUSEPORT, so that a port some other server listens on (with
+    SO_REUSEPORT or not) is refused, not shared, and it fails here rather than in every worker.
+    Workers listen only once their app has started, so the check alone would pass during our own
+    start-up; the claim (SO_REUSEPORT without SO_REUSEADDR, never listening) lets our workers bind
+    beside it and makes a second server's check fail at any moment."""
     _socket(host, port, reuse_port=False).close()
+    return _socket(host, port, reuse_addr=False)
 
 
-def _socket(host: str, port: int, *, reuse_port: bool = True) -> socket.socket:
+def _socket(
+    host: str, port: int, *, reuse_port: bool = True, reuse_addr: bool = True
+) -> socket.socket:
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )[0]
     sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_addr:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
@@ -209,9 +219,12 @@ def _worker(
     import uvicorn
 
     sys.path.insert(0, cwd)  # as uvicorn's --app-dir: the app module may live in the cwd
+    # Bound here but not listening: uvicorn listens once the app is loaded and its lifespan has
+    # started. The kernel spreads connections only over listening sockets, so a restarted worker
+    # takes none while it is still importing (seen: health checks queued behind a worker's
+    # seconds-long start, under load, timed out while the other worker was idle).
     sock = _socket(host, port)
-    sock.listen(BACKLOG)
-    config = uvicorn.Config(app, host=host, port=port, **options)
+    config = uvicorn.Config(app, host=host, port=port, backlog=BACKLOG, **options)
     server = uvicorn.Server(config)
     config.load()
     config.loaded_app = ConnectionBalancer(
