@@ -163,6 +163,17 @@ def _healthy(base: str) -> bool:
         return False
 
 
+def test_serve_refuses_several_workers_on_an_in_process_events_store(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("LOGHARBOR_DATABASE_URL", f"sqlite:///{tmp_path / 'meta.db'}")
+    monkeypatch.setenv("LOGHARBOR_EVENTS_URL", f"chdb:///{tmp_path}/events")
+    result = runner.invoke(app, ["serve", "--workers", "2", "--port", str(free_port())])
+    assert result.exit_code == 2
+    assert "--workers 1" in result.output
+    assert not (tmp_path / "meta.db").exists()  # refused before anything was touched
+
+
 @pytest.mark.slow
 def test_serve_with_workers_restarts_a_dead_one_and_stops_them_all(
     database_url: str, tmp_path: Path

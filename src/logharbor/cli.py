@@ -441,6 +441,13 @@ def serve(
     from logharbor.db import backup, migrate
 
     settings = Settings()
+    if workers > 1 and settings.events_url.startswith("chdb:"):
+        typer.echo(
+            "error: a chdb:// events store belongs to one process; serve it with --workers 1,"
+            " or point LOGHARBOR_EVENTS_URL at a ClickHouse server to run several workers",
+            err=True,
+        )
+        raise typer.Exit(2)
     # Resolve the secret once here so that every worker reads the same generated key.
     os.environ.setdefault("LOGHARBOR_SECRET_KEY", settings.resolved_secret_key())
     with contextlib.ExitStack() as stack:
