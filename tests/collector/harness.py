@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import httpx
 import uvicorn
 from werkzeug.serving import make_server
 
-from fixtures.network import free_port
+from fixtures.network import StandInHTTPServer, free_port
 from fixtures.waiting import wait_until
 from logharbor.collector import SendResult
 from logharbor.common.timestamps import iso, utcnow
@@ -127,8 +127,7 @@ def running_stand_in() -> Iterator[StandInServer]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = StandInHTTPServer(("127.0.0.1", 0), Handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
