@@ -55,13 +55,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common import RECORD, machine, now_text, seed
 from logharbor.auth.deps import Principal
 from logharbor.db import events_schema, migrate
 from logharbor.db.clickhouse import EventsClient, Transport, literal
+from logharbor.db.clickhouse_sql import to_events_row
 from logharbor.db.engine import Database, make_engine
 from logharbor.db.writer import GroupCommitWriter
 from logharbor.ingest.clickhouse_store import ClickHouseRecordStore
@@ -557,19 +558,132 @@ def timed_runs(fn: Callable[[], Any], runs: int, warm: int = 3) -> tuple[list[fl
     return times, result
 
 
+ROLLUP_TABLES = ("traffic_rollups", "traffic_rollup_latency", "traffic_rollup_path_latency")
+
+
+def rollup_rows(traffic: list[dict[str, Any]], commit: int) -> dict[str, list[dict[str, Any]]]:
+    """The rows ingest appends to the ClickHouse rollups for these records, one ``Rollup`` per
+    group commit of ``commit`` records (``stats.rollups.EventsStoreRollups`` does the same)."""
+    from logharbor.stats import rollups as r
+
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in ROLLUP_TABLES}
+    for k in range(0, len(traffic), commit):
+        rollup = r.Rollup()
+        for row in traffic[k : k + commit]:
+            rollup.add(
+                row["traffic_source_id"],
+                row["domain_id"],
+                row["route_pathname_id"] or row["pathname_id"],
+                row["method"],
+                row["status"],
+                row["elapsed_time"],
+                datetime.fromtimestamp(row["created_at"] / 1000, UTC),
+            )
+        for name, params in (
+            ("traffic_rollups", r._rollup_params(rollup.rows)),
+            ("traffic_rollup_latency", r._latency_params(rollup.histogram)),
+            ("traffic_rollup_path_latency", r._path_latency_params(rollup.path_histogram)),
+        ):
+            table = events_schema.metadata.tables[name]
+            out[name].extend(to_events_row(table, p) for p in params)
+    return out
+
+
+def load_records(
+    a: argparse.Namespace,
+    events: EventsClient,
+    generator: Generator,
+    sources: list[str],
+    share: list[float],
+    loaded: int,
+    size: int,
+) -> None:
+    """Grow the tables to ``size`` records spread over the whole 30 days again (10M is 1M plus
+    9M more over the same days: 10x the density), with their rollups and record_ids rows."""
+    todo = size - loaded
+    t_gen = t_ins = t_roll = 0.0
+    rollup_count = 0
+    if a.grow == "copy" and loaded:
+        # Quick repeats: the rows generated so far again, with fresh ids, made by the engine
+        # (same days, sources, pathnames and statuses, so the same selectivity; the copies
+        # compress better than new records would, so their disk figure is not the one to use).
+        # Each copy is another set of group commits, so their rollup rows are copied too.
+        t1 = time.perf_counter()
+        for name in ROLLUP_TABLES:
+            events.command(f"CREATE TABLE {name}_first AS {name}")
+            events.command(f"INSERT INTO {name}_first SELECT * FROM {name}")
+        for _ in range(todo // loaded):
+            events.command(
+                "INSERT INTO http_traffic SELECT * REPLACE ("
+                + ", ".join(
+                    f"concat(substring({c}, 1, 24), lower(hex(randomString(6)))) AS {c}"
+                    for c in ("id", "request_id", "response_id", "trace_id")
+                )
+                + ") FROM (SELECT * FROM http_traffic WHERE id IN "
+                "(SELECT id FROM record_ids WHERE kind = 'http_traffic'))"
+            )
+            for name in ROLLUP_TABLES:
+                events.command(f"INSERT INTO {name} SELECT * FROM {name}_first")
+        for name in ROLLUP_TABLES:
+            events.command(f"DROP TABLE {name}_first")
+        t_ins += time.perf_counter() - t1
+    for start in range(0, todo if a.grow == "generate" or not loaded else 0, a.insert_rows):
+        count = min(a.insert_rows, todo - start)
+        t0 = time.perf_counter()
+        traffic = generator.rows(sources, share, start, count, todo)
+        t1 = time.perf_counter()
+        events.insert("http_traffic", traffic)
+        t2 = time.perf_counter()
+        for name, rows in rollup_rows(traffic, a.commit_records).items():
+            events.insert(name, rows)
+            rollup_count += len(rows)
+        t_roll += time.perf_counter() - t2
+        t_ins += t2 - t1
+        t_gen += t1 - t0
+    # The store's record_ids rows (record, request, response, trace: 4 per record), made by the
+    # engine from the rows just added rather than encoded 4x in Python.
+    t0 = time.perf_counter()
+    events.command(
+        "INSERT INTO record_ids (id, kind, traffic_source_id, created_at) "
+        "SELECT tupleElement(pair, 1), tupleElement(pair, 2), source, at FROM ("
+        "SELECT id AS rid, assumeNotNull(request_id) AS rq, assumeNotNull(response_id) AS rs, "
+        "assumeNotNull(trace_id) AS tr, traffic_source_id AS source, created_at AS at "
+        "FROM http_traffic WHERE id NOT IN (SELECT id FROM record_ids WHERE kind = 'http_traffic')) "
+        "ARRAY JOIN [(rid, 'http_traffic'), (rq, 'request_id'), (rs, 'response_id'), (tr, 'trace_id')] AS pair"
+    )
+    t_ids = time.perf_counter() - t0
+    merged_parts = wait_for_merges(events, a.merge_wait)
+    print(
+        f"RESULT load records={size} added={todo} generate_s={t_gen:.0f} insert_s={t_ins:.0f} "
+        f"insert_records_per_s={todo / max(t_ins, 1e-9):.0f} (EventsClient.insert: JSONEachRow, {a.insert_rows} rows/insert, incl. encoding) "
+        f"rollups_s={t_roll:.0f} rollup_rows_generated={rollup_count} commit_records={a.commit_records} "
+        f"record_ids_s={t_ids:.0f} active_parts={merged_parts} load={load()}",
+        flush=True,
+    )
+
+
 def run_queries(a: argparse.Namespace) -> None:
-    from logharbor.common.pagination import PageRequest
-    from logharbor.traffic.filters import SortRequest, TrafficFilters
-    from logharbor.traffic.services import list_records
+    from logharbor.traffic.filters import TrafficFilters
 
     print(f"# clickhouse_events queries: {now_text()}; {machine()}; load {load()}", flush=True)
-    tmp = tempfile.mkdtemp(prefix="lh-bench-chq-")
+    # --data keeps the loaded tables for another run (``--sizes`` up to what is loaded are then
+    # measured without loading again); without it they go to a temporary directory.
+    tmp = a.data or tempfile.mkdtemp(prefix="lh-bench-chq-")
+    os.makedirs(tmp, exist_ok=True)
+    state_path = os.path.join(tmp, "state.json")
     try:
         meta_url = f"sqlite:///{tmp}/meta.db"
-        engine = make_engine(meta_url)
-        migrate.upgrade(engine)
-        engine.dispose()
-        user_id, source_id, _ = seed(meta_url)
+        if os.path.exists(state_path):
+            with open(state_path) as f:
+                state = json.load(f)
+        else:
+            engine = make_engine(meta_url)
+            migrate.upgrade(engine)
+            engine.dispose()
+            user_id, source_id, _ = seed(meta_url)
+            end_ms = int(datetime.now(UTC).timestamp() * 1000)
+            state = {"user_id": user_id, "source_id": source_id, "end_ms": end_ms, "loaded": 0}
+        user_id, source_id, end_ms = state["user_id"], state["source_id"], state["end_ms"]
         events = EventsClient.from_url(f"chdb:///{tmp}/chdb/events")
         events_schema.upgrade(events)
         statements: list[float] = []
@@ -578,137 +692,150 @@ def run_queries(a: argparse.Namespace) -> None:
         principal = Principal(user_id)
         sources = [source_id] + [f"other-source-{k}" for k in range(3)]
         share = [0.5, 0.25, 0.15, 0.10]
-        end_ms = int(datetime.now(UTC).timestamp() * 1000)
         generator = Generator(end_ms, a.days, 11)
         filters = TrafficFilters(status_range=(500, 599), text="orders")
-        loaded = 0
+        end = datetime.fromtimestamp(end_ms / 1000, tz=UTC)
         for size in (int(s) for s in a.sizes.split(",")):
-            # Grow the tables to ``size`` with records spread over the whole 30 days again,
-            # so that 10M is 1M plus 9M more over the same days (10x the density).
-            todo = size - loaded
-            t_gen = t_ins = 0.0
-            if a.grow == "copy" and loaded:
-                # Quick repeats: the rows generated so far again, with fresh ids, made by the
-                # engine (same days, sources, pathnames and statuses, so the same selectivity;
-                # the copies compress better than new records would, so their disk figure is
-                # not the one to use).
-                t1 = time.perf_counter()
-                for _ in range(todo // loaded):
-                    events.command(
-                        "INSERT INTO http_traffic SELECT * REPLACE ("
-                        + ", ".join(
-                            f"concat(substring({c}, 1, 24), lower(hex(randomString(6)))) AS {c}"
-                            for c in ("id", "request_id", "response_id", "trace_id")
-                        )
-                        + ") FROM (SELECT * FROM http_traffic WHERE id IN "
-                        "(SELECT id FROM record_ids WHERE kind = 'http_traffic'))"
-                    )
-                t_ins += time.perf_counter() - t1
-            for start in range(0, todo if a.grow == "generate" or not loaded else 0, a.insert_rows):
-                count = min(a.insert_rows, todo - start)
-                t0 = time.perf_counter()
-                traffic = generator.rows(sources, share, start, count, todo)
-                t1 = time.perf_counter()
-                events.insert("http_traffic", traffic)
-                t_ins += time.perf_counter() - t1
-                t_gen += t1 - t0
-            # The store's record_ids rows (record, request, response, trace: 4 per record),
-            # made by the engine from the rows just added rather than encoded 4x in Python.
-            t0 = time.perf_counter()
-            events.command(
-                "INSERT INTO record_ids (id, kind, traffic_source_id, created_at) "
-                "SELECT tupleElement(pair, 1), tupleElement(pair, 2), source, at FROM ("
-                "SELECT id AS rid, assumeNotNull(request_id) AS rq, assumeNotNull(response_id) AS rs, "
-                "assumeNotNull(trace_id) AS tr, traffic_source_id AS source, created_at AS at "
-                "FROM http_traffic WHERE id NOT IN (SELECT id FROM record_ids WHERE kind = 'http_traffic')) "
-                "ARRAY JOIN [(rid, 'http_traffic'), (rq, 'request_id'), (rs, 'response_id'), (tr, 'trace_id')] AS pair"
-            )
-            t_ids = time.perf_counter() - t0
-            loaded = size
-            merged_parts = wait_for_merges(events, a.merge_wait)
-            print(
-                f"RESULT load records={size} added={todo} generate_s={t_gen:.0f} insert_s={t_ins:.0f} "
-                f"insert_records_per_s={todo / t_ins:.0f} (EventsClient.insert: JSONEachRow, {a.insert_rows} rows/insert, incl. encoding) record_ids_s={t_ids:.0f} "
-                f"active_parts={merged_parts} load={load()}",
-                flush=True,
-            )
-
-            def listing() -> dict[str, Any]:
-                return list_records(
-                    db, principal, source_id, PageRequest(1, 50), SortRequest(None, None), filters
-                )
-
-            def listing_last_day() -> dict[str, Any]:
-                # The same list with the route's own start filter: the last 24 hours.
-                since = datetime.fromtimestamp(end_ms / 1000 - 86_400, tz=UTC)
-                return list_records(
-                    db,
-                    principal,
-                    source_id,
-                    PageRequest(1, 50),
-                    SortRequest(None, None),
-                    replace(filters, start=since),
-                )
-
-            def stats() -> list[dict[str, Any]]:
-                return events.query(stats_sql("http_traffic", source_id, end_ms))
-
-            for state in ("as_loaded", "merged"):
-                if state == "merged":
-                    # A month-old table has had its parts merged; chDB merges little on its own
-                    # while it is idle, so OPTIMIZE stands in for that time.
-                    t0 = time.perf_counter()
-                    for table in ("http_traffic", "record_ids"):
-                        events.command(f"OPTIMIZE TABLE {table} FINAL")
-                    print(
-                        f"# OPTIMIZE FINAL took {time.perf_counter() - t0:.0f}s; parts now {parts(events, 'http_traffic')['parts']}",
-                        flush=True,
-                    )
-                active = parts(events, "http_traffic")["parts"]
-                for name, fn in (
-                    ("list", listing),
-                    ("list_last_24h", listing_last_day),
-                    ("stats", stats),
-                ):
-                    statements.clear()
-                    times, result = timed_runs(fn, a.runs)
-                    if name.startswith("list"):
-                        what = (
-                            f"items={len(result['data'])} totalItems={result['meta']['totalItems']}"
-                        )
-                        # The last runs' two statements: the page, then the count.
-                        page_ms = [ms for ms in statements[-2 * a.runs :: 2]]
-                        count_ms = [ms for ms in statements[-2 * a.runs + 1 :: 2]]
-                        what += f" page_stmt_p50_ms={percentile(page_ms, 0.5):.1f} count_stmt_p50_ms={percentile(count_ms, 0.5):.1f}"
-                    else:
-                        what = f"groups={len(result)} requests_in_window={sum(r['requests'] for r in result)}"
-                    print(
-                        f"RESULT query={name} records={size} parts={state}:{active} p50_ms={percentile(times, 0.5):.1f} p95_ms={percentile(times, 0.95):.1f} "
-                        f"max_ms={max(times):.1f} runs={len(times)} {what} load={load()}",
-                        flush=True,
-                    )
-            for table in ("http_traffic", "record_ids"):
-                p = parts(events, table)
-                print(
-                    f"RESULT disk table={table} records={size} rows={p['rows']} parts={p['parts']} "
-                    f"compressed_bytes={p['compressed']} uncompressed_bytes={p['uncompressed']} "
-                    f"compressed_per_record={p['compressed'] / size:.1f} ratio={p['uncompressed'] / max(1, p['compressed']):.1f}",
-                    flush=True,
-                )
-            columns = events.query(
-                "SELECT column, sum(column_data_compressed_bytes) AS c FROM system.parts_columns "
-                f"WHERE database = {literal(events.database)} AND table = 'http_traffic' AND active "
-                "GROUP BY column ORDER BY c DESC LIMIT 10"
-            )
-            print(
-                f"RESULT disk_columns records={size} "
-                + " ".join(f"{c['column']}={c['c'] / size:.1f}" for c in columns)
-                + " (compressed bytes per record, largest columns of http_traffic)",
-                flush=True,
-            )
+            if size > state["loaded"]:
+                load_records(a, events, generator, sources, share, state["loaded"], size)
+                state["loaded"] = size
+                with open(state_path, "w") as f:
+                    json.dump(state, f)
+            elif size < state["loaded"]:
+                continue
+            run_reads(a, db, events, statements, principal, source_id, end, filters, size)
         db.dispose()
     finally:
-        subprocess.run(["rm", "-rf", tmp], check=False)
+        if not a.data:
+            subprocess.run(["rm", "-rf", tmp], check=False)
+
+
+def run_reads(
+    a: argparse.Namespace,
+    db: Database,
+    events: EventsClient,
+    statements: list[float],
+    principal: Principal,
+    source_id: str,
+    end: datetime,
+    filters: Any,
+    size: int,
+) -> None:
+    from logharbor.common.pagination import PageRequest
+    from logharbor.stats.schemas import StatsQuery
+    from logharbor.stats.services import source_stats
+    from logharbor.traffic.filters import SortRequest
+    from logharbor.traffic.services import list_records
+
+    end_ms = int(end.timestamp() * 1000)
+
+    def listing() -> dict[str, Any]:
+        return list_records(
+            db, principal, source_id, PageRequest(1, 50), SortRequest(None, None), filters
+        )
+
+    def listing_last_day() -> dict[str, Any]:
+        # The same list with the route's own start filter: the last 24 hours (what the
+        # explorer asks for by default).
+        since = end - timedelta(days=1)
+        return list_records(
+            db,
+            principal,
+            source_id,
+            PageRequest(1, 50),
+            SortRequest(None, None),
+            replace(filters, start=since),
+        )
+
+    def stats_service() -> Any:
+        # What GET /stats/:id?startDate=..&endDate=..&groupBy=pathname runs: the rollups.
+        query = StatsQuery(startDate=end - timedelta(days=7), endDate=end, groupBy="pathname")
+        return source_stats(db, principal, source_id, query)
+
+    def stats_raw() -> list[dict[str, Any]]:
+        return events.query(stats_sql("http_traffic", source_id, end_ms))
+
+    cases = {
+        "list": listing,
+        "list_last_24h": listing_last_day,
+        "stats": stats_service,
+        "stats_raw_events": stats_raw,
+    }
+    wanted = a.only.split(",") if a.only else list(cases)
+    for state in a.states.split(","):
+        if state == "merged":
+            # A month-old table has had its parts merged; chDB merges little on its own while
+            # it is idle, so OPTIMIZE stands in for that time.
+            t0 = time.perf_counter()
+            for table in ("http_traffic", "record_ids", *ROLLUP_TABLES):
+                events.command(f"OPTIMIZE TABLE {table} FINAL")
+            print(
+                f"# OPTIMIZE FINAL took {time.perf_counter() - t0:.0f}s; parts now {parts(events, 'http_traffic')['parts']}",
+                flush=True,
+            )
+        if state == "collapsed":
+            # What an engine that folds the main rollup's rows together would hold once
+            # merged (its histograms are SummingMergeTree and fold already; its min and max
+            # keep it a plain MergeTree): one row per key. Not what ingest leaves today.
+            key = "traffic_source_id, resolution, bucket_start, domain_id, pathname_id, method, status_class"
+            events.command("CREATE TABLE traffic_rollups_folded AS traffic_rollups")
+            events.command(
+                f"INSERT INTO traffic_rollups_folded SELECT {key}, sum(count), sum(errors), "
+                f"sum(latency_sum), min(latency_min), max(latency_max) FROM traffic_rollups GROUP BY {key}"
+            )
+            events.command("TRUNCATE TABLE traffic_rollups")
+            events.command("INSERT INTO traffic_rollups SELECT * FROM traffic_rollups_folded")
+            events.command("DROP TABLE traffic_rollups_folded")
+            events.command("OPTIMIZE TABLE traffic_rollups FINAL")
+        active = parts(events, "http_traffic")["parts"]
+        rollup_parts = {name: parts(events, name) for name in ROLLUP_TABLES}
+        print(
+            "# rollups: "
+            + " ".join(f"{n}={p['rows']} rows/{p['parts']} parts" for n, p in rollup_parts.items()),
+            flush=True,
+        )
+        for name in wanted:
+            statements.clear()
+            times, result = timed_runs(cases[name], a.runs)
+            per_call = len(statements) / (a.runs + 3)
+            if name.startswith("list"):
+                what = f"items={len(result['data'])} totalItems={result['meta']['totalItems']}"
+                # The last runs' two statements: the page, then the count.
+                page_ms = [ms for ms in statements[-2 * a.runs :: 2]]
+                count_ms = [ms for ms in statements[-2 * a.runs + 1 :: 2]]
+                what += f" page_stmt_p50_ms={percentile(page_ms, 0.5):.1f} count_stmt_p50_ms={percentile(count_ms, 0.5):.1f}"
+            elif name == "stats":
+                what = f"groups={len(result.groups)} requests_in_window={result.totals.count} points={len(result.series)}"
+            else:
+                what = (
+                    f"groups={len(result)} requests_in_window={sum(r['requests'] for r in result)}"
+                )
+            what += f" statements_per_call={per_call:.1f} stmt_ms_sum_p50={sum(statements) / (a.runs + 3):.1f}"
+            print(
+                f"RESULT query={name} records={size} parts={state}:{active} p50_ms={percentile(times, 0.5):.1f} p95_ms={percentile(times, 0.95):.1f} "
+                f"max_ms={max(times):.1f} runs={len(times)} {what} load={load()}",
+                flush=True,
+            )
+    if a.disk:
+        for table in ("http_traffic", "record_ids"):
+            p = parts(events, table)
+            print(
+                f"RESULT disk table={table} records={size} rows={p['rows']} parts={p['parts']} "
+                f"compressed_bytes={p['compressed']} uncompressed_bytes={p['uncompressed']} "
+                f"compressed_per_record={p['compressed'] / size:.1f} ratio={p['uncompressed'] / max(1, p['compressed']):.1f}",
+                flush=True,
+            )
+        columns = events.query(
+            "SELECT column, sum(column_data_compressed_bytes) AS c FROM system.parts_columns "
+            f"WHERE database = {literal(events.database)} AND table = 'http_traffic' AND active "
+            "GROUP BY column ORDER BY c DESC LIMIT 10"
+        )
+        print(
+            f"RESULT disk_columns records={size} "
+            + " ".join(f"{c['column']}={c['c'] / size:.1f}" for c in columns)
+            + " (compressed bytes per record, largest columns of http_traffic)",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -733,6 +860,17 @@ def main() -> None:
     )
     q.add_argument("--insert-rows", type=int, default=100_000)
     q.add_argument("--merge-wait", type=float, default=120.0, help="seconds to let merges finish")
+    q.add_argument(
+        "--commit-records", type=int, default=1000, help="records per group commit (rollup rows)"
+    )
+    q.add_argument("--data", help="keep the loaded tables in this directory (and reuse them)")
+    q.add_argument("--only", help="comma-separated: list,list_last_24h,stats,stats_raw_events")
+    q.add_argument(
+        "--states",
+        default="as_loaded,merged",
+        help="as_loaded, merged (OPTIMIZE FINAL), collapsed (main rollup folded to a row per key: changes the data)",
+    )
+    q.add_argument("--disk", action="store_true", help="also report disk per record")
     a = ap.parse_args()
     {"ingest": run_ingest, "queries": run_queries}[a.part](a)
 

@@ -7,9 +7,12 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from fixtures import event_rows
 from fixtures.records import compose
 from fixtures.sources import Source
 from fixtures.users import AUser
+from logharbor.common.timestamps import utcnow
+from logharbor.db.engine import Database
 
 
 def _seed(client: TestClient, user: AUser, sid: str) -> list[dict[str, Any]]:
@@ -189,3 +192,44 @@ def test_core_log_filters(client: TestClient, user: AUser, source: Source) -> No
     assert set(_ids(client, user, f"{base}?q=USERS")) == {logs[0], logs[1]}
     assert set(_ids(client, user, f"{base}?pathname=/orders&method=GET")) == {logs[2]}
     assert len(_ids(client, user, f"{base}?sort=status&sortDirection=asc")) == 3
+
+
+def test_newest_first_pages_span_days_and_weeks(
+    client: TestClient, user: AUser, source: Source, db: Database
+) -> None:
+    """Pages of the default order hold the newest records of all, whether the page is filled
+    by the last day, the last week or only by older records (ClickHouse reads recent windows
+    first), with and without a filter and a start date."""
+    sid = source.id
+    ages = {"now": 0.0, "hours": 0.5, "days": 3.0, "weeks": 20.0, "months": 60.0}
+    made = {
+        name: compose(client, user.headers, sid, pathnameUrl=f"/{name}", status=500)["id"]
+        for name in ages
+    }
+    for name, days in ages.items():
+        if days:
+            event_rows.age(db, "http_traffic", [made[name]], utcnow() - timedelta(days=days))
+    newest_first = [made[name] for name in ages]  # ages ascend
+
+    def page(query: str) -> dict[str, Any]:
+        response = client.get(f"/http-traffic-record/{sid}?{query}", headers=user.headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    for size in (1, 2, 3, 4, 5, 6):
+        got = []
+        for number in range(1, 7):
+            body = page(f"pageLimit={size}&page={number}")
+            assert body["meta"]["totalItems"] == 5
+            got += [item["id"] for item in body["data"]]
+        assert got == newest_first, size
+    assert [x["id"] for x in page("pageLimit=2&status=5xx&q=s")["data"]] == [
+        made["hours"],
+        made["days"],
+    ]
+    since = (utcnow() - timedelta(days=30)).isoformat().replace("+00:00", "Z")
+    body = page(f"pageLimit=3&page=2&startDate={since}")
+    assert body["meta"]["totalItems"] == 4
+    assert [x["id"] for x in body["data"]] == [made["weeks"]]
+    oldest = page("pageLimit=2&sortDirection=asc")["data"]
+    assert [x["id"] for x in oldest] == [made["months"], made["weeks"]]

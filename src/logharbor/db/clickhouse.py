@@ -86,6 +86,17 @@ def from_epoch_ms(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
+def _json_line(line: str) -> dict[str, Any]:
+    """One answer row. orjson: a 7-day statistics answer is ~5,000 histogram rows, and stdlib
+    ``json.loads`` took a third of its time; stdlib's parser stays for what orjson refuses
+    (an escaped lone surrogate)."""
+    try:
+        row: dict[str, Any] = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        row = json.loads(line)
+    return row
+
+
 def json_row(row: Mapping[str, Any]) -> str:
     """One JSONEachRow line. Compact (no spaces): 18.16's ``visitParamExtract*`` needs it.
 
@@ -278,7 +289,7 @@ class EventsClient:
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         text = self._node().execute(sql + "\nFORMAT JSONEachRow")
-        return [json.loads(line) for line in text.splitlines() if line]
+        return [_json_line(line) for line in text.splitlines() if line]
 
     def command(self, sql: str) -> None:
         self._node().execute(sql)

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from logharbor.common.timestamps import utcnow
 from logharbor.db import events_schema, tables
 from logharbor.db.clickhouse import EventsClient
 from logharbor.db.clickhouse_sql import fetch
 from logharbor.db.engine import Database
 from logharbor.traffic import clickhouse_queries, queries
+
+_NEWEST_WINDOWS = (timedelta(days=1), timedelta(days=7))
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,27 @@ class RecordReads:
         tiebreak: Any,
         offset: int,
         limit: int,
+        since: datetime | None = None,
     ) -> Sequence[Mapping[Any, Any]]:
+        """A page of ``statement`` (``since``: the filters' own start, if any)."""
         column, descending = order
         ordering = (
             [column.desc(), tiebreak.desc()] if descending else [column.asc(), tiebreak.asc()]
         )
+        if self.events is not None and descending and column.key == "created_at":
+            # Newest first on ClickHouse: a filtered page read over all time merges every day
+            # partition's stream, and a day's read is a fraction of it (0.05 against 0.2-0.6 s
+            # at 1M records). Recent windows are tried first; a window that fills the page
+            # holds the newest records of all, as everything outside it is older.
+            now = utcnow()
+            for window in _NEWEST_WINDOWS:
+                start = now - window
+                if since is not None and start <= since:
+                    break
+                probe = statement.where(*where, column >= start).order_by(*ordering)
+                rows = self.rows(probe.offset(offset).limit(limit))
+                if len(rows) == limit:
+                    return rows
         return self.rows(statement.where(*where).order_by(*ordering).offset(offset).limit(limit))
 
     def of_trace(

@@ -386,7 +386,9 @@ def _listing(
         source = require_source(conn, source_id, principal, Access.READ)
     where = filters.conditions(table, source["id"])
     order = sort.resolve(record_sorts(table))
-    rows = reads.page(statement, where, order, table.c.id, page.offset, page.page_limit)
+    rows = reads.page(
+        statement, where, order, table.c.id, page.offset, page.page_limit, since=filters.start
+    )
     return page.envelope([to_json(r) for r in rows], reads.count(table, where))
 
 
