@@ -6,6 +6,7 @@ because every PromptCrafter endpoint documents its own (routes.py) and the pages
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping
@@ -14,9 +15,11 @@ from logharbor.auth.deps import Principal
 from logharbor.common.errors import BadRequest, Forbidden, NotFound
 from logharbor.common.pagination import PageRequest
 from logharbor.db.engine import Database
+from logharbor.llm import queries as llm_queries
 from logharbor.prompts import queries
 from logharbor.prompts.queries import Listing
 from logharbor.prompts.schemas import LABEL_PATTERN, resolved_json, stats_json, version_json
+from logharbor.traffic.record_reads import record_reads
 
 LABEL_INVALID = "A label is 1 to 50 characters of a-z, 0-9, _ and -."
 LABEL_NOT_FOUND = "The prompt has no such label."
@@ -87,7 +90,32 @@ def prompt_logs(
         owned(
             queries.get_prompt(conn, prompt_id), principal, forbidden=forbidden, not_found=not_found
         )
-        return queries.list_prompt_logs(conn, prompt_id, page)
+        listing = queries.list_prompt_logs(conn, prompt_id, page)
+    return with_calls(db, listing)
+
+
+def all_logs(db: Database, principal: Principal, page: PageRequest | None) -> Listing:
+    """The logs of every prompt the caller owns, oldest first."""
+    with db.read() as conn:
+        listing = queries.list_logs(conn, principal.user_id, page)
+    return with_calls(db, listing)
+
+
+def with_calls(db: Database, listing: Listing) -> Listing:
+    """Logs made from an app's LLM call, with that call's figures (``call_*``) while it is
+    stored: calls live in ``generations`` of the SQL database, or of ClickHouse with
+    ``LOGHARBOR_EVENTS_URL``, and no join reaches the latter. The score and notes are the
+    log's own, in the SQL database either way."""
+    linked = [row["generation_id"] for row in listing.rows if row.get("generation_id")]
+    figures = llm_queries.call_figures(record_reads(db), linked)
+    rows: list[Mapping[Any, Any]] = []
+    for row in listing.rows:
+        call = figures.get(row.get("generation_id") or "")
+        if call is None:
+            rows.append(row)
+            continue
+        rows.append({**row, **{"call_" + key: value for key, value in call.items()}})
+    return Listing(rows, listing.total)
 
 
 # --- labels, and what apps fetch by -----------------------------------------------------------

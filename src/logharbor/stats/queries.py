@@ -25,6 +25,7 @@ from logharbor.db.clickhouse import EventsClient
 from logharbor.db.clickhouse_sql import fetch
 from logharbor.db.tables import (
     domains,
+    llm_rollups,
     pathnames,
     traffic_rollup_latency,
     traffic_rollup_path_latency,
@@ -106,6 +107,8 @@ class RollupSource:
     latency: Any
     path_latency: Any
     run: Callable[[Any], Iterable[Sequence[Any]]]
+    # Tokens and cost of LLM calls (llm_queries.py).
+    llm: Any = llm_rollups
 
 
 def sql_rollups(conn: Connection) -> RollupSource:
@@ -123,6 +126,7 @@ def events_rollups(client: EventsClient) -> RollupSource:
         events_schema.traffic_rollup_latency,
         events_schema.traffic_rollup_path_latency,
         run,
+        events_schema.llm_rollups,
     )
 
 
