@@ -25,6 +25,15 @@ from logharbor.db.clickhouse_sql import fetch
 
 # The tables retention applies to; ``record_ids`` follows the records it locates.
 RECORD_TABLES = ("http_traffic", "core_logs")
+# LLM calls and the other spans of traces, on their source's retention too (llm/retention.py).
+TRACE_TABLES = ("generations", "spans")
+# A deleted source's figures go with it, as the SQL database's cascades take them.
+_ROLLUP_TABLES = (
+    "traffic_rollups",
+    "traffic_rollup_latency",
+    "traffic_rollup_path_latency",
+    "llm_rollups",
+)
 _DAY_MS = 86_400_000
 
 
@@ -64,10 +73,14 @@ def _past(cutoffs: Mapping[str, datetime | None], source: str, end_of_day_ms: in
     return cutoff is not None and epoch_ms(cutoff) >= end_of_day_ms
 
 
-def prune(client: EventsClient, cutoffs: Mapping[str, datetime | None]) -> dict[str, int]:
-    """Apply every source's retention; returns the records deleted per table."""
-    deleted = {table: 0 for table in RECORD_TABLES}
-    for table in RECORD_TABLES:
+def prune(
+    client: EventsClient,
+    cutoffs: Mapping[str, datetime | None],
+    tables: tuple[str, ...] = RECORD_TABLES,
+) -> dict[str, int]:
+    """Apply every source's retention to ``tables``; returns the rows deleted per table."""
+    deleted = {table: 0 for table in tables}
+    for table in tables:
         for day in droppable_days(client, table, cutoffs):
             deleted[table] += _rows_of_day(client, table, day)
             ev.alter_local_tables(client, table, f"DROP PARTITION {day}")
@@ -112,7 +125,7 @@ def _prune_record_ids(client: EventsClient, cutoffs: Mapping[str, datetime | Non
 
 def delete_source_events(client: EventsClient, source_id: str) -> None:
     """Everything a deleted source stored on ClickHouse."""
-    for table in (*RECORD_TABLES, "record_ids"):
+    for table in (*RECORD_TABLES, *TRACE_TABLES, "record_ids", *_ROLLUP_TABLES):
         if _count(client, table, source_id, None):
             ev.alter_local_tables(
                 client, table, f"DELETE WHERE traffic_source_id = {literal(source_id)}"
