@@ -349,6 +349,7 @@ def delete_prompt(id: str, principal: CurrentUser, db: Db) -> Response:
             not_found=PROMPT_NOT_FOUND,
         )
         queries.delete_prompt(conn, prompt_id)
+    services.forget_prompt_of_calls(db, prompt_id)
     return Response(status_code=204)
 
 
