@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from typer.testing import CliRunner
 
 from fixtures.database import settings_for
@@ -53,7 +53,8 @@ def _stats(client: TestClient, user: AUser, source_id: str) -> dict[str, Any]:
     return {"totals": body["totals"], "groups": body["groups"]}
 
 
-def _sql_rows(settings: Settings) -> int:
+def _sql_rows(settings: Settings, *counted: Table) -> int:
+    """Rows of ``counted`` (records and core logs by default) left in the SQL database."""
     from logharbor.db.engine import make_engine
 
     engine = make_engine(settings.database_url)
@@ -61,7 +62,7 @@ def _sql_rows(settings: Settings) -> int:
         with engine.connect() as conn:
             return sum(
                 int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-                for table in (tables.http_traffic, tables.core_logs)
+                for table in counted or (tables.http_traffic, tables.core_logs)
             )
     finally:
         engine.dispose()
@@ -158,20 +159,6 @@ def _llm_reads(
 LLM_RANGE = {"startDate": "2026-01-01T00:00:00.000Z", "endDate": "2026-01-01T03:00:00.000Z"}
 
 
-def _sql_llm_rows(settings: Settings) -> int:
-    from logharbor.db.engine import make_engine
-
-    engine = make_engine(settings.database_url)
-    try:
-        with engine.connect() as conn:
-            return sum(
-                int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-                for table in (tables.generations, tables.spans, tables.llm_rollups)
-            )
-    finally:
-        engine.dispose()
-
-
 def test_llm_calls_and_spans_moved_to_clickhouse_read_back_the_same(
     database_url: str,
     tmp_path: Path,
@@ -208,6 +195,6 @@ def test_llm_calls_and_spans_moved_to_clickhouse_read_back_the_same(
         assert _llm_reads(client, user, source.id, trace_id, prompt) == before
 
     _copy(monkeypatch, on_events, "--delete-copied")
-    assert _sql_llm_rows(on_sql) == 0
+    assert _sql_rows(on_sql, tables.generations, tables.spans, tables.llm_rollups) == 0
     with TestClient(create_app(on_events)) as client:
         assert _llm_reads(client, user, source.id, trace_id, prompt) == before
