@@ -41,6 +41,7 @@ from logharbor.llm.routes import router as llm_router
 from logharbor.prompts.routes import router as prompts_router
 from logharbor.settings import Settings
 from logharbor.stats import hooks as stats_hooks
+from logharbor.stats.llm_rollups import EventsStoreLlmRollups
 from logharbor.stats.rollups import EventsStoreRollups
 from logharbor.stats.routes import router as stats_router
 from logharbor.traffic.routes import router as traffic_router
@@ -62,11 +63,14 @@ def ingest_subscribers(events: EventsClient | None) -> Subscribers:
     traffic_rollups: Subscriber = (
         in_sql(stats_hooks.on_traffic) if events is None else EventsStoreRollups(events)
     )
+    llm_rollups: Subscriber = (
+        in_sql(stats_hooks.on_generations) if events is None else EventsStoreLlmRollups(events)
+    )
     return Subscribers(
         [
             (TrafficEvent, traffic_rollups),
             (TrafficEvent, in_sql(alert_hooks.on_traffic)),
-            (GenerationEvent, in_sql(stats_hooks.on_generations)),
+            (GenerationEvent, llm_rollups),
         ]
     )
 

@@ -258,8 +258,9 @@ def events_copy(
         ),
     ] = False,
 ) -> None:
-    """Copy the traffic records and core logs stored in the SQL database to ClickHouse
-    (LOGHARBOR_EVENTS_URL). Safe to stop and run again, and to run while the server runs."""
+    """Copy the traffic records, core logs, LLM calls and spans stored in the SQL database to
+    ClickHouse (LOGHARBOR_EVENTS_URL). Safe to stop and run again, and to run while the server
+    runs."""
     from logharbor.db import events_schema
     from logharbor.moving_in import to_clickhouse
     from logharbor.progress import tracking

@@ -28,7 +28,7 @@ from logharbor.common.ids import new_id
 from logharbor.common.timestamps import utcnow
 from logharbor.db import lease
 from logharbor.db.engine import Database
-from logharbor.llm.retention import TracesPruned, prune_traces
+from logharbor.llm.retention import TracesPruned, prune_event_traces, prune_traces
 from logharbor.settings import Settings
 from logharbor.stats.thinning import thin_rollups
 from logharbor.traffic.retention import RecordsPruned, prune_records
@@ -82,6 +82,7 @@ def prune(
         prune_traces(db, source_id, cutoff, batch_size, report.traces, should_stop)
     if should_stop():
         return report
+    prune_event_traces(db, now, report.traces)
     before = now - timedelta(days=outbox_keep_days)
     while True:
         with db.write() as conn:

@@ -20,8 +20,11 @@ from fastapi.testclient import TestClient
 
 from fixtures.network import free_port
 from fixtures.serve import start_serve
+from fixtures.sources import ingest_key
+from fixtures.spans import chat_span, llm_calls, post_spans, span
 from fixtures.users import AUser, sign_up
 from fixtures.waiting import wait_until
+from llm.test_details_events import CONTENT_KEYS, _event, _post_events
 from logharbor.app import create_app
 from logharbor.common.ids import new_id
 from logharbor.db import events_schema, migrate
@@ -157,6 +160,54 @@ def test_the_cluster_spreads_sources_over_both_shards_and_reads_them_back(
             for node in clickhouse_cluster.nodes
         ]
         assert sorted(holders) == [0, 6], (source_id, holders)
+
+
+def test_an_otlp_llm_call_goes_in_and_comes_out_of_the_cluster(
+    cluster_client: TestClient,
+) -> None:
+    """A GenAI span with its request's and a database span, exported twice (a retry), then
+    its content in a details event: stored once, costed, attributed, filled in by a mutation
+    on the shards' local tables, and read back through the Distributed tables."""
+    client = cluster_client
+    user = sign_up(client)
+    source_id = _source(client, user, "llm")
+    key = ingest_key(client, user, source_id)
+    body = {"title": "Greeting", "content": "Say hi", "model": "gpt-4o-mini"}
+    prompt = client.post("/prompts", json=body, headers=user.headers).json()["_id"]
+    trace_id = os.urandom(16).hex()
+    server = span(trace_id=trace_id)
+    chat = chat_span(trace_id, server["spanId"], **{"logharbor.prompt.id": prompt})
+    chat["attributes"] = [
+        a for a in chat["attributes"] if a["key"] not in CONTENT_KEYS
+    ]  # content comes in the event
+    query = span(kind=1, trace_id=trace_id, attributes={"db.system": "postgresql"})
+    for _ in range(2):
+        assert post_spans(client, key, server, chat, query) == {}
+    assert _post_events(client, key, _event(trace_id, chat["spanId"])) == {}
+
+    [call] = llm_calls(client, user, source_id)
+    assert (call["inputTokens"], call["outputTokens"], call["promptVersion"]) == (1000, 500, 1)
+    assert call["cost"] == pytest.approx((800 * 0.15 + 200 * 0.075 + 500 * 0.60) / 1e6)
+    assert call["outputPreview"] == "Hello there"
+    detail = client.get(f"/generations/{source_id}/{call['id']}", headers=user.headers).json()
+    assert detail["outputMessages"][0]["parts"][0]["content"] == "Hello there"
+    waterfall = client.get(f"/traces/{source_id}/{trace_id}", headers=user.headers).json()
+    assert sorted(item["kind"] for item in waterfall["items"]) == ["http", "llm", "span"]
+    [log] = client.get("/logs", params={"promptId": prompt}, headers=user.headers).json()
+    assert log["output"] == "Hello there" and log["generation"]["id"] == call["id"]
+    scored = client.patch(f"/logs/{log['_id']}", json={"score": 9}, headers=user.headers)
+    assert scored.json()["score"] == 9 and scored.json()["generation"]["inputTokens"] == 1000
+    stats = client.get(
+        f"/stats/{source_id}/llm",
+        params={
+            "startDate": "2026-01-01T00:00:00.000Z",
+            "endDate": "2026-01-01T03:00:00.000Z",
+            "groupBy": "promptVersion",
+        },
+        headers=user.headers,
+    ).json()
+    assert stats["totals"]["calls"] == 1 and stats["totals"]["inputTokens"] == 1000
+    assert stats["groups"][0]["promptVersion"] == 1
 
 
 def test_upgrade_brings_every_node_to_the_newest_version(clickhouse_cluster: Any) -> None:

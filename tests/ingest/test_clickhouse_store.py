@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,8 @@ from sqlalchemy import func, select
 from fixtures.database import events_url_for, settings_for
 from fixtures.network import free_port
 from fixtures.records import body
-from fixtures.sources import create_source
+from fixtures.sources import create_source, ingest_key
+from fixtures.spans import chat_span, llm_calls, post_spans, span
 from fixtures.users import sign_up
 from logharbor.app import create_app
 from logharbor.common.ids import new_id
@@ -81,3 +84,34 @@ def test_a_retry_is_stored_once_whatever_holds_the_metadata(events_on_chdb: Test
     assert [item["id"] for item in batch.json()["items"]] == [record_id, record_id]
     listed = client.get(url, headers=user.headers).json()
     assert [item["id"] for item in listed["data"]] == [record_id]
+
+
+def test_an_export_sent_at_once_many_times_stores_each_span_once(
+    events_on_chdb: TestClient,
+) -> None:
+    # ClickHouse refuses no duplicate: whether the copies meet in one group (staged rows) or
+    # in groups one after the other (record_ids, under the source's lock), one is stored.
+    client = events_on_chdb
+    user = sign_up(client)
+    source = create_source(client, user)
+    key = ingest_key(client, user, source.id)
+    trace_id = os.urandom(16).hex()
+    items = (
+        span(trace_id=trace_id),
+        chat_span(trace_id),
+        span(kind=1, trace_id=trace_id, attributes={"db.system": "postgresql"}),
+    )
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: post_spans(client, key, *items), range(6)))
+    assert answers == [{}] * 6
+    assert post_spans(client, key, *items) == {}  # and once more, later
+    [call] = llm_calls(client, user, source.id)
+    assert call["inputTokens"] == 1000
+    waterfall = client.get(f"/traces/{source.id}/{trace_id}", headers=user.headers).json()
+    assert sorted(item["kind"] for item in waterfall["items"]) == ["http", "llm", "span"]
+    stats = client.get(
+        f"/stats/{source.id}/llm",
+        params={"startDate": "2026-01-01T00:00:00.000Z", "endDate": "2026-01-02T00:00:00.000Z"},
+        headers=user.headers,
+    ).json()
+    assert stats["totals"]["calls"] == 1  # counted once too

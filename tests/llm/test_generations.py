@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from urllib.parse import quote
 
 from fastapi.testclient import TestClient
@@ -15,6 +16,8 @@ from fixtures.prompts import create_prompt
 from fixtures.sources import create_source, ingest_key
 from fixtures.spans import START, chat_span, llm_calls, post_spans, span
 from fixtures.users import AUser
+from logharbor import retention_job
+from logharbor.common.timestamps import parse_iso
 
 
 def test_a_genai_span_is_a_costed_call_in_its_trace_with_the_request_and_other_spans(
@@ -199,3 +202,38 @@ def test_model_names_a_database_cannot_hold_are_a_400(client: TestClient, user: 
         assert response.status_code == 400, (bad[:10], response.text)
         response = client.get(f"/generations/{sid}", params={"model": bad}, headers=user.headers)
         assert response.status_code == 400, (bad[:10], response.text)
+
+
+def test_a_log_outlives_its_call_and_a_deleted_prompts_calls_name_no_prompt(
+    client: TestClient, user: AUser
+) -> None:
+    # Prompt logs live with the prompts (scored and annotated there); their calls may live
+    # on ClickHouse, with no foreign key between: what is shown is the same on every store.
+    sid = create_source(client, user, retentionDays=30).id
+    key = ingest_key(client, user, sid)
+    body = {"title": "Greeting", "content": "Say hi", "model": "gpt-4o-mini"}
+    pruned_prompt = create_prompt(client, user, **body)["_id"]
+    deleted_prompt = create_prompt(client, user, **body)["_id"]
+    trace_id = os.urandom(16).hex()
+    post_spans(
+        client,
+        key,
+        chat_span(trace_id, **{"logharbor.prompt.id": pruned_prompt}),
+        chat_span(trace_id, **{"logharbor.prompt.id": deleted_prompt}),
+    )
+    [log] = client.get("/logs", params={"promptId": pruned_prompt}, headers=user.headers).json()
+    client.patch(f"/logs/{log['_id']}", json={"score": 7}, headers=user.headers)
+
+    assert client.delete(f"/prompts/{deleted_prompt}", headers=user.headers).status_code == 204
+    orphans = [(c["promptId"], c["promptVersion"]) for c in llm_calls(client, user, sid)]
+    assert sorted(orphans, key=lambda pair: str(pair[0])) == [(None, 1), (pruned_prompt, 1)]
+
+    db = client.app.state.db  # type: ignore[attr-defined]
+    now = parse_iso("2026-01-01T00:00:00Z") + timedelta(days=45)
+    assert retention_job.prune(db, now=now).traces.generations == 2
+    assert llm_calls(client, user, sid) == []
+    [kept] = client.get("/logs", params={"promptId": pruned_prompt}, headers=user.headers).json()
+    assert kept["score"] == 7 and kept["output"] == "Hello there"
+    assert "generation" not in kept
+    rescored = client.patch(f"/logs/{log['_id']}", json={"score": 3}, headers=user.headers)
+    assert rescored.status_code == 200 and "generation" not in rescored.json()

@@ -83,3 +83,18 @@ def test_llm_calls_and_spans_go_with_their_records_retention(
     # What is left is the newer trace, whole.
     [call] = client.get(f"/generations/{kept_30_days}", headers=user.headers).json()["data"]
     assert parse_iso(call["createdAt"]) >= now - timedelta(days=30)
+
+
+def test_a_deleted_sources_llm_calls_spans_and_figures_go_with_it(
+    client: TestClient, user: AUser
+) -> None:
+    doomed = create_source(client, user).id
+    kept = create_source(client, user, name="Kept").id
+    for sid in (doomed, kept):
+        _post(client, ingest_key(client, user, sid), _trace(0))
+    assert client.delete(f"/traffic-source/{doomed}", headers=user.headers).status_code == 204
+    db = client.app.state.db  # type: ignore[attr-defined]
+    assert _counts(client, doomed) == (0, 0, 0)
+    assert event_rows.count(db, "llm_rollups", doomed) == 0
+    assert _counts(client, kept) == (1, 1, 1)
+    assert event_rows.count(db, "llm_rollups", kept) == 3  # one row a resolution

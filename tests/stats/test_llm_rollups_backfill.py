@@ -1,20 +1,26 @@
 """Calls stored before the LLM rollups existed (migration 0012 stored them, 0013 added the
 rollups) are rolled up by 0013 itself: taken back to 0012 and up again, a database holds the
-same rollups as ingest wrote. Both databases."""
+same rollups as ingest wrote, and prompt logs keep the calls they were made from (0017 dropped
+that link's foreign key, for calls on ClickHouse). Both SQL databases: these are calls stored
+in the SQL database, so the app here keeps them there whatever the backend (on ``chdb`` too,
+whose metadata is on SQLite)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from fixtures.database import settings_for
 from fixtures.sources import create_source, ingest_key
 from fixtures.spans import llm_call, post_spans
-from fixtures.users import AUser
+from fixtures.users import AUser, sign_up
+from logharbor.app import create_app
 from logharbor.db import migrate
 from logharbor.db.engine import make_engine
-from logharbor.db.tables import generations, llm_rollups
+from logharbor.db.tables import generations, llm_rollups, prompt_logs
 
 
 def _rollups(database_url: str) -> list[tuple[Any, ...]]:
@@ -29,8 +35,13 @@ def _rollups(database_url: str) -> list[tuple[Any, ...]]:
 
 
 def test_calls_stored_before_the_rollups_are_rolled_up_by_their_migration(
-    client: TestClient, user: AUser, database_url: str
+    database_url: str, tmp_path: Path
 ) -> None:
+    with TestClient(create_app(settings_for(database_url, tmp_path))) as client:
+        _roll_back_and_up(client, sign_up(client), database_url)
+
+
+def _roll_back_and_up(client: TestClient, user: AUser, database_url: str) -> None:
     sid = create_source(client, user).id
     key = ingest_key(client, user, sid)
     prompt = client.post(
@@ -54,6 +65,8 @@ def test_calls_stored_before_the_rollups_are_rolled_up_by_their_migration(
     try:
         with engine.connect() as conn:
             stored = [dict(row) for row in conn.execute(select(generations)).mappings()]
+            links = conn.execute(select(prompt_logs.c.id, prompt_logs.c.generation_id)).all()
+        assert len(links) == 1 and links[0][1] in {row["id"] for row in stored}
         migrate.downgrade(engine, "0012")
         with engine.connect() as conn:
             # Walking down keeps the calls (on SQLite 0015 once rebuilt traffic_sources, and
@@ -61,6 +74,10 @@ def test_calls_stored_before_the_rollups_are_rolled_up_by_their_migration(
             assert [dict(r) for r in conn.execute(select(generations)).mappings()] == stored
         assert len(stored) == 4
         migrate.upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.execute(select(prompt_logs.c.id, prompt_logs.c.generation_id)).all() == (
+                links
+            )
     finally:
         engine.dispose()
     assert _rollups(database_url) == written_at_ingest

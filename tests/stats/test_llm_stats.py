@@ -10,14 +10,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 
+from fixtures import event_rows
 from fixtures.prompts import create_prompt
 from fixtures.sources import create_source, ingest_key
 from fixtures.spans import llm_call, post_spans
 from fixtures.users import AUser
 from logharbor.common.timestamps import iso, parse_iso
-from logharbor.db.tables import llm_rollups
 from logharbor.stats.rollups import HOUR, MINUTE
 from logharbor.stats.thinning import thin_rollups
 
@@ -173,9 +172,7 @@ def test_minute_rows_thin_with_the_traffic_rollups_and_totals_stay(
     before = _stats(client, user, shop["id"], groupBy="route")
 
     def count(resolution: int) -> int:
-        with db.read() as conn:
-            query = select(func.count()).where(llm_rollups.c.resolution == resolution)
-            return int(conn.execute(query.select_from(llm_rollups)).scalar_one())
+        return event_rows.rollup_rows(db, "llm_rollups", resolution)
 
     assert count(MINUTE) > 0
     # Minutes older than two days go; hours and days stay.

@@ -125,19 +125,20 @@ def _read(columns: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def to_events_row(table: Table, row: Mapping[Any, Any]) -> dict[str, Any]:
     """A row as the SQL stores return it (``row``, keyed like ``table``'s columns) as the
     JSONEachRow object ClickHouse takes for ``table``: the inverse of ``fetch``."""
-    out: dict[str, Any] = {}
-    for column in table.c:
-        value = row.get(column.key)
-        if isinstance(column.type, EpochMs) and isinstance(value, datetime):
-            value = epoch_ms(value)
-        elif isinstance(column.type, JsonText) and value is not None:
-            value = json_row(value)
-        elif isinstance(column.type, Flag) and value is not None:
-            value = int(bool(value))
-        if value is None and not column.nullable:
-            value = 0
-        out[column.key] = value
-    return out
+    return {column.key: to_events_value(column, row.get(column.key)) for column in table.c}
+
+
+def to_events_value(column: Any, value: Any) -> Any:
+    """One column's value (as the SQL stores return it) as ClickHouse takes it."""
+    if isinstance(column.type, EpochMs) and isinstance(value, datetime):
+        value = epoch_ms(value)
+    elif isinstance(column.type, JsonText) and value is not None:
+        value = json_row(value)
+    elif isinstance(column.type, Flag) and value is not None:
+        value = int(bool(value))
+    if value is None and not column.nullable:
+        value = 0
+    return value
 
 
 def scalar(client: EventsClient, statement: Select[Any]) -> Any:

@@ -207,6 +207,26 @@ traffic_rollup_path_latency = Table(
     Column("count", Integer),
 )
 
+# Tokens and cost of LLM calls (stats/llm_rollups.py writes the SQL table's rows; the statistics
+# read them with the same statements). Every figure is a sum, so SummingMergeTree may fold rows.
+llm_rollups = Table(
+    "llm_rollups",
+    metadata,
+    *_rollup_key()[:3],
+    Column("route", String),
+    Column("model", String),
+    Column("prompt_id", String),
+    Column("prompt_version", Integer),
+    Column("calls", Integer),
+    Column("failed_calls", Integer),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cached_tokens", Integer),
+    Column("cost", Float),
+    Column("unpriced_calls", Integer),
+    Column("duration_sum", Float),
+)
+
 # --- DDL ---------------------------------------------------------------------------------------
 
 _PAYLOAD_DDL = """
@@ -258,6 +278,11 @@ _COLUMNS: dict[str, str] = {
     "traffic_rollup_path_latency": """
     traffic_source_id String, resolution Int32, bucket_start Int64, domain_id String,
     pathname_id String, bucket Int32, count Int64""",
+    "llm_rollups": """
+    traffic_source_id String, resolution Int32, bucket_start Int64, route String, model String,
+    prompt_id String, prompt_version Int32, calls Int64, failed_calls Int64,
+    input_tokens Int64, output_tokens Int64, cached_tokens Int64, cost Float64,
+    unpriced_calls Int64, duration_sum Float64""",
 }
 _ROLLUP_KEY = "traffic_source_id, resolution, bucket_start, domain_id, pathname_id"
 
@@ -270,6 +295,9 @@ _SORTING = {
     "traffic_rollups": _ROLLUP_KEY + ", method, status_class",
     "traffic_rollup_latency": _ROLLUP_KEY + ", method, status_class, bucket",
     "traffic_rollup_path_latency": _ROLLUP_KEY + ", bucket",
+    "llm_rollups": (
+        "traffic_source_id, resolution, bucket_start, route, model, prompt_id, prompt_version"
+    ),
 }
 # Histogram rows only add counts, which SummingMergeTree folds together as parts merge. The main
 # rollup also keeps a minimum and a maximum, which summing would spoil: its rows stay as
@@ -277,6 +305,7 @@ _SORTING = {
 _ENGINES = {
     "traffic_rollup_latency": "SummingMergeTree",
     "traffic_rollup_path_latency": "SummingMergeTree",
+    "llm_rollups": "SummingMergeTree",
 }
 # Rollups by resolution and month: the retention job's thinning drops minute and hour detail
 # past its horizon.
@@ -285,6 +314,7 @@ _PARTITIONS = {
     "traffic_rollups": _ROLLUP_PARTITION,
     "traffic_rollup_latency": _ROLLUP_PARTITION,
     "traffic_rollup_path_latency": _ROLLUP_PARTITION,
+    "llm_rollups": _ROLLUP_PARTITION,
 }
 
 
@@ -344,9 +374,14 @@ def _rollups(layout: Layout) -> list[str]:
     ]
 
 
+def _llm_rollups(layout: Layout) -> list[str]:
+    return layout.create_event_table("llm_rollups")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event tables", _initial),
     Migration(2, "statistics rollups", _rollups),
+    Migration(3, "LLM token and cost rollups", _llm_rollups),
 )
 
 

@@ -313,9 +313,11 @@ prompt_logs = Table(
     Column("model_used", String(200), nullable=False),
     Column("score", Integer, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
-    # The LLM call this log was made from (``logharbor.llm``), when it came from an app.
-    Column("generation_id", ID, ForeignKey("generations.id", ondelete="SET NULL"), nullable=True),
+    # The LLM call this log was made from (``logharbor.llm``), when it came from an app. No
+    # foreign key: the call may live on ClickHouse (``LOGHARBOR_EVENTS_URL``).
+    Column("generation_id", ID, nullable=True),
     Index(None, "prompt_id", "created_at"),
+    Index(None, "generation_id"),
 )
 
 # LLM calls (``logharbor.llm``), one row each, under the traffic source that sent them. They are

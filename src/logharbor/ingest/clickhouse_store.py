@@ -11,13 +11,18 @@ SQL transaction (PostgreSQL's advisory lock; SQLite has one writer), so that two
 the same retry at once cannot both insert it. A known id fails the group's optimistic run, and
 the pipeline's careful run answers it with the stored record.
 
-LLM calls and spans stay in the SQL database until the issue that adds them has landed (their
-prompt logs refer to them by foreign key); this store hands them to the SQL store.
+LLM calls and the other spans of traces are rows here too, costed and attributed as the SQL
+store does it (``store.costed_calls``); their retries are looked up in ``record_ids`` in every
+run, as records' are. What stays in the SQL database: the prompt logs made from calls (they are
+scored and annotated there, by the call's id), and a details event's content waiting for its
+call's span (``generation_details``, taken and deleted when it arrives). Content that reaches a
+call stored before is written by one mutation at commit (``_CallFills``): that order of arrival
+is the exception, and a mutation is what ClickHouse has for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,21 +30,30 @@ from sqlalchemy import Connection, Dialect, func, select
 
 from logharbor.common.errors import LogHarborError
 from logharbor.db import events_schema, tables
-from logharbor.db.clickhouse import EventsClient, epoch_ms, json_row
-from logharbor.db.clickhouse_sql import from_events_row
+from logharbor.db.clickhouse import EventsClient, epoch_ms, identifier, json_row, literal
+from logharbor.db.clickhouse_sql import fetch, from_events_row, to_events_row, to_events_value
 from logharbor.db.writer import WriteTx
 from logharbor.ingest.normalize import exception_json
 from logharbor.ingest.records import Payload
 from logharbor.ingest.store import (
+    GENERATION_COLUMNS,
+    SPAN_COLUMNS,
     NameCache,
     PendingExchange,
+    PendingGeneration,
     PendingLog,
+    PendingSpan,
     SqlRecordStore,
     StoredExchange,
+    StoredGeneration,
     StoredLog,
+    costed_calls,
+    insert_prompt_logs,
     pathnames_of,
+    span_rows,
     stored_answers,
 )
+from logharbor.llm import queries as llm_queries
 from logharbor.traffic import clickhouse_queries
 
 
@@ -55,6 +69,28 @@ class EventsSink:
 
     def write(self, table: str, rows: list[dict[str, Any]]) -> None:
         self.client.insert(table, rows)
+
+
+class _CallFills:
+    """Details that reached calls stored by an earlier commit: one ``ALTER ... UPDATE`` each,
+    run by the writer with the group's inserts and waited for, so that the answer means
+    stored (18.16 has no ``mutations_sync``)."""
+
+    def __init__(self, client: EventsClient) -> None:
+        self.client = client
+
+    def write(self, table: str, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            assignments = ", ".join(
+                f"{identifier(name)} = {literal(value)}" for name, value in row["values"].items()
+            )
+            events_schema.alter_local_tables(
+                self.client,
+                table,
+                f"UPDATE {assignments} WHERE traffic_source_id = "
+                f"{literal(row['traffic_source_id'])} AND id = {literal(row['id'])}",
+            )
+        self.client.wait_for_mutations()
 
 
 def _payload_row(prefix: str, payload: Payload, created_at: int) -> dict[str, Any]:
@@ -143,6 +179,18 @@ def _located(source_id: str, created: int) -> dict[str, Any]:
     return {"traffic_source_id": source_id, "created_at": created}
 
 
+def _id_rows(kind: str, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``record_ids`` rows of stored calls or spans (``kind``): by id for retries, by trace for
+    a trace's reads."""
+    found = []
+    for row in rows:
+        located = _located(row["traffic_source_id"], row["created_at"])
+        found.append({"id": row["id"], "kind": kind, **located})
+        if row["trace_id"] is not None:
+            found.append({"id": row["trace_id"], "kind": "trace_id", **located})
+    return found
+
+
 def _lock_sources(conn: Connection, source_ids: Sequence[str]) -> None:
     if conn.dialect.name == "postgresql":
         for source_id in sorted(set(source_ids)):
@@ -150,13 +198,85 @@ def _lock_sources(conn: Connection, source_ids: Sequence[str]) -> None:
 
 
 class ClickHouseRecordStore(SqlRecordStore):
-    """Traffic records and core logs on ClickHouse; everything else (names, LLM calls, spans
-    and their details events) as the SQL store keeps it, inherited."""
+    """Traffic records, core logs, LLM calls and spans on ClickHouse; names, prompt logs and
+    details events waiting for their calls as the SQL store keeps them, inherited."""
 
     def __init__(self, client: EventsClient, names: NameCache | None = None) -> None:
         super().__init__(names)
         self.client = client
         self.sink = EventsSink(client)
+        self.fills = _CallFills(client)
+
+    def stored_ids(
+        self, tx: WriteTx, source_id: str, kind: str, ids: Sequence[str], *, careful: bool
+    ) -> set[str]:
+        # No primary key refuses a retry here: every run looks, under the source's lock, so
+        # that two hosts storing the same span at once store it once (as ``find_stored``).
+        if not ids:
+            return set()
+        _lock_sources(tx.conn, [source_id])
+        wanted = set(ids)
+        found = {row["id"] for row in tx.staged_rows(self.sink, kind) if row["id"] in wanted}
+        table = events_schema.record_ids
+        query = select(table.c.id).where(table.c.id.in_(sorted(wanted)), table.c.kind == kind)
+        return found | {row["id"] for row in fetch(self.client, query)}
+
+    def insert_generations(
+        self, tx: WriteTx, source_id: str, pending: Sequence[PendingGeneration]
+    ) -> list[StoredGeneration]:
+        if not pending:
+            return []
+        calls = costed_calls(tx.conn, source_id, pending)
+        rows = [
+            to_events_row(
+                events_schema.generations, dict(zip(GENERATION_COLUMNS, row, strict=True))
+            )
+            for row in calls.rows
+        ]
+        tx.stage(self.sink, "generations", rows)
+        tx.stage(self.sink, "record_ids", _id_rows("generations", rows))
+        insert_prompt_logs(tx.conn, calls.log_rows)
+        return calls.stored
+
+    def insert_spans(self, tx: WriteTx, source_id: str, pending: Sequence[PendingSpan]) -> None:
+        if not pending:
+            return
+        rows = [
+            to_events_row(events_schema.spans, dict(zip(SPAN_COLUMNS, row, strict=True)))
+            for row in span_rows(source_id, pending)
+        ]
+        tx.stage(self.sink, "spans", rows)
+        tx.stage(self.sink, "record_ids", _id_rows("spans", rows))
+
+    def calls_of_spans(
+        self, tx: WriteTx, source_id: str, keys: Iterable[tuple[str, str]]
+    ) -> Mapping[tuple[str, str], Mapping[Any, Any]]:
+        wanted = set(keys)
+        if not wanted:
+            return {}
+        found: dict[tuple[str, str], Mapping[Any, Any]] = {}
+        query = llm_queries.calls_of_spans_query(events_schema.generations, source_id, wanted)
+        for row in fetch(self.client, query):
+            found[(row["trace_id"], row["span_id"])] = row
+        # Calls of this transaction, not inserted yet: their rows take the content directly.
+        for staged in tx.staged_rows(self.sink, "generations"):
+            key = (staged["trace_id"], staged["span_id"])
+            if staged["traffic_source_id"] == source_id and key in wanted:
+                found[key] = {
+                    **from_events_row(events_schema.generations, staged),
+                    "staged": staged,
+                }
+        return found
+
+    def fill_call(self, tx: WriteTx, call: Mapping[Any, Any], values: dict[str, Any]) -> None:
+        columns = events_schema.generations.c
+        encoded = {name: to_events_value(columns[name], value) for name, value in values.items()}
+        staged = call.get("staged")
+        if staged is not None:
+            staged.update(encoded)
+            return
+        row = {"id": call["id"], "traffic_source_id": call["traffic_source_id"], "values": encoded}
+        tx.stage(self.fills, "generations", [row])
 
     def stage(
         self, dialect: Dialect, source_id: str, pending: Sequence[PendingExchange]

@@ -238,13 +238,13 @@ class Pipeline:
             return
         store = self.store_backend
         # Ids: the sender's (an OTLP span's own, so that an exporter's retry is stored once),
-        # or new ones. In bulk a retried id fails the insert; item by item it is skipped.
+        # or new ones; those stored already are skipped (``RecordStore.stored_ids``).
         call_ids = _record_ids([call.client_id for call in calls])
         span_ids = _record_ids([span.client_id for span in spans])
-        known_calls = (
-            store.stored_ids(tx.conn, "generations", call_ids) if look_up_retries else set()
+        known_calls = store.stored_ids(
+            tx, source_id, "generations", call_ids, careful=look_up_retries
         )
-        known_spans = store.stored_ids(tx.conn, "spans", span_ids) if look_up_retries else set()
+        known_spans = store.stored_ids(tx, source_id, "spans", span_ids, careful=look_up_retries)
         pending_calls = [
             PendingGeneration(call_id, _not_after(call.started_at, now), call)
             for call_id, call in _fresh(call_ids, calls, known_calls)

@@ -138,9 +138,12 @@ class RecordStore(Protocol):
     def insert_spans(self, tx: WriteTx, source_id: str, pending: Sequence[PendingSpan]) -> None:
         """Store every span."""
 
-    def stored_ids(self, conn: Connection, kind: str, ids: Sequence[str]) -> set[str]:
+    def stored_ids(
+        self, tx: WriteTx, source_id: str, kind: str, ids: Sequence[str], *, careful: bool
+    ) -> set[str]:
         """Of ``ids``, those already stored as ``kind`` ("generations" or "spans"): a retry
-        stores each once."""
+        stores each once. Not ``careful`` (a group's bulk run), a store whose inserts fail on
+        a stored id may answer without looking."""
 
     def take_details(
         self,
@@ -233,7 +236,7 @@ _insert_core_logs = BulkInsert(
     ),
 )
 
-_GENERATION_COLUMNS = (
+GENERATION_COLUMNS = (
     "id",
     "traffic_source_id",
     "trace_id",
@@ -265,7 +268,7 @@ _GENERATION_COLUMNS = (
     "prompt_version",
     "created_at",
 )
-_insert_generations = BulkInsert(generations, _GENERATION_COLUMNS)
+_insert_generations = BulkInsert(generations, GENERATION_COLUMNS)
 _insert_prompt_logs = BulkInsert(
     prompt_logs,
     (
@@ -280,7 +283,7 @@ _insert_prompt_logs = BulkInsert(
         "generation_id",
     ),
 )
-_SPAN_COLUMNS = (
+SPAN_COLUMNS = (
     "id",
     "traffic_source_id",
     "trace_id",
@@ -295,7 +298,7 @@ _SPAN_COLUMNS = (
     "attributes",
     "created_at",
 )
-_insert_spans = BulkInsert(spans, _SPAN_COLUMNS)
+_insert_spans = BulkInsert(spans, SPAN_COLUMNS)
 _ID_TABLES = {"generations": generations, "spans": spans}
 
 
@@ -427,12 +430,16 @@ class SqlRecordStore:
     def forget(self, source_id: str) -> None:
         self.names.forget(source_id)
 
-    def stored_ids(self, conn: Connection, kind: str, ids: Sequence[str]) -> set[str]:
-        if not ids:
+    def stored_ids(
+        self, tx: WriteTx, source_id: str, kind: str, ids: Sequence[str], *, careful: bool
+    ) -> set[str]:
+        # In bulk nothing is read: a stored id fails the insert on the primary key, and the
+        # careful run looks.
+        if not ids or not careful:
             return set()
         table = _ID_TABLES[kind]
         query = select(table.c.id).where(table.c.id.in_(sorted(set(ids))))
-        return set(conn.execute(query).scalars())
+        return set(tx.conn.execute(query).scalars())
 
     def take_details(
         self,
@@ -461,7 +468,7 @@ class SqlRecordStore:
             # Filed at the event's time (never ahead of ours): retention ages it like a call.
             wanted[(item.trace_id or "", item.span_id or "")] = (values, min(item.started_at, now))
         llm_queries.lock_spans(conn, source_id, wanted)
-        stored = llm_queries.calls_of_spans(conn, source_id, wanted)
+        stored = self.calls_of_spans(tx, source_id, wanted)
         waiting = {}
         for key, (values, created_at) in wanted.items():
             row = stored.get(key)
@@ -475,11 +482,21 @@ class SqlRecordStore:
             }
             if not missing:
                 continue  # a retry, or an event with nothing the span lacked
-            llm_queries.fill_call(conn, row["id"], missing)
+            self.fill_call(tx, row, missing)
             if missing.get("output_messages"):
                 output = output_text(missing["output_messages"])
                 llm_queries.fill_prompt_log_output(conn, row["id"], output)
         llm_queries.wait_details(conn, source_id, waiting)
+
+    def calls_of_spans(
+        self, tx: WriteTx, source_id: str, keys: Iterable[tuple[str, str]]
+    ) -> Mapping[tuple[str, str], Mapping[Any, Any]]:
+        """The stored calls of these spans: their ids and the fields a details event fills."""
+        return llm_queries.calls_of_spans(tx.conn, source_id, keys)
+
+    def fill_call(self, tx: WriteTx, call: Mapping[Any, Any], values: dict[str, Any]) -> None:
+        """Set these fields (that the call lacks) of a call ``calls_of_spans`` found."""
+        llm_queries.fill_call(tx.conn, call["id"], values)
 
     def insert_generations(
         self, tx: WriteTx, source_id: str, pending: Sequence[PendingGeneration]
@@ -487,106 +504,18 @@ class SqlRecordStore:
         conn = tx.conn
         if not pending:
             return []
-        prompts = llm_queries.attributable_prompts(
-            conn, source_id, [p.call.prompt_id for p in pending if p.call.prompt_id]
+        calls = costed_calls(conn, source_id, pending)
+        _insert_generations.execute(
+            conn, _insert_generations.tuple_parameters(conn.dialect, calls.rows)
         )
-        price_list = prices.effective_prices(llm_queries.own_prices_of_source(conn, source_id))
-        # A source that turned content off keeps the call's numbers, never its words.
-        keep_content = llm_queries.captures_content(conn, source_id)
-        rows: list[tuple[Any, ...]] = []
-        log_rows: list[tuple[Any, ...]] = []
-        stored: list[StoredGeneration] = []
-        log_ids = iter(new_ids(len(pending)))
-        for item in pending:
-            call = item.call
-            prompt_id, version = _attribution(call, prompts)
-            model = call.response_model or call.request_model
-            price = prices.price_of(model, price_list) or prices.price_of(
-                call.request_model, price_list
-            )
-            cost = prices.cost_of(price, call.input_tokens, call.output_tokens, call.cached_tokens)
-            rows.append(
-                (
-                    item.id,
-                    source_id,
-                    call.trace_id,
-                    call.span_id,
-                    call.parent_span_id,
-                    call.traffic_record_id,
-                    call.route,
-                    call.provider,
-                    call.operation,
-                    call.request_model,
-                    call.response_model,
-                    call.response_id,
-                    call.finish_reasons,
-                    call.parameters,
-                    call.input_messages if keep_content else None,
-                    call.output_messages if keep_content else None,
-                    call.system_instructions if keep_content else None,
-                    call.output_preview if keep_content else None,
-                    call.input_tokens,
-                    call.output_tokens,
-                    call.cached_tokens,
-                    cost,
-                    call.duration_ms,
-                    call.time_to_first_token_ms,
-                    call.streamed,
-                    call.error_type,
-                    call.error_message,
-                    prompt_id,
-                    version,
-                    item.created_at,
-                )
-            )
-            log_id = next(log_ids)
-            if prompt_id is not None and call.error_type is None:
-                has_output = keep_content and call.output_messages
-                output = output_text(call.output_messages) if has_output else ""
-                log_rows.append(
-                    (
-                        log_id,
-                        prompt_id,
-                        version,
-                        output,
-                        None,
-                        model,
-                        None,
-                        item.created_at,
-                        item.id,
-                    )
-                )
-            stored.append(StoredGeneration(item, cost, prompt_id, version))
-        _insert_generations.execute(conn, _insert_generations.tuple_parameters(conn.dialect, rows))
-        if log_rows:
-            _insert_prompt_logs.execute(
-                conn, _insert_prompt_logs.tuple_parameters(conn.dialect, log_rows)
-            )
-        return stored
+        insert_prompt_logs(conn, calls.log_rows)
+        return calls.stored
 
     def insert_spans(self, tx: WriteTx, source_id: str, pending: Sequence[PendingSpan]) -> None:
         conn = tx.conn
-        if not pending:
-            return
-        rows = [
-            (
-                item.id,
-                source_id,
-                item.span.trace_id,
-                item.span.span_id,
-                item.span.parent_span_id,
-                item.span.name,
-                item.span.kind,
-                item.span.service,
-                item.span.duration_ms,
-                item.span.status,
-                item.span.status_message,
-                item.span.attributes,
-                item.created_at,
-            )
-            for item in pending
-        ]
-        _insert_spans.execute(conn, _insert_spans.tuple_parameters(conn.dialect, rows))
+        if pending:
+            rows = span_rows(source_id, pending)
+            _insert_spans.execute(conn, _insert_spans.tuple_parameters(conn.dialect, rows))
 
     def find_stored(
         self, tx: WriteTx, source_id: str, ids: Sequence[str]
@@ -779,3 +708,120 @@ def _attribution(call: Generation, prompts: dict[str, int]) -> tuple[str | None,
     if not 1 <= version <= current:
         return None, None
     return call.prompt_id, version
+
+
+@dataclass(slots=True)
+class CostedCalls:
+    """A group's LLM calls ready to store: ``generations`` rows (``GENERATION_COLUMNS``), the
+    prompt logs made from them, and what each was stored as."""
+
+    rows: list[tuple[Any, ...]]
+    log_rows: list[tuple[Any, ...]]
+    stored: list[StoredGeneration]
+
+
+def costed_calls(
+    conn: Connection, source_id: str, pending: Sequence[PendingGeneration]
+) -> CostedCalls:
+    """Each call costed at its owner's prices and attributed to a prompt version of its owner
+    (what either store writes of it)."""
+    prompts = llm_queries.attributable_prompts(
+        conn, source_id, [p.call.prompt_id for p in pending if p.call.prompt_id]
+    )
+    price_list = prices.effective_prices(llm_queries.own_prices_of_source(conn, source_id))
+    # A source that turned content off keeps the call's numbers, never its words.
+    keep_content = llm_queries.captures_content(conn, source_id)
+    rows: list[tuple[Any, ...]] = []
+    log_rows: list[tuple[Any, ...]] = []
+    stored: list[StoredGeneration] = []
+    log_ids = iter(new_ids(len(pending)))
+    for item in pending:
+        call = item.call
+        prompt_id, version = _attribution(call, prompts)
+        model = call.response_model or call.request_model
+        price = prices.price_of(model, price_list) or prices.price_of(
+            call.request_model, price_list
+        )
+        cost = prices.cost_of(price, call.input_tokens, call.output_tokens, call.cached_tokens)
+        rows.append(
+            (
+                item.id,
+                source_id,
+                call.trace_id,
+                call.span_id,
+                call.parent_span_id,
+                call.traffic_record_id,
+                call.route,
+                call.provider,
+                call.operation,
+                call.request_model,
+                call.response_model,
+                call.response_id,
+                call.finish_reasons,
+                call.parameters,
+                call.input_messages if keep_content else None,
+                call.output_messages if keep_content else None,
+                call.system_instructions if keep_content else None,
+                call.output_preview if keep_content else None,
+                call.input_tokens,
+                call.output_tokens,
+                call.cached_tokens,
+                cost,
+                call.duration_ms,
+                call.time_to_first_token_ms,
+                call.streamed,
+                call.error_type,
+                call.error_message,
+                prompt_id,
+                version,
+                item.created_at,
+            )
+        )
+        log_id = next(log_ids)
+        if prompt_id is not None and call.error_type is None:
+            has_output = keep_content and call.output_messages
+            output = output_text(call.output_messages) if has_output else ""
+            log_rows.append(
+                (
+                    log_id,
+                    prompt_id,
+                    version,
+                    output,
+                    None,
+                    model,
+                    None,
+                    item.created_at,
+                    item.id,
+                )
+            )
+        stored.append(StoredGeneration(item, cost, prompt_id, version))
+    return CostedCalls(rows, log_rows, stored)
+
+
+def insert_prompt_logs(conn: Connection, log_rows: list[tuple[Any, ...]]) -> None:
+    if log_rows:
+        _insert_prompt_logs.execute(
+            conn, _insert_prompt_logs.tuple_parameters(conn.dialect, log_rows)
+        )
+
+
+def span_rows(source_id: str, pending: Sequence[PendingSpan]) -> list[tuple[Any, ...]]:
+    """``spans`` rows (``SPAN_COLUMNS``) of a group's spans."""
+    return [
+        (
+            item.id,
+            source_id,
+            item.span.trace_id,
+            item.span.span_id,
+            item.span.parent_span_id,
+            item.span.name,
+            item.span.kind,
+            item.span.service,
+            item.span.duration_ms,
+            item.span.status,
+            item.span.status_message,
+            item.span.attributes,
+            item.created_at,
+        )
+        for item in pending
+    ]

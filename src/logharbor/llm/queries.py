@@ -3,7 +3,7 @@ what the API and pages read."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,6 @@ from sqlalchemy import (
     Table,
     and_,
     delete,
-    func,
     or_,
     select,
     text,
@@ -30,10 +29,11 @@ from logharbor.db.tables import (
     model_prices,
     prompt_logs,
     prompts,
-    spans,
     traffic_sources,
 )
 from logharbor.llm.prices import Price
+from logharbor.traffic import clickhouse_queries
+from logharbor.traffic.record_reads import RecordReads
 
 
 def own_prices_of_source(conn: Connection, source_id: str) -> dict[str, Price]:
@@ -118,6 +118,7 @@ def generation_json(row: Any, *, full: bool = False) -> dict[str, Any]:
 
 
 def generation_conditions(
+    table: Table,
     source_id: str,
     *,
     trace_id: str | None = None,
@@ -125,7 +126,8 @@ def generation_conditions(
     prompt_id: str | None = None,
     traffic_record_id: str | None = None,
 ) -> list[ColumnElement[bool]]:
-    c = generations.c
+    """The filters of a list of LLM calls, on ``generations`` of either store."""
+    c = table.c
     where: list[ColumnElement[bool]] = [c.traffic_source_id == source_id]
     if trace_id is not None:
         where.append(c.trace_id == trace_id)
@@ -139,43 +141,72 @@ def generation_conditions(
 
 
 def list_generations(
-    conn: Connection, where: list[ColumnElement[bool]], offset: int, limit: int
-) -> tuple[list[RowMapping], int]:
+    reads: RecordReads, where: list[ColumnElement[bool]], offset: int, limit: int
+) -> tuple[Sequence[Mapping[Any, Any]], int]:
+    table = reads.generations
     query = (
-        select(generations)
+        select(table)
         .where(*where)
-        .order_by(generations.c.created_at.desc(), generations.c.id.desc())
+        .order_by(table.c.created_at.desc(), table.c.id.desc())
         .offset(offset)
         .limit(limit)
     )
-    rows = list(conn.execute(query).mappings())
-    total = conn.execute(select(func.count()).select_from(generations).where(*where)).scalar_one()
-    return rows, int(total)
+    return reads.rows(query), reads.count(table, where)
 
 
-def get_generation(conn: Connection, source_id: str, generation_id: str) -> RowMapping | None:
-    query = select(generations).where(
-        generations.c.id == generation_id, generations.c.traffic_source_id == source_id
-    )
-    return conn.execute(query).mappings().first()
+def get_generation(
+    reads: RecordReads, source_id: str, generation_id: str
+) -> Mapping[Any, Any] | None:
+    table = reads.generations
+    where = [table.c.id == generation_id, table.c.traffic_source_id == source_id]
+    if reads.events is not None:
+        located = clickhouse_queries.locate(reads.events, "generations", [generation_id])
+        if located is None:
+            return None
+        where += located(table)
+    found = reads.rows(select(table).where(*where).limit(1))
+    return found[0] if found else None
 
 
-def calls_of_trace(conn: Connection, source_id: str, trace_id: str) -> list[RowMapping]:
-    query = (
-        select(generations)
-        .where(generations.c.traffic_source_id == source_id, generations.c.trace_id == trace_id)
-        .order_by(generations.c.created_at, generations.c.id)
-    )
-    return list(conn.execute(query).mappings())
+def calls_of_trace(
+    reads: RecordReads, source_id: str, trace_id: str
+) -> Sequence[Mapping[Any, Any]]:
+    table = reads.generations
+    return reads.of_trace(table, select(table), source_id, trace_id)
 
 
-def spans_of_trace(conn: Connection, source_id: str, trace_id: str) -> list[RowMapping]:
-    query = (
-        select(spans)
-        .where(spans.c.traffic_source_id == source_id, spans.c.trace_id == trace_id)
-        .order_by(spans.c.created_at, spans.c.id)
-    )
-    return list(conn.execute(query).mappings())
+def spans_of_trace(
+    reads: RecordReads, source_id: str, trace_id: str
+) -> Sequence[Mapping[Any, Any]]:
+    table = reads.spans
+    return reads.of_trace(table, select(table), source_id, trace_id)
+
+
+def call_figures(reads: RecordReads, generation_ids: Iterable[str]) -> dict[str, Mapping[Any, Any]]:
+    """The figures of these LLM calls that their prompt logs show, by id; a call no longer
+    stored (pruned, its source deleted) is missing."""
+    wanted = sorted(set(generation_ids))
+    if not wanted:
+        return {}
+    table = reads.generations
+    where = [table.c.id.in_(wanted)]
+    if reads.events is not None:
+        # Located first: a read by id alone would scan every source's calls.
+        located = clickhouse_queries.locate(reads.events, "generations", wanted)
+        if located is None:
+            return {}
+        where = located(table)
+    c = table.c
+    query = select(
+        c.id,
+        c.traffic_source_id,
+        c.trace_id,
+        c.input_tokens,
+        c.output_tokens,
+        c.cost,
+        c.duration_ms,
+    ).where(*where)
+    return {row["id"]: row for row in reads.rows(query)}
 
 
 def own_prices(conn: Connection, user_id: str) -> list[RowMapping]:
@@ -269,28 +300,36 @@ def take_waiting_details(
     return {(row.trace_id, row.span_id): dict(row.details) for row in rows}
 
 
+def calls_of_spans_query(table: Table, source_id: str, keys: Iterable[SpanKey]) -> Any:
+    """The stored calls of these spans (id and the fields a details event may fill), in
+    ``generations`` of either store."""
+    wanted = sorted(set(keys))
+    c = table.c
+    return select(
+        c.id,
+        c.traffic_source_id,
+        c.trace_id,
+        c.span_id,
+        c.input_messages,
+        c.output_messages,
+        c.system_instructions,
+        c.output_preview,
+        c.response_id,
+        c.finish_reasons,
+    ).where(
+        c.traffic_source_id == source_id,
+        c.trace_id.in_(sorted({trace for trace, _ in wanted})),
+        _span_condition(table, wanted),
+    )
+
+
 def calls_of_spans(
     conn: Connection, source_id: str, keys: Iterable[SpanKey]
 ) -> dict[SpanKey, RowMapping]:
-    """The stored calls of these spans (id and the fields a details event may fill)."""
     wanted = sorted(set(keys))
     if not wanted:
         return {}
-    query = select(
-        generations.c.id,
-        generations.c.trace_id,
-        generations.c.span_id,
-        generations.c.input_messages,
-        generations.c.output_messages,
-        generations.c.system_instructions,
-        generations.c.output_preview,
-        generations.c.response_id,
-        generations.c.finish_reasons,
-    ).where(
-        generations.c.traffic_source_id == source_id,
-        generations.c.trace_id.in_(sorted({trace for trace, _ in wanted})),
-        _span_condition(generations, wanted),
-    )
+    query = calls_of_spans_query(generations, source_id, wanted)
     return {(row.trace_id, row.span_id): row for row in conn.execute(query).mappings()}
 
 

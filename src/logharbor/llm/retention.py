@@ -1,6 +1,8 @@
 """LLM calls and the other spans of traces follow their traffic source's retention: past the
 source's ``retention_days`` they are deleted, in the same bounded batches as its records
-(traffic/retention.py). The retention job (``logharbor/retention_job.py``) runs both."""
+(traffic/retention.py), or on ClickHouse as its records are there (by day partitions where it
+can, ``traffic/clickhouse_retention.py``). The retention job (``logharbor/retention_job.py``)
+runs both."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from datetime import datetime
 from logharbor.db.engine import Database
 from logharbor.db.tables import generation_details, generations, spans
 from logharbor.llm import queries
+from logharbor.traffic import clickhouse_retention
+from logharbor.traffic.retention import event_cutoffs
 
 
 @dataclass
@@ -45,3 +49,15 @@ def prune_traces(
                 report.details += count
             if count < batch_size or should_stop():
                 break
+
+
+def prune_event_traces(db: Database, now: datetime, report: TracesPruned) -> None:
+    """The LLM calls and spans on ClickHouse (``LOGHARBOR_EVENTS_URL``), every source's at
+    once; nothing without it."""
+    if db.events is None:
+        return
+    tables = clickhouse_retention.TRACE_TABLES
+    deleted = clickhouse_retention.prune(db.events, event_cutoffs(db, now), tables)
+    report.generations += deleted["generations"]
+    report.spans += deleted["spans"]
+    report.batches += 1

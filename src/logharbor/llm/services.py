@@ -65,14 +65,16 @@ def list_generations(
     checked = filters.checked()
     with db.read() as conn:
         source = require_source(conn, source_id, principal, Access.READ)
-        where = queries.generation_conditions(
-            source["id"],
-            trace_id=checked.trace_id,
-            model=checked.model,
-            prompt_id=checked.prompt_id,
-            traffic_record_id=checked.traffic_record_id,
-        )
-        rows, total = queries.list_generations(conn, where, page.offset, page.page_limit)
+    reads = record_reads(db)
+    where = queries.generation_conditions(
+        reads.generations,
+        source["id"],
+        trace_id=checked.trace_id,
+        model=checked.model,
+        prompt_id=checked.prompt_id,
+        traffic_record_id=checked.traffic_record_id,
+    )
+    rows, total = queries.list_generations(reads, where, page.offset, page.page_limit)
     return page.envelope([queries.generation_json(row) for row in rows], total)
 
 
@@ -84,7 +86,7 @@ def get_generation(
         raise missing
     with db.read() as conn:
         source = require_source(conn, source_id, principal, Access.READ)
-        row = queries.get_generation(conn, source["id"], generation_id.lower())
+    row = queries.get_generation(record_reads(db), source["id"], generation_id.lower())
     if row is None:
         raise missing
     return queries.generation_json(row, full=True)
@@ -99,9 +101,9 @@ def trace(db: Database, principal: Principal, source_id: str, trace_id: str) -> 
         raise BadRequest("Invalid trace id", field_errors={"traceId": str(exc)}) from None
     with db.read() as conn:
         source = require_source(conn, source_id, principal, Access.READ)
-        calls = queries.calls_of_trace(conn, source["id"], trace_id)
-        others = queries.spans_of_trace(conn, source["id"], trace_id)
     reads = record_reads(db)
+    calls = queries.calls_of_trace(reads, source["id"], trace_id)
+    others = queries.spans_of_trace(reads, source["id"], trace_id)
     records = reads.of_trace(reads.traffic, reads.record_select(), source["id"], trace_id)
     items: list[dict[str, Any]] = []
     for row in records:

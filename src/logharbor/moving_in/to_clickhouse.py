@@ -2,8 +2,10 @@
 
 An operator who sets ``LOGHARBOR_EVENTS_URL`` on a running installation has records in
 PostgreSQL (or SQLite) that the new store does not know. This copies them across: traffic records
-with their requests and responses as one wide row each, and core logs, page by page in (time, id)
-order, and the statistics' rollups move with them (``move_rollups``). Every page is one
+with their requests and responses as one wide row each, core logs, LLM calls and the other spans
+of traces, page by page in (time, id) order, and the statistics' rollups (traffic, tokens and
+cost) move with them (``move_rollups``). Prompt logs stay in the SQL database and keep naming
+their calls by id. Every page is one
 multi-row insert per table. A record already on ClickHouse (found in
 ``record_ids``) is skipped, so the copy can be stopped and run again, and can run while the
 server ingests. With ``delete_copied`` each page's rows leave the SQL database once ClickHouse
@@ -32,6 +34,8 @@ PAGE_SIZE = 2000
 class Copied:
     traffic: int = 0
     core_logs: int = 0
+    generations: int = 0
+    spans: int = 0
     skipped: int = 0  # already on ClickHouse
     rollups: int = 0  # statistics rows moved
 
@@ -39,8 +43,13 @@ class Copied:
         return [
             f"copied {self.traffic} traffic records and {self.core_logs} core logs "
             f"to ClickHouse ({self.skipped} were there already)",
+            f"copied {self.generations} LLM calls and {self.spans} other spans",
             f"moved {self.rollups} statistics rollup rows",
         ]
+
+    def add(self, kind: str, count: int) -> None:
+        name = {"http_traffic": "traffic"}.get(kind, kind)
+        setattr(self, name, getattr(self, name) + count)
 
 
 def _on_events(client: EventsClient, kind: str, ids: list[str]) -> set[str]:
@@ -55,7 +64,9 @@ def _locators(kind: str, row: Mapping[str, Any]) -> list[dict[str, Any]]:
         "created_at": epoch_ms(row["created_at"]),
     }
     found = [{"id": row["id"], "kind": kind, **located}]
-    for column in ("request_id", "response_id", "trace_id"):
+    # An LLM call's response_id is its provider's: only records' payloads are located by it.
+    linked = ("request_id", "response_id") if kind in ("http_traffic", "core_logs") else ()
+    for column in (*linked, "trace_id"):
         if row.get(column) is not None:
             found.append({"id": row[column], "kind": column, **located})
     return found
@@ -105,6 +116,8 @@ def copy_records(
                 tables.core_pathnames, tables.core_pathnames.c.id == core.c.core_pathname_id
             ),
         ),
+        ("generations", tables.generations, select(tables.generations)),
+        ("spans", tables.spans, select(tables.spans)),
     )
     for kind, table, statement in sources:
         events_table = events_schema.metadata.tables[kind]
@@ -113,10 +126,7 @@ def copy_records(
             fresh = [row for row in rows if row["id"] not in known]
             client.insert(kind, [to_events_row(events_table, row) for row in fresh])
             client.insert("record_ids", [item for row in fresh for item in _locators(kind, row)])
-            if kind == "http_traffic":
-                report.traffic += len(fresh)
-            else:
-                report.core_logs += len(fresh)
+            report.add(kind, len(fresh))
             report.skipped += len(known)
             if delete_copied:
                 _delete(db, table, [row["id"] for row in rows], kind == "http_traffic")
@@ -129,6 +139,7 @@ _ROLLUP_TABLES = (
     tables.traffic_rollups,
     tables.traffic_rollup_latency,
     tables.traffic_rollup_path_latency,
+    tables.llm_rollups,
 )
 
 
@@ -189,9 +200,10 @@ def _delete(db: Database, table: Table, ids: list[str], with_payloads: bool) -> 
 
 
 def count(db: Database) -> int:
-    """Records and core logs in the SQL database: what a copy goes through."""
+    """Records, core logs, LLM calls and spans in the SQL database: what a copy goes
+    through."""
     with db.read() as conn:
         return sum(
             int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-            for table in (tables.http_traffic, tables.core_logs)
+            for table in (tables.http_traffic, tables.core_logs, tables.generations, tables.spans)
         )

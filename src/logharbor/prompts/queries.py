@@ -6,7 +6,7 @@ search row (or a new version and the prompt it supersedes) are written together 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,6 @@ from logharbor.common.ids import new_id
 from logharbor.common.pagination import PageRequest
 from logharbor.common.timestamps import utcnow
 from logharbor.db.tables import (
-    generations,
     prompt_labels,
     prompt_logs,
     prompt_search,
@@ -30,7 +29,7 @@ VERSIONED_FIELDS = ("title", "content", "model", "tags")
 
 @dataclass(frozen=True)
 class Listing:
-    rows: Sequence[RowMapping]
+    rows: Sequence[Mapping[Any, Any]]
     total: int | None  # only counted when a page was asked for
 
 
@@ -285,25 +284,10 @@ def create_log(
     return conn.execute(select(prompt_logs).where(prompt_logs.c.id == row["id"])).mappings().one()
 
 
-# A log made from an app's LLM call shows that call's figures too (``logharbor.llm``).
-_CALL_COLUMNS = (
-    generations.c.traffic_source_id.label("call_traffic_source_id"),
-    generations.c.trace_id.label("call_trace_id"),
-    generations.c.input_tokens.label("call_input_tokens"),
-    generations.c.output_tokens.label("call_output_tokens"),
-    generations.c.cost.label("call_cost"),
-    generations.c.duration_ms.label("call_duration_ms"),
-)
-_LOGS_WITH_CALLS = prompt_logs.outerjoin(
-    generations, generations.c.id == prompt_logs.c.generation_id
-)
-
-
 def list_logs(conn: Connection, owner_id: str, page: PageRequest | None) -> Listing:
     """Logs of every prompt the owner has, oldest first."""
     query = (
-        select(prompt_logs, *_CALL_COLUMNS)
-        .select_from(_LOGS_WITH_CALLS)
+        select(prompt_logs)
         .join(prompts, prompts.c.id == prompt_logs.c.prompt_id)
         .where(prompts.c.owner_id == owner_id)
         .order_by(prompt_logs.c.created_at, prompt_logs.c.id)
@@ -313,8 +297,7 @@ def list_logs(conn: Connection, owner_id: str, page: PageRequest | None) -> List
 
 def list_prompt_logs(conn: Connection, prompt_id: str, page: PageRequest | None) -> Listing:
     query = (
-        select(prompt_logs, *_CALL_COLUMNS)
-        .select_from(_LOGS_WITH_CALLS)
+        select(prompt_logs)
         .where(prompt_logs.c.prompt_id == prompt_id)
         .order_by(prompt_logs.c.created_at, prompt_logs.c.id)
     )
@@ -335,8 +318,7 @@ def log_owner(conn: Connection, log_id: str) -> str | None:
 def annotate_log(conn: Connection, log_id: str, changes: dict[str, Any]) -> RowMapping:
     if changes:
         conn.execute(update(prompt_logs).where(prompt_logs.c.id == log_id).values(changes))
-    query = select(prompt_logs, *_CALL_COLUMNS).select_from(_LOGS_WITH_CALLS)
-    return conn.execute(query.where(prompt_logs.c.id == log_id)).mappings().one()
+    return conn.execute(select(prompt_logs).where(prompt_logs.c.id == log_id)).mappings().one()
 
 
 def delete_log(conn: Connection, log_id: str) -> None:

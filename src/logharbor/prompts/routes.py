@@ -9,12 +9,11 @@ input and id format (400), existence (404), ownership (403). Ids are shown as ``
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import RowMapping
 
 from logharbor.auth.deps import CurrentPrincipal, CurrentUser, Db
 from logharbor.common.errors import BadRequest, Forbidden, LogHarborError, NotFound
@@ -145,7 +144,9 @@ def _page(request: Request) -> PageRequest | None:
 
 
 def _listing(
-    listing: Listing, page: PageRequest | None, to_json: Callable[[RowMapping], dict[str, Any]]
+    listing: Listing,
+    page: PageRequest | None,
+    to_json: Callable[[Mapping[Any, Any]], dict[str, Any]],
 ) -> JSONResponse:
     items = [to_json(row) for row in listing.rows]
     if page is None:
@@ -348,6 +349,7 @@ def delete_prompt(id: str, principal: CurrentUser, db: Db) -> Response:
             not_found=PROMPT_NOT_FOUND,
         )
         queries.delete_prompt(conn, prompt_id)
+    services.forget_prompt_of_calls(db, prompt_id)
     return Response(status_code=204)
 
 
@@ -591,9 +593,7 @@ def list_logs(
     paging = _page(request)
     if "promptId" in request.query_params:
         return _logs_of_prompt(promptId, principal, db, paging)
-    with db.read() as conn:
-        listing = queries.list_logs(conn, principal.user_id, paging)
-    return _listing(listing, paging, log_json)
+    return _listing(services.all_logs(db, principal, paging), paging, log_json)
 
 
 @logs_router.get(
@@ -654,7 +654,8 @@ def annotate_log(id: str, body: LogPatch, principal: CurrentUser, db: Db) -> Res
         if owner != principal.user_id:
             raise Forbidden(LOG_NOT_YOURS)
         row = queries.annotate_log(conn, log_id, body.model_dump(exclude_unset=True))
-    return JSONResponse(log_json(row))
+    (annotated,) = services.with_calls(db, queries.Listing([row], None)).rows
+    return JSONResponse(log_json(annotated))
 
 
 # Routes are copied with their own class when included, so this stays after every logs route.

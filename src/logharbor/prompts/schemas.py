@@ -7,7 +7,7 @@ they were not supplied, never sent as null.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import (
@@ -244,7 +244,7 @@ class MessageOut(BaseModel):
 # --- rows to JSON -------------------------------------------------------------------------------
 
 
-def prompt_json(row: RowMapping) -> dict[str, Any]:
+def prompt_json(row: Mapping[Any, Any]) -> dict[str, Any]:
     return {
         "_id": to_prefixed("prompt", row["id"]),
         "ownerId": to_prefixed("user", row["owner_id"]),
@@ -258,7 +258,7 @@ def prompt_json(row: RowMapping) -> dict[str, Any]:
     }
 
 
-def log_json(row: RowMapping) -> dict[str, Any]:
+def log_json(row: Mapping[Any, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {
         "_id": to_prefixed("log", row["id"]),
         "promptId": to_prefixed("prompt", row["prompt_id"]),
@@ -271,10 +271,10 @@ def log_json(row: RowMapping) -> dict[str, Any]:
         body["score"] = row["score"]
     body["createdAt"] = iso(row["created_at"])
     body["promptVersion"] = row["prompt_version"]
-    generation_id = row.get("generation_id")
-    if generation_id is not None:  # made from an app's LLM call: its figures, as additions
+    call_id = row.get("call_id")
+    if call_id is not None:  # made from an app's LLM call, still stored: its figures
         body["generation"] = {
-            "id": generation_id,
+            "id": call_id,
             "trafficSourceId": row.get("call_traffic_source_id"),
             "traceId": row.get("call_trace_id"),
             "inputTokens": row.get("call_input_tokens"),

@@ -6,6 +6,7 @@ because every PromptCrafter endpoint documents its own (routes.py) and the pages
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, RowMapping
@@ -14,9 +15,12 @@ from logharbor.auth.deps import Principal
 from logharbor.common.errors import BadRequest, Forbidden, NotFound
 from logharbor.common.pagination import PageRequest
 from logharbor.db.engine import Database
+from logharbor.llm import queries as llm_queries
 from logharbor.prompts import queries
 from logharbor.prompts.queries import Listing
 from logharbor.prompts.schemas import LABEL_PATTERN, resolved_json, stats_json, version_json
+from logharbor.traffic import clickhouse_retention
+from logharbor.traffic.record_reads import record_reads
 
 LABEL_INVALID = "A label is 1 to 50 characters of a-z, 0-9, _ and -."
 LABEL_NOT_FOUND = "The prompt has no such label."
@@ -87,7 +91,32 @@ def prompt_logs(
         owned(
             queries.get_prompt(conn, prompt_id), principal, forbidden=forbidden, not_found=not_found
         )
-        return queries.list_prompt_logs(conn, prompt_id, page)
+        listing = queries.list_prompt_logs(conn, prompt_id, page)
+    return with_calls(db, listing)
+
+
+def all_logs(db: Database, principal: Principal, page: PageRequest | None) -> Listing:
+    """The logs of every prompt the caller owns, oldest first."""
+    with db.read() as conn:
+        listing = queries.list_logs(conn, principal.user_id, page)
+    return with_calls(db, listing)
+
+
+def with_calls(db: Database, listing: Listing) -> Listing:
+    """Logs made from an app's LLM call, with that call's figures (``call_*``) while it is
+    stored: calls live in ``generations`` of the SQL database, or of ClickHouse with
+    ``LOGHARBOR_EVENTS_URL``, and no join reaches the latter. The score and notes are the
+    log's own, in the SQL database either way."""
+    linked = [row["generation_id"] for row in listing.rows if row.get("generation_id")]
+    figures = llm_queries.call_figures(record_reads(db), linked)
+    rows: list[Mapping[Any, Any]] = []
+    for row in listing.rows:
+        call = figures.get(row.get("generation_id") or "")
+        if call is None:
+            rows.append(row)
+            continue
+        rows.append({**row, **{"call_" + key: value for key, value in call.items()}})
+    return Listing(rows, listing.total)
 
 
 # --- labels, and what apps fetch by -----------------------------------------------------------
@@ -169,3 +198,10 @@ def resolve_prompt(
     if version is None:  # a label is only ever set to an existing version
         raise NotFound(VERSION_NOT_FOUND)
     return resolved_json(prompt["id"], version, labels)
+
+
+def forget_prompt_of_calls(db: Database, prompt_id: str) -> None:
+    """A deleted prompt's LLM calls keep their figures but name no prompt any more: the SQL
+    database's foreign key does that for its calls, a mutation for those on ClickHouse."""
+    if db.events is not None:
+        clickhouse_retention.forget_prompt(db.events, prompt_id)

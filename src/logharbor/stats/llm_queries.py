@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from logharbor.common.ids import to_prefixed
-from logharbor.db.tables import llm_rollups, prompts
+from logharbor.db.tables import prompts
 from logharbor.stats.llm_rollups import NO_PROMPT, SUM_COLUMNS
-from logharbor.stats.queries import floor_epoch, segments
+from logharbor.stats.queries import RollupSource, floor_epoch, segments
 from logharbor.stats.rollups import RESOLUTIONS
 
 GROUP_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -40,13 +40,13 @@ class LlmFigures:
         self.add(tuple(getattr(other, name) for name in SUM_COLUMNS))
 
 
-def _sums() -> list[Any]:
-    return [func.sum(llm_rollups.c[name]) for name in SUM_COLUMNS]
+def _sums(table: Any) -> list[Any]:
+    return [func.sum(table.c[name]) for name in SUM_COLUMNS]
 
 
-def _where(source_id: str, seg: tuple[int, int, int]) -> list[Any]:
+def _where(table: Any, source_id: str, seg: tuple[int, int, int]) -> list[Any]:
     resolution, a, b = seg
-    c = llm_rollups.c
+    c = table.c
     return [
         c.traffic_source_id == source_id,
         c.resolution == resolution,
@@ -56,16 +56,17 @@ def _where(source_id: str, seg: tuple[int, int, int]) -> list[Any]:
 
 
 def grouped(
-    conn: Connection, source_id: str, start: int, end: int, group_by: str | None
+    source: RollupSource, source_id: str, start: int, end: int, group_by: str | None
 ) -> dict[tuple[Any, ...], LlmFigures]:
     """Figures per group key over [start, end); one group, ``()``, without ``group_by``."""
-    keys = [llm_rollups.c[name] for name in GROUP_COLUMNS[group_by]] if group_by else []
+    table = source.llm
+    keys = [table.c[name] for name in GROUP_COLUMNS[group_by]] if group_by else []
     groups: dict[tuple[Any, ...], LlmFigures] = {}
     for seg in segments(start, end):
-        query = select(*keys, *_sums()).where(*_where(source_id, seg))
+        query = select(*keys, *_sums(table)).where(*_where(table, source_id, seg))
         if keys:
             query = query.group_by(*keys)
-        for row in conn.execute(query):
+        for row in source.run(query):
             values = tuple(row)
             if not values[len(keys)]:
                 continue  # no calls in this segment (an aggregate without GROUP BY)
@@ -75,17 +76,20 @@ def grouped(
 
 
 def series(
-    conn: Connection, source_id: str, start: int, end: int, interval: int
+    source: RollupSource, source_id: str, start: int, end: int, interval: int
 ) -> dict[int, LlmFigures]:
     """Figures per interval point (epoch seconds of the point's start)."""
     coarsest = max(res for res in RESOLUTIONS if interval % res == 0)
-    c = llm_rollups.c
+    table = source.llm
+    c = table.c
     points: dict[int, LlmFigures] = {}
     for seg in segments(start, end, coarsest):
         query = (
-            select(c.bucket_start, *_sums()).where(*_where(source_id, seg)).group_by(c.bucket_start)
+            select(c.bucket_start, *_sums(table))
+            .where(*_where(table, source_id, seg))
+            .group_by(c.bucket_start)
         )
-        for row in conn.execute(query):
+        for row in source.run(query):
             epoch = floor_epoch(int(row[0].timestamp()), interval)
             points.setdefault(epoch, LlmFigures()).add(tuple(row)[1:])
     return points

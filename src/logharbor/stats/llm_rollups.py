@@ -15,8 +15,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from logharbor.db import events_schema
 from logharbor.db.bulk import BulkInsert, upsertable_insert
+from logharbor.db.clickhouse_sql import to_events_row
 from logharbor.db.tables import llm_rollups
+from logharbor.db.writer import RowSink, WriteTx
 from logharbor.ingest.events import GenerationEvent
 from logharbor.stats.rollups import RESOLUTIONS
 
@@ -114,3 +117,16 @@ def record(conn: Connection, events: Sequence[GenerationEvent]) -> None:
     rows = aggregate(events)
     if rows:
         _upsert_rows(conn, _params(rows))
+
+
+class EventsStoreLlmRollups:
+    """The subscriber that keeps these rollups on ClickHouse when events live there: the same
+    rows, staged on the write transaction and appended with the calls' own insert (as
+    ``rollups.EventsStoreRollups`` does for traffic)."""
+
+    def __init__(self, sink: RowSink) -> None:
+        self.sink = sink
+
+    def __call__(self, tx: WriteTx, events: Sequence[GenerationEvent]) -> None:
+        rows = [to_events_row(events_schema.llm_rollups, p) for p in _params(aggregate(events))]
+        tx.stage(self.sink, "llm_rollups", rows)

@@ -25,6 +25,7 @@ from logharbor.db.clickhouse import EventsClient
 from logharbor.db.clickhouse_sql import fetch
 from logharbor.db.tables import (
     domains,
+    llm_rollups,
     pathnames,
     traffic_rollup_latency,
     traffic_rollup_path_latency,
@@ -111,6 +112,8 @@ class RollupSource:
     # fixed cost of several milliseconds there. The SQL databases keep one statement per
     # segment, each a plain range of their primary-key index.
     one_statement: bool = False
+    # Tokens and cost of LLM calls (llm_queries.py).
+    llm: Any = llm_rollups
 
 
 def sql_rollups(conn: Connection) -> RollupSource:
@@ -128,6 +131,7 @@ def events_rollups(client: EventsClient) -> RollupSource:
         events_schema.traffic_rollup_latency,
         events_schema.traffic_rollup_path_latency,
         run,
+        llm=events_schema.llm_rollups,
         one_statement=True,
     )
 

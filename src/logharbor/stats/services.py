@@ -215,8 +215,9 @@ def llm_stats(
         # Past the retention job's horizons only coarser rollups remain (stats/thinning.py).
         first, last, finest = stored_detail(first, last, kept_from(conn))
         interval, step = checked_step(interval, first, last, finest)
-        by_group = llm_queries.grouped(conn, source["id"], first, last, group_by)
-        by_time = llm_queries.series(conn, source["id"], first, last, step)
+        rollups = _rollups(db, conn)
+        by_group = llm_queries.grouped(rollups, source["id"], first, last, group_by)
+        by_time = llm_queries.series(rollups, source["id"], first, last, step)
         ordered = sorted(by_group, key=lambda k: (-by_group[k].cost, -by_group[k].calls, k))
         ordered = ordered[:limit]
         titles = (

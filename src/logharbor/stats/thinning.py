@@ -43,8 +43,13 @@ _GROUPS = (
     (traffic_rollups, traffic_rollup_latency, traffic_rollup_path_latency),
     (llm_rollups,),
 )
-_EVENT_ROLLUPS = ("traffic_rollups", "traffic_rollup_latency", "traffic_rollup_path_latency")
-SUMMED_ROLLUPS = ("traffic_rollup_latency", "traffic_rollup_path_latency")
+_EVENT_ROLLUPS = (
+    "traffic_rollups",
+    "traffic_rollup_latency",
+    "traffic_rollup_path_latency",
+    "llm_rollups",
+)
+SUMMED_ROLLUPS = ("traffic_rollup_latency", "traffic_rollup_path_latency", "llm_rollups")
 # How many seconds of one source's buckets one delete transaction takes, per resolution.
 _SLICE = {MINUTE: HOUR, HOUR: DAY}
 

@@ -124,21 +124,31 @@ def records_by_id(client: EventsClient, ids: Sequence[str]) -> list[dict[str, An
     are then read by (source, time, id), their table's own order."""
     if not ids:
         return []
+    located = locate(client, "http_traffic", ids)
+    if located is None:
+        return []
+    return fetch(client, record_select(full=True).where(*located(_traffic)))
+
+
+def locate(client: EventsClient, kind: str, ids: Sequence[str]) -> Any:
+    """Where the rows of ``kind`` (a table) with these ids are, as a function giving the
+    conditions that read them from that table by its sorting key (source, time, id); None
+    when none is stored."""
+    wanted = sorted(set(ids))
+    table = ev.record_ids
     located = fetch(
         client,
-        select(ev.record_ids.c.traffic_source_id, ev.record_ids.c.created_at).where(
-            ev.record_ids.c.id.in_(sorted(set(ids))), ev.record_ids.c.kind == "http_traffic"
+        select(table.c.traffic_source_id, table.c.created_at).where(
+            table.c.id.in_(wanted), table.c.kind == kind
         ),
     )
     if not located:
-        return []
+        return None
     sources = sorted({row["traffic_source_id"] for row in located})
     times = sorted({row["created_at"] for row in located})
-    return fetch(
-        client,
-        record_select(full=True).where(
-            _traffic.c.traffic_source_id.in_(sources),
-            _traffic.c.created_at.in_(times),
-            _traffic.c.id.in_(sorted(set(ids))),
-        ),
-    )
+
+    def conditions(events_table: Any) -> list[Any]:
+        c = events_table.c
+        return [c.traffic_source_id.in_(sources), c.created_at.in_(times), c.id.in_(wanted)]
+
+    return conditions

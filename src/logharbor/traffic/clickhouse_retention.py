@@ -21,10 +21,19 @@ from sqlalchemy import func, select
 
 from logharbor.db import events_schema as ev
 from logharbor.db.clickhouse import EventsClient, epoch_ms, literal
-from logharbor.db.clickhouse_sql import fetch
+from logharbor.db.clickhouse_sql import fetch, scalar
 
 # The tables retention applies to; ``record_ids`` follows the records it locates.
 RECORD_TABLES = ("http_traffic", "core_logs")
+# LLM calls and the other spans of traces, on their source's retention too (llm/retention.py).
+TRACE_TABLES = ("generations", "spans")
+# A deleted source's figures go with it, as the SQL database's cascades take them.
+_ROLLUP_TABLES = (
+    "traffic_rollups",
+    "traffic_rollup_latency",
+    "traffic_rollup_path_latency",
+    "llm_rollups",
+)
 _DAY_MS = 86_400_000
 
 
@@ -64,10 +73,14 @@ def _past(cutoffs: Mapping[str, datetime | None], source: str, end_of_day_ms: in
     return cutoff is not None and epoch_ms(cutoff) >= end_of_day_ms
 
 
-def prune(client: EventsClient, cutoffs: Mapping[str, datetime | None]) -> dict[str, int]:
-    """Apply every source's retention; returns the records deleted per table."""
-    deleted = {table: 0 for table in RECORD_TABLES}
-    for table in RECORD_TABLES:
+def prune(
+    client: EventsClient,
+    cutoffs: Mapping[str, datetime | None],
+    tables: tuple[str, ...] = RECORD_TABLES,
+) -> dict[str, int]:
+    """Apply every source's retention to ``tables``; returns the rows deleted per table."""
+    deleted = {table: 0 for table in tables}
+    for table in tables:
         for day in droppable_days(client, table, cutoffs):
             deleted[table] += _rows_of_day(client, table, day)
             ev.alter_local_tables(client, table, f"DROP PARTITION {day}")
@@ -112,7 +125,7 @@ def _prune_record_ids(client: EventsClient, cutoffs: Mapping[str, datetime | Non
 
 def delete_source_events(client: EventsClient, source_id: str) -> None:
     """Everything a deleted source stored on ClickHouse."""
-    for table in (*RECORD_TABLES, "record_ids"):
+    for table in (*RECORD_TABLES, *TRACE_TABLES, "record_ids", *_ROLLUP_TABLES):
         if _count(client, table, source_id, None):
             ev.alter_local_tables(
                 client, table, f"DELETE WHERE traffic_source_id = {literal(source_id)}"
@@ -136,6 +149,16 @@ def delete_records_named(client: EventsClient, column: str, name_id: str) -> Non
             f"UPDATE route_pathname_id = NULL, route = NULL WHERE route_pathname_id = {value}",
         )
     client.wait_for_mutations()
+
+
+def forget_prompt(client: EventsClient, prompt_id: str) -> None:
+    """LLM calls attributed to a deleted prompt name none (as the SQL schema's SET NULL)."""
+    calls = ev.generations
+    if scalar(client, select(func.count()).where(calls.c.prompt_id == prompt_id)):
+        ev.alter_local_tables(
+            client, "generations", f"UPDATE prompt_id = NULL WHERE prompt_id = {literal(prompt_id)}"
+        )
+        client.wait_for_mutations()
 
 
 def delete_record(client: EventsClient, table: str, source_id: str, record_id: str) -> None:

@@ -1,4 +1,4 @@
-"""Reading traffic records and core logs from whichever store holds them.
+"""Reading traffic records, core logs, LLM calls and spans from whichever store holds them.
 
 With ``LOGHARBOR_EVENTS_URL`` set they are ClickHouse rows (``db/events_schema.py``), otherwise
 rows of the SQL database. Both stores' tables have the columns the filters and sorts name, and
@@ -32,6 +32,8 @@ class RecordReads:
     events: EventsClient | None
     traffic: Table
     core_logs: Table
+    generations: Table
+    spans: Table
 
     def record_select(self, *, full: bool = False) -> Any:
         """Traffic records with domain, pathname, route, request and response (``rq_``/``rs_``)."""
@@ -86,7 +88,7 @@ class RecordReads:
     def of_trace(
         self, table: Table, statement: Any, source_id: str, trace_id: str, limit: int = 1000
     ) -> Sequence[Mapping[Any, Any]]:
-        """The rows of ``table`` (traffic or core logs, selected by ``statement``) in one trace,
+        """The rows of ``table`` (selected by ``statement``) in one trace,
         oldest first. On ClickHouse the trace's times are found in ``record_ids`` first, so that
         the read stays within the source's sorting key instead of scanning its trace ids."""
         where = [table.c.traffic_source_id == source_id, table.c.trace_id == trace_id]
@@ -102,5 +104,14 @@ class RecordReads:
 
 def record_reads(db: Database) -> RecordReads:
     if db.events is None:
-        return RecordReads(db, None, tables.http_traffic, tables.core_logs)
-    return RecordReads(db, db.events, events_schema.http_traffic, events_schema.core_logs)
+        return RecordReads(
+            db, None, tables.http_traffic, tables.core_logs, tables.generations, tables.spans
+        )
+    return RecordReads(
+        db,
+        db.events,
+        events_schema.http_traffic,
+        events_schema.core_logs,
+        events_schema.generations,
+        events_schema.spans,
+    )

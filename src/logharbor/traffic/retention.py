@@ -71,16 +71,21 @@ def prune_records(
     return report
 
 
-def _prune_events(db: Database, events: EventsClient, now: datetime, report: RecordsPruned) -> None:
-    """Records on ClickHouse: by whole day partitions where it can (clickhouse_retention)."""
+def event_cutoffs(db: Database, now: datetime) -> dict[str, datetime | None]:
+    """Every source's cutoff (None: kept for ever), for retention on ClickHouse, which goes
+    over every source at once."""
     with db.read() as conn:
         every_source = conn.execute(
             select(traffic_sources.c.id, traffic_sources.c.retention_days)
         ).all()
-    cutoffs = {
+    return {
         source_id: now - timedelta(days=days) if days else None for source_id, days in every_source
     }
-    deleted = clickhouse_retention.prune(events, cutoffs)
+
+
+def _prune_events(db: Database, events: EventsClient, now: datetime, report: RecordsPruned) -> None:
+    """Records on ClickHouse: by whole day partitions where it can (clickhouse_retention)."""
+    deleted = clickhouse_retention.prune(events, event_cutoffs(db, now))
     report.traffic += deleted["http_traffic"]
     report.core_logs += deleted["core_logs"]
     # A record on ClickHouse carries its request and response: they went with it.
