@@ -545,7 +545,7 @@ def test_a_capture_bug_never_breaks_the_apps_call(
 
     # On the app's path, before the call: the call is made as if not instrumented.
     with monkeypatch.context() as patch:
-        patch.setattr(llm.tracing, "new_span_id", broken)
+        patch.setattr(llm.tracing, "current_trace", broken)
         answer = sync_openai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         assert answer.choices[0].message.content == REPLY
     assert collector.stats().capture_errors == 1
@@ -680,9 +680,7 @@ def _span_of(messages: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str,
     call = llm.LlmCall(
         adapter=ChatCompletions(),
         kwargs={"model": "gpt-4o-mini", "messages": messages},
-        trace_id="1" * 32,
-        span_id="2" * 16,
-        parent_span_id=None,
+        parent=None,
         request=None,
         record_id=None,
         start_ns=1,

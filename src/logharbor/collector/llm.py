@@ -7,7 +7,9 @@ or after, is covered; ``uninstrument_*()`` puts them back. The replacements:
 - on the app's path take only what later work needs: the call's keyword arguments (the lists
   of messages copied, since apps append the answer to the list they passed), the current trace
   and request, the time. The SDK's answer is kept as it is; a stream is handed back wrapped,
-  each chunk passing through as it came with one timestamp noted, so nothing is delayed;
+  each chunk passing through as it came with two list appends (the chunk and its time), so
+  nothing is delayed. Ids, reading the answer or the chunks, masking and JSON all wait for the
+  sender thread;
 - give the finished call to the collector's queue; its sender thread turns it into a span
   (``to_span``): GenAI attributes, content converted to the semantic conventions' message
   structure and masked by the collector's rules, and sends it with the other spans to
@@ -24,7 +26,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
@@ -84,9 +86,8 @@ class LlmCall:
 
     adapter: Adapter
     kwargs: dict[str, Any]
-    trace_id: str
-    span_id: str
-    parent_span_id: str | None
+    # The span the call was made under; its own ids are drawn in the sender thread.
+    parent: tracing.TraceContext | None
     request: current_request.CurrentRequest | None
     record_id: str | None
     start_ns: int
@@ -105,7 +106,6 @@ def begin(collector: Collector, adapter: Adapter, kwargs: Mapping[str, Any]) -> 
     try:
         if not collector.enabled:
             return None
-        parent = tracing.current_trace()
         request = current_request.current_request()
         copied = dict(kwargs)
         for key in _PROMPT_KEYS:
@@ -113,16 +113,14 @@ def begin(collector: Collector, adapter: Adapter, kwargs: Mapping[str, Any]) -> 
             if type(value) is list:
                 copied[key] = list(value)
         return LlmCall(
-            adapter=adapter,
-            kwargs=copied,
-            trace_id=parent.trace_id if parent is not None else tracing.new_trace_id(),
-            span_id=tracing.new_span_id(),
-            parent_span_id=parent.span_id if parent is not None else None,
-            request=request,
+            adapter,
+            copied,
+            tracing.current_trace(),
+            request,
             # Asked for now: the middleware sends the record under this id when the request ends.
-            record_id=request.record_id if request is not None else None,
-            start_ns=time.time_ns(),
-            streamed=bool(kwargs.get("stream")),
+            request.record_id if request is not None else None,
+            time.time_ns(),
+            bool(kwargs.get("stream")),
         )
     except Exception:
         collector.capture_failed()
@@ -277,32 +275,23 @@ async def async_request(
 
 
 class _Observed:
-    """What both stream wrappers share: noting chunks, ending once, passing the rest on."""
+    """What both stream wrappers share: ending once, passing the rest on.
+
+    Chunks are noted by a generator over the SDK's stream (``_observe``), which the wrapper
+    hands out as its iterator: a chunk costs the app one more generator step and two appends,
+    with no call into the collector. The generator holds the call, never the wrapper, so that
+    dropping the wrapper frees it (and closes the SDK's stream) at once.
+    """
 
     def __init__(self, stream: Any, collector: Collector, call: LlmCall) -> None:
         self._lh_stream = stream
         self._lh_collector = collector
         self._lh_call = call
-        # The call's lists, held here too: noting a chunk is then two appends, with no lookups
-        # through the call on every chunk of every stream.
-        self._lh_chunks: list[Any] = call.chunks if call.chunks is not None else []
-        self._lh_stamps: list[int] = call.chunk_ns if call.chunk_ns is not None else []
 
-    def _lh_note(self, chunk: Any) -> None:
-        try:
-            chunks = self._lh_chunks
-            if len(chunks) < MAX_STREAM_CHUNKS:
-                chunks.append(chunk)
-                self._lh_stamps.append(time.time_ns())
-            else:
-                chunks[-1] = chunk
-        except Exception:
-            self._lh_collector.capture_failed()
-
-    def _lh_end(self, error: BaseException | None = None) -> None:
+    def _lh_end(self) -> None:
         call = self._lh_call
         if not call.done:
-            finish(self._lh_collector, call, error)
+            finish(self._lh_collector, call)
 
     def __getattr__(self, name: str) -> Any:
         # Anything the app reads off the SDK's stream (``response``, helpers) is the SDK's own.
@@ -316,23 +305,74 @@ class _Observed:
             self._lh_end()
 
 
+def _observe(stream: Any, collector: Collector, call: LlmCall) -> Iterator[Any]:
+    """The SDK's chunks as they come, each noted with its time; the call ends with them."""
+    chunks: list[Any] = call.chunks if call.chunks is not None else []
+    keep = chunks.append
+    stamp = (call.chunk_ns if call.chunk_ns is not None else []).append
+    clock = time.time_ns
+    room = MAX_STREAM_CHUNKS
+    try:
+        for chunk in stream:
+            try:
+                if room > 0:
+                    room -= 1
+                    keep(chunk)
+                    stamp(clock())
+                else:
+                    chunks[-1] = chunk
+            except Exception:
+                collector.capture_failed()
+            yield chunk
+    except GeneratorExit:
+        finish(collector, call)  # closed, or dropped, before the end: not an error
+        raise
+    except BaseException as error:
+        finish(collector, call, error)
+        raise
+    finish(collector, call)
+
+
+async def _observe_async(stream: Any, collector: Collector, call: LlmCall) -> AsyncIterator[Any]:
+    """``_observe`` for an async stream."""
+    chunks: list[Any] = call.chunks if call.chunks is not None else []
+    keep = chunks.append
+    stamp = (call.chunk_ns if call.chunk_ns is not None else []).append
+    clock = time.time_ns
+    room = MAX_STREAM_CHUNKS
+    try:
+        async for chunk in stream:
+            try:
+                if room > 0:
+                    room -= 1
+                    keep(chunk)
+                    stamp(clock())
+                else:
+                    chunks[-1] = chunk
+            except Exception:
+                collector.capture_failed()
+            yield chunk
+    except GeneratorExit:
+        finish(collector, call)
+        raise
+    except BaseException as error:
+        finish(collector, call, error)
+        raise
+    finish(collector, call)
+
+
 class StreamProxy(_Observed):
     """The SDK's sync stream: each chunk passes through as it came."""
 
-    def __iter__(self) -> StreamProxy:
-        return self
+    def __init__(self, stream: Any, collector: Collector, call: LlmCall) -> None:
+        super().__init__(stream, collector, call)
+        self._lh_iter = _observe(stream, collector, call)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._lh_iter
 
     def __next__(self) -> Any:
-        try:
-            chunk = self._lh_stream.__next__()
-        except StopIteration:
-            self._lh_end()
-            raise
-        except BaseException as error:
-            self._lh_end(error)
-            raise
-        self._lh_note(chunk)
-        return chunk
+        return self._lh_iter.__next__()
 
     def __enter__(self) -> StreamProxy:
         self._lh_stream.__enter__()
@@ -350,20 +390,15 @@ class StreamProxy(_Observed):
 class AsyncStreamProxy(_Observed):
     """The SDK's async stream: each chunk passes through as it came."""
 
-    def __aiter__(self) -> AsyncStreamProxy:
-        return self
+    def __init__(self, stream: Any, collector: Collector, call: LlmCall) -> None:
+        super().__init__(stream, collector, call)
+        self._lh_iter = _observe_async(stream, collector, call)
 
-    async def __anext__(self) -> Any:
-        try:
-            chunk = await self._lh_stream.__anext__()
-        except StopAsyncIteration:
-            self._lh_end()
-            raise
-        except BaseException as error:
-            self._lh_end(error)
-            raise
-        self._lh_note(chunk)
-        return chunk
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._lh_iter
+
+    def __anext__(self) -> Awaitable[Any]:
+        return self._lh_iter.__anext__()
 
     async def __aenter__(self) -> AsyncStreamProxy:
         await self._lh_stream.__aenter__()
@@ -432,17 +467,18 @@ def to_span(call: LlmCall, keys: frozenset[str], capture_content: bool) -> dict[
     if call.error_type is not None:
         values["error.type"] = call.error_type
     model = values.get("gen_ai.request.model")
+    parent = call.parent
     span: dict[str, Any] = {
-        "traceId": call.trace_id,
-        "spanId": call.span_id,
+        "traceId": parent.trace_id if parent is not None else tracing.new_trace_id(),
+        "spanId": tracing.new_span_id(),
         "name": f"{adapter.operation} {model}" if model else adapter.operation,
         "kind": SPAN_KIND_CLIENT,
         "startTimeUnixNano": str(call.start_ns),
         "endTimeUnixNano": str(call.end_ns or call.start_ns),
         "attributes": attributes(values),
     }
-    if call.parent_span_id is not None:
-        span["parentSpanId"] = call.parent_span_id
+    if parent is not None:
+        span["parentSpanId"] = parent.span_id
     if call.error_type is not None:
         message = mask_text(call.error_message or "", keys)
         span["status"] = {"code": STATUS_ERROR, "message": message}
