@@ -13,6 +13,11 @@ on its own. A streamed call is timed to its last chunk. Beside the wall-clock fi
 time of the calling thread per call (``time.thread_time_ns``): on a box shared with other
 work, the wall clock also counts waiting for a core or for the GIL, and CPU time does not.
 
+A streamed answer's chunks must reach the app with no added delay: the fake provider hands its
+SSE body to the SDK one event at a time, noting when it hands each out, and the app notes when
+each chunk reaches it; a chunk's delay is the difference (the SDK's parsing, and the capture's
+share of it when captured), compared bare against captured.
+
     .venv/bin/python bench/collector_llm_overhead.py [--n 20000] [--append]
 
 Target (issue 15): added p50 < 50 us and p99 < 500 us per call.
@@ -22,9 +27,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -140,20 +146,37 @@ MESSAGE_STREAM = _sse(
 )
 
 
+def _events(body: bytes) -> list[bytes]:
+    return [event + b"\n\n" for event in body.split(b"\n\n") if event]
+
+
+CHAT_EVENTS = _events(CHAT_STREAM)
+MESSAGE_EVENTS = _events(MESSAGE_STREAM)
+# When the fake provider handed out each event of the stream being read, and when the app got
+# each chunk (perf_counter_ns); reset by every streamed call.
+SENT: list[int] = []
+RECEIVED: list[int] = []
+
+
+def _sent_one_by_one(events: list[bytes]) -> Iterator[bytes]:
+    clock = time.perf_counter_ns
+    for event in events:
+        SENT.append(clock())
+        yield event
+
+
 def handler(request: httpx2.Request) -> httpx2.Response:
     body = json.loads(request.content)
     streamed = bool(body.get("stream"))
-    if request.url.path.endswith("/chat/completions"):
-        if streamed:
-            return httpx2.Response(
-                200, content=CHAT_STREAM, headers={"content-type": "text/event-stream"}
-            )
-        return httpx2.Response(200, json=CHAT)
+    chat = request.url.path.endswith("/chat/completions")
     if streamed:
+        events = CHAT_EVENTS if chat else MESSAGE_EVENTS
         return httpx2.Response(
-            200, content=MESSAGE_STREAM, headers={"content-type": "text/event-stream"}
+            200,
+            content=_sent_one_by_one(events),
+            headers={"content-type": "text/event-stream"},
         )
-    return httpx2.Response(200, json=MESSAGE)
+    return httpx2.Response(200, json=CHAT if chat else MESSAGE)
 
 
 class Sink:
@@ -187,6 +210,9 @@ def cases() -> dict[str, Callable[[], None]]:
         oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=0.2)
 
     def openai_chat_stream() -> None:
+        SENT.clear()
+        RECEIVED.clear()
+        clock, received = time.perf_counter_ns, RECEIVED.append
         stream = oai.chat.completions.create(
             model="gpt-4o-mini",
             messages=MESSAGES,
@@ -194,17 +220,20 @@ def cases() -> dict[str, Callable[[], None]]:
             stream_options={"include_usage": True},
         )
         for _ in stream:
-            pass
+            received(clock())
 
     def anthropic_messages() -> None:
         ant.messages.create(model="claude-sonnet-4-5", max_tokens=100, messages=MESSAGES[1:])
 
     def anthropic_stream() -> None:
+        SENT.clear()
+        RECEIVED.clear()
+        clock, received = time.perf_counter_ns, RECEIVED.append
         stream = ant.messages.create(
             model="claude-sonnet-4-5", max_tokens=100, messages=MESSAGES[1:], stream=True
         )
         for _ in stream:
-            pass
+            received(clock())
 
     return {
         "openai chat": openai_chat,
@@ -214,14 +243,16 @@ def cases() -> dict[str, Callable[[], None]]:
     }
 
 
-Samples = tuple[list[int], list[int]]  # wall-clock ns, CPU ns of the calling thread
+# Wall-clock ns, CPU ns of the calling thread per call; ns from the provider handing out an
+# event to the app getting its chunk, per chunk.
+Samples = tuple[list[int], list[int], list[int]]
 
 
 def timed_pair(
     call: Callable[[], None], on: Callable[[bool], None], bare: Samples, captured: Samples
 ) -> None:
     """One bare call and one captured call, each under a request context of its own."""
-    for capture, (wall, cpu) in ((False, bare), (True, captured)):
+    for capture, (wall, cpu, delays) in ((False, bare), (True, captured)):
         on(capture)
         # As under the middleware: a trace and a current request, made per request.
         trace_token = tracing.enter(tracing.new_trace())
@@ -233,6 +264,12 @@ def timed_pair(
         wall.append(time.perf_counter_ns() - started)
         current_request.leave(request_token)
         tracing.leave(trace_token)
+        if RECEIVED:
+            # Every event the fake sends is a chunk the app gets (the SDK ends the OpenAI stream
+            # at "[DONE]", its last event): paired in order.
+            delays.extend(got - sent for sent, got in zip(SENT, RECEIVED, strict=False))
+            SENT.clear()
+            RECEIVED.clear()
 
 
 def quantile(values: list[int], q: float) -> float:
@@ -259,8 +296,9 @@ def measure(n: int) -> tuple[dict[str, dict[str, float]], float]:
     for name, call in cases().items():
         for _ in range(200):  # warm up both paths (imports, pydantic caches)
             call()
-        bare: Samples = ([], [])
-        captured: Samples = ([], [])
+        bare: Samples = ([], [], [])
+        captured: Samples = ([], [], [])
+        load_before = os.getloadavg()[0]
         for _ in range(n):
             timed_pair(call, on, bare, captured)
         results[name] = {
@@ -270,7 +308,17 @@ def measure(n: int) -> tuple[dict[str, dict[str, float]], float]:
             "p99": quantile(captured[0], 0.99),
             "bare_cpu": quantile(bare[1], 0.5),
             "cpu": quantile(captured[1], 0.5),
+            "bare_cpu_p99": quantile(bare[1], 0.99),
+            "cpu_p99": quantile(captured[1], 0.99),
+            "load": max(load_before, os.getloadavg()[0]),
         }
+        if bare[2]:
+            results[name].update(
+                bare_delay_p50=quantile(bare[2], 0.5),
+                bare_delay_p99=quantile(bare[2], 0.99),
+                delay_p50=quantile(captured[2], 0.5),
+                delay_p99=quantile(captured[2], 0.99),
+            )
     collector.flush(60)
     stats = collector.stats()
     print(f"spans sent {stats.sent}, failed {stats.failed}, capture errors {stats.capture_errors}")
@@ -310,18 +358,31 @@ def main() -> None:
     for name, r in results.items():
         added50, added99 = r["p50"] - r["bare_p50"], r["p99"] - r["bare_p99"]
         added_cpu = r["cpu"] - r["bare_cpu"]
+        added_cpu99 = r["cpu_p99"] - r["bare_cpu_p99"]
+        delay = ""
+        if "delay_p50" in r:
+            delay = (
+                f"{r['delay_p50'] - r['bare_delay_p50']:.1f} / "
+                f"{r['delay_p99'] - r['bare_delay_p99']:.1f} us"
+            )
         line = (
             f"RESULT {name}: bare p50 {r['bare_p50']:.1f} us p99 {r['bare_p99']:.1f} us; "
             f"captured p50 {r['p50']:.1f} us p99 {r['p99']:.1f} us; "
             f"added p50 {added50:.1f} us p99 {added99:.1f} us; "
-            f"app-thread CPU median bare {r['bare_cpu']:.1f} captured {r['cpu']:.1f} "
-            f"added {added_cpu:.1f} us"
+            f"app-thread CPU bare p50 {r['bare_cpu']:.1f} p99 {r['bare_cpu_p99']:.1f}, "
+            f"captured p50 {r['cpu']:.1f} p99 {r['cpu_p99']:.1f}, "
+            f"added p50 {added_cpu:.1f} p99 {added_cpu99:.1f} us; load {r['load']:.1f}"
         )
+        if delay:
+            line += (
+                f"; chunk delay bare p50 {r['bare_delay_p50']:.1f} p99 {r['bare_delay_p99']:.1f}"
+                f", captured p50 {r['delay_p50']:.1f} p99 {r['delay_p99']:.1f}, added {delay}"
+            )
         print(line)
         rows.append(
             f"| {name} | {r['bare_p50']:.1f} / {r['bare_p99']:.1f} us | "
             f"{r['p50']:.1f} / {r['p99']:.1f} us | **{added50:.1f} / {added99:.1f} us** | "
-            f"{added_cpu:.1f} us |"
+            f"{added_cpu:.1f} / {added_cpu99:.1f} us | {delay or '-'} | {r['load']:.1f} |"
         )
     print(
         f"RESULT sender thread: {per_span:.1f} us CPU per span built and encoded "
@@ -338,8 +399,8 @@ def main() -> None:
                 "with content meanwhile. Target: added p50 < 50 us, p99 < 500 us.",
                 "",
                 "| case | bare p50 / p99 | captured p50 / p99 | added p50 / p99 "
-                "| added app-thread CPU (median) |",
-                "|---|---|---|---|---|",
+                "| added app-thread CPU p50 / p99 | added chunk delay p50 / p99 | load |",
+                "|---|---|---|---|---|---|---|",
                 *rows,
                 "",
                 f"Sender thread: {per_span:.1f} us of CPU per span built and encoded "
