@@ -7,7 +7,8 @@ Anthropic's ``message_start`` and ``message_delta``). The model name picks a beh
 
 - ``rate-limited`` / ``broken``: 429 / 500 with the provider's error body;
 - ``stall``: no answer until ``release`` is set (for client timeouts);
-- ``gated``: a stream that sends its first content chunk, then waits for ``gate``.
+- ``gated``: a stream that sends its first content chunk, then waits for ``gate``;
+- ``cut``: a stream whose connection breaks after its first content chunk.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from starlette.routing import Route
 WORDS = ["Hello", " from", " the", " fake", " model."]
 REPLY = "".join(WORDS)
 CREATED = 1_767_225_600
+
+
+class StreamCut(Exception):
+    """Raised inside a streamed answer: the server aborts the connection mid-body."""
 
 
 @dataclass
@@ -54,6 +59,9 @@ class FakeProvider:
         return body
 
     async def _wait_gate(self, model: str) -> None:
+        """Called by every stream after its first content chunk."""
+        if model == "cut":
+            raise StreamCut(model)
         if model == "gated":
             self.first_chunk_sent.set()
             await asyncio.to_thread(self.gate.wait)

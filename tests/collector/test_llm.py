@@ -8,8 +8,11 @@ decoded with ``opentelemetry-proto``'s own JSON parser, so it is OTLP as any sta
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -630,6 +633,73 @@ def test_a_streamed_chunk_reaches_the_app_before_the_next_is_sent(
     drain(collector, 1)
     (span,) = transport.spans
     assert attrs(span)["logharbor.llm.time_to_first_token_ms"] > 0
+
+
+def test_a_stream_broken_midway_is_noted_and_its_error_reaches_the_app(
+    provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport], sdks: Sdks
+) -> None:
+    _, url = provider
+    collector, transport = memory_llm
+    sync_openai, _ = sdks
+    seen: list[str] = []
+    stream = sync_openai.chat.completions.create(model="cut", messages=MESSAGES, stream=True)
+    with pytest.raises(openai.APIConnectionError):
+        for chunk in stream:
+            seen.append(chunk.choices[0].delta.content or "")
+
+    async def read_async() -> list[str]:
+        got: list[str] = []
+        async with async_openai(url) as client:
+            stream = await client.chat.completions.create(
+                model="cut", messages=MESSAGES, stream=True
+            )
+            with pytest.raises(openai.APIConnectionError):
+                async for chunk in stream:
+                    got.append(chunk.choices[0].delta.content or "")
+        return got
+
+    assert asyncio.run(read_async()) == seen == ["", WORDS[0]]
+    drain(collector, 2)
+    for span in transport.spans:
+        values = attrs(span)
+        assert values["error.type"] == "APIConnectionError"
+        assert span["status"]["code"] == 2
+        assert values["logharbor.llm.time_to_first_token_ms"] > 0
+        assert json.loads(values["gen_ai.output.messages"]) == [
+            {
+                "role": "assistant",
+                "parts": [{"type": "text", "content": WORDS[0]}],
+                "finish_reason": "error",
+            }
+        ]
+
+
+def test_a_stream_read_by_next_and_for_alike_is_freed_when_dropped(
+    provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport], sdks: Sdks
+) -> None:
+    collector, transport = memory_llm
+    sync_openai, _ = sdks
+    stream = sync_openai.chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True
+    )
+    first = next(stream)
+    rest = [chunk.choices[0].delta.content or "" for chunk in stream]
+    assert first.choices[0].delta.content == ""
+    assert "".join(rest) == REPLY
+    # What notes the chunks holds the call, never the stream: dropping the stream frees it (and
+    # with it the SDK's stream and connection) at once, with no wait for the garbage collector.
+    gc.disable()
+    try:
+        dropped = weakref.ref(stream)
+        del stream
+        assert dropped() is None
+    finally:
+        gc.enable()
+    drain(collector, 1)
+    (span,) = transport.spans
+    output = json.loads(attrs(span)["gen_ai.output.messages"])
+    assert output[0]["parts"] == [{"type": "text", "content": REPLY}]
+    assert output[0]["finish_reason"] == "stop"
 
 
 def test_a_stream_closed_early_or_dropped_still_ends_its_span(

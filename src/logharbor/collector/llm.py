@@ -21,7 +21,6 @@ or after, is covered; ``uninstrument_*()`` puts them back. The replacements:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
@@ -300,9 +299,12 @@ class _Observed:
         return getattr(self._lh_stream, name)
 
     def __del__(self) -> None:
-        # A stream dropped unread and unclosed still ends its call.
-        with contextlib.suppress(Exception):
-            self._lh_end()
+        # A stream dropped unread and unclosed still ends its call (``finish`` never raises).
+        # Runs for every stream, so no suppress() context; read from ``__dict__`` because a
+        # wrapper whose ``__init__`` failed has no call.
+        call = self.__dict__.get("_lh_call")
+        if call is not None and not call.done:
+            finish(self._lh_collector, call)
 
 
 def _observe(stream: Any, collector: Collector, call: LlmCall) -> Iterator[Any]:
