@@ -702,6 +702,34 @@ def test_a_stream_read_by_next_and_for_alike_is_freed_when_dropped(
     assert output[0]["finish_reason"] == "stop"
 
 
+def test_an_async_stream_left_midway_ends_its_span_and_leaves_nothing_pending(
+    provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport]
+) -> None:
+    _, url = provider
+    collector, transport = memory_llm
+
+    async def read_one_word() -> str:
+        async with async_openai(url) as client:
+            stream = await client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            )
+            async for chunk in stream:
+                if chunk.choices[0].delta.content:
+                    break
+            word = chunk.choices[0].delta.content or ""
+            # Dropped mid-way while the loop runs: the chunk generator is closed by the loop,
+            # the call ends with what arrived.
+            del stream
+            return word
+
+    assert asyncio.run(read_one_word()) == WORDS[0]
+    drain(collector, 1)
+    (span,) = transport.spans
+    output = json.loads(attrs(span)["gen_ai.output.messages"])
+    assert output[0]["parts"] == [{"type": "text", "content": WORDS[0]}]
+    assert output[0]["finish_reason"] == "error"
+
+
 def test_a_stream_closed_early_or_dropped_still_ends_its_span(
     provider: tuple[FakeProvider, str], memory_llm: tuple[Collector, MemoryTransport], sdks: Sdks
 ) -> None:
