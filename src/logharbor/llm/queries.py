@@ -14,6 +14,7 @@ from sqlalchemy import (
     Table,
     and_,
     delete,
+    func,
     or_,
     select,
     text,
@@ -22,7 +23,10 @@ from sqlalchemy import (
 
 from logharbor.common.ids import new_id, to_prefixed
 from logharbor.common.timestamps import utcnow
+from logharbor.db import events_schema
 from logharbor.db.bulk import upsertable_insert
+from logharbor.db.clickhouse import EventsClient, literal
+from logharbor.db.clickhouse_sql import scalar
 from logharbor.db.tables import (
     generation_details,
     generations,
@@ -371,3 +375,13 @@ def wait_details(
             for (trace, span), (values, created_at) in sorted(waiting.items())
         ],
     )
+
+
+def forget_prompt_on_events(client: EventsClient, prompt_id: str) -> None:
+    """LLM calls attributed to a deleted prompt name none (as the SQL schema's SET NULL)."""
+    calls = events_schema.generations
+    if scalar(client, select(func.count()).where(calls.c.prompt_id == prompt_id)):
+        events_schema.alter_local_tables(
+            client, "generations", f"UPDATE prompt_id = NULL WHERE prompt_id = {literal(prompt_id)}"
+        )
+        client.wait_for_mutations()

@@ -19,7 +19,6 @@ from logharbor.llm import queries as llm_queries
 from logharbor.prompts import queries
 from logharbor.prompts.queries import Listing
 from logharbor.prompts.schemas import LABEL_PATTERN, resolved_json, stats_json, version_json
-from logharbor.traffic import clickhouse_retention
 from logharbor.traffic.record_reads import record_reads
 
 LABEL_INVALID = "A label is 1 to 50 characters of a-z, 0-9, _ and -."
@@ -204,4 +203,4 @@ def forget_prompt_of_calls(db: Database, prompt_id: str) -> None:
     """A deleted prompt's LLM calls keep their figures but name no prompt any more: the SQL
     database's foreign key does that for its calls, a mutation for those on ClickHouse."""
     if db.events is not None:
-        clickhouse_retention.forget_prompt(db.events, prompt_id)
+        llm_queries.forget_prompt_on_events(db.events, prompt_id)

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from logharbor.db import events_schema as ev
 from logharbor.db.clickhouse import EventsClient, epoch_ms, literal
-from logharbor.db.clickhouse_sql import fetch, scalar
+from logharbor.db.clickhouse_sql import fetch
 
 # The tables retention applies to; ``record_ids`` follows the records it locates.
 RECORD_TABLES = ("http_traffic", "core_logs")
@@ -149,16 +149,6 @@ def delete_records_named(client: EventsClient, column: str, name_id: str) -> Non
             f"UPDATE route_pathname_id = NULL, route = NULL WHERE route_pathname_id = {value}",
         )
     client.wait_for_mutations()
-
-
-def forget_prompt(client: EventsClient, prompt_id: str) -> None:
-    """LLM calls attributed to a deleted prompt name none (as the SQL schema's SET NULL)."""
-    calls = ev.generations
-    if scalar(client, select(func.count()).where(calls.c.prompt_id == prompt_id)):
-        ev.alter_local_tables(
-            client, "generations", f"UPDATE prompt_id = NULL WHERE prompt_id = {literal(prompt_id)}"
-        )
-        client.wait_for_mutations()
 
 
 def delete_record(client: EventsClient, table: str, source_id: str, record_id: str) -> None:
