@@ -15,6 +15,7 @@ from fixtures.users import AUser
 from logharbor import retention_job
 from logharbor.common.timestamps import iso, parse_iso
 from logharbor.db.clickhouse import from_epoch_ms
+from logharbor.db.events_schema import merged
 from logharbor.db.tables import (
     stats_horizons,
     traffic_rollup_latency,
@@ -22,7 +23,7 @@ from logharbor.db.tables import (
     traffic_rollups,
 )
 from logharbor.stats.rollups import DAY, HOUR, MINUTE
-from logharbor.stats.thinning import SUMMED_ROLLUPS, thin_rollups
+from logharbor.stats.thinning import thin_rollups
 from stats.stats_support import assert_matches, exact, group_key, raw_rows
 
 # The fixture's traffic spans RANDOM_START .. RANDOM_START + 9 days; "now" is just after it.
@@ -38,10 +39,9 @@ def _rows_by_resolution(client: TestClient) -> dict[tuple[str, int], tuple[int, 
     db = client.app.state.db  # type: ignore[attr-defined]
     if db.events is not None:
         for table in TABLES:
-            final = " FINAL" if table.name in SUMMED_ROLLUPS else ""
             rows = db.events.query(
                 "SELECT resolution, count() AS n, min(bucket_start) AS oldest, "
-                f"max(bucket_start) AS newest FROM {table.name}{final} GROUP BY resolution"
+                f"max(bucket_start) AS newest FROM {merged(table.name)} GROUP BY resolution"
             )
             for row in rows:
                 found[(table.name, row["resolution"])] = (

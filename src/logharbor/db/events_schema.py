@@ -310,12 +310,19 @@ _ENGINES = {
 # Rollups by resolution and month: the retention job's thinning drops minute and hour detail
 # past its horizon.
 _ROLLUP_PARTITION = "(resolution, toYYYYMM(toDateTime(intDiv(bucket_start, 1000))))"
-_PARTITIONS = {
-    "traffic_rollups": _ROLLUP_PARTITION,
-    "traffic_rollup_latency": _ROLLUP_PARTITION,
-    "traffic_rollup_path_latency": _ROLLUP_PARTITION,
-    "llm_rollups": _ROLLUP_PARTITION,
-}
+ROLLUP_TABLES = (
+    "traffic_rollups",
+    "traffic_rollup_latency",
+    "traffic_rollup_path_latency",
+    "llm_rollups",
+)
+_PARTITIONS = dict.fromkeys(ROLLUP_TABLES, _ROLLUP_PARTITION)
+
+
+def merged(table: str) -> str:
+    """``table`` as a statement's FROM in which one key's rows count once, whether its parts
+    have merged yet or not: a summing table is read ``FINAL``."""
+    return f"{table} FINAL" if _ENGINES.get(table) == "SummingMergeTree" else table
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Table, case, delete, func, select
 from logharbor.db.bulk import upsertable_insert
 from logharbor.db.clickhouse import EventsClient
 from logharbor.db.engine import Database
-from logharbor.db.events_schema import alter_local_tables
+from logharbor.db.events_schema import ROLLUP_TABLES, alter_local_tables, merged
 from logharbor.db.tables import (
     llm_rollups,
     stats_horizons,
@@ -43,13 +43,6 @@ _GROUPS = (
     (traffic_rollups, traffic_rollup_latency, traffic_rollup_path_latency),
     (llm_rollups,),
 )
-_EVENT_ROLLUPS = (
-    "traffic_rollups",
-    "traffic_rollup_latency",
-    "traffic_rollup_path_latency",
-    "llm_rollups",
-)
-SUMMED_ROLLUPS = ("traffic_rollup_latency", "traffic_rollup_path_latency", "llm_rollups")
 # How many seconds of one source's buckets one delete transaction takes, per resolution.
 _SLICE = {MINUTE: HOUR, HOUR: DAY}
 
@@ -131,12 +124,11 @@ def _thin_events(client: EventsClient, cutoffs: dict[int, int]) -> int:
     """The same thinning for rollups on ClickHouse, for every source at once: whole months of a
     resolution go by partition, the ragged month at the horizon by one mutation."""
     deleted = 0
-    for (resolution, cutoff), table in product(sorted(cutoffs.items()), _EVENT_ROLLUPS):
+    for (resolution, cutoff), table in product(sorted(cutoffs.items()), ROLLUP_TABLES):
         cutoff_ms = cutoff * 1000
         months = client.query(
             f"SELECT toYYYYMM(toDateTime(intDiv(bucket_start, 1000))) AS month, "
-            # FINAL: a summing table's rows of one key count once, merged or not.
-            f"count() AS n FROM {table}{' FINAL' if table in SUMMED_ROLLUPS else ''} "
+            f"count() AS n FROM {merged(table)} "
             f"WHERE resolution = {resolution} AND bucket_start < {cutoff_ms} GROUP BY month"
         )
         for month in months:
