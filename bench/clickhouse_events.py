@@ -635,7 +635,7 @@ def load_records(
         events.insert("http_traffic", traffic)
         t2 = time.perf_counter()
         for name, rows in rollup_rows(traffic, a.commit_records).items():
-            events.insert(name, rows)
+            events.insert(events_schema.written_to(name), rows)
             rollup_count += len(rows)
         t_roll += time.perf_counter() - t2
         t_ins += t2 - t1
@@ -773,20 +773,6 @@ def run_reads(
                 f"# OPTIMIZE FINAL took {time.perf_counter() - t0:.0f}s; parts now {parts(events, 'http_traffic')['parts']}",
                 flush=True,
             )
-        if state == "collapsed":
-            # What an engine that folds the main rollup's rows together would hold once
-            # merged (its histograms are SummingMergeTree and fold already; its min and max
-            # keep it a plain MergeTree): one row per key. Not what ingest leaves today.
-            key = "traffic_source_id, resolution, bucket_start, domain_id, pathname_id, method, status_class"
-            events.command("CREATE TABLE traffic_rollups_folded AS traffic_rollups")
-            events.command(
-                f"INSERT INTO traffic_rollups_folded SELECT {key}, sum(count), sum(errors), "
-                f"sum(latency_sum), min(latency_min), max(latency_max) FROM traffic_rollups GROUP BY {key}"
-            )
-            events.command("TRUNCATE TABLE traffic_rollups")
-            events.command("INSERT INTO traffic_rollups SELECT * FROM traffic_rollups_folded")
-            events.command("DROP TABLE traffic_rollups_folded")
-            events.command("OPTIMIZE TABLE traffic_rollups FINAL")
         active = parts(events, "http_traffic")["parts"]
         rollup_parts = {name: parts(events, name) for name in ROLLUP_TABLES}
         print(
@@ -868,7 +854,7 @@ def main() -> None:
     q.add_argument(
         "--states",
         default="as_loaded,merged",
-        help="as_loaded, merged (OPTIMIZE FINAL), collapsed (main rollup folded to a row per key: changes the data)",
+        help="as_loaded, merged (OPTIMIZE FINAL of every table: what merges leave of a month-old table)",
     )
     q.add_argument("--disk", action="store_true", help="also report disk per record")
     a = ap.parse_args()

@@ -67,7 +67,7 @@ class World:
             found["responses"] += records
             found["rollups"] = int(
                 db.events.query(
-                    "SELECT sum(count) AS n FROM traffic_rollups WHERE resolution = 60"
+                    "SELECT sumMerge(count) AS n FROM traffic_rollups WHERE resolution = 60"
                 )[0]["n"]
                 or 0
             )

@@ -180,8 +180,8 @@ def _rollup_key(*, per_path: bool = False) -> list[Column[object]]:
 
 
 # The statistics rollups, with the SQL tables' columns (stats/rollups.py writes the same rows;
-# stats/queries.py reads them with the same statements). The SQL store adds a group's figures
-# to a row with an upsert; here each group appends its rows and a query sums them.
+# stats/queries.py reads them). The SQL store adds a group's figures to a row with an upsert;
+# here each group appends its rows, merges fold them, and a query sums what is not folded yet.
 traffic_rollups = Table(
     "traffic_rollups",
     metadata,
@@ -233,6 +233,17 @@ _PAYLOAD_DDL = """
     {p}headers Nullable(String), {p}body Nullable(String), {p}body_preview Nullable(String),
     {p}body_size Int64, {p}body_truncated UInt8, {p}created_at Nullable(Int64)"""
 
+_TRAFFIC_ROLLUP_KEY = """
+    traffic_source_id String, resolution Int32, bucket_start Int64, domain_id String,
+    pathname_id String, method String, status_class Int32"""
+
+# Migration 2's main rollup, before migration 4 folded it.
+_APPENDED_ROLLUP_COLUMNS = (
+    _TRAFFIC_ROLLUP_KEY
+    + """,
+    count Int64, errors Int64, latency_sum Float64, latency_min Float64, latency_max Float64"""
+)
+
 _COLUMNS: dict[str, str] = {
     "http_traffic": """
     id String, traffic_source_id String, domain_id String, pathname_id String,
@@ -268,10 +279,12 @@ _COLUMNS: dict[str, str] = {
     duration_ms Float64, status String, status_message Nullable(String),
     attributes Nullable(String), created_at Int64""",
     "record_ids": "id String, kind String, traffic_source_id String, created_at Int64",
-    "traffic_rollups": """
-    traffic_source_id String, resolution Int32, bucket_start Int64, domain_id String,
-    pathname_id String, method String, status_class Int32,
-    count Int64, errors Int64, latency_sum Float64, latency_min Float64, latency_max Float64""",
+    "traffic_rollups": _TRAFFIC_ROLLUP_KEY
+    + """,
+    count AggregateFunction(sum, Int64), errors AggregateFunction(sum, Int64),
+    latency_sum AggregateFunction(sum, Float64), latency_min AggregateFunction(min, Float64),
+    latency_max AggregateFunction(max, Float64)""",
+    "traffic_rollups_input": _APPENDED_ROLLUP_COLUMNS,
     "traffic_rollup_latency": """
     traffic_source_id String, resolution Int32, bucket_start Int64, domain_id String,
     pathname_id String, method String, status_class Int32, bucket Int32, count Int64""",
@@ -299,13 +312,30 @@ _SORTING = {
         "traffic_source_id, resolution, bucket_start, route, model, prompt_id, prompt_version"
     ),
 }
-# Histogram rows only add counts, which SummingMergeTree folds together as parts merge. The main
-# rollup also keeps a minimum and a maximum, which summing would spoil: its rows stay as
-# appended, and queries aggregate them.
+# Every group commit appends rollup rows, so unfolded they outnumber the records they count
+# (1.8 rows per record at 10M; bench/RESULTS.md). Histogram rows only add counts, which
+# SummingMergeTree folds together as parts merge. The main rollup also keeps a minimum and a
+# maximum, which summing would spoil, so it holds aggregate states (AggregatingMergeTree, read
+# with -Merge functions: ``rollup_figure``), fed from rows of plain numbers through a Null table
+# and a materialized view (``WRITTEN_TO``), which 18.16 and current servers alike accept; 18.16
+# has no SimpleAggregateFunction.
 _ENGINES = {
+    "traffic_rollups": "AggregatingMergeTree",
+    "traffic_rollups_input": "Null",
     "traffic_rollup_latency": "SummingMergeTree",
     "traffic_rollup_path_latency": "SummingMergeTree",
     "llm_rollups": "SummingMergeTree",
+}
+_FOLDING = ("SummingMergeTree", "AggregatingMergeTree")
+# Where rows for a table are inserted, when that is not the table itself.
+WRITTEN_TO = {"traffic_rollups": "traffic_rollups_input"}
+# How the folded main rollup is read, per column: the aggregate its states hold.
+FOLDED_FIGURES = {
+    "count": "sum",
+    "errors": "sum",
+    "latency_sum": "sum",
+    "latency_min": "min",
+    "latency_max": "max",
 }
 # Rollups by resolution and month: the retention job's thinning drops minute and hour detail
 # past its horizon.
@@ -322,7 +352,12 @@ _PARTITIONS = dict.fromkeys(ROLLUP_TABLES, _ROLLUP_PARTITION)
 def merged(table: str) -> str:
     """``table`` as a statement's FROM in which one key's rows count once, whether its parts
     have merged yet or not: a summing table is read ``FINAL``."""
-    return f"{table} FINAL" if _ENGINES.get(table) == "SummingMergeTree" else table
+    return f"{table} FINAL" if _ENGINES.get(table) in _FOLDING else table
+
+
+def written_to(table: str) -> str:
+    """The table that rows for ``table`` are inserted into."""
+    return WRITTEN_TO.get(table, table)
 
 
 @dataclass(frozen=True)
@@ -337,25 +372,38 @@ class Layout:
         return f"{table}_local" if self.cluster else table
 
     def create_event_table(self, table: str) -> list[str]:
-        name = self.local(table)
-        family = _ENGINES.get(table, "MergeTree")
-        if self.replicated:
-            path = literal(f"/clickhouse/tables/{{shard}}/{self.database}/{name}")
-            engine = f"Replicated{family}({path}, '{{replica}}')"
+        return self.create_table(table, self.local(table), _COLUMNS[table])
+
+    def create_table(
+        self, table: str, name: str, columns: str, family: str | None = None
+    ) -> list[str]:
+        """``name`` (a node's table) with ``table``'s engine (or ``family``), partitions and
+        sorting, and on a cluster the Distributed ``table`` over it."""
+        family = family or _ENGINES.get(table, "MergeTree")
+        if family == "Null":
+            storage = "Null"
         else:
-            engine = family
-        partition = _PARTITIONS.get(table, _DAY)
+            if self.replicated:
+                path = literal(f"/clickhouse/tables/{{shard}}/{self.database}/{name}")
+                engine = f"Replicated{family}({path}, '{{replica}}')"
+            else:
+                engine = family
+            partition = _PARTITIONS.get(table, _DAY)
+            storage = f"{engine} PARTITION BY {partition} ORDER BY ({_SORTING[table]})"
         statements = [
-            f"CREATE TABLE IF NOT EXISTS {self.database}.{name} ({_COLUMNS[table]}\n) "
-            f"ENGINE = {engine} PARTITION BY {partition} ORDER BY ({_SORTING[table]})"
+            f"CREATE TABLE IF NOT EXISTS {self.database}.{name} ({columns}\n) ENGINE = {storage}"
         ]
-        if self.cluster:
-            statements.append(
-                f"CREATE TABLE IF NOT EXISTS {self.database}.{table} AS {self.database}.{name} "
-                f"ENGINE = Distributed({self.cluster}, {self.database}, {name}, "
-                "cityHash64(traffic_source_id))"
-            )
+        if self.cluster and name == self.local(table):
+            statements.append(self.distributed(table))
         return statements
+
+    def distributed(self, table: str) -> str:
+        name = self.local(table)
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.database}.{table} AS {self.database}.{name} "
+            f"ENGINE = Distributed({self.cluster}, {self.database}, {name}, "
+            "cityHash64(traffic_source_id))"
+        )
 
 
 @dataclass(frozen=True)
@@ -375,9 +423,17 @@ def _initial(layout: Layout) -> list[str]:
 
 def _rollups(layout: Layout) -> list[str]:
     return [
-        statement
-        for table in ("traffic_rollups", "traffic_rollup_latency", "traffic_rollup_path_latency")
-        for statement in layout.create_event_table(table)
+        *layout.create_table(
+            "traffic_rollups",
+            layout.local("traffic_rollups"),
+            _APPENDED_ROLLUP_COLUMNS,
+            family="MergeTree",
+        ),
+        *(
+            statement
+            for table in ("traffic_rollup_latency", "traffic_rollup_path_latency")
+            for statement in layout.create_event_table(table)
+        ),
     ]
 
 
@@ -385,10 +441,55 @@ def _llm_rollups(layout: Layout) -> list[str]:
     return layout.create_event_table("llm_rollups")
 
 
+_MAIN_ROLLUP_KEY = _SORTING["traffic_rollups"]
+
+
+def _folded_figures(source: str) -> str:
+    states = ", ".join(
+        f"{agg}State({column}) AS {column}" for column, agg in FOLDED_FIGURES.items()
+    )
+    return f"SELECT {_MAIN_ROLLUP_KEY}, {states} FROM {source} GROUP BY {_MAIN_ROLLUP_KEY}"
+
+
+def _fold_main_rollup(layout: Layout) -> list[str]:
+    """Migration 2's appended main rollup becomes aggregate states, one row per key once merged.
+
+    Each node folds its own rows into a new table that then takes the old one's name, so reads
+    never see half of them. The rows are sorted by key so that on a replicated cluster both
+    replicas of a shard insert the same blocks, which the replicated table keeps once. Run it
+    with ingest stopped: rows appended to the old table during the copy would not be carried.
+    """
+    db = layout.database
+    current = layout.local("traffic_rollups")
+    folding, appended = current + "_folding", current + "_appended"
+    statements = [
+        f"DROP TABLE IF EXISTS {db}.{folding}",
+        *layout.create_table("traffic_rollups", folding, _COLUMNS["traffic_rollups"]),
+        f"INSERT INTO {db}.{folding} {_folded_figures(f'{db}.{current}')} "
+        f"ORDER BY {_MAIN_ROLLUP_KEY}",
+    ]
+    if layout.cluster:
+        # The Distributed table takes its columns from the local one when created.
+        statements.append(f"DROP TABLE IF EXISTS {db}.traffic_rollups")
+    statements += [
+        f"RENAME TABLE {db}.{current} TO {db}.{appended}, {db}.{folding} TO {db}.{current}",
+        f"DROP TABLE {db}.{appended}",
+    ]
+    if layout.cluster:
+        statements.append(layout.distributed("traffic_rollups"))
+    statements += layout.create_event_table("traffic_rollups_input")
+    statements.append(
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{layout.local('traffic_rollups_fold')} "
+        f"TO {db}.{current} AS " + _folded_figures(f"{db}.{layout.local('traffic_rollups_input')}")
+    )
+    return statements
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "event tables", _initial),
     Migration(2, "statistics rollups", _rollups),
     Migration(3, "LLM token and cost rollups", _llm_rollups),
+    Migration(4, "main rollup folded as it merges", _fold_main_rollup),
 )
 
 
@@ -408,9 +509,9 @@ def _versions(node: Transport, database: str) -> set[int]:
     return {int(line) for line in text.split()}
 
 
-def upgrade(client: EventsClient) -> list[int]:
-    """Bring every node's tables up to the newest migration; returns the versions applied
-    (on any node)."""
+def upgrade(client: EventsClient, target: int | None = None) -> list[int]:
+    """Bring every node's tables up to the newest migration (or to ``target``); returns the
+    versions applied (on any node)."""
     layout = layout_of(client)
     database = identifier(layout.database)
     applied: set[int] = set()
@@ -423,7 +524,7 @@ def upgrade(client: EventsClient) -> list[int]:
         )
         done = _versions(node, database)
         for migration in MIGRATIONS:
-            if migration.version in done:
+            if migration.version in done or (target is not None and migration.version > target):
                 continue
             for statement in migration.statements(layout):
                 node.execute(statement)

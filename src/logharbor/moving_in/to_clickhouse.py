@@ -170,7 +170,10 @@ def move_rollups(db: Database, client: EventsClient) -> int:
                 ]
                 with db.write() as conn:
                     rows = list(conn.execute(select(table).where(*where)).mappings())
-                    client.insert(table.name, [to_events_row(events_table, r) for r in rows])
+                    client.insert(
+                        events_schema.written_to(table.name),
+                        [to_events_row(events_table, r) for r in rows],
+                    )
                     conn.execute(delete(table).where(*where))
                 moved += len(rows)
                 with db.read() as conn:

@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select
 from logharbor.db import events_schema
 from logharbor.db.clickhouse import EventsClient
 from logharbor.db.clickhouse_sql import fetch
+from logharbor.db.events_schema import FOLDED_FIGURES
 from logharbor.db.tables import (
     domains,
     llm_rollups,
@@ -114,6 +115,34 @@ class RollupSource:
     one_statement: bool = False
     # Tokens and cost of LLM calls (llm_queries.py).
     llm: Any = llm_rollups
+    # ClickHouse keeps the main rollup's figures as aggregate states (events_schema), read with
+    # -Merge functions.
+    folded: bool = False
+
+    def figure(self, column: str) -> Any:
+        """The aggregate of one of the main rollup's figures over the rows a statement reads."""
+        aggregate = FOLDED_FIGURES[column]
+        return getattr(func, aggregate + "Merge" if self.folded else aggregate)(
+            self.rollups.c[column]
+        )
+
+    def server_errors(self) -> Any:
+        """Requests answered 5xx among the rows a statement reads."""
+        c = self.rollups.c
+        if self.folded:
+            return func.sumMergeIf(c.count, c.status_class == 5)
+        return func.sum(case((c.status_class == 5, c.count), else_=0))
+
+    def figures(self) -> list[Any]:
+        """count, errors, server errors, latency sum, min and max."""
+        return [
+            self.figure("count"),
+            self.figure("errors"),
+            self.server_errors(),
+            self.figure("latency_sum"),
+            self.figure("latency_min"),
+            self.figure("latency_max"),
+        ]
 
 
 def sql_rollups(conn: Connection) -> RollupSource:
@@ -133,6 +162,7 @@ def events_rollups(client: EventsClient) -> RollupSource:
         run,
         llm=events_schema.llm_rollups,
         one_statement=True,
+        folded=True,
     )
 
 
@@ -200,15 +230,7 @@ def grouped(
     r_key = r.c[GROUP_COLUMNS[group_by]] if group_by else None
     h_key = h.c[GROUP_COLUMNS[group_by]] if group_by else None
     for where in _wheres(source, r, source_id, segs, filters):
-        r_cols = [
-            func.sum(r.c.count),
-            func.sum(r.c.errors),
-            func.sum(_server_errors_case(r)),
-            func.sum(r.c.latency_sum),
-            func.min(r.c.latency_min),
-            func.max(r.c.latency_max),
-        ]
-        query = select(*([r_key] if r_key is not None else []), *r_cols).where(*where)
+        query = select(*([r_key] if r_key is not None else []), *source.figures()).where(*where)
         if r_key is not None:
             query = query.group_by(r_key)
         for row in source.run(query):
@@ -234,10 +256,6 @@ def grouped(
     return groups
 
 
-def _server_errors_case(table: Any) -> Any:
-    return case((table.c.status_class == 5, table.c.count), else_=0)
-
-
 def series(
     source: RollupSource,
     source_id: str,
@@ -251,19 +269,7 @@ def series(
     coarsest = max(res for res in RESOLUTIONS if interval % res == 0)
     points: dict[int, Figures] = {}
     for where in _wheres(source, r, source_id, segments(start, end, coarsest), filters):
-        query = (
-            select(
-                r.c.bucket_start,
-                func.sum(r.c.count),
-                func.sum(r.c.errors),
-                func.sum(_server_errors_case(r)),
-                func.sum(r.c.latency_sum),
-                func.min(r.c.latency_min),
-                func.max(r.c.latency_max),
-            )
-            .where(*where)
-            .group_by(r.c.bucket_start)
-        )
+        query = select(r.c.bucket_start, *source.figures()).where(*where).group_by(r.c.bucket_start)
         for bucket_start, count, errors, server, total, lowest, highest in source.run(query):
             epoch = int(bucket_start.timestamp())
             fig = points.setdefault(floor_epoch(epoch, interval), Figures())

@@ -234,4 +234,8 @@ class EventsStoreRollups:
                 _path_latency_params(rollup.path_histogram),
             ),
         ):
-            tx.stage(self.sink, table.name, [to_events_row(table, row) for row in rows])
+            tx.stage(
+                self.sink,
+                events_schema.written_to(table.name),
+                [to_events_row(table, row) for row in rows],
+            )
