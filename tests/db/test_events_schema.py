@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from clickhouse_servers import start_servers, start_zookeeper
 from fixtures.database import events_url_for
 from logharbor.db import events_schema
 from logharbor.db.clickhouse import EventsClient
@@ -78,14 +79,21 @@ def _expected(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _fold_keeps_the_figures(events: EventsClient) -> None:
+def _nothing() -> None:
+    pass
+
+
+def _fold_keeps_the_figures(events: EventsClient, settle: Callable[[], None] = _nothing) -> None:
+    """``settle``: waits until a read sees what was written (replicas have fetched it)."""
     assert events_schema.upgrade(events, target=3) == [1, 2, 3]
     before = _appended(1, 400)
     for start in range(0, len(before), 100):  # several inserts: several parts
         events.insert("traffic_rollups", before[start : start + 100])
+    settle()
     assert _figures(events, folded=False) == _expected(before)
 
     assert events_schema.upgrade(events) == [4]
+    settle()
 
     assert _figures(events, folded=True) == _expected(before)
     keys = len(_expected(before))
@@ -94,6 +102,7 @@ def _fold_keeps_the_figures(events: EventsClient) -> None:
     # Rows written from now on go through the input table and fold with the carried ones.
     after = _appended(2, 150)
     events.insert(events_schema.written_to("traffic_rollups"), after)
+    settle()
     assert _figures(events, folded=True) == _expected(before + after)
     assert events.query("SELECT count() AS n FROM traffic_rollups_input")[0]["n"] == 0
 
@@ -124,3 +133,33 @@ def test_folding_the_main_rollup_keeps_its_figures_on_a_cluster(clickhouse_clust
         assert all(held) and sum(held) == len(_expected(_appended(1, 400) + _appended(2, 150)))
     finally:
         events.close()
+
+
+@pytest.mark.slow
+def test_folding_the_main_rollup_keeps_its_figures_on_a_replicated_cluster() -> None:
+    """Both replicas of a shard fold the same rows; their replicated table keeps them once."""
+    keeper = start_zookeeper()
+    assert keeper is not None, "Debian's zookeeper (and java) is not installed"
+    servers = None
+    try:
+        servers = start_servers(shards=2, replicas=2, zookeeper=keeper)
+        assert servers is not None, "clickhouse-server is not installed"
+        events = EventsClient.from_url(servers.events_url("fold"))
+
+        def settle() -> None:
+            for node in servers.nodes:
+                node.query("SYSTEM SYNC REPLICA fold.traffic_rollups_local")
+
+        try:
+            _fold_keeps_the_figures(events, settle)
+        finally:
+            events.close()
+        held = {
+            node.name: int(node.query("SELECT count() FROM fold.traffic_rollups_local FINAL"))
+            for node in servers.nodes
+        }
+        assert held["ch1a"] == held["ch1b"] > 0 and held["ch2a"] == held["ch2b"] > 0
+    finally:
+        if servers is not None:
+            servers.stop()
+        keeper.stop()

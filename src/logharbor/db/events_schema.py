@@ -22,7 +22,7 @@ up to date by the same ``logharbor db upgrade`` that migrates the others.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text
 
@@ -367,6 +367,9 @@ class Layout:
     database: str
     cluster: str | None = None
     replicated: bool = False
+    # Whether a migration run on this node copies its rows into a table it creates: on a
+    # replicated cluster only one replica of each shard does, and replication does the rest.
+    carries_rows: bool = True
 
     def local(self, table: str) -> str:
         return f"{table}_local" if self.cluster else table
@@ -375,16 +378,23 @@ class Layout:
         return self.create_table(table, self.local(table), _COLUMNS[table])
 
     def create_table(
-        self, table: str, name: str, columns: str, family: str | None = None
+        self,
+        table: str,
+        name: str,
+        columns: str,
+        family: str | None = None,
+        replica_path: str | None = None,
     ) -> list[str]:
         """``name`` (a node's table) with ``table``'s engine (or ``family``), partitions and
-        sorting, and on a cluster the Distributed ``table`` over it."""
+        sorting, and on a cluster the Distributed ``table`` over it. Replicas of a table share
+        its coordinator path, ``name`` unless ``replica_path`` says otherwise."""
         family = family or _ENGINES.get(table, "MergeTree")
         if family == "Null":
             storage = "Null"
         else:
             if self.replicated:
-                path = literal(f"/clickhouse/tables/{{shard}}/{self.database}/{name}")
+                tail = replica_path or name
+                path = literal(f"/clickhouse/tables/{{shard}}/{self.database}/{tail}")
                 engine = f"Replicated{family}({path}, '{{replica}}')"
             else:
                 engine = family
@@ -455,19 +465,27 @@ def _fold_main_rollup(layout: Layout) -> list[str]:
     """Migration 2's appended main rollup becomes aggregate states, one row per key once merged.
 
     Each node folds its own rows into a new table that then takes the old one's name, so reads
-    never see half of them. The rows are sorted by key so that on a replicated cluster both
-    replicas of a shard insert the same blocks, which the replicated table keeps once. Run it
-    with ingest stopped: rows appended to the old table during the copy would not be carried.
+    never see half of them. On a replicated cluster only each shard's first replica folds (its
+    replicas hold the same rows, and replication copies the folded ones to the others; two
+    replicas each inserting them counted every row twice in a test), and the new table's
+    coordinator path carries the migration's number rather than the name it had while it was
+    filled, so that a replica added later, which creates it under that same path, joins it.
+    Run it with ingest stopped: rows appended to the old table during the copy are not carried.
     """
     db = layout.database
     current = layout.local("traffic_rollups")
     folding, appended = current + "_folding", current + "_appended"
     statements = [
         f"DROP TABLE IF EXISTS {db}.{folding}",
-        *layout.create_table("traffic_rollups", folding, _COLUMNS["traffic_rollups"]),
-        f"INSERT INTO {db}.{folding} {_folded_figures(f'{db}.{current}')} "
-        f"ORDER BY {_MAIN_ROLLUP_KEY}",
+        *layout.create_table(
+            "traffic_rollups",
+            folding,
+            _COLUMNS["traffic_rollups"],
+            replica_path=f"{current}.4",
+        ),
     ]
+    if layout.carries_rows:
+        statements.append(f"INSERT INTO {db}.{folding} {_folded_figures(f'{db}.{current}')}")
     if layout.cluster:
         # The Distributed table takes its columns from the local one when created.
         statements.append(f"DROP TABLE IF EXISTS {db}.traffic_rollups")
@@ -517,6 +535,9 @@ def upgrade(client: EventsClient, target: int | None = None) -> list[int]:
     applied: set[int] = set()
     for node in client.nodes:
         node.execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+    carriers = _first_replicas(client) if layout.replicated else set(range(len(client.nodes)))
+    for index, node in enumerate(client.nodes):
+        node_layout = replace(layout, carries_rows=index in carriers)
         node.execute(
             f"CREATE TABLE IF NOT EXISTS {database}.logharbor_migrations "
             "(version UInt32, name String, applied_at DateTime) "
@@ -526,7 +547,7 @@ def upgrade(client: EventsClient, target: int | None = None) -> list[int]:
         for migration in MIGRATIONS:
             if migration.version in done or (target is not None and migration.version > target):
                 continue
-            for statement in migration.statements(layout):
+            for statement in migration.statements(node_layout):
                 node.execute(statement)
             node.execute(
                 f"INSERT INTO {database}.logharbor_migrations (version, name, applied_at) "
@@ -534,6 +555,18 @@ def upgrade(client: EventsClient, target: int | None = None) -> list[int]:
             )
             applied.add(migration.version)
     return sorted(applied)
+
+
+def _first_replicas(client: EventsClient) -> set[int]:
+    """Of the URL's nodes, the first of each shard (by the ``{shard}`` macro that replicated
+    tables need on every node)."""
+    first: dict[str, int] = {}
+    for index, node in enumerate(client.nodes):
+        shard = node.execute(
+            "SELECT substitution FROM system.macros WHERE macro = 'shard' FORMAT TabSeparated"
+        ).strip()
+        first.setdefault(shard, index)
+    return set(first.values())
 
 
 def current_versions(client: EventsClient) -> list[set[int]]:
