@@ -283,6 +283,28 @@ def events_copy(
     typer.echo("\n".join(report.lines()))
 
 
+@events_app.command("ddl")
+def events_ddl(
+    database: Annotated[str, typer.Option(help="the events database")] = "logharbor",
+    cluster: Annotated[
+        str | None, typer.Option(help="a cluster's name: local tables and Distributed ones")
+    ] = None,
+    replicated: Annotated[bool, typer.Option(help="Replicated*MergeTree local tables")] = False,
+) -> None:
+    """Print the ClickHouse DDL of the events tables as `db upgrade` leaves them, for one
+    node or (--cluster) for each node of a cluster. `db upgrade` runs it for you and records
+    the schema version; this is for review, or for running it yourself."""
+    from logharbor.db import events_schema
+
+    if replicated and not cluster:
+        typer.echo("error: --replicated needs --cluster", err=True)
+        raise typer.Exit(2)
+    layout = events_schema.Layout(database, cluster, replicated)
+    typer.echo(f"CREATE DATABASE IF NOT EXISTS {database};")
+    for statement in events_schema.schema_ddl(layout):
+        typer.echo(statement + ";")
+
+
 @app.command()
 def prune() -> None:
     """Apply retention now: delete records (and bodies) older than each source's retentionDays."""

@@ -327,6 +327,9 @@ _ENGINES = {
     "llm_rollups": "SummingMergeTree",
 }
 _FOLDING = ("SummingMergeTree", "AggregatingMergeTree")
+# Replicated tables made anew by a migration under another name keep the coordinator path they
+# were created with; the same table created from scratch must use that path too.
+_REPLICA_PATH_SUFFIX = {"traffic_rollups": ".4"}
 # Where rows for a table are inserted, when that is not the table itself.
 WRITTEN_TO = {"traffic_rollups": "traffic_rollups_input"}
 # How the folded main rollup is read, per column: the aggregate its states hold.
@@ -393,7 +396,7 @@ class Layout:
             storage = "Null"
         else:
             if self.replicated:
-                tail = replica_path or name
+                tail = replica_path or name + _REPLICA_PATH_SUFFIX.get(table, "")
                 path = literal(f"/clickhouse/tables/{{shard}}/{self.database}/{tail}")
                 engine = f"Replicated{family}({path}, '{{replica}}')"
             else:
@@ -438,6 +441,7 @@ def _rollups(layout: Layout) -> list[str]:
             layout.local("traffic_rollups"),
             _APPENDED_ROLLUP_COLUMNS,
             family="MergeTree",
+            replica_path=layout.local("traffic_rollups"),
         ),
         *(
             statement
@@ -481,7 +485,7 @@ def _fold_main_rollup(layout: Layout) -> list[str]:
             "traffic_rollups",
             folding,
             _COLUMNS["traffic_rollups"],
-            replica_path=f"{current}.4",
+            replica_path=current + _REPLICA_PATH_SUFFIX["traffic_rollups"],
         ),
     ]
     if layout.carries_rows:
@@ -495,12 +499,36 @@ def _fold_main_rollup(layout: Layout) -> list[str]:
     ]
     if layout.cluster:
         statements.append(layout.distributed("traffic_rollups"))
-    statements += layout.create_event_table("traffic_rollups_input")
-    statements.append(
+    return statements + _rollup_input(layout)
+
+
+def _rollup_input(layout: Layout) -> list[str]:
+    """The main rollup's input table, and the view that folds what it is given into states."""
+    db = layout.database
+    return [
+        *layout.create_event_table("traffic_rollups_input"),
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{layout.local('traffic_rollups_fold')} "
-        f"TO {db}.{current} AS " + _folded_figures(f"{db}.{layout.local('traffic_rollups_input')}")
-    )
-    return statements
+        f"TO {db}.{layout.local('traffic_rollups')} AS "
+        + _folded_figures(f"{db}.{layout.local('traffic_rollups_input')}"),
+    ]
+
+
+def schema_ddl(layout: Layout) -> list[str]:
+    """The statements that create, on an empty node, the tables every migration leaves, and
+    record those migrations as applied (so that ``upgrade`` later applies only newer ones):
+    what ``logharbor events ddl`` prints for operators who run DDL themselves (``ON CLUSTER``,
+    review). tests/db/test_events_schema.py checks that they build what ``upgrade`` builds."""
+    return [
+        *(
+            statement
+            for table in _COLUMNS
+            if table != "traffic_rollups_input"
+            for statement in layout.create_event_table(table)
+        ),
+        *_rollup_input(layout),
+        _migrations_table(layout.database),
+        *(_recorded(layout.database, migration) for migration in MIGRATIONS),
+    ]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -538,23 +566,31 @@ def upgrade(client: EventsClient, target: int | None = None) -> list[int]:
     carriers = _first_replicas(client) if layout.replicated else set(range(len(client.nodes)))
     for index, node in enumerate(client.nodes):
         node_layout = replace(layout, carries_rows=index in carriers)
-        node.execute(
-            f"CREATE TABLE IF NOT EXISTS {database}.logharbor_migrations "
-            "(version UInt32, name String, applied_at DateTime) "
-            "ENGINE = MergeTree ORDER BY version"
-        )
+        node.execute(_migrations_table(database))
         done = _versions(node, database)
         for migration in MIGRATIONS:
             if migration.version in done or (target is not None and migration.version > target):
                 continue
             for statement in migration.statements(node_layout):
                 node.execute(statement)
-            node.execute(
-                f"INSERT INTO {database}.logharbor_migrations (version, name, applied_at) "
-                f"VALUES ({migration.version}, {literal(migration.name)}, now())"
-            )
+            node.execute(_recorded(database, migration))
             applied.add(migration.version)
     return sorted(applied)
+
+
+def _migrations_table(database: str) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {database}.logharbor_migrations "
+        "(version UInt32, name String, applied_at DateTime) "
+        "ENGINE = MergeTree ORDER BY version"
+    )
+
+
+def _recorded(database: str, migration: Migration) -> str:
+    return (
+        f"INSERT INTO {database}.logharbor_migrations (version, name, applied_at) "
+        f"VALUES ({migration.version}, {literal(migration.name)}, now())"
+    )
 
 
 def _first_replicas(client: EventsClient) -> set[int]:
