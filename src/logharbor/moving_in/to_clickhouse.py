@@ -170,11 +170,13 @@ def move_rollups(db: Database, client: EventsClient) -> int:
                 ]
                 with db.write() as conn:
                     rows = list(conn.execute(select(table).where(*where)).mappings())
+                    # Deleted first, inside the transaction: a refused insert rolls the delete
+                    # back, and only a failed commit after an insert could move a slice twice.
+                    conn.execute(delete(table).where(*where))
                     client.insert(
                         events_schema.written_to(table.name),
                         [to_events_row(events_table, r) for r in rows],
                     )
-                    conn.execute(delete(table).where(*where))
                 moved += len(rows)
                 with db.read() as conn:
                     start = conn.execute(
