@@ -27,7 +27,8 @@ import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -411,3 +412,20 @@ def _zookeeper_ok(port: int) -> bool:
             return answer.startswith(b"Zookeeper version")
     except OSError:
         return False
+
+
+@contextmanager
+def replicated_servers() -> Iterator[Servers]:
+    """2 shards x 2 replicas with a ZooKeeper, stopped afterwards; fails the test when Debian's
+    clickhouse-server or zookeeper is missing."""
+    keeper = start_zookeeper()
+    assert keeper is not None, "Debian's zookeeper (and java) is not installed"
+    servers = None
+    try:
+        servers = start_servers(shards=2, replicas=2, zookeeper=keeper)
+        assert servers is not None, "clickhouse-server is not installed"
+        yield servers
+    finally:
+        if servers is not None:
+            servers.stop()
+        keeper.stop()

@@ -14,7 +14,13 @@ from typing import Any
 import httpx
 import pytest
 
-from clickhouse_servers import CLUSTER, ClickHouseError, Servers, start_servers, start_zookeeper
+from clickhouse_servers import (
+    CLUSTER,
+    ClickHouseError,
+    Servers,
+    replicated_servers,
+    start_servers,
+)
 
 SYNC = {"insert_distributed_sync": "1"}
 
@@ -226,12 +232,7 @@ def test_stop_ends_every_server_and_removes_its_files() -> None:
 @pytest.mark.slow
 def test_the_replicated_fragments_give_each_shard_two_replicas_through_zookeeper() -> None:
     """deploy/clickhouse/replicated: zookeeper.xml, macros.xml and the 2x2 remote_servers.xml."""
-    keeper = start_zookeeper()
-    assert keeper is not None, "Debian's zookeeper (and java) is not installed"
-    servers = None
-    try:
-        servers = start_servers(shards=2, replicas=2, zookeeper=keeper)
-        assert servers is not None, "clickhouse-server is not installed"
+    with replicated_servers() as servers:
         assert servers.events_url("lh").endswith(f"/lh?cluster={CLUSTER}&replicated=1")
         first = servers.nodes[0]
         # One statement for every node: ON CLUSTER goes through ZooKeeper, macros fill the path.
@@ -265,7 +266,3 @@ def test_the_replicated_fragments_give_each_shard_two_replicas_through_zookeeper
         first.query("INSERT INTO lh.records_local FORMAT JSONEachRow", rows)
         first.query("INSERT INTO lh.records_local FORMAT JSONEachRow", rows)
         assert first.query("SELECT count() FROM lh.records_local") == f"{held['ch1a'] + 40}\n"
-    finally:
-        if servers is not None:
-            servers.stop()
-        keeper.stop()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from clickhouse_servers import start_servers, start_zookeeper
+from clickhouse_servers import replicated_servers
 from fixtures.database import events_url_for
 from logharbor.cli import app
 from logharbor.db import events_schema
@@ -140,12 +140,7 @@ def test_folding_the_main_rollup_keeps_its_figures_on_a_cluster(clickhouse_clust
 @pytest.mark.slow
 def test_folding_the_main_rollup_keeps_its_figures_on_a_replicated_cluster() -> None:
     """Both replicas of a shard fold the same rows; their replicated table keeps them once."""
-    keeper = start_zookeeper()
-    assert keeper is not None, "Debian's zookeeper (and java) is not installed"
-    servers = None
-    try:
-        servers = start_servers(shards=2, replicas=2, zookeeper=keeper)
-        assert servers is not None, "clickhouse-server is not installed"
+    with replicated_servers() as servers:
         events = EventsClient.from_url(servers.events_url("fold"))
 
         def settle() -> None:
@@ -161,10 +156,6 @@ def test_folding_the_main_rollup_keeps_its_figures_on_a_replicated_cluster() -> 
             for node in servers.nodes
         }
         assert held["ch1a"] == held["ch1b"] > 0 and held["ch2a"] == held["ch2b"] > 0
-    finally:
-        if servers is not None:
-            servers.stop()
-        keeper.stop()
 
 
 def _structure(events: EventsClient, database: str) -> dict[str, str]:
