@@ -29,6 +29,7 @@ from collector.fake_provider import REPLY, WORDS, FakeProvider
 from collector.harness import MemoryTransport, StandInServer, drain, serve_asgi
 from fixtures.waiting import wait_until
 from logharbor.collector import Collector, HttpTransport, LogHarborASGIMiddleware, llm
+from logharbor.collector.llm_anthropic import MessagesStreamNotes
 from logharbor.collector.llm_openai import ChatCompletions
 from logharbor.collector.redaction import mentions_any, normalize_keys
 
@@ -555,7 +556,7 @@ def test_a_capture_bug_never_breaks_the_apps_call(
 
     # While a stream is read: every chunk still reaches the app.
     with monkeypatch.context() as patch:
-        patch.setattr(llm, "MAX_STREAM_CHUNKS", None)
+        patch.setattr(MessagesStreamNotes, "note", broken)
         stream = sync_anthropic.messages.create(
             model="claude-sonnet-4-5", max_tokens=10, messages=MESSAGES[1:], stream=True
         )

@@ -7,9 +7,9 @@ or after, is covered; ``uninstrument_*()`` puts them back. The replacements:
 - on the app's path take only what later work needs: the call's keyword arguments (the lists
   of messages copied, since apps append the answer to the list they passed), the current trace
   and request, the time. The SDK's answer is kept as it is; a stream is handed back wrapped,
-  each chunk passing through as it came with two list appends (the chunk and its time), so
-  nothing is delayed. Ids, reading the answer or the chunks, masking and JSON all wait for the
-  sender thread;
+  each chunk passing through as it came once its few fields that matter (text pieces, finish
+  reason, token counts, whether it carries output) are noted, so nothing is delayed. Ids,
+  reading the answer, masking and JSON all wait for the sender thread;
 - give the finished call to the collector's queue; its sender thread turns it into a span
   (``to_span``): GenAI attributes, content converted to the semantic conventions' message
   structure and masked by the collector's rules, and sends it with the other spans to
@@ -25,7 +25,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
@@ -39,9 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("logharbor.collector")
 
-# A stream keeps its chunks until it ends (they are read in the sender thread); past this many
-# only the latest is kept in the last slot, which holds the usage of a stream that reports it.
-MAX_STREAM_CHUNKS = 20_000
 # Where a prompt from ``Collector.prompt()`` may sit in a call's arguments.
 _PROMPT_KEYS = ("messages", "input", "system", "instructions")
 _MAX_WALK_DEPTH = 6
@@ -60,6 +57,24 @@ class Summary:
     output_messages: list[dict[str, Any]] | None = None
 
 
+class StreamNotes(Protocol):
+    """What one stream's chunks said, noted on the app's path as each passes by.
+
+    Only plain values are kept (strings, ints; the few containers holding them), never the
+    SDK's chunk objects: a stream's chunks are dozens of objects the garbage collector tracks,
+    and keeping them until the sender thread reads them made its collections run several
+    times as often (and walk them), a cost the app paid on every call.
+    """
+
+    def note(self, chunk: Any) -> bool:
+        """Note one chunk; whether it carries output (for the time to first token)."""
+        ...
+
+    def summary(self) -> Summary:
+        """What was noted, in the conventions' terms (in the sender thread)."""
+        ...
+
+
 class Adapter(Protocol):
     """One provider's API: how to read its arguments, answers and stream chunks."""
 
@@ -74,9 +89,7 @@ class Adapter(Protocol):
 
     def summarize(self, result: Any) -> Summary: ...
 
-    def summarize_stream(self, chunks: Sequence[Any]) -> Summary: ...
-
-    def has_output(self, chunk: Any) -> bool: ...
+    def stream_notes(self) -> StreamNotes: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -93,8 +106,9 @@ class LlmCall:
     streamed: bool
     end_ns: int = 0
     result: Any = None
-    chunks: list[Any] | None = None
-    chunk_ns: list[int] | None = None
+    notes: StreamNotes | None = None
+    # When the first chunk carrying output arrived (time.time_ns), 0 until one has.
+    first_output_ns: int = 0
     error_type: str | None = None
     error_message: str | None = None
     done: bool = False
@@ -148,8 +162,7 @@ def _settle(
     try:
         if stream_types and isinstance(result, stream_types):
             call.streamed = True
-            call.chunks = []
-            call.chunk_ns = []
+            call.notes = call.adapter.stream_notes()
             if hasattr(result, "__anext__"):
                 return AsyncStreamProxy(result, collector, call)
             return StreamProxy(result, collector, call)
@@ -277,8 +290,8 @@ class _Observed:
     """What both stream wrappers share: ending once, passing the rest on.
 
     Chunks are noted by a generator over the SDK's stream (``_observe``), which the wrapper
-    hands out as its iterator: a chunk costs the app one more generator step and two appends,
-    with no call into the collector. The generator holds the call, never the wrapper, so that
+    hands out as its iterator: a chunk costs the app one more generator step and the call
+    noting its fields. The generator holds the call, never the wrapper, so that
     dropping the wrapper frees it (and closes the SDK's stream) at once.
     """
 
@@ -308,21 +321,14 @@ class _Observed:
 
 
 def _observe(stream: Any, collector: Collector, call: LlmCall) -> Iterator[Any]:
-    """The SDK's chunks as they come, each noted with its time; the call ends with them."""
-    chunks: list[Any] = call.chunks if call.chunks is not None else []
-    keep = chunks.append
-    stamp = (call.chunk_ns if call.chunk_ns is not None else []).append
+    """The SDK's chunks as they come, each noted; the call ends with them."""
+    note = _note_of(call)
     clock = time.time_ns
-    room = MAX_STREAM_CHUNKS
     try:
         for chunk in stream:
             try:
-                if room > 0:
-                    room -= 1
-                    keep(chunk)
-                    stamp(clock())
-                else:
-                    chunks[-1] = chunk
+                if note(chunk) and not call.first_output_ns:
+                    call.first_output_ns = clock()
             except Exception:
                 collector.capture_failed()
             yield chunk
@@ -338,20 +344,13 @@ def _observe(stream: Any, collector: Collector, call: LlmCall) -> Iterator[Any]:
 async def _observe_async(stream: Any, collector: Collector, call: LlmCall) -> AsyncIterator[Any]:
     """``_observe`` for an async stream. A twin, not a shared body: sharing one would cost a
     call per chunk, which is what both exist to avoid."""
-    chunks: list[Any] = call.chunks if call.chunks is not None else []
-    keep = chunks.append
-    stamp = (call.chunk_ns if call.chunk_ns is not None else []).append
+    note = _note_of(call)
     clock = time.time_ns
-    room = MAX_STREAM_CHUNKS
     try:
         async for chunk in stream:
             try:
-                if room > 0:
-                    room -= 1
-                    keep(chunk)
-                    stamp(clock())
-                else:
-                    chunks[-1] = chunk
+                if note(chunk) and not call.first_output_ns:
+                    call.first_output_ns = clock()
             except Exception:
                 collector.capture_failed()
             yield chunk
@@ -362,6 +361,12 @@ async def _observe_async(stream: Any, collector: Collector, call: LlmCall) -> As
         finish(collector, call, error)
         raise
     finish(collector, call)
+
+
+def _note_of(call: LlmCall) -> Callable[[Any], bool]:
+    notes = call.notes
+    assert notes is not None  # set by _settle before the stream is wrapped
+    return notes.note
 
 
 class StreamProxy(_Observed):
@@ -428,14 +433,8 @@ def to_span(call: LlmCall, keys: frozenset[str], capture_content: bool) -> dict[
         "gen_ai.provider.name": adapter.provider,
     }
     values.update(adapter.request_attributes(kwargs))
-    ttft = None
-    if call.chunks is not None:
-        summary = adapter.summarize_stream(call.chunks)
-        stamps = call.chunk_ns or []
-        for index, chunk in enumerate(call.chunks[: len(stamps)]):
-            if adapter.has_output(chunk):
-                ttft = (stamps[index] - call.start_ns) / 1e6
-                break
+    if call.notes is not None:
+        summary = call.notes.summary()
     elif call.result is not None:
         summary = adapter.summarize(call.result)
     else:
@@ -448,7 +447,8 @@ def to_span(call: LlmCall, keys: frozenset[str], capture_content: bool) -> dict[
     values["gen_ai.usage.output_tokens"] = summary.output_tokens
     values["gen_ai.usage.cache_read.input_tokens"] = summary.cached_tokens
     values["logharbor.llm.streamed"] = call.streamed
-    if call.streamed and ttft is not None:
+    if call.streamed and call.first_output_ns:
+        ttft = (call.first_output_ns - call.start_ns) / 1e6
         values["logharbor.llm.time_to_first_token_ms"] = round(ttft, 3)
     prompt = find_prompt(kwargs)
     if prompt is not None:

@@ -13,7 +13,7 @@ those apart); ``gen_ai.usage.cache_read.input_tokens`` are the ones read from it
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from anthropic import AsyncStream, Stream
@@ -130,47 +130,78 @@ class MessagesApi:
         _usage(summary, get(result, "usage"))
         return summary
 
-    def summarize_stream(self, chunks: Sequence[Any]) -> Summary:
-        summary = Summary()
-        blocks: dict[int, dict[str, Any]] = {}
-        reason = None
-        usage: dict[str, Any] = {}
-        for event in chunks:
-            kind = get(event, "type")
-            if kind == "message_start":
-                message = get(event, "message")
-                summary.response_id = get(message, "id")
-                summary.response_model = get(message, "model")
-                _merge_usage(usage, get(message, "usage"))
-            elif kind == "content_block_start":
-                block = plain(get(event, "content_block"))
-                blocks[get(event, "index") or 0] = {
-                    "type": get(block, "type"),
-                    "id": get(block, "id"),
-                    "name": get(block, "name"),
-                    "pieces": [],
-                }
-            elif kind == "content_block_delta":
-                slot = blocks.setdefault(
-                    get(event, "index") or 0,
-                    {"type": "text", "id": None, "name": None, "pieces": []},
-                )
-                delta = get(event, "delta")
-                piece = get(delta, "text") or get(delta, "partial_json") or get(delta, "thinking")
-                if piece:
-                    slot["pieces"].append(piece)
-            elif kind == "message_delta":
-                reason = get(get(event, "delta"), "stop_reason") or reason
-                _merge_usage(usage, get(event, "usage"))
+    def stream_notes(self) -> MessagesStreamNotes:
+        return MessagesStreamNotes()
+
+
+class MessagesStreamNotes:
+    """A streamed message's raw server events, noted as they pass."""
+
+    __slots__ = ("blocks", "pieces", "reason", "response_id", "response_model", "usage")
+
+    def __init__(self) -> None:
+        self.response_id: Any = None
+        self.response_model: Any = None
+        # Per content block index: its (type, tool id, tool name), and its text or JSON pieces.
+        self.blocks: dict[int, tuple[Any, Any, Any]] = {}
+        self.pieces: dict[int, list[str]] = {}
+        self.reason: Any = None
+        self.usage: dict[str, int] = {}
+
+    def note(self, event: Any) -> bool:
+        kind = event.type
+        if kind == "content_block_delta":
+            delta = event.delta
+            delta_kind = delta.type
+            # By type: reading a field a delta lacks costs a raised AttributeError.
+            if delta_kind == "text_delta":
+                piece = delta.text
+            elif delta_kind == "input_json_delta":
+                piece = delta.partial_json
+            elif delta_kind == "thinking_delta":
+                piece = delta.thinking
+            else:
+                return True
+            if piece:
+                index = event.index or 0
+                pieces = self.pieces.get(index)
+                if pieces is None:
+                    pieces = self.pieces[index] = []
+                pieces.append(piece)
+            return True
+        if kind == "message_start":
+            message = event.message
+            self.response_id = message.id
+            self.response_model = message.model
+            _merge_usage(self.usage, message.usage)
+        elif kind == "content_block_start":
+            block = event.content_block
+            block_kind = block.type
+            if block_kind == "tool_use":
+                self.blocks[event.index or 0] = (block_kind, block.id, block.name)
+            else:
+                self.blocks[event.index or 0] = (block_kind, None, None)
+        elif kind == "message_delta":
+            self.reason = event.delta.stop_reason or self.reason
+            _merge_usage(self.usage, event.usage)
+        return False
+
+    def summary(self) -> Summary:
+        summary = Summary(response_id=self.response_id, response_model=self.response_model)
+        # Copies first (each one step under the GIL): events still passing after the call was
+        # closed may be noted while this runs.
+        blocks, pieces = dict(self.blocks), dict(self.pieces)
         parts = []
-        for _, slot in sorted(blocks.items()):
-            text = "".join(slot["pieces"])
-            if slot["type"] == "tool_use":
-                parts.append(tool_call_part(slot["id"], slot["name"], text or "{}"))
-            elif slot["type"] == "thinking":
+        for index in sorted(set(blocks) | set(pieces)):
+            kind, tool_id, name = blocks.get(index, ("text", None, None))
+            text = "".join(pieces.get(index, ()))
+            if kind == "tool_use":
+                parts.append(tool_call_part(tool_id, name, text or "{}"))
+            elif kind == "thinking":
                 parts.append({"type": "reasoning", "content": text})
             else:
                 parts.append(text_part(text))
+        reason = self.reason
         if isinstance(reason, str):
             summary.finish_reasons = [reason]
         summary.output_messages = [
@@ -180,11 +211,8 @@ class MessagesApi:
                 "finish_reason": _FINISH.get(reason, str(reason)) if reason else "error",
             }
         ]
-        _usage(summary, usage or None)
+        _usage(summary, dict(self.usage) or None)
         return summary
-
-    def has_output(self, chunk: Any) -> bool:
-        return bool(get(chunk, "type") == "content_block_delta")
 
 
 def _merge_usage(into: dict[str, Any], usage: Any) -> None:

@@ -11,7 +11,7 @@ last chunk (with no choices) would reach the app's code too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from openai import AsyncStream, Stream
@@ -151,39 +151,79 @@ class ChatCompletions:
         _chat_usage(summary, get(result, "usage"))
         return summary
 
-    def summarize_stream(self, chunks: Sequence[Any]) -> Summary:
-        summary = Summary()
-        texts: dict[int, list[str]] = {}
-        calls: dict[int, dict[int, dict[str, Any]]] = {}
-        reasons: dict[int, str] = {}
-        for chunk in chunks:
-            if summary.response_id is None:
-                summary.response_id = get(chunk, "id")
-                summary.response_model = get(chunk, "model")
-            for choice in get(chunk, "choices") or ():
-                index = get(choice, "index") or 0
-                delta = get(choice, "delta")
-                content = get(delta, "content")
+    def stream_notes(self) -> ChatStreamNotes:
+        return ChatStreamNotes()
+
+
+class ChatStreamNotes:
+    """A streamed chat completion's chunks (``ChatCompletionChunk``), noted as they pass."""
+
+    __slots__ = ("calls", "reasons", "response_id", "response_model", "texts", "usage")
+
+    def __init__(self) -> None:
+        self.response_id: Any = None
+        self.response_model: Any = None
+        # Per choice: its text pieces, its tool calls' pieces by index, its finish reason.
+        self.texts: dict[int, list[str]] = {}
+        self.calls: dict[int, dict[int, dict[str, Any]]] = {}
+        self.reasons: dict[int, str] = {}
+        self.usage: tuple[int | None, int | None, int | None] | None = None
+
+    def note(self, chunk: Any) -> bool:
+        if self.response_id is None:
+            self.response_id = chunk.id
+            self.response_model = chunk.model
+        output = False
+        for choice in chunk.choices or ():
+            delta = choice.delta
+            content = delta.content
+            refusal = delta.refusal
+            if content or refusal:
+                index = choice.index or 0
+                pieces = self.texts.get(index)
+                if pieces is None:
+                    pieces = self.texts[index] = []
                 if content:
-                    texts.setdefault(index, []).append(content)
-                refusal = get(delta, "refusal")
+                    pieces.append(content)
                 if refusal:
-                    texts.setdefault(index, []).append(refusal)
-                for piece in get(delta, "tool_calls") or ():
-                    slot = calls.setdefault(index, {}).setdefault(
-                        get(piece, "index") or 0, {"id": None, "name": None, "arguments": []}
-                    )
-                    function = get(piece, "function")
-                    slot["id"] = slot["id"] or get(piece, "id")
-                    slot["name"] = slot["name"] or get(function, "name")
-                    if get(function, "arguments"):
-                        slot["arguments"].append(get(function, "arguments"))
-                reason = get(choice, "finish_reason")
-                if isinstance(reason, str):
-                    reasons[index] = reason
-            usage = get(chunk, "usage")
-            if usage is not None:
-                _chat_usage(summary, usage)
+                    pieces.append(refusal)
+                output = True
+            tool_calls = delta.tool_calls
+            if tool_calls:
+                self._note_tool_calls(choice.index or 0, tool_calls)
+                output = True
+            reason = choice.finish_reason
+            if isinstance(reason, str):
+                self.reasons[choice.index or 0] = reason
+        usage = chunk.usage
+        if usage is not None:
+            self.usage = (
+                int_or_none(get(usage, "prompt_tokens")),
+                int_or_none(get(usage, "completion_tokens")),
+                int_or_none(get(get(usage, "prompt_tokens_details"), "cached_tokens")),
+            )
+        return output
+
+    def _note_tool_calls(self, index: int, tool_calls: Any) -> None:
+        slots = self.calls.setdefault(index, {})
+        for piece in tool_calls:
+            slot = slots.setdefault(
+                get(piece, "index") or 0, {"id": None, "name": None, "arguments": []}
+            )
+            function = get(piece, "function")
+            slot["id"] = slot["id"] or get(piece, "id")
+            slot["name"] = slot["name"] or get(function, "name")
+            arguments = get(function, "arguments")
+            if arguments:
+                slot["arguments"].append(arguments)
+
+    def summary(self) -> Summary:
+        summary = Summary(response_id=self.response_id, response_model=self.response_model)
+        if self.usage is not None:
+            summary.input_tokens, summary.output_tokens, summary.cached_tokens = self.usage
+        # Copies first (each one step under the GIL): chunks still passing after the call was
+        # closed may be noted while this runs.
+        texts, calls, reasons = dict(self.texts), dict(self.calls), dict(self.reasons)
         summary.output_messages = []
         for index in sorted(set(texts) | set(calls) | set(reasons)):
             parts = [text_part("".join(texts[index]))] if index in texts else []
@@ -194,13 +234,6 @@ class ChatCompletions:
             summary.output_messages.append(message)
         summary.finish_reasons = [reasons[index] for index in sorted(reasons)]
         return summary
-
-    def has_output(self, chunk: Any) -> bool:
-        for choice in get(chunk, "choices") or ():
-            delta = get(choice, "delta")
-            if get(delta, "content") or get(delta, "tool_calls") or get(delta, "refusal"):
-                return True
-        return False
 
 
 def _response_header(result: Any) -> Summary:
@@ -299,33 +332,59 @@ class ResponsesApi:
             )
         return summary
 
-    def summarize_stream(self, chunks: Sequence[Any]) -> Summary:
-        final = None
-        texts: list[str] = []
-        started = None
-        for event in chunks:
-            kind = get(event, "type")
-            if kind in ("response.completed", "response.incomplete", "response.failed"):
-                final = get(event, "response")
-            elif kind == "response.created":
-                started = get(event, "response")
-            elif kind == "response.output_text.delta":
-                texts.append(get(event, "delta") or "")
-        if final is not None:
-            return self.summarize(final)
+    def stream_notes(self) -> ResponsesStreamNotes:
+        return ResponsesStreamNotes()
+
+
+# Events of a responses stream that carry output (for the time to first token).
+_OUTPUT_EVENTS = frozenset(
+    (
+        "response.output_text.delta",
+        "response.function_call_arguments.delta",
+        "response.refusal.delta",
+    )
+)
+_FINAL_EVENTS = frozenset(("response.completed", "response.incomplete", "response.failed"))
+
+
+class ResponsesStreamNotes:
+    """A streamed response's events: the response as created and as finished (the finished one
+    holds everything; one object per stream), and the text that arrived, for a stream cut
+    short."""
+
+    __slots__ = ("final", "started", "texts")
+
+    def __init__(self) -> None:
+        self.started: Any = None
+        self.final: Any = None
+        self.texts: list[str] = []
+
+    def note(self, event: Any) -> bool:
+        kind = event.type
+        if kind == "response.output_text.delta":
+            self.texts.append(event.delta or "")
+            return True
+        if kind in _OUTPUT_EVENTS:
+            return True
+        if kind in _FINAL_EVENTS:
+            self.final = event.response
+        elif kind == "response.created":
+            self.started = event.response
+        return False
+
+    def summary(self) -> Summary:
+        if self.final is not None:
+            return RESPONSES.summarize(self.final)
         # Cut short (closed early, or an error): what arrived.
-        summary = _response_header(started)
+        summary = _response_header(self.started)
         summary.output_messages = [
-            {"role": "assistant", "parts": [text_part("".join(texts))], "finish_reason": "error"}
+            {
+                "role": "assistant",
+                "parts": [text_part("".join(self.texts))],
+                "finish_reason": "error",
+            }
         ]
         return summary
-
-    def has_output(self, chunk: Any) -> bool:
-        return get(chunk, "type") in (
-            "response.output_text.delta",
-            "response.function_call_arguments.delta",
-            "response.refusal.delta",
-        )
 
 
 CHAT = ChatCompletions()
