@@ -12,6 +12,7 @@ import asyncio
 import gc
 import json
 import threading
+import types
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -701,6 +702,58 @@ def test_a_stream_read_by_next_and_for_alike_is_freed_when_dropped(
     output = json.loads(attrs(span)["gen_ai.output.messages"])
     assert output[0]["parts"] == [{"type": "text", "content": REPLY}]
     assert output[0]["finish_reason"] == "stop"
+
+
+def _reachable(root: object) -> dict[int, object]:
+    """Every object reachable from ``root`` through data (not through classes, modules or
+    functions, which reach everything)."""
+    seen: dict[int, object] = {}
+    todo = [root]
+    while todo:
+        value = todo.pop()
+        if id(value) in seen or isinstance(value, (type, types.ModuleType, types.FunctionType)):
+            continue
+        seen[id(value)] = value
+        todo.extend(gc.get_referents(value))
+    return seen
+
+
+def test_a_queued_streamed_call_holds_none_of_the_sdks_chunks(
+    provider: tuple[FakeProvider, str], sdks: Sdks
+) -> None:
+    sync_openai, sync_anthropic = sdks
+    transport = MemoryTransport()
+    # Nothing is sent until close: the calls wait in the queue as they wait for the sender.
+    collector = instrumented(Collector(transport=transport, flush_interval=3600, batch_size=1000))
+    try:
+        chat = sync_openai.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks: list[Any] = list(chat)
+        chunks += sync_anthropic.messages.create(
+            model="claude-sonnet-4-5", max_tokens=10, messages=MESSAGES[1:], stream=True
+        )
+        queued = list(collector._queue)
+        assert len(queued) == 2
+        held = {key: value for call in queued for key, value in _reachable(call).items()}
+        # The chunks are dozens of objects the garbage collector tracks: kept until the sender
+        # ran, they made its collections on the app's thread run several times as often. The
+        # calls may share strings and numbers with them, no container.
+        from_chunks = {key: value for chunk in chunks for key, value in _reachable(chunk).items()}
+        shared = [value for key, value in from_chunks.items() if key in held]
+        assert [value for value in shared if gc.is_tracked(value)] == []
+        assert WORDS[1] in shared  # what the calls do hold: the text, as its pieces
+    finally:
+        collector.uninstrument_openai()
+        collector.uninstrument_anthropic()
+        collector.close()
+    for span in transport.spans:
+        output = json.loads(attrs(span)["gen_ai.output.messages"])
+        assert output[0]["parts"] == [{"type": "text", "content": REPLY}]
+        assert attrs(span)["gen_ai.usage.output_tokens"] == 5
 
 
 def test_an_async_stream_left_midway_ends_its_span_and_leaves_nothing_pending(
