@@ -718,9 +718,16 @@ def _reachable(root: object) -> dict[int, object]:
     return seen
 
 
+@pytest.mark.parametrize("note_every", [1, 3, llm.NOTE_EVERY])
 def test_a_queued_streamed_call_holds_none_of_the_sdks_chunks(
-    provider: tuple[FakeProvider, str], sdks: Sdks
+    provider: tuple[FakeProvider, str],
+    sdks: Sdks,
+    monkeypatch: pytest.MonkeyPatch,
+    note_every: int,
 ) -> None:
+    # Chunks are read in batches of ``note_every``: one at a time, split mid-answer, all at the
+    # end (the default for a short answer) must all note the same.
+    monkeypatch.setattr(llm, "NOTE_EVERY", note_every)
     sync_openai, sync_anthropic = sdks
     transport = MemoryTransport()
     # Nothing is sent until close: the calls wait in the queue as they wait for the sender.
@@ -750,10 +757,20 @@ def test_a_queued_streamed_call_holds_none_of_the_sdks_chunks(
         collector.uninstrument_openai()
         collector.uninstrument_anthropic()
         collector.close()
+    assert collector.stats().capture_errors == 0
+    assert len(transport.spans) == 2
     for span in transport.spans:
-        output = json.loads(attrs(span)["gen_ai.output.messages"])
-        assert output[0]["parts"] == [{"type": "text", "content": REPLY}]
-        assert attrs(span)["gen_ai.usage.output_tokens"] == 5
+        values = attrs(span)
+        assert json.loads(values["gen_ai.output.messages"]) == [
+            {
+                "role": "assistant",
+                "parts": [{"type": "text", "content": REPLY}],
+                "finish_reason": "stop",
+            }
+        ]
+        assert values["gen_ai.usage.output_tokens"] == 5
+        assert values["gen_ai.usage.cache_read.input_tokens"] in (6, 8)
+        assert values["logharbor.llm.time_to_first_token_ms"] > 0
 
 
 def test_an_async_stream_left_midway_ends_its_span_and_leaves_nothing_pending(

@@ -188,9 +188,7 @@ class MessagesStreamNotes:
 
     def summary(self) -> Summary:
         summary = Summary(response_id=self.response_id, response_model=self.response_model)
-        # Copies first (each one step under the GIL): events still passing after the call was
-        # closed may be noted while this runs.
-        blocks, pieces = dict(self.blocks), dict(self.pieces)
+        blocks, pieces = self.blocks, self.pieces
         parts = []
         for index in sorted(set(blocks) | set(pieces)):
             kind, tool_id, name = blocks.get(index, ("text", None, None))
@@ -211,7 +209,7 @@ class MessagesStreamNotes:
                 "finish_reason": _FINISH.get(reason, str(reason)) if reason else "error",
             }
         ]
-        _usage(summary, dict(self.usage) or None)
+        _usage(summary, self.usage or None)
         return summary
 
 

@@ -221,9 +221,7 @@ class ChatStreamNotes:
         summary = Summary(response_id=self.response_id, response_model=self.response_model)
         if self.usage is not None:
             summary.input_tokens, summary.output_tokens, summary.cached_tokens = self.usage
-        # Copies first (each one step under the GIL): chunks still passing after the call was
-        # closed may be noted while this runs.
-        texts, calls, reasons = dict(self.texts), dict(self.calls), dict(self.reasons)
+        texts, calls, reasons = self.texts, self.calls, self.reasons
         summary.output_messages = []
         for index in sorted(set(texts) | set(calls) | set(reasons)):
             parts = [text_part("".join(texts[index]))] if index in texts else []
