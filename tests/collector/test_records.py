@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import uuid
 
 from logharbor.collector.records import (
@@ -13,6 +14,7 @@ from logharbor.collector.records import (
     Exchange,
     decode_body,
     header_dict,
+    new_record_id,
     query_dict,
     to_record,
 )
@@ -154,3 +156,16 @@ def test_importing_the_collector_pulls_in_nothing_of_the_server() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.splitlines() == ["[]", "True False"]
+
+
+def test_record_ids_are_distinct_time_ordered_uuid7s() -> None:
+    ids = [new_record_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids[:1000]:
+        parsed = uuid.UUID(value)
+        assert (parsed.version, parsed.variant, str(parsed)) == (7, uuid.RFC_4122, value)
+    # The first 48 bits are the millisecond clock: later ids never sort before earlier ones'
+    # milliseconds.
+    stamps = [int(value.replace("-", "")[:12], 16) for value in ids]
+    assert stamps == sorted(stamps)
+    assert abs(stamps[-1] - time.time_ns() // 1_000_000) < 60_000
