@@ -137,7 +137,7 @@ class MessagesApi:
 class MessagesStreamNotes:
     """A streamed message's raw server events, noted as they pass."""
 
-    __slots__ = ("blocks", "pieces", "reason", "response_id", "response_model", "usage")
+    __slots__ = ("blocks", "pieces", "reason", "response_id", "response_model", "usages")
 
     def __init__(self) -> None:
         self.response_id: Any = None
@@ -146,7 +146,8 @@ class MessagesStreamNotes:
         self.blocks: dict[int, tuple[Any, Any, Any]] = {}
         self.pieces: dict[int, list[str]] = {}
         self.reason: Any = None
-        self.usage: dict[str, int] = {}
+        # The token counts of message_start and of each message_delta, as given.
+        self.usages: list[tuple[Any, ...]] = []
 
     def note(self, event: Any) -> bool:
         kind = event.type
@@ -173,7 +174,7 @@ class MessagesStreamNotes:
             message = event.message
             self.response_id = message.id
             self.response_model = message.model
-            _merge_usage(self.usage, message.usage)
+            self.usages.append(_usage_counts(message.usage))
         elif kind == "content_block_start":
             block = event.content_block
             block_kind = block.type
@@ -183,7 +184,7 @@ class MessagesStreamNotes:
                 self.blocks[event.index or 0] = (block_kind, None, None)
         elif kind == "message_delta":
             self.reason = event.delta.stop_reason or self.reason
-            _merge_usage(self.usage, event.usage)
+            self.usages.append(_usage_counts(event.usage))
         return False
 
     def summary(self) -> Summary:
@@ -209,18 +210,34 @@ class MessagesStreamNotes:
                 "finish_reason": _FINISH.get(reason, str(reason)) if reason else "error",
             }
         ]
-        _usage(summary, self.usage or None)
+        usage: dict[str, int] = {}
+        for counts in self.usages:
+            _merge_usage(usage, dict(zip(_USAGE_COUNTS, counts, strict=True)))
+        _usage(summary, usage or None)
         return summary
+
+
+_USAGE_COUNTS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
+
+
+def _usage_counts(usage: Any) -> tuple[Any, ...]:
+    """A stream event's token counts, read as they pass (an SDK without one of them: None)."""
+    return (
+        getattr(usage, "input_tokens", None),
+        getattr(usage, "output_tokens", None),
+        getattr(usage, "cache_read_input_tokens", None),
+        getattr(usage, "cache_creation_input_tokens", None),
+    )
 
 
 def _merge_usage(into: dict[str, Any], usage: Any) -> None:
     # message_delta's usage is cumulative, and newer servers repeat the input counts there.
-    for name in (
-        "input_tokens",
-        "output_tokens",
-        "cache_read_input_tokens",
-        "cache_creation_input_tokens",
-    ):
+    for name in _USAGE_COUNTS:
         value = int_or_none(get(usage, name))
         if value is not None:
             into[name] = value

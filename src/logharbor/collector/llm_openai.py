@@ -167,7 +167,7 @@ class ChatStreamNotes:
         self.texts: dict[int, list[str]] = {}
         self.calls: dict[int, dict[int, dict[str, Any]]] = {}
         self.reasons: dict[int, str] = {}
-        self.usage: tuple[int | None, int | None, int | None] | None = None
+        self.usage: tuple[Any, Any, Any] | None = None
 
     def note(self, chunk: Any) -> bool:
         if self.response_id is None:
@@ -197,10 +197,12 @@ class ChatStreamNotes:
                 self.reasons[choice.index or 0] = reason
         usage = chunk.usage
         if usage is not None:
+            details = usage.prompt_tokens_details
+            # As given; checked in the sender thread.
             self.usage = (
-                int_or_none(get(usage, "prompt_tokens")),
-                int_or_none(get(usage, "completion_tokens")),
-                int_or_none(get(get(usage, "prompt_tokens_details"), "cached_tokens")),
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                None if details is None else details.cached_tokens,
             )
         return output
 
@@ -220,7 +222,10 @@ class ChatStreamNotes:
     def summary(self) -> Summary:
         summary = Summary(response_id=self.response_id, response_model=self.response_model)
         if self.usage is not None:
-            summary.input_tokens, summary.output_tokens, summary.cached_tokens = self.usage
+            fresh, output, cached = self.usage
+            summary.input_tokens = int_or_none(fresh)
+            summary.output_tokens = int_or_none(output)
+            summary.cached_tokens = int_or_none(cached)
         texts, calls, reasons = self.texts, self.calls, self.reasons
         summary.output_messages = []
         for index in sorted(set(texts) | set(calls) | set(reasons)):
