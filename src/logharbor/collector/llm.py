@@ -7,10 +7,11 @@ or after, is covered; ``uninstrument_*()`` puts them back. The replacements:
 - on the app's path take only what later work needs: the call's keyword arguments (the lists
   of messages copied, since apps append the answer to the list they passed), the current trace
   and request, the time. The SDK's answer is kept as it is; a stream is handed back wrapped,
-  each chunk passing through as it came with two list appends (the chunk and its time), so
-  nothing is delayed. The chunks are read (``StreamNotes``) in batches, after the batch's last
-  chunk has reached the app and when the stream ends, and dropped: only plain values wait for
-  the sender thread. Ids, reading the answer, masking and JSON all wait for it;
+  each chunk passing through as it came, kept with one list append, so nothing is delayed.
+  The chunks are read (``StreamNotes``) once the app has them: one by one until the first
+  carrying output (its time is the time to first token), then in batches and when the stream
+  ends; then dropped, so that only plain values wait for the sender thread. Ids, reading the
+  answer, masking and JSON all wait for it;
 - give the finished call to the collector's queue; its sender thread turns it into a span
   (``to_span``): GenAI attributes, content converted to the semantic conventions' message
   structure and masked by the collector's rules, and sends it with the other spans to
@@ -113,10 +114,9 @@ class LlmCall:
     end_ns: int = 0
     result: Any = None
     notes: StreamNotes | None = None
-    # A stream's chunks not noted yet, and when each arrived (time.time_ns).
+    # A stream's chunks not read yet.
     chunks: list[Any] | None = None
-    chunk_ns: list[int] | None = None
-    # When the first chunk carrying output arrived, 0 until one has.
+    # When the first chunk carrying output arrived (time.time_ns), 0 until one has.
     first_output_ns: int = 0
     error_type: str | None = None
     error_message: str | None = None
@@ -159,7 +159,7 @@ def finish(collector: Collector, call: LlmCall, error: BaseException | None = No
         if call.chunks:
             _note_chunks(collector, call)
         # Chunks still passing after a close are not read: the sender may be reading the notes.
-        call.chunks = call.chunk_ns = None
+        call.chunks = None
         if error is not None:
             call.error_type = type(error).__name__
             call.error_message = str(error)
@@ -177,7 +177,6 @@ def _settle(
             call.streamed = True
             call.notes = call.adapter.stream_notes()
             call.chunks = []
-            call.chunk_ns = []
             if hasattr(result, "__anext__"):
                 return AsyncStreamProxy(result, collector, call)
             return StreamProxy(result, collector, call)
@@ -305,7 +304,7 @@ class _Observed:
     """What both stream wrappers share: ending once, passing the rest on.
 
     Chunks are kept by a generator over the SDK's stream (``_observe``), which the wrapper
-    hands out as its iterator: a chunk costs the app one more generator step and two appends
+    hands out as its iterator: a chunk costs the app one more generator step and an append
     (and one in ``NOTE_EVERY`` a call reading the batch, once it has reached the app). The
     generator holds the call, never the wrapper, so that dropping the wrapper frees it (and
     closes the SDK's stream) at once.
@@ -337,20 +336,26 @@ class _Observed:
 
 
 def _observe(stream: Any, collector: Collector, call: LlmCall) -> Iterator[Any]:
-    """The SDK's chunks as they come, each kept with its time until read; the call ends with
-    them."""
-    chunks: list[Any] = call.chunks if call.chunks is not None else []
-    keep = chunks.append
-    stamp = (call.chunk_ns if call.chunk_ns is not None else []).append
+    """The SDK's chunks as they come, kept until read; the call ends with them.
+
+    Until a chunk carrying output has passed, each is read as soon as the app has it, with
+    the time it arrived (the time to first token); after that a chunk costs one append.
+    """
+    keep = (call.chunks if call.chunks is not None else []).append
     clock = time.time_ns
+    waiting = True
     room = NOTE_EVERY
     try:
         for chunk in stream:
             try:
                 keep(chunk)
-                stamp(clock())
             except Exception:
                 collector.capture_failed()
+            if waiting:
+                arrived = clock()
+                yield chunk
+                waiting = not _note_chunks(collector, call, arrived)
+                continue
             yield chunk
             # Read while the app has its chunk and the next is on its way, not before handing
             # one out: no chunk waits for it.
@@ -370,18 +375,21 @@ def _observe(stream: Any, collector: Collector, call: LlmCall) -> Iterator[Any]:
 async def _observe_async(stream: Any, collector: Collector, call: LlmCall) -> AsyncIterator[Any]:
     """``_observe`` for an async stream. A twin, not a shared body: sharing one would cost a
     call per chunk, which is what both exist to avoid."""
-    chunks: list[Any] = call.chunks if call.chunks is not None else []
-    keep = chunks.append
-    stamp = (call.chunk_ns if call.chunk_ns is not None else []).append
+    keep = (call.chunks if call.chunks is not None else []).append
     clock = time.time_ns
+    waiting = True
     room = NOTE_EVERY
     try:
         async for chunk in stream:
             try:
                 keep(chunk)
-                stamp(clock())
             except Exception:
                 collector.capture_failed()
+            if waiting:
+                arrived = clock()
+                yield chunk
+                waiting = not _note_chunks(collector, call, arrived)
+                continue
             yield chunk
             room -= 1
             if not room:
@@ -396,26 +404,29 @@ async def _observe_async(stream: Any, collector: Collector, call: LlmCall) -> As
     finish(collector, call)
 
 
-def _note_chunks(collector: Collector, call: LlmCall) -> None:
-    """Read the chunks kept so far into the call's notes, and drop them. Never raises: a chunk
-    that cannot be read is counted and skipped."""
-    chunks, stamps, notes = call.chunks, call.chunk_ns, call.notes
-    if chunks is None or stamps is None or notes is None:
-        return  # the call has ended: what arrived after is not read
+def _note_chunks(collector: Collector, call: LlmCall, arrived: int = 0) -> bool:
+    """Read the chunks kept so far into the call's notes, and drop them; whether output has
+    been seen. ``arrived``: when the kept chunk came, while waiting for the first output (one
+    chunk is kept then). Never raises: a chunk that cannot be read is counted and skipped."""
+    chunks, notes = call.chunks, call.notes
+    if chunks is None or notes is None:
+        return True  # the call has ended: what arrived after is not read
     try:
         note = notes.note
-        first = call.first_output_ns
-        for index, chunk in enumerate(chunks):
+        output = False
+        for chunk in chunks:
             try:
-                if note(chunk) and not first:
-                    first = stamps[index]
+                if note(chunk):
+                    output = True
             except Exception:
                 collector.capture_failed()
-        call.first_output_ns = first
         chunks.clear()
-        stamps.clear()
+        if output and arrived and not call.first_output_ns:
+            call.first_output_ns = arrived
+        return output or bool(call.first_output_ns)
     except Exception:
         collector.capture_failed()
+        return True
 
 
 class StreamProxy(_Observed):
