@@ -73,8 +73,9 @@ class StreamNotes(Protocol):
     thread.
     """
 
-    def note(self, chunk: Any) -> bool:
-        """Note one chunk; whether it carries output (for the time to first token)."""
+    def note(self, chunks: list[Any], failed: Callable[[], None]) -> bool:
+        """Note the chunks, in order; whether one carries output (for the time to first
+        token). A chunk that cannot be read is skipped and counted by calling ``failed``."""
         ...
 
     def summary(self) -> Summary:
@@ -412,21 +413,14 @@ def _note_chunks(collector: Collector, call: LlmCall, arrived: int = 0) -> bool:
     if chunks is None or notes is None:
         return True  # the call has ended: what arrived after is not read
     try:
-        note = notes.note
-        output = False
-        for chunk in chunks:
-            try:
-                if note(chunk):
-                    output = True
-            except Exception:
-                collector.capture_failed()
-        chunks.clear()
-        if output and arrived and not call.first_output_ns:
-            call.first_output_ns = arrived
-        return output or bool(call.first_output_ns)
+        output = notes.note(chunks, collector.capture_failed)
     except Exception:
         collector.capture_failed()
-        return True
+        output = False
+    chunks.clear()
+    if output and arrived and not call.first_output_ns:
+        call.first_output_ns = arrived
+    return output or bool(call.first_output_ns)
 
 
 class StreamProxy(_Observed):

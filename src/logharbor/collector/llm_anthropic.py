@@ -13,7 +13,7 @@ those apart); ``gen_ai.usage.cache_read.input_tokens`` are the ones read from it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from anthropic import AsyncStream, Stream
@@ -149,43 +149,48 @@ class MessagesStreamNotes:
         # The token counts of message_start and of each message_delta, as given.
         self.usages: list[tuple[Any, ...]] = []
 
-    def note(self, event: Any) -> bool:
-        kind = event.type
-        if kind == "content_block_delta":
-            delta = event.delta
-            delta_kind = delta.type
-            # By type: reading a field a delta lacks costs a raised AttributeError.
-            if delta_kind == "text_delta":
-                piece = delta.text
-            elif delta_kind == "input_json_delta":
-                piece = delta.partial_json
-            elif delta_kind == "thinking_delta":
-                piece = delta.thinking
-            else:
-                return True
-            if piece:
-                index = event.index or 0
-                pieces = self.pieces.get(index)
-                if pieces is None:
-                    pieces = self.pieces[index] = []
-                pieces.append(piece)
-            return True
-        if kind == "message_start":
-            message = event.message
-            self.response_id = message.id
-            self.response_model = message.model
-            self.usages.append(_usage_counts(message.usage))
-        elif kind == "content_block_start":
-            block = event.content_block
-            block_kind = block.type
-            if block_kind == "tool_use":
-                self.blocks[event.index or 0] = (block_kind, block.id, block.name)
-            else:
-                self.blocks[event.index or 0] = (block_kind, None, None)
-        elif kind == "message_delta":
-            self.reason = event.delta.stop_reason or self.reason
-            self.usages.append(_usage_counts(event.usage))
-        return False
+    def note(self, events: list[Any], failed: Callable[[], None]) -> bool:
+        output = False
+        for event in events:
+            try:
+                kind = event.type
+                if kind == "content_block_delta":
+                    output = True
+                    delta = event.delta
+                    delta_kind = delta.type
+                    # By type: reading a field a delta lacks costs a raised AttributeError.
+                    if delta_kind == "text_delta":
+                        piece = delta.text
+                    elif delta_kind == "input_json_delta":
+                        piece = delta.partial_json
+                    elif delta_kind == "thinking_delta":
+                        piece = delta.thinking
+                    else:
+                        continue
+                    if piece:
+                        index = event.index or 0
+                        pieces = self.pieces.get(index)
+                        if pieces is None:
+                            pieces = self.pieces[index] = []
+                        pieces.append(piece)
+                elif kind == "message_start":
+                    message = event.message
+                    self.response_id = message.id
+                    self.response_model = message.model
+                    self.usages.append(_usage_counts(message.usage))
+                elif kind == "content_block_start":
+                    block = event.content_block
+                    block_kind = block.type
+                    if block_kind == "tool_use":
+                        self.blocks[event.index or 0] = (block_kind, block.id, block.name)
+                    else:
+                        self.blocks[event.index or 0] = (block_kind, None, None)
+                elif kind == "message_delta":
+                    self.reason = event.delta.stop_reason or self.reason
+                    self.usages.append(_usage_counts(event.usage))
+            except Exception:
+                failed()
+        return output
 
     def summary(self) -> Summary:
         summary = Summary(response_id=self.response_id, response_model=self.response_model)

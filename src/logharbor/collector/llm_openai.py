@@ -11,7 +11,7 @@ last chunk (with no choices) would reach the app's code too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from openai import AsyncStream, Stream
@@ -166,44 +166,49 @@ class ChatStreamNotes:
         # Per choice: its text pieces, its tool calls' pieces by index, its finish reason.
         self.texts: dict[int, list[str]] = {}
         self.calls: dict[int, dict[int, dict[str, Any]]] = {}
-        self.reasons: dict[int, str] = {}
+        self.reasons: dict[int, Any] = {}
         self.usage: tuple[Any, Any, Any] | None = None
 
-    def note(self, chunk: Any) -> bool:
-        if self.response_id is None:
-            self.response_id = chunk.id
-            self.response_model = chunk.model
+    def note(self, chunks: list[Any], failed: Callable[[], None]) -> bool:
         output = False
-        for choice in chunk.choices or ():
-            delta = choice.delta
-            content = delta.content
-            refusal = delta.refusal
-            if content or refusal:
-                index = choice.index or 0
-                pieces = self.texts.get(index)
-                if pieces is None:
-                    pieces = self.texts[index] = []
-                if content:
-                    pieces.append(content)
-                if refusal:
-                    pieces.append(refusal)
-                output = True
-            tool_calls = delta.tool_calls
-            if tool_calls:
-                self._note_tool_calls(choice.index or 0, tool_calls)
-                output = True
-            reason = choice.finish_reason
-            if isinstance(reason, str):
-                self.reasons[choice.index or 0] = reason
-        usage = chunk.usage
-        if usage is not None:
-            details = usage.prompt_tokens_details
-            # As given; checked in the sender thread.
-            self.usage = (
-                usage.prompt_tokens,
-                usage.completion_tokens,
-                None if details is None else details.cached_tokens,
-            )
+        texts = self.texts
+        for chunk in chunks:
+            try:
+                if self.response_id is None:
+                    self.response_id = chunk.id
+                    self.response_model = chunk.model
+                for choice in chunk.choices or ():
+                    delta = choice.delta
+                    content = delta.content
+                    refusal = delta.refusal
+                    if content or refusal:
+                        index = choice.index or 0
+                        pieces = texts.get(index)
+                        if pieces is None:
+                            pieces = texts[index] = []
+                        if content:
+                            pieces.append(content)
+                        if refusal:
+                            pieces.append(refusal)
+                        output = True
+                    tool_calls = delta.tool_calls
+                    if tool_calls:
+                        self._note_tool_calls(choice.index or 0, tool_calls)
+                        output = True
+                    reason = choice.finish_reason
+                    if reason is not None:
+                        self.reasons[choice.index or 0] = reason
+                usage = chunk.usage
+                if usage is not None:
+                    details = usage.prompt_tokens_details
+                    # As given; checked in the sender thread.
+                    self.usage = (
+                        usage.prompt_tokens,
+                        usage.completion_tokens,
+                        None if details is None else details.cached_tokens,
+                    )
+            except Exception:
+                failed()
         return output
 
     def _note_tool_calls(self, index: int, tool_calls: Any) -> None:
@@ -226,7 +231,8 @@ class ChatStreamNotes:
             summary.input_tokens = int_or_none(fresh)
             summary.output_tokens = int_or_none(output)
             summary.cached_tokens = int_or_none(cached)
-        texts, calls, reasons = self.texts, self.calls, self.reasons
+        texts, calls = self.texts, self.calls
+        reasons = {index: why for index, why in self.reasons.items() if isinstance(why, str)}
         summary.output_messages = []
         for index in sorted(set(texts) | set(calls) | set(reasons)):
             parts = [text_part("".join(texts[index]))] if index in texts else []
@@ -362,18 +368,23 @@ class ResponsesStreamNotes:
         self.final: Any = None
         self.texts: list[str] = []
 
-    def note(self, event: Any) -> bool:
-        kind = event.type
-        if kind == "response.output_text.delta":
-            self.texts.append(event.delta or "")
-            return True
-        if kind in _OUTPUT_EVENTS:
-            return True
-        if kind in _FINAL_EVENTS:
-            self.final = event.response
-        elif kind == "response.created":
-            self.started = event.response
-        return False
+    def note(self, events: list[Any], failed: Callable[[], None]) -> bool:
+        output = False
+        for event in events:
+            try:
+                kind = event.type
+                if kind == "response.output_text.delta":
+                    self.texts.append(event.delta or "")
+                    output = True
+                elif kind in _OUTPUT_EVENTS:
+                    output = True
+                elif kind in _FINAL_EVENTS:
+                    self.final = event.response
+                elif kind == "response.created":
+                    self.started = event.response
+            except Exception:
+                failed()
+        return output
 
     def summary(self) -> Summary:
         if self.final is not None:
