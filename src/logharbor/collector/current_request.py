@@ -52,9 +52,10 @@ class CurrentRequest:
 _current: ContextVar[CurrentRequest | None] = ContextVar("logharbor_request", default=None)
 
 
-def current_request() -> CurrentRequest | None:
-    """The request being served in this context (task or thread), or None outside one."""
-    return _current.get()
+# The request being served in this context (task or thread), or None outside one. The
+# ContextVar's own getter: an LLM call asks on the app's path, and a Python function around it
+# was a frame more to run there.
+current_request: Callable[[], CurrentRequest | None] = _current.get
 
 
 def enter(request: CurrentRequest) -> Token[CurrentRequest | None]:

@@ -130,8 +130,8 @@ class MessagesApi:
         _usage(summary, get(result, "usage"))
         return summary
 
-    def stream_notes(self) -> MessagesStreamNotes:
-        return MessagesStreamNotes()
+    def __init__(self) -> None:
+        self.stream_notes = MessagesStreamNotes
 
 
 class MessagesStreamNotes:

@@ -151,8 +151,8 @@ class ChatCompletions:
         _chat_usage(summary, get(result, "usage"))
         return summary
 
-    def stream_notes(self) -> ChatStreamNotes:
-        return ChatStreamNotes()
+    def __init__(self) -> None:
+        self.stream_notes = ChatStreamNotes
 
 
 class ChatStreamNotes:
@@ -341,8 +341,8 @@ class ResponsesApi:
             )
         return summary
 
-    def stream_notes(self) -> ResponsesStreamNotes:
-        return ResponsesStreamNotes()
+    def __init__(self) -> None:
+        self.stream_notes = ResponsesStreamNotes
 
 
 # Events of a responses stream that carry output (for the time to first token).
