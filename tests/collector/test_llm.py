@@ -29,7 +29,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from collector.fake_provider import REPLY, WORDS, FakeProvider
 from collector.harness import MemoryTransport, StandInServer, drain, serve_asgi
 from fixtures.waiting import wait_until
-from logharbor.collector import Collector, HttpTransport, LogHarborASGIMiddleware, llm
+from logharbor.collector import (
+    Collector,
+    HttpTransport,
+    LogHarborASGIMiddleware,
+    llm,
+    llm_anthropic,
+)
 from logharbor.collector.llm_anthropic import MessagesStreamNotes
 from logharbor.collector.llm_openai import ChatCompletions
 from logharbor.collector.redaction import mentions_any, normalize_keys
@@ -555,7 +561,9 @@ def test_a_capture_bug_never_breaks_the_apps_call(
         assert answer.choices[0].message.content == REPLY
     assert collector.stats().capture_errors == 1
 
-    # While a stream is read: every chunk still reaches the app.
+    # While a stream is read: every chunk still reaches the app. The notes of a stream whose
+    # reading fails as a whole are lost (counted); an event that cannot be read is skipped
+    # (counted), the others still noted.
     with monkeypatch.context() as patch:
         patch.setattr(MessagesStreamNotes, "note", broken)
         stream = sync_anthropic.messages.create(
@@ -564,7 +572,14 @@ def test_a_capture_bug_never_breaks_the_apps_call(
         events = list(stream)
         texts = [e.delta.text for e in events if e.type == "content_block_delta"]  # type: ignore[union-attr]
         assert "".join(texts) == REPLY
-    assert collector.stats().capture_errors == 1 + len(events)  # every event observed failed
+    assert collector.stats().capture_errors == 2
+    with monkeypatch.context() as patch:
+        patch.setattr(llm_anthropic, "_usage_counts", broken)  # message_start, message_delta
+        stream = sync_anthropic.messages.create(
+            model="claude-sonnet-4-5", max_tokens=10, messages=MESSAGES[1:], stream=True
+        )
+        assert [e.model_dump() for e in stream] == [e.model_dump() for e in events]
+    assert collector.stats().capture_errors == 4
 
     # In the sender thread: that span is lost (counted), the app never knew.
     with monkeypatch.context() as patch:
@@ -573,7 +588,13 @@ def test_a_capture_bug_never_breaks_the_apps_call(
         assert answer.choices[0].message.content == REPLY
         drain(collector, 2)
     assert collector.stats().failed == 1
-    assert len(transport.spans) == 1  # the anthropic stream's span, with what it could note
+    # The anthropic streams' spans, with what could be noted.
+    unread, partly_read = (attrs(span) for span in transport.spans)
+    assert "gen_ai.output.messages" in unread and "gen_ai.response.id" not in unread
+    assert json.loads(partly_read["gen_ai.output.messages"])[0]["parts"] == [
+        {"type": "text", "content": REPLY}
+    ]
+    assert "gen_ai.usage.output_tokens" not in partly_read
 
 
 def test_stream_chunks_reach_the_app_unchanged(

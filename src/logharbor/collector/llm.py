@@ -7,11 +7,11 @@ or after, is covered; ``uninstrument_*()`` puts them back. The replacements:
 - on the app's path take only what later work needs: the call's keyword arguments (the lists
   of messages copied, since apps append the answer to the list they passed), the current trace
   and request, the time. The SDK's answer is kept as it is; a stream is handed back wrapped,
-  each chunk passing through as it came, kept with one list append, so nothing is delayed.
-  The chunks are read (``StreamNotes``) once the app has them: one by one until the first
-  carrying output (its time is the time to first token), then in batches and when the stream
-  ends; then dropped, so that only plain values wait for the sender thread. Ids, reading the
-  answer, masking and JSON all wait for it;
+  each chunk passing through as it came, kept with a list append (and its time, until one
+  carrying output has been read: the time to first token), so nothing is delayed. The chunks
+  are read (``StreamNotes``) in batches once the app has them, and when the stream ends; then
+  dropped, so that only plain values wait for the sender thread. Ids, reading the answer,
+  masking and JSON all wait for it;
 - give the finished call to the collector's queue; its sender thread turns it into a span
   (``to_span``): GenAI attributes, content converted to the semantic conventions' message
   structure and masked by the collector's rules, and sends it with the other spans to
@@ -73,9 +73,10 @@ class StreamNotes(Protocol):
     thread.
     """
 
-    def note(self, chunks: list[Any], failed: Callable[[], None]) -> bool:
-        """Note the chunks, in order; whether one carries output (for the time to first
-        token). A chunk that cannot be read is skipped and counted by calling ``failed``."""
+    def note(self, chunks: list[Any], failed: Callable[[], None]) -> int:
+        """Note the chunks, in order; the index of the first carrying output (for the time to
+        first token), or -1. A chunk that cannot be read is skipped and counted by calling
+        ``failed``."""
         ...
 
     def summary(self) -> Summary:
@@ -118,9 +119,11 @@ class LlmCall:
     end_ns: int = 0
     result: Any = None
     notes: StreamNotes | None = None
-    # A stream's chunks not read yet.
+    # A stream's chunks not read yet, and when each arrived (time.time_ns) until one carrying
+    # output has been read.
     chunks: list[Any] | None = None
-    # When the first chunk carrying output arrived (time.time_ns), 0 until one has.
+    chunk_ns: list[int] | None = None
+    # When the first chunk carrying output arrived, 0 until one has.
     first_output_ns: int = 0
     error_type: str | None = None
     error_message: str | None = None
@@ -163,7 +166,7 @@ def finish(collector: Collector, call: LlmCall, error: BaseException | None = No
         if call.chunks:
             _note_chunks(collector, call)
         # Chunks still passing after a close are not read: the sender may be reading the notes.
-        call.chunks = None
+        call.chunks = call.chunk_ns = None
         if error is not None:
             call.error_type = type(error).__name__
             call.error_message = str(error)
@@ -181,6 +184,7 @@ def _settle(
             call.streamed = True
             call.notes = call.adapter.stream_notes()
             call.chunks = []
+            call.chunk_ns = []
             if hasattr(result, "__anext__"):
                 return AsyncStreamProxy(result, collector, call)
             return StreamProxy(result, collector, call)
@@ -341,24 +345,22 @@ class _Observed:
 def _observe(stream: Any, collector: Collector, call: LlmCall) -> Iterator[Any]:
     """The SDK's chunks as they come, kept until read; the call ends with them.
 
-    Until a chunk carrying output has passed, each is read as soon as the app has it, with
-    the time it arrived (the time to first token); after that a chunk costs one append.
+    Each chunk is kept with the time it arrived until a chunk carrying output has been read
+    (its time is the time to first token); after that a chunk costs one append.
     """
     keep = (call.chunks if call.chunks is not None else []).append
+    stamp = (call.chunk_ns if call.chunk_ns is not None else []).append
     clock = time.time_ns
-    waiting = True
+    stamping = True
     room = NOTE_EVERY
     try:
         for chunk in stream:
             try:
                 keep(chunk)
+                if stamping:
+                    stamp(clock())
             except Exception:
                 collector.capture_failed()
-            if waiting:
-                arrived = clock()
-                yield chunk
-                waiting = not _note_chunks(collector, call, arrived)
-                continue
             yield chunk
             # Read while the app has its chunk and the next is on its way, not before handing
             # one out: no chunk waits for it.
@@ -366,6 +368,7 @@ def _observe(stream: Any, collector: Collector, call: LlmCall) -> Iterator[Any]:
             if not room:
                 room = NOTE_EVERY
                 _note_chunks(collector, call)
+                stamping = not call.first_output_ns
     except GeneratorExit:
         finish(collector, call)  # closed, or dropped, before the end: not an error
         raise
@@ -379,25 +382,24 @@ async def _observe_async(stream: Any, collector: Collector, call: LlmCall) -> As
     """``_observe`` for an async stream. A twin, not a shared body: sharing one would cost a
     call per chunk, which is what both exist to avoid."""
     keep = (call.chunks if call.chunks is not None else []).append
+    stamp = (call.chunk_ns if call.chunk_ns is not None else []).append
     clock = time.time_ns
-    waiting = True
+    stamping = True
     room = NOTE_EVERY
     try:
         async for chunk in stream:
             try:
                 keep(chunk)
+                if stamping:
+                    stamp(clock())
             except Exception:
                 collector.capture_failed()
-            if waiting:
-                arrived = clock()
-                yield chunk
-                waiting = not _note_chunks(collector, call, arrived)
-                continue
             yield chunk
             room -= 1
             if not room:
                 room = NOTE_EVERY
                 _note_chunks(collector, call)
+                stamping = not call.first_output_ns
     except GeneratorExit:
         finish(collector, call)
         raise
@@ -407,22 +409,21 @@ async def _observe_async(stream: Any, collector: Collector, call: LlmCall) -> As
     finish(collector, call)
 
 
-def _note_chunks(collector: Collector, call: LlmCall, arrived: int = 0) -> bool:
-    """Read the chunks kept so far into the call's notes, and drop them; whether output has
-    been seen. ``arrived``: when the kept chunk came, while waiting for the first output (one
-    chunk is kept then). Never raises: a chunk that cannot be read is counted and skipped."""
-    chunks, notes = call.chunks, call.notes
-    if chunks is None or notes is None:
-        return True  # the call has ended: what arrived after is not read
+def _note_chunks(collector: Collector, call: LlmCall) -> None:
+    """Read the chunks kept so far into the call's notes, and drop them. Never raises: a chunk
+    that cannot be read is counted and skipped."""
+    chunks, stamps, notes = call.chunks, call.chunk_ns, call.notes
+    if chunks is None or stamps is None or notes is None:
+        return  # the call has ended: what arrived after is not read
     try:
-        output = notes.note(chunks, collector.capture_failed)
+        first = notes.note(chunks, collector.capture_failed)
     except Exception:
         collector.capture_failed()
-        output = False
+        first = -1
+    if first >= 0 and not call.first_output_ns and first < len(stamps):
+        call.first_output_ns = stamps[first]
     chunks.clear()
-    if output and arrived and not call.first_output_ns:
-        call.first_output_ns = arrived
-    return output or bool(call.first_output_ns)
+    stamps.clear()
 
 
 class StreamProxy(_Observed):

@@ -149,13 +149,14 @@ class MessagesStreamNotes:
         # The token counts of message_start and of each message_delta, as given.
         self.usages: list[tuple[Any, ...]] = []
 
-    def note(self, events: list[Any], failed: Callable[[], None]) -> bool:
-        output = False
-        for event in events:
+    def note(self, events: list[Any], failed: Callable[[], None]) -> int:
+        first = -1
+        for position, event in enumerate(events):
             try:
                 kind = event.type
                 if kind == "content_block_delta":
-                    output = True
+                    if first < 0:
+                        first = position
                     delta = event.delta
                     delta_kind = delta.type
                     # By type: reading a field a delta lacks costs a raised AttributeError.
@@ -190,7 +191,7 @@ class MessagesStreamNotes:
                     self.usages.append(_usage_counts(event.usage))
             except Exception:
                 failed()
-        return output
+        return first
 
     def summary(self) -> Summary:
         summary = Summary(response_id=self.response_id, response_model=self.response_model)

@@ -169,10 +169,11 @@ class ChatStreamNotes:
         self.reasons: dict[int, Any] = {}
         self.usage: tuple[Any, Any, Any] | None = None
 
-    def note(self, chunks: list[Any], failed: Callable[[], None]) -> bool:
-        output = False
+    def note(self, chunks: list[Any], failed: Callable[[], None]) -> int:
+        first = -1
         texts = self.texts
-        for chunk in chunks:
+        for position, chunk in enumerate(chunks):
+            output = False
             try:
                 if self.response_id is None:
                     self.response_id = chunk.id
@@ -209,7 +210,9 @@ class ChatStreamNotes:
                     )
             except Exception:
                 failed()
-        return output
+            if output and first < 0:
+                first = position
+        return first
 
     def _note_tool_calls(self, index: int, tool_calls: Any) -> None:
         slots = self.calls.setdefault(index, {})
@@ -368,23 +371,25 @@ class ResponsesStreamNotes:
         self.final: Any = None
         self.texts: list[str] = []
 
-    def note(self, events: list[Any], failed: Callable[[], None]) -> bool:
-        output = False
-        for event in events:
+    def note(self, events: list[Any], failed: Callable[[], None]) -> int:
+        first = -1
+        for position, event in enumerate(events):
             try:
                 kind = event.type
                 if kind == "response.output_text.delta":
                     self.texts.append(event.delta or "")
-                    output = True
+                    if first < 0:
+                        first = position
                 elif kind in _OUTPUT_EVENTS:
-                    output = True
+                    if first < 0:
+                        first = position
                 elif kind in _FINAL_EVENTS:
                     self.final = event.response
                 elif kind == "response.created":
                     self.started = event.response
             except Exception:
                 failed()
-        return output
+        return first
 
     def summary(self) -> Summary:
         if self.final is not None:
