@@ -80,6 +80,10 @@ class MessagesApi:
     provider = "anthropic"
     operation = "chat"
 
+    def __init__(self) -> None:
+        # Its streams' notes, made by calling it (the class is defined below).
+        self.stream_notes = MessagesStreamNotes
+
     def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"gen_ai.request.model": kwargs.get("model")}
         for name in ("temperature", "top_p", "max_tokens"):
@@ -129,9 +133,6 @@ class MessagesApi:
         ]
         _usage(summary, get(result, "usage"))
         return summary
-
-    def __init__(self) -> None:
-        self.stream_notes = MessagesStreamNotes
 
 
 class MessagesStreamNotes:

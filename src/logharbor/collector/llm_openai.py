@@ -89,6 +89,10 @@ class ChatCompletions:
     provider = "openai"
     operation = "chat"
 
+    def __init__(self) -> None:
+        # Its streams' notes, made by calling it (the class is defined below).
+        self.stream_notes = ChatStreamNotes
+
     def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         limit = kwargs.get("max_completion_tokens")
         if not given(limit):
@@ -150,9 +154,6 @@ class ChatCompletions:
             )
         _chat_usage(summary, get(result, "usage"))
         return summary
-
-    def __init__(self) -> None:
-        self.stream_notes = ChatStreamNotes
 
 
 class ChatStreamNotes:
@@ -268,6 +269,10 @@ class ResponsesApi:
     provider = "openai"
     operation = "chat"
 
+    def __init__(self) -> None:
+        # Its streams' notes, made by calling it (the class is defined below).
+        self.stream_notes = ResponsesStreamNotes
+
     def request_attributes(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         return _common_parameters(kwargs, kwargs.get("max_output_tokens"))
 
@@ -343,9 +348,6 @@ class ResponsesApi:
                 get(get(usage, "input_tokens_details"), "cached_tokens")
             )
         return summary
-
-    def __init__(self) -> None:
-        self.stream_notes = ResponsesStreamNotes
 
 
 # Events of a responses stream that carry output (for the time to first token).
