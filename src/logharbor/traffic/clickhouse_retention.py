@@ -27,13 +27,6 @@ from logharbor.db.clickhouse_sql import fetch
 RECORD_TABLES = ("http_traffic", "core_logs")
 # LLM calls and the other spans of traces, on their source's retention too (llm/retention.py).
 TRACE_TABLES = ("generations", "spans")
-# A deleted source's figures go with it, as the SQL database's cascades take them.
-_ROLLUP_TABLES = (
-    "traffic_rollups",
-    "traffic_rollup_latency",
-    "traffic_rollup_path_latency",
-    "llm_rollups",
-)
 _DAY_MS = 86_400_000
 
 
@@ -125,7 +118,8 @@ def _prune_record_ids(client: EventsClient, cutoffs: Mapping[str, datetime | Non
 
 def delete_source_events(client: EventsClient, source_id: str) -> None:
     """Everything a deleted source stored on ClickHouse."""
-    for table in (*RECORD_TABLES, *TRACE_TABLES, "record_ids", *_ROLLUP_TABLES):
+    # A deleted source's figures go with it, as the SQL database's cascades take them.
+    for table in (*RECORD_TABLES, *TRACE_TABLES, "record_ids", *ev.ROLLUP_TABLES):
         if _count(client, table, source_id, None):
             ev.alter_local_tables(
                 client, table, f"DELETE WHERE traffic_source_id = {literal(source_id)}"
