@@ -295,10 +295,17 @@ def events_ddl(
     node or (--cluster) for each node of a cluster. `db upgrade` runs it for you and records
     the schema version; this is for review, or for running it yourself."""
     from logharbor.db import events_schema
+    from logharbor.db.clickhouse import identifier
 
     if replicated and not cluster:
         typer.echo("error: --replicated needs --cluster", err=True)
         raise typer.Exit(2)
+    try:
+        for name in (database, cluster or "logharbor"):
+            identifier(name)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     layout = events_schema.Layout(database, cluster, replicated)
     typer.echo(f"CREATE DATABASE IF NOT EXISTS {database};")
     for statement in events_schema.schema_ddl(layout):

@@ -220,7 +220,16 @@ def test_events_ddl_prints_statements_that_a_node_runs(chdb_events: EventsClient
     assert events_schema.upgrade(chdb_events) == []  # recorded as migrated
 
 
-def test_events_ddl_refuses_replicated_without_a_cluster() -> None:
-    refused = CliRunner().invoke(app, ["events", "ddl", "--replicated"])
+@pytest.mark.parametrize(
+    ("arguments", "reason"),
+    [
+        (["--replicated"], "--replicated needs --cluster"),
+        (["--database", "logs; DROP DATABASE x"], "not a plain ClickHouse identifier"),
+        (["--cluster", "a b"], "not a plain ClickHouse identifier"),
+    ],
+)
+def test_events_ddl_refuses_what_it_cannot_print(arguments: list[str], reason: str) -> None:
+    refused = CliRunner().invoke(app, ["events", "ddl", *arguments])
     assert refused.exit_code == 2
-    assert "--replicated needs --cluster" in refused.output
+    assert reason in refused.output
+    assert "CREATE" not in refused.output
